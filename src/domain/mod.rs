@@ -1,0 +1,18 @@
+//! The domain: identifiers and values that parse or refuse, the customer record, its status
+//! machine and the event log's hash chain. Pure types and rules: no I/O, no async.
+
+pub mod attribute;
+pub mod customer;
+pub mod event;
+pub mod refusal;
+pub mod role;
+pub mod status;
+pub mod values;
+
+pub use attribute::{AttributeFormat, AttributeValue};
+pub use customer::{Contact, Customer};
+pub use event::{ChainKey, Event, NewEvent, OPERATOR_CHAIN};
+pub use refusal::{FieldError, Invalid};
+pub use role::Role;
+pub use status::{CustomerStatus, InvalidTransition};
+pub use values::{CustomerId, CustomerIdRule, CustomerName, Email, Tag, Tags};

@@ -1,0 +1,10 @@
+//! Onramp: a self-hosted customer onboarding and tenant lifecycle platform.
+//!
+//! The crate is laid out by layer, each depending only on those before it:
+//! [`domain`] (pure rules), [`product`] (the product file), [`store`] (persistence, SQL only
+//! here), [`services`] (use cases) and [`interfaces`] (HTTP API and CLI).
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod product;
+pub mod store;

@@ -1,0 +1,356 @@
+//! The product file: one SaaS product's onboarding, as typed configuration.
+//!
+//! A product file is TOML (see `examples/`). [`Product::load`] parses and validates it, and a
+//! bad file is refused with every problem and the line it is on. When no file is given, the
+//! built-in generic product ([`Product::builtin`]) serves.
+
+mod parse;
+
+use regex::Regex;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::domain::{AttributeFormat, AttributeValue, CustomerIdRule, FieldError, Invalid};
+
+/// The built-in product file, used when none is given.
+pub const BUILTIN_TOML: &str = include_str!("builtin.toml");
+
+/// The onboarding steps Onramp knows how to run, in their usual order.
+pub const KNOWN_STEPS: &[&str] = &["validate", "register"];
+
+/// One problem in a product file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// What is wrong and what the rule is.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Why a product file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    /// The file could not be read.
+    #[error("cannot read product file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but breaks one or more rules.
+    #[error("product file {source_name} is invalid:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file's path, or `built-in`.
+        source_name: String,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+/// An industry customers are classified by.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Industry {
+    /// Stable id (`golf`).
+    pub id: String,
+    /// Display name (`Golf`).
+    pub name: String,
+    /// What belongs in it.
+    pub description: String,
+}
+
+/// Whether an attribute holds one value or a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeKind {
+    /// One string.
+    String,
+    /// A list of strings.
+    List,
+}
+
+/// A product-defined customer field.
+#[derive(Debug, Clone)]
+pub struct AttributeDef {
+    /// One value or a list.
+    pub kind: AttributeKind,
+    /// The rule each value follows.
+    pub format: AttributeFormat,
+    /// Whether onboarding needs it.
+    pub required: bool,
+    /// The most values a list may hold.
+    pub max_items: usize,
+    /// What the field is for.
+    pub description: String,
+}
+
+/// Where tenant datasets live.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataStore {
+    /// `sqlite://DIR` (relative to the data dir) or a `postgres://` URL.
+    pub url: String,
+}
+
+/// A column of a dataset table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Portable type: text, integer, real, numeric, boolean, date, timestamp or json.
+    #[serde(rename = "type")]
+    pub column_type: String,
+}
+
+/// A provisioning template.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tier {
+    /// Tables the tier provisions.
+    pub tables: Vec<String>,
+    /// How long data is kept.
+    pub retention_days: u32,
+}
+
+/// A manual onboarding checklist item.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChecklistItem {
+    /// Stable id (`welcome_call`).
+    pub id: String,
+    /// What to do.
+    pub title: String,
+}
+
+/// Where legacy tenants (the PaidSocialNav `tenants.yaml`) are read from.
+#[derive(Debug, Clone)]
+pub struct Legacy {
+    /// The YAML file, resolved against the product file's folder.
+    pub tenants_file: PathBuf,
+    /// The industry given to imported tenants that name none.
+    pub industry: String,
+    /// YAML field name to attribute name.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A validated product.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// Product name (`GrowthNav`).
+    pub name: String,
+    /// Where the product came from: a path, or `built-in`.
+    pub source: String,
+    /// The customer id rule.
+    pub customer_id: CustomerIdRule,
+    /// Industries, in file order.
+    pub industries: Vec<Industry>,
+    /// Attributes by name.
+    pub attributes: BTreeMap<String, AttributeDef>,
+    /// Data stores by name; `default` always exists.
+    pub data_stores: BTreeMap<String, DataStore>,
+    /// Dataset name template, with `{customer_id}`.
+    pub dataset_name: String,
+    /// Tables every dataset gets.
+    pub dataset_tables: Vec<String>,
+    /// Table definitions by name.
+    pub tables: BTreeMap<String, Vec<Column>>,
+    /// Tiers by name.
+    pub tiers: BTreeMap<String, Tier>,
+    /// The tier a customer gets when none is asked for.
+    pub default_tier: Option<String>,
+    /// Onboarding steps, in order.
+    pub steps: Vec<String>,
+    /// Manual checklist items.
+    pub checklist: Vec<ChecklistItem>,
+    /// Legacy tenants file, when the product has one.
+    pub legacy: Option<Legacy>,
+}
+
+impl Product {
+    /// The built-in generic product.
+    pub fn builtin() -> Self {
+        Self::from_toml(BUILTIN_TOML, "built-in", None).expect("the built-in product is valid")
+    }
+
+    /// Reads and validates a product file.
+    pub fn load(path: &Path) -> Result<Self, ProductError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProductError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string(), path.parent())
+    }
+
+    /// Validates product TOML; relative paths in it resolve against `base_dir`.
+    pub fn from_toml(text: &str, source_name: &str, base_dir: Option<&Path>) -> Result<Self, ProductError> {
+        parse::parse(text, source_name, base_dir).map_err(|problems| ProductError::Invalid {
+            source_name: source_name.to_owned(),
+            problems,
+        })
+    }
+
+    /// The industry with this id.
+    pub fn industry(&self, id: &str) -> Option<&Industry> {
+        self.industries.iter().find(|i| i.id == id)
+    }
+
+    /// Checks an industry id.
+    pub fn check_industry(&self, id: &str) -> Result<(), Invalid> {
+        if self.industry(id).is_some() {
+            return Ok(());
+        }
+        Err(Invalid::new(
+            "unknown_industry",
+            format!("unknown industry '{id}': expected one of {}", self.industry_ids().join(", ")),
+        ))
+    }
+
+    /// Checks a data store name.
+    pub fn check_data_store(&self, name: &str) -> Result<(), Invalid> {
+        if self.data_stores.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<_> = self.data_stores.keys().map(String::as_str).collect();
+        Err(Invalid::new(
+            "unknown_data_store",
+            format!("unknown data store '{name}': expected one of {}", known.join(", ")),
+        ))
+    }
+
+    /// Checks a tier name.
+    pub fn check_tier(&self, name: &str) -> Result<(), Invalid> {
+        if self.tiers.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<_> = self.tiers.keys().map(String::as_str).collect();
+        Err(Invalid::new(
+            "unknown_tier",
+            format!(
+                "unknown usage tier '{name}': expected one of {}",
+                if known.is_empty() { "(this product has no tiers)".to_owned() } else { known.join(", ") }
+            ),
+        ))
+    }
+
+    /// The dataset id for a customer, from the product's template.
+    pub fn dataset_id(&self, customer_id: &str) -> String {
+        self.dataset_name.replace("{customer_id}", customer_id)
+    }
+
+    fn industry_ids(&self) -> Vec<&str> {
+        self.industries.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    /// Checks a whole attributes object, reporting every bad field under `attributes.`.
+    /// With `partial`, required attributes may be absent (an update changes only what it names).
+    pub fn check_attributes(
+        &self,
+        input: &serde_json::Map<String, serde_json::Value>,
+        partial: bool,
+    ) -> Result<BTreeMap<String, AttributeValue>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut out = BTreeMap::new();
+        for (name, value) in input {
+            let field = format!("attributes.{name}");
+            let Some(def) = self.attributes.get(name) else {
+                let known: Vec<_> = self.attributes.keys().map(String::as_str).collect();
+                errors.push(
+                    Invalid::new(
+                        "unknown_attribute",
+                        format!(
+                            "unknown attribute '{name}': this product defines {}",
+                            if known.is_empty() { "no attributes".to_owned() } else { known.join(", ") }
+                        ),
+                    )
+                    .at(field),
+                );
+                continue;
+            };
+            match self.check_attribute(&field, def, value) {
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !partial {
+            for (name, def) in &self.attributes {
+                if def.required && !input.contains_key(name) {
+                    errors.push(
+                        Invalid::new("required", format!("attribute '{name}' is required"))
+                            .at(format!("attributes.{name}")),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn check_attribute(
+        &self,
+        field: &str,
+        def: &AttributeDef,
+        value: &serde_json::Value,
+    ) -> Result<AttributeValue, Vec<FieldError>> {
+        use serde_json::Value;
+        match (def.kind, value) {
+            (AttributeKind::String, Value::String(s)) => def
+                .format
+                .parse(s)
+                .map(AttributeValue::One)
+                .map_err(|e| vec![e.at(field)]),
+            (AttributeKind::List, Value::Array(items)) => {
+                let mut errors = Vec::new();
+                let mut values: Vec<String> = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{field}[{i}]");
+                    match item {
+                        Value::String(s) => match def.format.parse(s) {
+                            Ok(v) if !values.contains(&v) => values.push(v),
+                            Ok(_) => {}
+                            Err(e) => errors.push(e.at(at)),
+                        },
+                        _ => errors.push(Invalid::new("invalid_type", "must be a string").at(at)),
+                    }
+                }
+                if items.len() > def.max_items {
+                    errors.push(
+                        Invalid::new("too_many", format!("at most {} values", def.max_items)).at(field),
+                    );
+                }
+                if errors.is_empty() {
+                    Ok(AttributeValue::List(values))
+                } else {
+                    Err(errors)
+                }
+            }
+            (AttributeKind::String, _) => Err(vec![Invalid::new("invalid_type", "must be a string").at(field)]),
+            (AttributeKind::List, _) => {
+                Err(vec![Invalid::new("invalid_type", "must be a list of strings").at(field)])
+            }
+        }
+    }
+}
+
+/// Compiles a product regex that must match whole values.
+fn anchored_regex(pattern: &str) -> Result<Regex, String> {
+    if !pattern.starts_with('^') || !pattern.ends_with('$') {
+        return Err(format!("pattern '{pattern}' must be anchored: start with ^ and end with $"));
+    }
+    Regex::new(pattern).map_err(|e| format!("pattern '{pattern}' is not a valid regular expression: {e}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,483 @@
+//! Product file parsing: TOML into raw structures that keep their positions, then every rule
+//! checked, so `onramp product check` can report all problems at once with their lines.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use toml::Spanned;
+
+use super::{
+    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, DataStore, Industry, Legacy, Problem,
+    Product, Tier, KNOWN_STEPS,
+};
+use crate::domain::{values::DEFAULT_CUSTOMER_ID_PATTERN, AttributeFormat, CustomerIdRule, OPERATOR_CHAIN};
+
+const COLUMN_TYPES: &[&str] = &["text", "integer", "real", "numeric", "boolean", "date", "timestamp", "json"];
+const DEFAULT_STEPS: &[&str] = &["validate", "register"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    product: Spanned<RawProduct>,
+    #[serde(default)]
+    industries: Vec<Spanned<RawIndustry>>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Spanned<RawAttribute>>,
+    #[serde(default)]
+    data_stores: BTreeMap<String, Spanned<RawDataStore>>,
+    dataset: Option<Spanned<RawDataset>>,
+    #[serde(default)]
+    tables: BTreeMap<String, Spanned<RawTable>>,
+    #[serde(default)]
+    tiers: BTreeMap<String, Spanned<RawTier>>,
+    onboarding: Option<Spanned<RawOnboarding>>,
+    legacy: Option<Spanned<RawLegacy>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    name: Spanned<String>,
+    customer_id: Option<RawIdRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdRule {
+    pattern: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndustry {
+    id: Spanned<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttribute {
+    kind: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    required: bool,
+    max_items: Option<usize>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataStore {
+    url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    name: Spanned<String>,
+    tables: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    columns: Vec<Spanned<RawColumn>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    name: String,
+    #[serde(rename = "type")]
+    column_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    tables: Spanned<Vec<String>>,
+    retention_days: Spanned<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnboarding {
+    steps: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    checklist: Vec<Spanned<RawChecklistItem>>,
+    default_tier: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChecklistItem {
+    id: String,
+    title: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLegacy {
+    tenants_file: Spanned<String>,
+    industry: Option<Spanned<String>>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+}
+
+/// Collects problems with the line each one is on.
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+        let line = self.line(spanned.span().start);
+        self.problems.push(Problem {
+            line: Some(line),
+            message: message.into(),
+        });
+    }
+
+    fn nowhere(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> Result<Product, Vec<Problem>> {
+    let mut c = Checker {
+        text,
+        problems: Vec::new(),
+    };
+    let raw: Raw = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| c.line(s.start));
+            return Err(vec![Problem {
+                line,
+                message: e.message().trim().to_owned(),
+            }]);
+        }
+    };
+
+    let name = raw.product.get_ref().name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        c.at(&raw.product.get_ref().name, "product.name must not be empty");
+    }
+
+    let customer_id = match &raw.product.get_ref().customer_id {
+        None => CustomerIdRule::default(),
+        Some(rule) => match anchored_regex(rule.pattern.get_ref()) {
+            Ok(re) if re.is_match(OPERATOR_CHAIN) => {
+                c.at(&rule.pattern, format!("customer_id.pattern must not accept '{OPERATOR_CHAIN}'"));
+                CustomerIdRule::default()
+            }
+            Ok(_) => CustomerIdRule::new(rule.pattern.get_ref()).expect("pattern compiled above"),
+            Err(msg) => {
+                c.at(&rule.pattern, format!("customer_id.{msg}"));
+                CustomerIdRule::new(DEFAULT_CUSTOMER_ID_PATTERN).expect("default compiles")
+            }
+        },
+    };
+
+    let mut industries = Vec::new();
+    for raw_industry in &raw.industries {
+        let ri = raw_industry.get_ref();
+        let id = ri.id.get_ref();
+        if !is_identifier(id) {
+            c.at(&ri.id, format!("industry id '{id}' must be lowercase letters, digits and '_', starting with a letter"));
+        } else if industries.iter().any(|i: &Industry| &i.id == id) {
+            c.at(&ri.id, format!("industry '{id}' is defined twice"));
+        }
+        if ri.name.trim().is_empty() {
+            c.at(raw_industry, format!("industry '{id}' needs a name"));
+        }
+        industries.push(Industry {
+            id: id.clone(),
+            name: ri.name.trim().to_owned(),
+            description: ri.description.trim().to_owned(),
+        });
+    }
+    if industries.is_empty() {
+        c.nowhere("at least one [[industries]] entry is required");
+    }
+
+    let mut attributes = BTreeMap::new();
+    for (attr_name, spanned) in &raw.attributes {
+        let ra = spanned.get_ref();
+        if !is_identifier(attr_name) {
+            c.at(spanned, format!("attribute name '{attr_name}' must be lowercase letters, digits and '_'"));
+        }
+        let kind = match ra.kind.as_ref().map(|k| k.get_ref().as_str()) {
+            None | Some("string") => AttributeKind::String,
+            Some("list") => AttributeKind::List,
+            Some(other) => {
+                c.at(ra.kind.as_ref().unwrap(), format!("attributes.{attr_name}.kind '{other}' must be 'string' or 'list'"));
+                AttributeKind::String
+            }
+        };
+        let format = match (&ra.format, &ra.pattern) {
+            (Some(_), Some(p)) => {
+                c.at(p, format!("attributes.{attr_name}: give either format or pattern, not both"));
+                AttributeFormat::Text
+            }
+            (Some(f), None) => AttributeFormat::builtin(f.get_ref()).unwrap_or_else(|| {
+                c.at(
+                    f,
+                    format!(
+                        "attributes.{attr_name}.format '{}' is not a built-in format ({})",
+                        f.get_ref(),
+                        crate::domain::attribute::BUILTIN_FORMATS.join(", ")
+                    ),
+                );
+                AttributeFormat::Text
+            }),
+            (None, Some(p)) => match anchored_regex(p.get_ref()) {
+                Ok(re) => AttributeFormat::Pattern(re),
+                Err(msg) => {
+                    c.at(p, format!("attributes.{attr_name}.{msg}"));
+                    AttributeFormat::Text
+                }
+            },
+            (None, None) => AttributeFormat::Text,
+        };
+        if ra.max_items == Some(0) {
+            c.at(spanned, format!("attributes.{attr_name}.max_items must be at least 1"));
+        }
+        attributes.insert(
+            attr_name.clone(),
+            AttributeDef {
+                kind,
+                format,
+                required: ra.required,
+                max_items: ra.max_items.unwrap_or(50),
+                description: ra.description.clone(),
+            },
+        );
+    }
+
+    let mut data_stores = BTreeMap::new();
+    for (store_name, spanned) in &raw.data_stores {
+        let url = spanned.get_ref().url.get_ref();
+        if !is_identifier(store_name) {
+            c.at(spanned, format!("data store name '{store_name}' must be lowercase letters, digits and '_'"));
+        }
+        let scheme_ok = ["sqlite://", "postgres://", "postgresql://"].iter().any(|s| url.starts_with(s));
+        if !scheme_ok || url.len() <= "sqlite://".len() {
+            c.at(
+                &spanned.get_ref().url,
+                format!("data_stores.{store_name}.url '{url}' must be sqlite://DIR or a postgres:// URL"),
+            );
+        }
+        data_stores.insert(store_name.clone(), DataStore { url: url.clone() });
+    }
+    if data_stores.is_empty() {
+        data_stores.insert("default".to_owned(), DataStore { url: "sqlite://datasets".to_owned() });
+    } else if !data_stores.contains_key("default") {
+        c.nowhere("[data_stores.default] is required when data stores are listed: it serves customers that name none");
+    }
+
+    let mut tables = BTreeMap::new();
+    for (table_name, spanned) in &raw.tables {
+        if !is_identifier(table_name) {
+            c.at(spanned, format!("table name '{table_name}' must be lowercase letters, digits and '_'"));
+        }
+        let mut columns: Vec<Column> = Vec::new();
+        for col in &spanned.get_ref().columns {
+            let rc = col.get_ref();
+            if !is_identifier(&rc.name) {
+                c.at(col, format!("tables.{table_name}: column name '{}' must be lowercase letters, digits and '_'", rc.name));
+            } else if columns.iter().any(|x| x.name == rc.name) {
+                c.at(col, format!("tables.{table_name}: column '{}' is defined twice", rc.name));
+            }
+            if !COLUMN_TYPES.contains(&rc.column_type.as_str()) {
+                c.at(
+                    col,
+                    format!(
+                        "tables.{table_name}.{}: type '{}' must be one of {}",
+                        rc.name,
+                        rc.column_type,
+                        COLUMN_TYPES.join(", ")
+                    ),
+                );
+            }
+            columns.push(Column {
+                name: rc.name.clone(),
+                column_type: rc.column_type.clone(),
+            });
+        }
+        if columns.is_empty() {
+            c.at(spanned, format!("tables.{table_name} needs at least one column"));
+        }
+        tables.insert(table_name.clone(), columns);
+    }
+
+    let check_table_list = |c: &mut Checker<'_>, what: &str, list: &Spanned<Vec<String>>| {
+        for t in list.get_ref() {
+            if !tables.contains_key(t) {
+                c.at(list, format!("{what} names table '{t}', which no [tables.{t}] defines"));
+            }
+        }
+    };
+
+    let (dataset_name, dataset_tables) = match &raw.dataset {
+        Some(ds) => {
+            let d = ds.get_ref();
+            let template = d.name.get_ref();
+            let rest = template.replace("{customer_id}", "x");
+            if !template.contains("{customer_id}") {
+                c.at(&d.name, "dataset.name must contain {customer_id}");
+            } else if !rest.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
+                c.at(&d.name, format!("dataset.name '{template}' may hold only lowercase letters, digits, '_' and {{customer_id}}"));
+            }
+            check_table_list(&mut c, "dataset.tables", &d.tables);
+            (template.clone(), d.tables.get_ref().clone())
+        }
+        None => {
+            let product_prefix: String = name
+                .to_ascii_lowercase()
+                .chars()
+                .filter(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                .collect();
+            (format!("{}_{{customer_id}}", if product_prefix.is_empty() { "tenant" } else { &product_prefix }), Vec::new())
+        }
+    };
+
+    let mut tiers = BTreeMap::new();
+    for (tier_name, spanned) in &raw.tiers {
+        let rt = spanned.get_ref();
+        if !is_identifier(tier_name) {
+            c.at(spanned, format!("tier name '{tier_name}' must be lowercase letters, digits and '_'"));
+        }
+        check_table_list(&mut c, &format!("tiers.{tier_name}.tables"), &rt.tables);
+        let days = *rt.retention_days.get_ref();
+        if !(1..=36_500).contains(&days) {
+            c.at(&rt.retention_days, format!("tiers.{tier_name}.retention_days must be from 1 to 36500"));
+        }
+        tiers.insert(
+            tier_name.clone(),
+            Tier {
+                tables: rt.tables.get_ref().clone(),
+                retention_days: days.clamp(1, 36_500) as u32,
+            },
+        );
+    }
+
+    let mut steps: Vec<String> = DEFAULT_STEPS.iter().map(|s| s.to_string()).collect();
+    let mut checklist = Vec::new();
+    let mut default_tier = None;
+    if let Some(ob) = &raw.onboarding {
+        let ob = ob.get_ref();
+        if let Some(list) = &ob.steps {
+            steps = list.get_ref().clone();
+            let mut seen = BTreeSet::new();
+            for s in list.get_ref() {
+                if !KNOWN_STEPS.contains(&s.as_str()) {
+                    c.at(list, format!("onboarding step '{s}' is unknown: the steps are {}", KNOWN_STEPS.join(", ")));
+                } else if !seen.insert(s.as_str()) {
+                    c.at(list, format!("onboarding step '{s}' is listed twice"));
+                }
+            }
+            for required in DEFAULT_STEPS {
+                if !list.get_ref().iter().any(|s| s == required) {
+                    c.at(list, format!("onboarding.steps must include '{required}'"));
+                }
+            }
+        }
+        for item in &ob.checklist {
+            let ri = item.get_ref();
+            if !is_identifier(&ri.id) {
+                c.at(item, format!("checklist id '{}' must be lowercase letters, digits and '_'", ri.id));
+            } else if checklist.iter().any(|x: &ChecklistItem| x.id == ri.id) {
+                c.at(item, format!("checklist item '{}' is listed twice", ri.id));
+            }
+            if ri.title.trim().is_empty() {
+                c.at(item, format!("checklist item '{}' needs a title", ri.id));
+            }
+            checklist.push(ChecklistItem {
+                id: ri.id.clone(),
+                title: ri.title.trim().to_owned(),
+            });
+        }
+        if let Some(t) = &ob.default_tier {
+            if !tiers.contains_key(t.get_ref()) {
+                c.at(t, format!("onboarding.default_tier '{}' is not a tier defined under [tiers]", t.get_ref()));
+            }
+            default_tier = Some(t.get_ref().clone());
+        }
+    }
+
+    let legacy = raw.legacy.as_ref().map(|spanned| {
+        let rl = spanned.get_ref();
+        let file = Path::new(rl.tenants_file.get_ref());
+        let tenants_file = match base_dir {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_owned(),
+        };
+        if !tenants_file.is_file() {
+            c.at(&rl.tenants_file, format!("legacy.tenants_file '{}' does not exist", tenants_file.display()));
+        }
+        let industry = match &rl.industry {
+            Some(i) => {
+                if !industries.iter().any(|x| &x.id == i.get_ref()) {
+                    c.at(i, format!("legacy.industry '{}' is not one of the product's industries", i.get_ref()));
+                }
+                i.get_ref().clone()
+            }
+            None => {
+                if !industries.iter().any(|x| x.id == "other") {
+                    c.at(spanned, "legacy.industry is required when the product has no 'other' industry");
+                }
+                "other".to_owned()
+            }
+        };
+        for (yaml_field, attr) in &rl.fields {
+            if !attributes.contains_key(attr) {
+                c.at(spanned, format!("legacy.fields.{yaml_field} maps to attribute '{attr}', which is not defined"));
+            }
+        }
+        Legacy {
+            tenants_file,
+            industry,
+            fields: rl.fields.clone(),
+        }
+    });
+
+    if !c.problems.is_empty() {
+        c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        return Err(c.problems);
+    }
+    Ok(Product {
+        name,
+        source: source_name.to_owned(),
+        customer_id,
+        industries,
+        attributes,
+        data_stores,
+        dataset_name,
+        dataset_tables,
+        tables,
+        tiers,
+        default_tier,
+        steps,
+        checklist,
+        legacy,
+    })
+}

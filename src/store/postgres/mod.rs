@@ -1,0 +1,340 @@
+//! The PostgreSQL backend: the registry in its own schema (`onramp`), so it can share a
+//! database with tenant dataset schemas. Several `onramp serve` processes may share it: chain
+//! appends lock the chain head row, so events of one chain are sealed one at a time.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
+use super::{
+    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord, Page, PageRequest,
+    Store, StoreError,
+};
+use crate::domain::event::{format_time, GENESIS_HASH};
+use crate::domain::{Customer, Event, NewEvent};
+
+/// The schema that holds the registry.
+pub const REGISTRY_SCHEMA: &str = "onramp";
+
+/// The PostgreSQL registry.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects, creating the registry schema when it is missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let base = PgConnectOptions::from_str(url)?;
+        let mut conn = PgConnection::connect_with(&base).await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let options = base.options([("search_path", REGISTRY_SCHEMA)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+/// Seals `event` onto its chain and inserts it, holding the chain head's row lock until the
+/// caller's transaction ends.
+async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<Event, StoreError> {
+    let chain = event.chain().as_str().to_owned();
+    sqlx::query("INSERT INTO event_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+        .bind(&chain)
+        .bind(GENESIS_HASH)
+        .execute(&mut *conn)
+        .await?;
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = $1 FOR UPDATE")
+            .bind(&chain)
+            .fetch_one(&mut *conn)
+            .await?;
+    let sealed = event.seal(seq + 1, prev);
+    let row: EventRow = sqlx::query_as(
+        "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
+         request_id, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+    )
+    .bind(&sealed.chain)
+    .bind(sealed.chain_seq)
+    .bind(&sealed.event_type)
+    .bind(&sealed.actor)
+    .bind(&sealed.customer_id)
+    .bind(&sealed.payload)
+    .bind(&sealed.occurred_at)
+    .bind(&sealed.request_id)
+    .bind(&sealed.prev_hash)
+    .bind(&sealed.hash)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE event_chain_heads SET seq = $2, hash = $3 WHERE chain = $1")
+        .bind(&sealed.chain)
+        .bind(sealed.chain_seq)
+        .bind(&sealed.hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(row.into())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_customer(
+        &self,
+        c: &Customer,
+        event: NewEvent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let json = CustomerJson::of(c);
+        let inserted = sqlx::query(
+            "INSERT INTO customers (customer_id, customer_name, name_folded, industry, data_store, status, tags, \
+             attributes, contact_email, contact_name, created_by, usage_tier, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(c.id.as_str())
+        .bind(c.name.as_str())
+        .bind(&json.name_folded)
+        .bind(&c.industry)
+        .bind(&c.data_store)
+        .bind(c.status.as_str())
+        .bind(&json.tags)
+        .bind(&json.attributes)
+        .bind(c.contact.email.as_ref().map(|e| e.as_str()))
+        .bind(&c.contact.name)
+        .bind(&c.created_by)
+        .bind(&c.usage_tier)
+        .bind(c.version)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::CustomerExists(c.id.to_string())),
+            other => other?,
+        };
+        if let Some(rec) = idempotency {
+            let stored = sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&rec.key)
+            .bind(&rec.fingerprint)
+            .bind(c.id.as_str())
+            .bind(i64::from(rec.status))
+            .bind(&rec.body)
+            .bind(rec.created_at)
+            .execute(&mut *tx)
+            .await;
+            match stored {
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::IdempotencyKeyTaken(rec.key.clone())),
+                other => other?,
+            };
+        }
+        let event = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+        let row: Option<CustomerRow> = sqlx::query_as("SELECT * FROM customers WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Customer::try_from).transpose()
+    }
+
+    async fn list_customers(&self, filter: &CustomerFilter, page: &PageRequest) -> Result<Page<Customer>, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM customers WHERE TRUE");
+        if let Some(statuses) = &filter.statuses {
+            let names: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
+            q.push(" AND status = ANY(").push_bind(names).push(")");
+        }
+        if let Some(industry) = &filter.industry {
+            q.push(" AND industry = ").push_bind(industry.clone());
+        }
+        if let Some(tag) = &filter.tag {
+            q.push(" AND tags @> ").push_bind(sqlx::types::Json(vec![tag.clone()]));
+        }
+        if let Some(text) = &filter.name_contains {
+            q.push(" AND name_folded LIKE ").push_bind(like_contains(text)).push(" ESCAPE '\\'");
+        }
+        if let Some(after) = &page.after {
+            q.push(" AND customer_id > ").push_bind(after.clone());
+        }
+        q.push(" ORDER BY customer_id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let mut items = rows.into_iter().map(Customer::try_from).collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items.last().map(|c| c.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn update_customer(
+        &self,
+        customer_id: &str,
+        c: &Customer,
+        expected_version: i64,
+        event: NewEvent,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let json = CustomerJson::of(c);
+        let updated = sqlx::query(
+            "UPDATE customers SET customer_name = $1, name_folded = $2, industry = $3, data_store = $4, \
+             status = $5, tags = $6, attributes = $7, contact_email = $8, contact_name = $9, created_by = $10, \
+             usage_tier = $11, version = $12, updated_at = $13 WHERE customer_id = $14 AND version = $15",
+        )
+        .bind(c.name.as_str())
+        .bind(&json.name_folded)
+        .bind(&c.industry)
+        .bind(&c.data_store)
+        .bind(c.status.as_str())
+        .bind(&json.tags)
+        .bind(&json.attributes)
+        .bind(c.contact.email.as_ref().map(|e| e.as_str()))
+        .bind(&c.contact.name)
+        .bind(&c.created_by)
+        .bind(&c.usage_tier)
+        .bind(c.version)
+        .bind(c.updated_at)
+        .bind(customer_id)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            let found: Option<i64> = sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match found {
+                None => StoreError::CustomerNotFound(customer_id.to_owned()),
+                Some(found) => StoreError::VersionConflict {
+                    customer_id: customer_id.to_owned(),
+                    expected: expected_version,
+                    found,
+                },
+            });
+        }
+        let event = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn count_customers(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?)
+    }
+
+    async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<IdempotencyRow> = sqlx::query_as(
+            "SELECT key, fingerprint, status, body, created_at FROM idempotency_keys WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn insert_admin_token(&self, t: &AdminTokenRecord, event: NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(t.role.as_str())
+        .bind(&t.secret_hash)
+        .bind(t.created_at)
+        .bind(t.revoked_at)
+        .execute(&mut *tx)
+        .await?;
+        let event = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
+        let row: Option<TokenRow> = sqlx::query_as("SELECT * FROM admin_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(AdminTokenRecord::try_from).transpose()
+    }
+
+    async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let event = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM events WHERE TRUE");
+        if let Some(c) = &f.customer_id {
+            q.push(" AND customer_id = ").push_bind(c.clone());
+        }
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t.clone());
+        }
+        if let Some(since) = f.since {
+            q.push(" AND occurred_at >= ").push_bind(format_time(since));
+        }
+        if let Some(until) = f.until {
+            q.push(" AND occurred_at < ").push_bind(format_time(until));
+        }
+        if let Some(after) = f.after_id {
+            q.push(" AND id > ").push_bind(after);
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(f.limit));
+        let rows: Vec<EventRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn events_in_chain_order(&self, after: Option<(&str, i64)>, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let (chain, seq) = after.unwrap_or(("", 0));
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT * FROM events WHERE (chain, chain_seq) > ($1, $2) ORDER BY chain, chain_seq LIMIT $3",
+        )
+        .bind(chain)
+        .bind(seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT chain, seq, hash FROM event_chain_heads WHERE seq > 0 ORDER BY chain")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(chain, seq, hash)| ChainHead { chain, seq, hash }).collect())
+    }
+}

@@ -1,0 +1,171 @@
+//! Row types shared by both backends, and their conversion into domain types.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use std::collections::BTreeMap;
+
+use super::{AdminTokenRecord, IdempotencyRecord, StoreError};
+use crate::domain::{
+    AttributeValue, Contact, Customer, CustomerId, CustomerName, Email, Event, Role, Tags,
+};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CustomerRow {
+    pub customer_id: String,
+    pub customer_name: String,
+    pub industry: String,
+    pub data_store: String,
+    pub status: String,
+    pub tags: Json<Vec<String>>,
+    pub attributes: Json<BTreeMap<String, serde_json::Value>>,
+    pub contact_email: Option<String>,
+    pub contact_name: Option<String>,
+    pub created_by: Option<String>,
+    pub usage_tier: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = StoreError;
+    fn try_from(r: CustomerRow) -> Result<Self, StoreError> {
+        let status = r
+            .status
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("customer {} has status '{}'", r.customer_id, r.status)))?;
+        let attributes = r
+            .attributes
+            .0
+            .into_iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    serde_json::Value::String(s) => AttributeValue::One(s),
+                    serde_json::Value::Array(items) => AttributeValue::List(
+                        items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+                    ),
+                    other => return Err(StoreError::Corrupt(format!("attribute {k} holds {other}"))),
+                };
+                Ok((k, value))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Customer {
+            id: CustomerId::from_trusted(r.customer_id),
+            name: CustomerName::from_trusted(r.customer_name),
+            industry: r.industry,
+            data_store: r.data_store,
+            status,
+            tags: Tags::from_trusted(r.tags.0),
+            attributes,
+            contact: Contact {
+                email: r.contact_email.map(Email::from_trusted),
+                name: r.contact_name,
+            },
+            created_by: r.created_by,
+            usage_tier: r.usage_tier,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The JSON columns of a customer, ready to bind.
+pub(super) struct CustomerJson {
+    pub tags: Json<Vec<String>>,
+    pub attributes: Json<BTreeMap<String, serde_json::Value>>,
+    pub name_folded: String,
+}
+
+impl CustomerJson {
+    pub fn of(c: &Customer) -> Self {
+        Self {
+            tags: Json(c.tags.to_strings()),
+            attributes: Json(c.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            name_folded: c.name.as_str().to_lowercase(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    pub id: i64,
+    pub chain: String,
+    pub chain_seq: i64,
+    pub event_type: String,
+    pub actor: String,
+    pub customer_id: Option<String>,
+    pub payload: String,
+    pub occurred_at: String,
+    pub request_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Self {
+        Event {
+            id: r.id,
+            chain: r.chain,
+            chain_seq: r.chain_seq,
+            event_type: r.event_type,
+            actor: r.actor,
+            customer_id: r.customer_id,
+            payload: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null),
+            payload_text: r.payload,
+            occurred_at: r.occurred_at,
+            request_id: r.request_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub secret_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TokenRow> for AdminTokenRecord {
+    type Error = StoreError;
+    fn try_from(r: TokenRow) -> Result<Self, StoreError> {
+        let role: Role = r
+            .role
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("token {} has role '{}'", r.id, r.role)))?;
+        Ok(AdminTokenRecord {
+            id: r.id,
+            name: r.name,
+            role,
+            secret_hash: r.secret_hash,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IdempotencyRow {
+    pub key: String,
+    pub fingerprint: String,
+    pub status: i64,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<IdempotencyRow> for IdempotencyRecord {
+    fn from(r: IdempotencyRow) -> Self {
+        IdempotencyRecord {
+            key: r.key,
+            fingerprint: r.fingerprint,
+            status: u16::try_from(r.status).unwrap_or(500),
+            body: r.body,
+            created_at: r.created_at,
+        }
+    }
+}
