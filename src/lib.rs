@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod interfaces;
 pub mod product;
+pub mod services;
 pub mod store;

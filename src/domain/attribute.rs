@@ -155,7 +155,11 @@ impl AttributeValue {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Self::One(s) => serde_json::Value::String(s.clone()),
-            Self::List(items) => items.iter().cloned().map(serde_json::Value::String).collect(),
+            Self::List(items) => items
+                .iter()
+                .cloned()
+                .map(serde_json::Value::String)
+                .collect(),
         }
     }
 }
@@ -175,14 +179,30 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(format: &str, value: &str) -> Result<String, &'static str> {
-        AttributeFormat::builtin(format).unwrap().parse(value).map_err(|e| e.code)
+        AttributeFormat::builtin(format)
+            .unwrap()
+            .parse(value)
+            .map_err(|e| e.code)
     }
 
     #[test]
     fn google_ads_ids_follow_the_seed_examples() {
-        assert_eq!(check("google_ads_customer_id", "123-456-7890"), Ok("123-456-7890".into()));
-        for bad in ["1234567890", "123-4567-890", "abc-def-ghij", "123-456-78901", ""] {
-            assert_eq!(check("google_ads_customer_id", bad), Err("invalid_google_ads_customer_id"), "{bad}");
+        assert_eq!(
+            check("google_ads_customer_id", "123-456-7890"),
+            Ok("123-456-7890".into())
+        );
+        for bad in [
+            "1234567890",
+            "123-4567-890",
+            "abc-def-ghij",
+            "123-456-78901",
+            "",
+        ] {
+            assert_eq!(
+                check("google_ads_customer_id", bad),
+                Err("invalid_google_ads_customer_id"),
+                "{bad}"
+            );
         }
     }
 
@@ -190,9 +210,16 @@ mod tests {
     fn meta_ids_follow_the_seed_examples() {
         assert!(check("meta_ad_account_id", "act_12345678").is_ok());
         for bad in ["12345678", "account_12345", "act_", "act_12a", "ACT_123"] {
-            assert_eq!(check("meta_ad_account_id", bad), Err("invalid_meta_ad_account_id"), "{bad}");
+            assert_eq!(
+                check("meta_ad_account_id", bad),
+                Err("invalid_meta_ad_account_id"),
+                "{bad}"
+            );
         }
-        let message = AttributeFormat::MetaAdAccountId.parse("12345678").unwrap_err().message;
+        let message = AttributeFormat::MetaAdAccountId
+            .parse("12345678")
+            .unwrap_err()
+            .message;
         assert!(message.starts_with("Invalid Meta ad account ID format"));
     }
 
@@ -201,7 +228,10 @@ mod tests {
         assert_eq!(check("country", "us"), Ok("US".into()));
         assert_eq!(check("country", "XX"), Err("invalid_country"));
         assert_eq!(check("country", "USA"), Err("invalid_country"));
-        assert_eq!(check("timezone", "America/New_York"), Ok("America/New_York".into()));
+        assert_eq!(
+            check("timezone", "America/New_York"),
+            Ok("America/New_York".into())
+        );
         assert_eq!(check("timezone", "Mars/Olympus"), Err("invalid_timezone"));
         assert!(check("url", "https://example.com/x").is_ok());
         assert_eq!(check("url", "ftp://example.com"), Err("invalid_url"));

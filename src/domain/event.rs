@@ -237,16 +237,21 @@ impl ChainVerifier {
             )));
         }
         if event.prev_hash != expected_prev {
-            return Err(broken("prev_hash does not match the hash of the event before it".into()));
+            return Err(broken(
+                "prev_hash does not match the hash of the event before it".into(),
+            ));
         }
         if event.computed_hash() != event.hash {
-            return Err(broken("the event's content does not match its hash (it was edited)".into()));
+            return Err(broken(
+                "the event's content does not match its hash (it was edited)".into(),
+            ));
         }
         let expected_chain = event.customer_id.as_deref().unwrap_or(OPERATOR_CHAIN);
         if expected_chain != event.chain {
             return Err(broken("the event is in another customer's chain".into()));
         }
-        self.tails.insert(event.chain.clone(), (event.chain_seq, event.hash.clone()));
+        self.tails
+            .insert(event.chain.clone(), (event.chain_seq, event.hash.clone()));
         self.last = Some((event.chain.clone(), event.chain_seq, event.hash.clone()));
         self.events_checked += 1;
         Ok(())
@@ -254,7 +259,10 @@ impl ChainVerifier {
 
     /// Compares the last event seen in each chain with the recorded chain heads, which catches
     /// events deleted from the end of a chain (and whole chains deleted).
-    pub fn finish<'a>(self, heads: impl IntoIterator<Item = (&'a str, i64, &'a str)>) -> Result<u64, BrokenLink> {
+    pub fn finish<'a>(
+        self,
+        heads: impl IntoIterator<Item = (&'a str, i64, &'a str)>,
+    ) -> Result<u64, BrokenLink> {
         for (chain, seq, hash) in heads {
             match self.tails.get(chain) {
                 Some((s, h)) if *s == seq && h == hash => {}
@@ -278,13 +286,14 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CustomerIdRule, CustomerId};
+    use crate::domain::{CustomerId, CustomerIdRule};
 
     fn new_event(customer: Option<&str>, n: i64) -> NewEvent {
         NewEvent {
             event_type: "customer.updated".into(),
             actor: "cli:ops".into(),
-            customer_id: customer.map(|c| CustomerId::parse(c, &CustomerIdRule::default()).unwrap()),
+            customer_id: customer
+                .map(|c| CustomerId::parse(c, &CustomerIdRule::default()).unwrap()),
             payload: serde_json::json!({"n": n}),
             occurred_at: DateTime::from_timestamp(1_700_000_000 + n, 123_456_000).unwrap(),
             request_id: None,
@@ -350,7 +359,9 @@ mod tests {
         for e in &events[..4] {
             v.push(e).unwrap();
         }
-        let err = v.finish([("acme", 5, events[4].hash.as_str())]).unwrap_err();
+        let err = v
+            .finish([("acme", 5, events[4].hash.as_str())])
+            .unwrap_err();
         assert_eq!(err.chain_seq, 5);
     }
 

@@ -51,7 +51,9 @@ pub const ALL_STATUSES: [CustomerStatus; 7] = [
 
 /// A refused status change, naming both ends and what the current status allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot change status from {from} to {to}; from {from} the allowed statuses are: {allowed}")]
+#[error(
+    "cannot change status from {from} to {to}; from {from} the allowed statuses are: {allowed}"
+)]
 pub struct InvalidTransition {
     /// The current status.
     pub from: CustomerStatus,
@@ -84,11 +86,19 @@ impl CustomerStatus {
         if self.next_allowed().contains(&to) {
             Ok(to)
         } else {
-            let allowed = self.next_allowed().iter().map(|s| s.as_str()).collect::<Vec<_>>();
+            let allowed = self
+                .next_allowed()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>();
             Err(InvalidTransition {
                 from: self,
                 to,
-                allowed: if allowed.is_empty() { "none".into() } else { allowed.join(", ") },
+                allowed: if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                },
             })
         }
     }
@@ -122,15 +132,18 @@ impl fmt::Display for CustomerStatus {
 impl FromStr for CustomerStatus {
     type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Invalid> {
-        ALL_STATUSES.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            Invalid::new(
-                "unknown_status",
-                format!(
-                    "unknown status '{s}': expected one of pending, active, paused, churned, \
+        ALL_STATUSES
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Invalid::new(
+                    "unknown_status",
+                    format!(
+                        "unknown status '{s}': expected one of pending, active, paused, churned, \
                      inactive, deleted, failed"
-                ),
-            )
-        })
+                    ),
+                )
+            })
     }
 }
 

@@ -25,7 +25,12 @@ impl CustomerIdRule {
     pub fn new(pattern: &str) -> Result<Self, Invalid> {
         Regex::new(pattern)
             .map(|pattern| Self { pattern })
-            .map_err(|e| Invalid::new("invalid_pattern", format!("not a valid regular expression: {e}")))
+            .map_err(|e| {
+                Invalid::new(
+                    "invalid_pattern",
+                    format!("not a valid regular expression: {e}"),
+                )
+            })
     }
 
     /// The pattern as written in the product file.
@@ -59,7 +64,10 @@ impl CustomerId {
         if !rule.pattern.is_match(s) {
             return Err(Invalid::new(
                 "invalid_format",
-                format!("Invalid customer ID format: '{s}' does not match {}", rule.pattern()),
+                format!(
+                    "Invalid customer ID format: '{s}' does not match {}",
+                    rule.pattern()
+                ),
             ));
         }
         Ok(Self(s.to_owned()))
@@ -173,7 +181,11 @@ impl Email {
 
     /// The part after `@`, lowercased.
     pub fn domain(&self) -> String {
-        self.0.rsplit('@').next().unwrap_or_default().to_ascii_lowercase()
+        self.0
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
     }
 }
 
@@ -194,7 +206,10 @@ pub const MAX_TAGS: usize = 32;
 impl Tag {
     /// Parses one tag.
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_first = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let ok_rest = s
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:".contains(c));
@@ -289,9 +304,16 @@ mod tests {
             ("Acme", "invalid_format"),
         ];
         for (bad, code) in cases {
-            assert_eq!(CustomerId::parse(bad, &rule).unwrap_err().code, code, "{bad}");
+            assert_eq!(
+                CustomerId::parse(bad, &rule).unwrap_err().code,
+                code,
+                "{bad}"
+            );
         }
-        assert_eq!(CustomerId::parse(&"a".repeat(64), &rule).unwrap_err().code, "too_long");
+        assert_eq!(
+            CustomerId::parse(&"a".repeat(64), &rule).unwrap_err().code,
+            "too_long"
+        );
     }
 
     #[test]
@@ -304,10 +326,19 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(CustomerName::parse("  Acme Corporation ").unwrap().as_str(), "Acme Corporation");
+        assert_eq!(
+            CustomerName::parse("  Acme Corporation ").unwrap().as_str(),
+            "Acme Corporation"
+        );
         assert_eq!(CustomerName::parse("   ").unwrap_err().code, "required");
-        assert_eq!(CustomerName::parse(&"x".repeat(201)).unwrap_err().code, "too_long");
-        assert_eq!(CustomerName::parse("a\u{0}b").unwrap_err().code, "invalid_characters");
+        assert_eq!(
+            CustomerName::parse(&"x".repeat(201)).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            CustomerName::parse("a\u{0}b").unwrap_err().code,
+            "invalid_characters"
+        );
         assert!(CustomerName::parse("Café Ünïcode 東京").is_ok());
     }
 
@@ -316,10 +347,25 @@ mod tests {
         for ok in ["john@newclient.com", "contact@customer.co.uk", "a.b+c@x.io"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "john", "john@", "@x.com", "john@localhost", "a b@x.com", "John <j@x.com>"] {
-            assert_eq!(Email::parse(bad).unwrap_err().code, "invalid_email", "{bad}");
+        for bad in [
+            "",
+            "john",
+            "john@",
+            "@x.com",
+            "john@localhost",
+            "a b@x.com",
+            "John <j@x.com>",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err().code,
+                "invalid_email",
+                "{bad}"
+            );
         }
-        assert_eq!(Email::parse("Ann@Example.COM").unwrap().domain(), "example.com");
+        assert_eq!(
+            Email::parse("Ann@Example.COM").unwrap().domain(),
+            "example.com"
+        );
     }
 
     #[test]

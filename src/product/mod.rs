@@ -190,7 +190,11 @@ impl Product {
     }
 
     /// Validates product TOML; relative paths in it resolve against `base_dir`.
-    pub fn from_toml(text: &str, source_name: &str, base_dir: Option<&Path>) -> Result<Self, ProductError> {
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ProductError> {
         parse::parse(text, source_name, base_dir).map_err(|problems| ProductError::Invalid {
             source_name: source_name.to_owned(),
             problems,
@@ -209,7 +213,10 @@ impl Product {
         }
         Err(Invalid::new(
             "unknown_industry",
-            format!("unknown industry '{id}': expected one of {}", self.industry_ids().join(", ")),
+            format!(
+                "unknown industry '{id}': expected one of {}",
+                self.industry_ids().join(", ")
+            ),
         ))
     }
 
@@ -221,7 +228,10 @@ impl Product {
         let known: Vec<_> = self.data_stores.keys().map(String::as_str).collect();
         Err(Invalid::new(
             "unknown_data_store",
-            format!("unknown data store '{name}': expected one of {}", known.join(", ")),
+            format!(
+                "unknown data store '{name}': expected one of {}",
+                known.join(", ")
+            ),
         ))
     }
 
@@ -235,7 +245,11 @@ impl Product {
             "unknown_tier",
             format!(
                 "unknown usage tier '{name}': expected one of {}",
-                if known.is_empty() { "(this product has no tiers)".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "(this product has no tiers)".to_owned()
+                } else {
+                    known.join(", ")
+                }
             ),
         ))
     }
@@ -267,7 +281,11 @@ impl Product {
                         "unknown_attribute",
                         format!(
                             "unknown attribute '{name}': this product defines {}",
-                            if known.is_empty() { "no attributes".to_owned() } else { known.join(", ") }
+                            if known.is_empty() {
+                                "no attributes".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
                         ),
                     )
                     .at(field),
@@ -327,7 +345,8 @@ impl Product {
                 }
                 if items.len() > def.max_items {
                     errors.push(
-                        Invalid::new("too_many", format!("at most {} values", def.max_items)).at(field),
+                        Invalid::new("too_many", format!("at most {} values", def.max_items))
+                            .at(field),
                     );
                 }
                 if errors.is_empty() {
@@ -336,10 +355,16 @@ impl Product {
                     Err(errors)
                 }
             }
-            (AttributeKind::String, _) => Err(vec![Invalid::new("invalid_type", "must be a string").at(field)]),
-            (AttributeKind::List, _) => {
-                Err(vec![Invalid::new("invalid_type", "must be a list of strings").at(field)])
+            (AttributeKind::String, _) => {
+                Err(vec![
+                    Invalid::new("invalid_type", "must be a string").at(field)
+                ])
             }
+            (AttributeKind::List, _) => Err(vec![Invalid::new(
+                "invalid_type",
+                "must be a list of strings",
+            )
+            .at(field)]),
         }
     }
 }
@@ -347,9 +372,12 @@ impl Product {
 /// Compiles a product regex that must match whole values.
 fn anchored_regex(pattern: &str) -> Result<Regex, String> {
     if !pattern.starts_with('^') || !pattern.ends_with('$') {
-        return Err(format!("pattern '{pattern}' must be anchored: start with ^ and end with $"));
+        return Err(format!(
+            "pattern '{pattern}' must be anchored: start with ^ and end with $"
+        ));
     }
-    Regex::new(pattern).map_err(|e| format!("pattern '{pattern}' is not a valid regular expression: {e}"))
+    Regex::new(pattern)
+        .map_err(|e| format!("pattern '{pattern}' is not a valid regular expression: {e}"))
 }
 
 #[cfg(test)]

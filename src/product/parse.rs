@@ -7,12 +7,23 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::{
-    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, DataStore, Industry, Legacy, Problem,
-    Product, Tier, KNOWN_STEPS,
+    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, DataStore, Industry,
+    Legacy, Problem, Product, Tier, KNOWN_STEPS,
 };
-use crate::domain::{values::DEFAULT_CUSTOMER_ID_PATTERN, AttributeFormat, CustomerIdRule, OPERATOR_CHAIN};
+use crate::domain::{
+    values::DEFAULT_CUSTOMER_ID_PATTERN, AttributeFormat, CustomerIdRule, OPERATOR_CHAIN,
+};
 
-const COLUMN_TYPES: &[&str] = &["text", "integer", "real", "numeric", "boolean", "date", "timestamp", "json"];
+const COLUMN_TYPES: &[&str] = &[
+    "text",
+    "integer",
+    "real",
+    "numeric",
+    "boolean",
+    "date",
+    "timestamp",
+    "json",
+];
 const DEFAULT_STEPS: &[&str] = &["validate", "register"];
 
 #[derive(Deserialize)]
@@ -136,7 +147,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
     }
 
     fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
@@ -158,10 +173,15 @@ impl Checker<'_> {
 fn is_identifier(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> Result<Product, Vec<Problem>> {
+pub(super) fn parse(
+    text: &str,
+    source_name: &str,
+    base_dir: Option<&Path>,
+) -> Result<Product, Vec<Problem>> {
     let mut c = Checker {
         text,
         problems: Vec::new(),
@@ -179,14 +199,20 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
 
     let name = raw.product.get_ref().name.get_ref().trim().to_owned();
     if name.is_empty() {
-        c.at(&raw.product.get_ref().name, "product.name must not be empty");
+        c.at(
+            &raw.product.get_ref().name,
+            "product.name must not be empty",
+        );
     }
 
     let customer_id = match &raw.product.get_ref().customer_id {
         None => CustomerIdRule::default(),
         Some(rule) => match anchored_regex(rule.pattern.get_ref()) {
             Ok(re) if re.is_match(OPERATOR_CHAIN) => {
-                c.at(&rule.pattern, format!("customer_id.pattern must not accept '{OPERATOR_CHAIN}'"));
+                c.at(
+                    &rule.pattern,
+                    format!("customer_id.pattern must not accept '{OPERATOR_CHAIN}'"),
+                );
                 CustomerIdRule::default()
             }
             Ok(_) => CustomerIdRule::new(rule.pattern.get_ref()).expect("pattern compiled above"),
@@ -223,19 +249,28 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
     for (attr_name, spanned) in &raw.attributes {
         let ra = spanned.get_ref();
         if !is_identifier(attr_name) {
-            c.at(spanned, format!("attribute name '{attr_name}' must be lowercase letters, digits and '_'"));
+            c.at(
+                spanned,
+                format!("attribute name '{attr_name}' must be lowercase letters, digits and '_'"),
+            );
         }
         let kind = match ra.kind.as_ref().map(|k| k.get_ref().as_str()) {
             None | Some("string") => AttributeKind::String,
             Some("list") => AttributeKind::List,
             Some(other) => {
-                c.at(ra.kind.as_ref().unwrap(), format!("attributes.{attr_name}.kind '{other}' must be 'string' or 'list'"));
+                c.at(
+                    ra.kind.as_ref().unwrap(),
+                    format!("attributes.{attr_name}.kind '{other}' must be 'string' or 'list'"),
+                );
                 AttributeKind::String
             }
         };
         let format = match (&ra.format, &ra.pattern) {
             (Some(_), Some(p)) => {
-                c.at(p, format!("attributes.{attr_name}: give either format or pattern, not both"));
+                c.at(
+                    p,
+                    format!("attributes.{attr_name}: give either format or pattern, not both"),
+                );
                 AttributeFormat::Text
             }
             (Some(f), None) => AttributeFormat::builtin(f.get_ref()).unwrap_or_else(|| {
@@ -259,7 +294,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
             (None, None) => AttributeFormat::Text,
         };
         if ra.max_items == Some(0) {
-            c.at(spanned, format!("attributes.{attr_name}.max_items must be at least 1"));
+            c.at(
+                spanned,
+                format!("attributes.{attr_name}.max_items must be at least 1"),
+            );
         }
         attributes.insert(
             attr_name.clone(),
@@ -277,9 +315,14 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
     for (store_name, spanned) in &raw.data_stores {
         let url = spanned.get_ref().url.get_ref();
         if !is_identifier(store_name) {
-            c.at(spanned, format!("data store name '{store_name}' must be lowercase letters, digits and '_'"));
+            c.at(
+                spanned,
+                format!("data store name '{store_name}' must be lowercase letters, digits and '_'"),
+            );
         }
-        let scheme_ok = ["sqlite://", "postgres://", "postgresql://"].iter().any(|s| url.starts_with(s));
+        let scheme_ok = ["sqlite://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|s| url.starts_with(s));
         if !scheme_ok || url.len() <= "sqlite://".len() {
             c.at(
                 &spanned.get_ref().url,
@@ -289,7 +332,12 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
         data_stores.insert(store_name.clone(), DataStore { url: url.clone() });
     }
     if data_stores.is_empty() {
-        data_stores.insert("default".to_owned(), DataStore { url: "sqlite://datasets".to_owned() });
+        data_stores.insert(
+            "default".to_owned(),
+            DataStore {
+                url: "sqlite://datasets".to_owned(),
+            },
+        );
     } else if !data_stores.contains_key("default") {
         c.nowhere("[data_stores.default] is required when data stores are listed: it serves customers that name none");
     }
@@ -297,7 +345,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
     let mut tables = BTreeMap::new();
     for (table_name, spanned) in &raw.tables {
         if !is_identifier(table_name) {
-            c.at(spanned, format!("table name '{table_name}' must be lowercase letters, digits and '_'"));
+            c.at(
+                spanned,
+                format!("table name '{table_name}' must be lowercase letters, digits and '_'"),
+            );
         }
         let mut columns: Vec<Column> = Vec::new();
         for col in &spanned.get_ref().columns {
@@ -305,7 +356,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
             if !is_identifier(&rc.name) {
                 c.at(col, format!("tables.{table_name}: column name '{}' must be lowercase letters, digits and '_'", rc.name));
             } else if columns.iter().any(|x| x.name == rc.name) {
-                c.at(col, format!("tables.{table_name}: column '{}' is defined twice", rc.name));
+                c.at(
+                    col,
+                    format!("tables.{table_name}: column '{}' is defined twice", rc.name),
+                );
             }
             if !COLUMN_TYPES.contains(&rc.column_type.as_str()) {
                 c.at(
@@ -324,7 +378,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
             });
         }
         if columns.is_empty() {
-            c.at(spanned, format!("tables.{table_name} needs at least one column"));
+            c.at(
+                spanned,
+                format!("tables.{table_name} needs at least one column"),
+            );
         }
         tables.insert(table_name.clone(), columns);
     }
@@ -332,7 +389,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
     let check_table_list = |c: &mut Checker<'_>, what: &str, list: &Spanned<Vec<String>>| {
         for t in list.get_ref() {
             if !tables.contains_key(t) {
-                c.at(list, format!("{what} names table '{t}', which no [tables.{t}] defines"));
+                c.at(
+                    list,
+                    format!("{what} names table '{t}', which no [tables.{t}] defines"),
+                );
             }
         }
     };
@@ -344,7 +404,10 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
             let rest = template.replace("{customer_id}", "x");
             if !template.contains("{customer_id}") {
                 c.at(&d.name, "dataset.name must contain {customer_id}");
-            } else if !rest.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
+            } else if !rest
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+            {
                 c.at(&d.name, format!("dataset.name '{template}' may hold only lowercase letters, digits, '_' and {{customer_id}}"));
             }
             check_table_list(&mut c, "dataset.tables", &d.tables);
@@ -356,7 +419,17 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
                 .chars()
                 .filter(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
                 .collect();
-            (format!("{}_{{customer_id}}", if product_prefix.is_empty() { "tenant" } else { &product_prefix }), Vec::new())
+            (
+                format!(
+                    "{}_{{customer_id}}",
+                    if product_prefix.is_empty() {
+                        "tenant"
+                    } else {
+                        &product_prefix
+                    }
+                ),
+                Vec::new(),
+            )
         }
     };
 
@@ -364,12 +437,18 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
     for (tier_name, spanned) in &raw.tiers {
         let rt = spanned.get_ref();
         if !is_identifier(tier_name) {
-            c.at(spanned, format!("tier name '{tier_name}' must be lowercase letters, digits and '_'"));
+            c.at(
+                spanned,
+                format!("tier name '{tier_name}' must be lowercase letters, digits and '_'"),
+            );
         }
         check_table_list(&mut c, &format!("tiers.{tier_name}.tables"), &rt.tables);
         let days = *rt.retention_days.get_ref();
         if !(1..=36_500).contains(&days) {
-            c.at(&rt.retention_days, format!("tiers.{tier_name}.retention_days must be from 1 to 36500"));
+            c.at(
+                &rt.retention_days,
+                format!("tiers.{tier_name}.retention_days must be from 1 to 36500"),
+            );
         }
         tiers.insert(
             tier_name.clone(),
@@ -390,7 +469,13 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
             let mut seen = BTreeSet::new();
             for s in list.get_ref() {
                 if !KNOWN_STEPS.contains(&s.as_str()) {
-                    c.at(list, format!("onboarding step '{s}' is unknown: the steps are {}", KNOWN_STEPS.join(", ")));
+                    c.at(
+                        list,
+                        format!(
+                            "onboarding step '{s}' is unknown: the steps are {}",
+                            KNOWN_STEPS.join(", ")
+                        ),
+                    );
                 } else if !seen.insert(s.as_str()) {
                     c.at(list, format!("onboarding step '{s}' is listed twice"));
                 }
@@ -404,7 +489,13 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
         for item in &ob.checklist {
             let ri = item.get_ref();
             if !is_identifier(&ri.id) {
-                c.at(item, format!("checklist id '{}' must be lowercase letters, digits and '_'", ri.id));
+                c.at(
+                    item,
+                    format!(
+                        "checklist id '{}' must be lowercase letters, digits and '_'",
+                        ri.id
+                    ),
+                );
             } else if checklist.iter().any(|x: &ChecklistItem| x.id == ri.id) {
                 c.at(item, format!("checklist item '{}' is listed twice", ri.id));
             }
@@ -418,7 +509,13 @@ pub(super) fn parse(text: &str, source_name: &str, base_dir: Option<&Path>) -> R
         }
         if let Some(t) = &ob.default_tier {
             if !tiers.contains_key(t.get_ref()) {
-                c.at(t, format!("onboarding.default_tier '{}' is not a tier defined under [tiers]", t.get_ref()));
+                c.at(
+                    t,
+                    format!(
+                        "onboarding.default_tier '{}' is not a tier defined under [tiers]",
+                        t.get_ref()
+                    ),
+                );
             }
             default_tier = Some(t.get_ref().clone());
         }

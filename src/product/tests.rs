@@ -3,7 +3,9 @@ use super::*;
 fn problems(text: &str) -> Vec<String> {
     match Product::from_toml(text, "test.toml", None) {
         Ok(_) => vec![],
-        Err(ProductError::Invalid { problems, .. }) => problems.iter().map(|p| p.to_string()).collect(),
+        Err(ProductError::Invalid { problems, .. }) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
         Err(e) => panic!("{e}"),
     }
 }
@@ -12,7 +14,17 @@ fn problems(text: &str) -> Vec<String> {
 fn the_builtin_product_has_the_six_seed_industries() {
     let p = Product::builtin();
     let ids: Vec<_> = p.industries.iter().map(|i| i.id.as_str()).collect();
-    assert_eq!(ids, ["golf", "medical", "restaurant", "retail", "ecommerce", "other"]);
+    assert_eq!(
+        ids,
+        [
+            "golf",
+            "medical",
+            "restaurant",
+            "retail",
+            "ecommerce",
+            "other"
+        ]
+    );
     assert_eq!(p.dataset_tables, ["conversions", "daily_metrics"]);
     assert_eq!(p.dataset_id("acme"), "tenant_acme");
     assert_eq!(p.default_tier.as_deref(), Some("starter"));
@@ -28,7 +40,10 @@ fn a_syntax_error_is_reported_with_its_line() {
 #[test]
 fn an_unknown_key_is_refused_with_its_line() {
     let found = problems("[product]\nname = \"X\"\ncolour = \"red\"\n");
-    assert!(found[0].starts_with("line 3:") && found[0].contains("colour"), "{found:?}");
+    assert!(
+        found[0].starts_with("line 3:") && found[0].contains("colour"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -70,7 +85,10 @@ default_tier = "platinum"
     ];
     assert_eq!(found.len(), expect.len(), "{found:#?}");
     for ((line, needle), got) in expect.iter().zip(&found) {
-        assert!(got.starts_with(line) && got.contains(needle), "{got} should be {line} {needle}");
+        assert!(
+            got.starts_with(line) && got.contains(needle),
+            "{got} should be {line} {needle}"
+        );
     }
 }
 
@@ -83,12 +101,17 @@ fn attributes_are_checked_field_by_field() {
         "colour": "red",
         "country": "us"
     });
-    let errors = p.check_attributes(input.as_object().unwrap(), false).unwrap_err();
+    let errors = p
+        .check_attributes(input.as_object().unwrap(), false)
+        .unwrap_err();
     let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.code)).collect();
     assert_eq!(
         fields,
         [
-            ("attributes.google_ads_customer_ids[1]", "invalid_google_ads_customer_id"),
+            (
+                "attributes.google_ads_customer_ids[1]",
+                "invalid_google_ads_customer_id"
+            ),
             ("attributes.meta_ad_account_ids", "invalid_type"),
             ("attributes.colour", "unknown_attribute"),
         ]
@@ -96,7 +119,10 @@ fn attributes_are_checked_field_by_field() {
     let ok = serde_json::json!({"country": "us", "meta_ad_account_ids": ["act_1", "act_1"]});
     let parsed = p.check_attributes(ok.as_object().unwrap(), false).unwrap();
     assert_eq!(parsed["country"], AttributeValue::One("US".into()));
-    assert_eq!(parsed["meta_ad_account_ids"], AttributeValue::List(vec!["act_1".into()]));
+    assert_eq!(
+        parsed["meta_ad_account_ids"],
+        AttributeValue::List(vec!["act_1".into()])
+    );
 }
 
 #[test]
@@ -104,14 +130,20 @@ fn required_attributes_are_needed_only_on_creation() {
     let text = "[product]\nname = \"X\"\n[[industries]]\nid = \"a\"\nname = \"A\"\n[attributes.region]\nrequired = true\n";
     let p = Product::from_toml(text, "t", None).unwrap();
     let empty = serde_json::Map::new();
-    assert_eq!(p.check_attributes(&empty, false).unwrap_err()[0].field, "attributes.region");
+    assert_eq!(
+        p.check_attributes(&empty, false).unwrap_err()[0].field,
+        "attributes.region"
+    );
     assert!(p.check_attributes(&empty, true).is_ok());
 }
 
 #[test]
 fn the_example_products_are_valid() {
     for name in ["growthnav", "paidsocialnav"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name).join("onramp.toml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name)
+            .join("onramp.toml");
         if let Err(e) = Product::load(&path) {
             panic!("{name}: {e}");
         }

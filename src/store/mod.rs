@@ -164,7 +164,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError>;
 
     /// A page of customers ordered by id.
-    async fn list_customers(&self, filter: &CustomerFilter, page: &PageRequest) -> Result<Page<Customer>, StoreError>;
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>, StoreError>;
 
     /// Saves a changed customer if the stored version is still `expected_version`, with its event.
     async fn update_customer(
@@ -182,7 +186,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Stores a new admin token with its event.
-    async fn insert_admin_token(&self, token: &AdminTokenRecord, event: NewEvent) -> Result<Event, StoreError>;
+    async fn insert_admin_token(
+        &self,
+        token: &AdminTokenRecord,
+        event: NewEvent,
+    ) -> Result<Event, StoreError>;
 
     /// One admin token by id.
     async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError>;
@@ -194,14 +202,21 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
 
     /// Events ordered by chain, then position, after the given place: for verification.
-    async fn events_in_chain_order(&self, after: Option<(&str, i64)>, limit: u32) -> Result<Vec<Event>, StoreError>;
+    async fn events_in_chain_order(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
 
     /// Every chain's head.
     async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError>;
 }
 
 /// Opens the registry: PostgreSQL when `database_url` is given, else SQLite in `data_dir`.
-pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::connect(url).await?))

@@ -30,10 +30,12 @@ pub(super) struct CustomerRow {
 impl TryFrom<CustomerRow> for Customer {
     type Error = StoreError;
     fn try_from(r: CustomerRow) -> Result<Self, StoreError> {
-        let status = r
-            .status
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("customer {} has status '{}'", r.customer_id, r.status)))?;
+        let status = r.status.parse().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "customer {} has status '{}'",
+                r.customer_id, r.status
+            ))
+        })?;
         let attributes = r
             .attributes
             .0
@@ -42,9 +44,14 @@ impl TryFrom<CustomerRow> for Customer {
                 let value = match v {
                     serde_json::Value::String(s) => AttributeValue::One(s),
                     serde_json::Value::Array(items) => AttributeValue::List(
-                        items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+                        items
+                            .into_iter()
+                            .filter_map(|i| i.as_str().map(str::to_owned))
+                            .collect(),
                     ),
-                    other => return Err(StoreError::Corrupt(format!("attribute {k} holds {other}"))),
+                    other => {
+                        return Err(StoreError::Corrupt(format!("attribute {k} holds {other}")))
+                    }
                 };
                 Ok((k, value))
             })
@@ -81,7 +88,12 @@ impl CustomerJson {
     pub fn of(c: &Customer) -> Self {
         Self {
             tags: Json(c.tags.to_strings()),
-            attributes: Json(c.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            attributes: Json(
+                c.attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
             name_folded: c.name.as_str().to_lowercase(),
         }
     }

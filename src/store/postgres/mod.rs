@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
 use super::{
-    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord, Page, PageRequest,
-    Store, StoreError,
+    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
+    Page, PageRequest, Store, StoreError,
 };
 use crate::domain::event::{format_time, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
@@ -94,7 +94,9 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -134,7 +136,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::CustomerExists(c.id.to_string())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::CustomerExists(c.id.to_string()))
+            }
             other => other?,
         };
         if let Some(rec) = idempotency {
@@ -151,7 +155,9 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await;
             match stored {
-                Err(e) if is_unique_violation(&e) => return Err(StoreError::IdempotencyKeyTaken(rec.key.clone())),
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
+                }
                 other => other?,
             };
         }
@@ -161,14 +167,19 @@ impl Store for PgStore {
     }
 
     async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        let row: Option<CustomerRow> = sqlx::query_as("SELECT * FROM customers WHERE customer_id = $1")
-            .bind(customer_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<CustomerRow> =
+            sqlx::query_as("SELECT * FROM customers WHERE customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(Customer::try_from).transpose()
     }
 
-    async fn list_customers(&self, filter: &CustomerFilter, page: &PageRequest) -> Result<Page<Customer>, StoreError> {
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>, StoreError> {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM customers WHERE TRUE");
         if let Some(statuses) = &filter.statuses {
             let names: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
@@ -178,17 +189,24 @@ impl Store for PgStore {
             q.push(" AND industry = ").push_bind(industry.clone());
         }
         if let Some(tag) = &filter.tag {
-            q.push(" AND tags @> ").push_bind(sqlx::types::Json(vec![tag.clone()]));
+            q.push(" AND tags @> ")
+                .push_bind(sqlx::types::Json(vec![tag.clone()]));
         }
         if let Some(text) = &filter.name_contains {
-            q.push(" AND name_folded LIKE ").push_bind(like_contains(text)).push(" ESCAPE '\\'");
+            q.push(" AND name_folded LIKE ")
+                .push_bind(like_contains(text))
+                .push(" ESCAPE '\\'");
         }
         if let Some(after) = &page.after {
             q.push(" AND customer_id > ").push_bind(after.clone());
         }
-        q.push(" ORDER BY customer_id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY customer_id LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        let mut items = rows.into_iter().map(Customer::try_from).collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows
+            .into_iter()
+            .map(Customer::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > page.limit as usize {
             items.truncate(page.limit as usize);
             items.last().map(|c| c.id.to_string())
@@ -230,10 +248,11 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            let found: Option<i64> = sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = $1")
+                    .bind(customer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             return Err(match found {
                 None => StoreError::CustomerNotFound(customer_id.to_owned()),
                 Some(found) => StoreError::VersionConflict {
@@ -249,7 +268,9 @@ impl Store for PgStore {
     }
 
     async fn count_customers(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -262,7 +283,11 @@ impl Store for PgStore {
         Ok(row.map(Into::into))
     }
 
-    async fn insert_admin_token(&self, t: &AdminTokenRecord, event: NewEvent) -> Result<Event, StoreError> {
+    async fn insert_admin_token(
+        &self,
+        t: &AdminTokenRecord,
+        event: NewEvent,
+    ) -> Result<Event, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO admin_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -317,7 +342,11 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn events_in_chain_order(&self, after: Option<(&str, i64)>, limit: u32) -> Result<Vec<Event>, StoreError> {
+    async fn events_in_chain_order(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
         let (chain, seq) = after.unwrap_or(("", 0));
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT * FROM events WHERE (chain, chain_seq) > ($1, $2) ORDER BY chain, chain_seq LIMIT $3",
@@ -331,10 +360,14 @@ impl Store for PgStore {
     }
 
     async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
-        let rows: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT chain, seq, hash FROM event_chain_heads WHERE seq > 0 ORDER BY chain")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(|(chain, seq, hash)| ChainHead { chain, seq, hash }).collect())
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT chain, seq, hash FROM event_chain_heads WHERE seq > 0 ORDER BY chain",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(chain, seq, hash)| ChainHead { chain, seq, hash })
+            .collect())
     }
 }

@@ -6,7 +6,9 @@
 //! their own pool and run beside the writer, as WAL allows.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::path::Path;
 use std::str::FromStr;
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
 use super::{
-    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord, Page, PageRequest,
-    Store, StoreError,
+    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
+    Page, PageRequest, Store, StoreError,
 };
 use crate::domain::event::{format_time, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
@@ -69,10 +71,11 @@ impl SqliteStore {
 /// Seals `event` onto its chain and inserts it; the caller's transaction holds the write lock.
 async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, StoreError> {
     let chain = event.chain().as_str().to_owned();
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = ?")
-        .bind(&chain)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = ?")
+            .bind(&chain)
+            .fetch_optional(&mut *conn)
+            .await?;
     let (seq, prev) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
     let sealed = event.seal(seq + 1, prev);
     let row: EventRow = sqlx::query_as(
@@ -114,7 +117,9 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -154,7 +159,9 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::CustomerExists(c.id.to_string())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::CustomerExists(c.id.to_string()))
+            }
             other => other?,
         };
         if let Some(rec) = idempotency {
@@ -171,7 +178,9 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await;
             match stored {
-                Err(e) if is_unique_violation(&e) => return Err(StoreError::IdempotencyKeyTaken(rec.key.clone())),
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
+                }
                 other => other?,
             };
         }
@@ -181,14 +190,19 @@ impl Store for SqliteStore {
     }
 
     async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        let row: Option<CustomerRow> = sqlx::query_as("SELECT * FROM customers WHERE customer_id = ?")
-            .bind(customer_id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row: Option<CustomerRow> =
+            sqlx::query_as("SELECT * FROM customers WHERE customer_id = ?")
+                .bind(customer_id)
+                .fetch_optional(&self.reader)
+                .await?;
         row.map(Customer::try_from).transpose()
     }
 
-    async fn list_customers(&self, filter: &CustomerFilter, page: &PageRequest) -> Result<Page<Customer>, StoreError> {
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM customers WHERE 1 = 1");
         if let Some(statuses) = &filter.statuses {
             q.push(" AND status IN (");
@@ -207,14 +221,20 @@ impl Store for SqliteStore {
                 .push(")");
         }
         if let Some(text) = &filter.name_contains {
-            q.push(" AND name_folded LIKE ").push_bind(like_contains(text)).push(" ESCAPE '\\'");
+            q.push(" AND name_folded LIKE ")
+                .push_bind(like_contains(text))
+                .push(" ESCAPE '\\'");
         }
         if let Some(after) = &page.after {
             q.push(" AND customer_id > ").push_bind(after.clone());
         }
-        q.push(" ORDER BY customer_id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        q.push(" ORDER BY customer_id LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
         let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.reader).await?;
-        let mut items = rows.into_iter().map(Customer::try_from).collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows
+            .into_iter()
+            .map(Customer::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > page.limit as usize {
             items.truncate(page.limit as usize);
             items.last().map(|c| c.id.to_string())
@@ -256,10 +276,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            let found: Option<i64> = sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = ?")
-                .bind(customer_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = ?")
+                    .bind(customer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             return Err(match found {
                 None => StoreError::CustomerNotFound(customer_id.to_owned()),
                 Some(found) => StoreError::VersionConflict {
@@ -275,7 +296,9 @@ impl Store for SqliteStore {
     }
 
     async fn count_customers(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -288,7 +311,11 @@ impl Store for SqliteStore {
         Ok(row.map(Into::into))
     }
 
-    async fn insert_admin_token(&self, t: &AdminTokenRecord, event: NewEvent) -> Result<Event, StoreError> {
+    async fn insert_admin_token(
+        &self,
+        t: &AdminTokenRecord,
+        event: NewEvent,
+    ) -> Result<Event, StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO admin_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&t.id)
@@ -341,7 +368,11 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn events_in_chain_order(&self, after: Option<(&str, i64)>, limit: u32) -> Result<Vec<Event>, StoreError> {
+    async fn events_in_chain_order(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
         let (chain, seq) = after.unwrap_or(("", 0));
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT * FROM events WHERE (chain, chain_seq) > (?, ?) ORDER BY chain, chain_seq LIMIT ?",
@@ -359,6 +390,9 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT chain, seq, hash FROM event_chain_heads ORDER BY chain")
                 .fetch_all(&self.reader)
                 .await?;
-        Ok(rows.into_iter().map(|(chain, seq, hash)| ChainHead { chain, seq, hash }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(chain, seq, hash)| ChainHead { chain, seq, hash })
+            .collect())
     }
 }

@@ -1,0 +1,625 @@
+//! What each command does: parse its arguments into a service request, call the service,
+//! print the answer.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::exit;
+use super::output::{self, Format};
+use super::{
+    AdminCommand, AuditCommand, Command, Config, CustomersCommand, ProductCommand, TokenCommand,
+};
+use crate::domain::{Invalid, Role};
+use crate::product::{AttributeKind, Product, ProductError};
+use crate::services::audit::AuditQuery;
+use crate::services::customers::{
+    ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
+};
+use crate::services::{Actor, ServiceError, Services, SystemClock};
+
+/// Arguments of `customers onboard`.
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    /// Unique id (`acme_corp`).
+    customer_id: String,
+    /// Display name (`"Acme Corporation"`).
+    customer_name: String,
+    /// Industry id (see GET /api/v1/industries).
+    #[arg(long)]
+    industry: String,
+    /// Data store for the dataset (default: `default`).
+    #[arg(long)]
+    data_store: Option<String>,
+    /// Tags, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Primary contact email.
+    #[arg(long)]
+    email: Option<String>,
+    /// Primary contact name.
+    #[arg(long)]
+    contact_name: Option<String>,
+    /// Who asked for the onboarding.
+    #[arg(long)]
+    created_by: Option<String>,
+    /// Usage tier (default: the product's default tier).
+    #[arg(long)]
+    usage_tier: Option<String>,
+    /// A product attribute, KEY=VALUE; list attributes take comma-separated values. Repeatable.
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    attrs: Vec<String>,
+    /// Google Ads customer ids, comma-separated (attribute google_ads_customer_ids).
+    #[arg(long, value_delimiter = ',')]
+    google_ads_ids: Vec<String>,
+    /// Meta ad account ids, comma-separated (attribute meta_ad_account_ids).
+    #[arg(long, value_delimiter = ',')]
+    meta_accounts: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Arguments of `customers list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// A status, several comma-separated, or `all`.
+    #[arg(long, default_value = "active")]
+    status: String,
+    /// Only this industry.
+    #[arg(long)]
+    industry: Option<String>,
+    /// Only customers with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only names containing this text.
+    #[arg(long)]
+    q: Option<String>,
+    /// At most this many (default: all).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Arguments of `customers update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Customer id.
+    customer_id: String,
+    /// New display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// New status (active, paused, churned, ...).
+    #[arg(long)]
+    status: Option<String>,
+    /// New tags, comma-separated (replace the old ones).
+    #[arg(long, value_delimiter = ',')]
+    tags: Option<Vec<String>>,
+    /// New usage tier.
+    #[arg(long)]
+    usage_tier: Option<String>,
+    /// New contact email.
+    #[arg(long)]
+    email: Option<String>,
+    /// Set an attribute, KEY=VALUE. Repeatable.
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    attrs: Vec<String>,
+    /// Remove an attribute. Repeatable.
+    #[arg(long = "unset-attr", value_name = "KEY")]
+    unset: Vec<String>,
+    /// Refuse unless the customer is still at this version.
+    #[arg(long)]
+    if_version: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Arguments of `customers offboard`.
+#[derive(Debug, Args)]
+pub struct OffboardArgs {
+    /// Customer id.
+    customer_id: String,
+    /// Delete the customer's data too, leaving a tombstone. Needs --yes.
+    #[arg(long)]
+    delete_data: bool,
+    /// Confirm a destructive offboarding.
+    #[arg(long)]
+    yes: bool,
+    /// Why, for the audit log.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Arguments of `audit list`.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only events about this customer.
+    #[arg(long)]
+    customer: Option<String>,
+    /// Only events of this type.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+enum CliError {
+    Service(ServiceError),
+    Other(anyhow::Error),
+}
+
+impl From<ServiceError> for CliError {
+    fn from(e: ServiceError) -> Self {
+        CliError::Service(e)
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Other(e)
+    }
+}
+
+type CliResult = Result<u8, CliError>;
+
+fn load_product(config: &Config) -> Result<Product, ProductError> {
+    match &config.product {
+        Some(path) => Product::load(path),
+        None => Ok(Product::builtin()),
+    }
+}
+
+/// Opens the registry (migrating it) and wires the services; prints why when it cannot.
+pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
+    let product = load_product(config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::CONFIG)
+    })?;
+    let store = crate::store::open(&config.data_dir, config.database_url.as_deref())
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the registry: {e}");
+            ExitCode::from(exit::CONFIG)
+        })?;
+    store.migrate().await.map_err(|e| {
+        eprintln!("error: cannot migrate the registry: {e}");
+        ExitCode::from(exit::CONFIG)
+    })?;
+    Services::new(store, product, Arc::new(SystemClock)).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::CONFIG)
+    })
+}
+
+pub(super) async fn run(config: Config, command: Command) -> ExitCode {
+    if let Command::Product(ProductCommand::Check { file }) = &command {
+        return product_check(file);
+    }
+    let services = match open(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let actor = Actor::cli();
+    let result = match command {
+        Command::Serve { listen } => serve(services, &listen).await,
+        Command::Init => {
+            let location = match config.database_url {
+                Some(_) => "PostgreSQL schema 'onramp'".to_owned(),
+                None => config
+                    .data_dir
+                    .join(crate::store::sqlite::REGISTRY_FILE)
+                    .display()
+                    .to_string(),
+            };
+            println!("Registry ready ({}): {location}", services.store.backend());
+            Ok(exit::OK)
+        }
+        Command::Product(_) => unreachable!("handled above"),
+        Command::Customers(c) => customers(&services, &actor, c).await,
+        Command::Audit(a) => audit(&services, &actor, a).await,
+        Command::Admin(AdminCommand::Token(TokenCommand::Create { role, name, format })) => {
+            create_token(&services, &actor, role, &name, format).await
+        }
+        Command::Bench(b) => super::bench::run(&services, &config, b)
+            .await
+            .map_err(CliError::Other),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError::Service(e)) => exit::report(&e),
+        Err(CliError::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn product_check(file: &Path) -> ExitCode {
+    match Product::load(file) {
+        Ok(p) => {
+            println!(
+                "{}: ok ({} industries, {} attributes, {} tiers, steps: {})",
+                file.display(),
+                p.industries.len(),
+                p.attributes.len(),
+                p.tiers.len(),
+                p.steps.join(" → ")
+            );
+            ExitCode::from(exit::OK)
+        }
+        Err(ProductError::Invalid {
+            source_name,
+            problems,
+        }) => {
+            eprintln!("{source_name}: {} problem(s)", problems.len());
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::from(exit::CONFIG)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::CONFIG)
+        }
+    }
+}
+
+async fn serve(services: Services, listen: &str) -> CliResult {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    eprintln!(
+        "onramp listening on http://{} ({} registry, product {})",
+        listener.local_addr().map_err(anyhow::Error::from)?,
+        services.store.backend(),
+        services.product.name
+    );
+    crate::interfaces::http::serve(listener, services)
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(exit::OK)
+}
+
+/// Turns `KEY=VALUE` flags into an attributes object, splitting list attributes on commas.
+fn parse_attrs(
+    product: &Product,
+    flag: &str,
+    attrs: &[String],
+    into: &mut Map<String, Value>,
+) -> Result<(), ServiceError> {
+    let mut errors = Vec::new();
+    for a in attrs {
+        let Some((key, value)) = a.split_once('=') else {
+            errors
+                .push(Invalid::new("invalid_format", format!("'{a}' must be KEY=VALUE")).at(flag));
+            continue;
+        };
+        let value = match product.attributes.get(key).map(|d| d.kind) {
+            Some(AttributeKind::List) => json!(value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()),
+            _ => json!(value),
+        };
+        into.insert(key.to_owned(), value);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(errors))
+    }
+}
+
+async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> CliResult {
+    match command {
+        CustomersCommand::Onboard(a) => {
+            let mut attributes = Map::new();
+            parse_attrs(&s.product, "--attr", &a.attrs, &mut attributes)?;
+            if !a.google_ads_ids.is_empty() {
+                attributes.insert("google_ads_customer_ids".into(), json!(a.google_ads_ids));
+            }
+            if !a.meta_accounts.is_empty() {
+                attributes.insert("meta_ad_account_ids".into(), json!(a.meta_accounts));
+            }
+            let contact = (a.email.is_some() || a.contact_name.is_some()).then(|| ContactInput {
+                email: a.email.clone(),
+                name: a.contact_name.clone(),
+            });
+            let req = OnboardRequest {
+                customer_id: Some(a.customer_id),
+                customer_name: Some(a.customer_name),
+                industry: Some(a.industry),
+                data_store: a.data_store,
+                tags: a.tags,
+                attributes,
+                contact,
+                created_by: a.created_by,
+                usage_tier: a.usage_tier,
+            };
+            let done = s.onboard(actor, &req, None).await?;
+            let r = &done.response;
+            match a.format {
+                Format::Json => output::json(r),
+                Format::Csv => output::customers(std::slice::from_ref(&r.customer), Format::Csv)?,
+                Format::Table => {
+                    println!(
+                        "✓ Customer '{}' onboarded in {:.3}s (dataset {})",
+                        r.customer.customer_id,
+                        r.onboarding.duration_seconds,
+                        r.onboarding.dataset_id.as_deref().unwrap_or("-")
+                    );
+                    for step in &r.onboarding.steps {
+                        println!("  {:<10} {}", step.name, step.status);
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        CustomersCommand::List(a) => {
+            let mut q = ListQuery {
+                status: Some(a.status),
+                industry: a.industry,
+                tag: a.tag,
+                q: a.q,
+                limit: Some(
+                    a.limit
+                        .unwrap_or(super::super::super::services::customers::MAX_PAGE)
+                        .min(1000),
+                ),
+                cursor: None,
+            };
+            let mut items = Vec::new();
+            loop {
+                let page = s.list_customers(actor, &q).await?;
+                items.extend(page.items);
+                match (page.next_cursor, a.limit) {
+                    (Some(cursor), None) => q.cursor = Some(cursor),
+                    (Some(cursor), Some(max)) if (items.len() as u32) < max => {
+                        q.limit = Some((max - items.len() as u32).min(1000));
+                        q.cursor = Some(cursor);
+                    }
+                    _ => break,
+                }
+            }
+            output::customers(&items, a.format)?;
+            Ok(exit::OK)
+        }
+        CustomersCommand::Show {
+            customer_id,
+            format,
+        } => {
+            let c = s.get_customer(actor, &customer_id).await?;
+            output::customer(&c, format)?;
+            Ok(exit::OK)
+        }
+        CustomersCommand::Update(a) => {
+            let mut attributes = Map::new();
+            parse_attrs(&s.product, "--attr", &a.attrs, &mut attributes)?;
+            for key in &a.unset {
+                attributes.insert(key.clone(), Value::Null);
+            }
+            let req = UpdateRequest {
+                customer_name: a.name,
+                tags: a.tags,
+                attributes: (!attributes.is_empty()).then_some(attributes),
+                contact: a.email.map(|e| ContactInput {
+                    email: Some(e),
+                    name: None,
+                }),
+                usage_tier: a.usage_tier,
+                status: a.status,
+            };
+            let c = s
+                .update_customer(actor, &a.customer_id, &req, a.if_version)
+                .await?;
+            match a.format {
+                Format::Table => println!(
+                    "✓ Customer '{}' updated (status {}, version {})",
+                    c.customer_id, c.status, c.version
+                ),
+                f => output::customer(&c, f)?,
+            }
+            Ok(exit::OK)
+        }
+        CustomersCommand::Offboard(a) => {
+            if a.delete_data && !a.yes {
+                eprintln!(
+                    "error: --delete-data removes the customer's data permanently; add --yes to confirm"
+                );
+                return Ok(exit::REFUSED);
+            }
+            let req = OffboardRequest {
+                delete_data: a.delete_data,
+                confirm: a.delete_data.then(|| a.customer_id.clone()),
+                reason: a.reason,
+            };
+            let r = s.offboard(actor, &a.customer_id, &req).await?;
+            match a.format {
+                Format::Table => println!(
+                    "✓ Customer '{}' offboarded: status {}{}",
+                    r.customer.customer_id,
+                    r.customer.status,
+                    if r.data_deleted {
+                        ", data deleted"
+                    } else {
+                        ", data kept"
+                    }
+                ),
+                Format::Json => output::json(&r),
+                Format::Csv => output::customers(std::slice::from_ref(&r.customer), Format::Csv)?,
+            }
+            Ok(exit::OK)
+        }
+        CustomersCommand::Import { file, format } => import(s, actor, &file, format).await,
+    }
+}
+
+async fn import(s: &Services, actor: &Actor, file: &PathBuf, format: Format) -> CliResult {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} importing [{bar:30}] {pos}/{len} tenants")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let summary = s
+        .import_legacy(actor, file, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    match format {
+        Format::Json => output::json(&summary),
+        _ => {
+            for outcome in &summary.outcomes {
+                use crate::services::legacy::ImportOutcome as O;
+                match outcome {
+                    O::Created { customer_id } => println!("  created  {customer_id}"),
+                    O::Skipped { customer_id } => {
+                        println!("  skipped  {customer_id} (already registered)")
+                    }
+                    O::Refused {
+                        customer_id,
+                        errors,
+                    } => {
+                        println!("  refused  {customer_id}");
+                        for e in errors {
+                            println!("           {}: {}", e.field, e.message);
+                        }
+                    }
+                }
+            }
+            println!(
+                "{} created, {} skipped, {} refused",
+                summary.created, summary.skipped, summary.refused
+            );
+        }
+    }
+    Ok(if summary.refused > 0 {
+        exit::REFUSED
+    } else {
+        exit::OK
+    })
+}
+
+async fn audit(s: &Services, actor: &Actor, command: AuditCommand) -> CliResult {
+    match command {
+        AuditCommand::List(a) => {
+            let q = AuditQuery {
+                customer_id: a.customer,
+                event_type: a.event_type,
+                since: a.since,
+                until: a.until,
+                limit: Some(a.limit),
+                cursor: None,
+            };
+            let list = s.list_events(actor, &q).await?;
+            match a.format {
+                Format::Json => output::json(&list.items),
+                Format::Csv => {
+                    let mut w = csv::Writer::from_writer(std::io::stdout());
+                    w.write_record([
+                        "id",
+                        "occurred_at",
+                        "type",
+                        "customer_id",
+                        "actor",
+                        "request_id",
+                        "payload",
+                        "hash",
+                    ])
+                    .map_err(anyhow::Error::from)?;
+                    for e in &list.items {
+                        w.write_record([
+                            e.id.to_string(),
+                            e.occurred_at.clone(),
+                            e.event_type.clone(),
+                            e.customer_id.clone().unwrap_or_default(),
+                            e.actor.clone(),
+                            e.request_id.clone().unwrap_or_default(),
+                            e.payload_text.clone(),
+                            e.hash.clone(),
+                        ])
+                        .map_err(anyhow::Error::from)?;
+                    }
+                    w.flush().map_err(anyhow::Error::from)?;
+                }
+                Format::Table => {
+                    let mut t = output::table(&["ID", "TIME", "TYPE", "CUSTOMER", "ACTOR"]);
+                    for e in &list.items {
+                        t.add_row([
+                            e.id.to_string(),
+                            e.occurred_at.clone(),
+                            e.event_type.clone(),
+                            e.customer_id.clone().unwrap_or_else(|| "-".into()),
+                            e.actor.clone(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Verify { format } => {
+            let report = s.verify_audit().await?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => match &report.broken {
+                    None => println!(
+                        "✓ audit log verified: {} events in {} chains",
+                        report.events_checked, report.chains
+                    ),
+                    Some(b) => println!(
+                        "✗ audit log broken: chain '{}' at position {}{}: {}",
+                        b.chain,
+                        b.chain_seq,
+                        b.event_id
+                            .map(|id| format!(" (event {id})"))
+                            .unwrap_or_default(),
+                        b.reason
+                    ),
+                },
+            }
+            Ok(if report.ok { exit::OK } else { exit::INTEGRITY })
+        }
+    }
+}
+
+async fn create_token(
+    s: &Services,
+    actor: &Actor,
+    role: Role,
+    name: &str,
+    format: Format,
+) -> CliResult {
+    let t = s.create_admin_token(actor, role, name).await?;
+    match format {
+        Format::Json => output::json(&t),
+        _ => {
+            println!("{}", t.token);
+            eprintln!("Admin token '{}' ({}) created with id {}. It is shown only this once: store it now.", t.name, t.role, t.id);
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,197 @@
+//! The command line: `onramp <noun> <verb>`. Tables for people, `--format json|csv` for
+//! scripts, and exit codes that mean something (see [`exit`]).
+
+mod bench;
+mod commands;
+pub mod exit;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::domain::Role;
+use output::Format;
+
+/// Onramp: customer onboarding and tenant lifecycle.
+#[derive(Debug, Parser)]
+#[command(name = "onramp", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where Onramp keeps its data and what product it onboards to: one typed struct, from
+/// defaults, then `ONRAMP_` environment variables, then flags.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Data dir of the embedded default (SQLite registry and datasets).
+    #[arg(
+        long,
+        global = true,
+        env = "ONRAMP_DATA_DIR",
+        default_value = "./onramp-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL (postgres://...) instead of the embedded SQLite registry.
+    #[arg(
+        long,
+        global = true,
+        env = "ONRAMP_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Product file (TOML); the built-in generic product when absent.
+    #[arg(long, global = true, env = "ONRAMP_PRODUCT")]
+    pub product: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ONRAMP_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Create the data dir and apply database migrations (also done by every command).
+    Init,
+    /// Product files.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// The customer registry.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProductCommand {
+    /// Check a product file and report every problem in it.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CustomersCommand {
+    /// Onboard a customer.
+    Onboard(commands::OnboardArgs),
+    /// List customers.
+    List(commands::ListArgs),
+    /// Show one customer.
+    Show {
+        /// Customer id.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Change a customer.
+    Update(commands::UpdateArgs),
+    /// Offboard a customer: inactive with data kept, or deleted with --delete-data --yes.
+    Offboard(commands::OffboardArgs),
+    /// Import a legacy tenants.yaml (idempotent: registered tenants are skipped).
+    Import {
+        /// The tenants file.
+        file: PathBuf,
+        /// Output format of the summary.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// List events, oldest first.
+    List(commands::AuditListArgs),
+    /// Verify every hash chain and name the first broken link.
+    Verify {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token; it is printed once and stored only as a hash.
+    Create {
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: Role,
+        /// A name for people.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Output format (`json` prints {"token": ...}).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Role::Admin, Role::Operator, Role::Viewer]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    init_logging(if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    runtime.block_on(commands::run(cli.config, cli.command))
+}

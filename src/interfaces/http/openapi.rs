@@ -1,0 +1,42 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{customers, meta};
+
+/// The API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Onramp API", description = "Customer onboarding and tenant lifecycle"),
+    paths(
+        customers::onboard, customers::list, customers::show, customers::update, customers::offboard,
+        customers::customer_audit, meta::industries, meta::audit, meta::health,
+    ),
+    components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "customers", description = "The customer registry"),
+        (name = "audit", description = "The hash-chained event log"),
+        (name = "product", description = "The product's configuration"),
+        (name = "operations", description = "Health"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An admin token from `onramp admin token create`"))
+                    .build(),
+            ),
+        );
+    }
+}

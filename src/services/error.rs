@@ -1,0 +1,85 @@
+//! The services' one error type. Interfaces map it to their own form (problem+json, exit codes)
+//! in exactly one place each.
+
+use crate::domain::{FieldError, InvalidTransition, Role};
+use crate::product::ProductError;
+use crate::store::StoreError;
+
+/// Why a use case refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{} field(s) are invalid: {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// No such customer.
+    #[error("Customer '{0}' not found")]
+    CustomerNotFound(String),
+    /// The id is taken.
+    #[error("Customer already exists: '{0}'. Use a different customer_id, update the existing customer, or offboard it first")]
+    CustomerExists(String),
+    /// The status machine refused.
+    #[error("{0}")]
+    InvalidTransition(#[from] InvalidTransition),
+    /// A deleted customer is a tombstone.
+    #[error("Customer '{0}' was deleted; its record can no longer change")]
+    CustomerDeleted(String),
+    /// The caller's version is stale.
+    #[error("Customer '{customer_id}' changed: it is at version {found}, not {expected}. Read it again and retry")]
+    VersionMismatch {
+        /// The customer.
+        customer_id: String,
+        /// The version the caller sent.
+        expected: i64,
+        /// The current version.
+        found: i64,
+    },
+    /// The idempotency key was used for a different request.
+    #[error("Idempotency-Key '{0}' was already used with a different request body")]
+    IdempotencyKeyReused(String),
+    /// The idempotency key's first request is still in progress.
+    #[error("Idempotency-Key '{0}' is in use by a request still in progress; retry shortly")]
+    IdempotencyKeyInProgress(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials, too low a role.
+    #[error("this action needs the {required} role; the token has {actual}")]
+    Forbidden {
+        /// The role needed.
+        required: Role,
+        /// The role held.
+        actual: Role,
+    },
+    /// The product file (or a file it names) is bad.
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CustomerExists(id) => ServiceError::CustomerExists(id),
+            StoreError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
+            StoreError::VersionConflict {
+                customer_id,
+                expected,
+                found,
+            } => ServiceError::VersionMismatch {
+                customer_id,
+                expected,
+                found,
+            },
+            StoreError::IdempotencyKeyTaken(key) => ServiceError::IdempotencyKeyInProgress(key),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        ServiceError::Invalid(vec![e])
+    }
+}

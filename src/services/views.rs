@@ -1,0 +1,148 @@
+//! What the use cases return: the JSON shapes every interface shows (the API's bodies, the
+//! CLI's `--format json`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::domain::{Customer, CustomerStatus};
+use crate::product::Product;
+
+/// Where a customer record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The registry.
+    Registry,
+    /// The product's legacy tenants file; not yet imported.
+    Legacy,
+}
+
+/// A customer's contact.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    /// Primary contact email.
+    pub email: Option<String>,
+    /// Primary contact name.
+    pub name: Option<String>,
+}
+
+/// A customer as every interface shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CustomerView {
+    /// Unique id.
+    pub customer_id: String,
+    /// Display name.
+    pub customer_name: String,
+    /// Industry id.
+    pub industry: Option<String>,
+    /// Data store holding the customer's dataset.
+    pub data_store: Option<String>,
+    /// The dataset id, from the product's template.
+    pub dataset_id: Option<String>,
+    /// Lifecycle status.
+    pub status: CustomerStatus,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Product-defined attributes: a string or a list of strings each.
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Contact.
+    pub contact: ContactView,
+    /// Who asked for the onboarding.
+    pub created_by: Option<String>,
+    /// Product tier.
+    pub usage_tier: Option<String>,
+    /// Version for `If-Match`; 0 for legacy records.
+    pub version: i64,
+    /// Registration time.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Where the record comes from.
+    pub source: Source,
+}
+
+impl CustomerView {
+    /// The view of a registry record.
+    pub fn of(c: &Customer, product: &Product) -> Self {
+        Self {
+            customer_id: c.id.to_string(),
+            customer_name: c.name.as_str().to_owned(),
+            industry: Some(c.industry.clone()),
+            data_store: Some(c.data_store.clone()),
+            dataset_id: (c.status != CustomerStatus::Deleted)
+                .then(|| product.dataset_id(c.id.as_str())),
+            status: c.status,
+            tags: c.tags.to_strings(),
+            attributes: c
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+            contact: ContactView {
+                email: c.contact.email.as_ref().map(|e| e.as_str().to_owned()),
+                name: c.contact.name.clone(),
+            },
+            created_by: c.created_by.clone(),
+            usage_tier: c.usage_tier.clone(),
+            version: c.version,
+            created_at: Some(c.created_at),
+            updated_at: Some(c.updated_at),
+            source: Source::Registry,
+        }
+    }
+}
+
+/// One page of customers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CustomerList {
+    /// The customers, ordered by id.
+    pub items: Vec<CustomerView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How one onboarding step went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StepResult {
+    /// Step name (`validate`, `register`).
+    pub name: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// How many times it ran.
+    pub attempts: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The orchestrator's result, as the GrowthNav seed names it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OnboardingResult {
+    /// Whether every step succeeded.
+    pub is_success: bool,
+    /// The customer.
+    pub customer_id: String,
+    /// The customer's dataset id.
+    pub dataset_id: Option<String>,
+    /// Wall time of the whole onboarding.
+    pub duration_seconds: f64,
+    /// What went wrong, if anything.
+    pub errors: Vec<String>,
+    /// The steps run, in order.
+    pub steps: Vec<StepResult>,
+}
+
+/// The answer to an onboarding request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OnboardResponse {
+    /// The registered customer.
+    pub customer: CustomerView,
+    /// How onboarding went.
+    pub onboarding: OnboardingResult,
+}
