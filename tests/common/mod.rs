@@ -1,0 +1,271 @@
+//! Test helpers: a fresh registry per test on either backend, and the real server on port 0.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use onramp::domain::Role;
+use onramp::product::Product;
+use onramp::services::{Actor, Services, SystemClock};
+use onramp::store::{self, CustomerFilter, PageRequest, Store};
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("ONRAMP_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty registry location: a temp dir, or a new PostgreSQL database dropped on drop.
+pub struct TestDb {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                backend,
+                dir,
+                database_url: None,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("onramp_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = postgres_admin_url();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("PostgreSQL must be running for the postgres tests (ONRAMP_TEST_POSTGRES_URL)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .expect("url has a database");
+                Self {
+                    backend,
+                    dir,
+                    database_url: Some(format!("{base}/{name}")),
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Opens and migrates the registry.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let s = store::open(self.dir.path(), self.database_url.as_deref())
+            .await
+            .expect("open store");
+        s.migrate().await.expect("migrate");
+        s
+    }
+
+    /// The CLI flags that point at this registry.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            self.dir.path().display().to_string(),
+        ];
+        if let Some(url) = &self.database_url {
+            args.push("--database-url".into());
+            args.push(url.clone());
+        }
+        args
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = postgres_admin_url();
+        // Drop runs outside any runtime we may block: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Path of a file in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Wires services over a store with a product.
+pub fn services(store: Arc<dyn Store>, product: Product) -> Services {
+    Services::new(store, product, Arc::new(SystemClock)).expect("services")
+}
+
+/// A running server with a token of each role.
+pub struct TestApp {
+    pub db: TestDb,
+    pub services: Services,
+    pub base: String,
+    pub admin: String,
+    pub operator: String,
+    pub viewer: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Product::builtin()).await
+    }
+
+    pub async fn start_with(backend: Backend, product: Product) -> Self {
+        let db = TestDb::new(backend).await;
+        let services = services(db.store().await, product);
+        let cli = Actor::cli();
+        let admin = services
+            .create_admin_token(&cli, Role::Admin, "admin")
+            .await
+            .unwrap()
+            .token;
+        let operator = services
+            .create_admin_token(&cli, Role::Operator, "operator")
+            .await
+            .unwrap()
+            .token;
+        let viewer = services
+            .create_admin_token(&cli, Role::Viewer, "viewer")
+            .await
+            .unwrap()
+            .token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = onramp::interfaces::http::app(services.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            db,
+            services,
+            base,
+            admin,
+            operator,
+            viewer,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+    }
+
+    pub fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+    }
+
+    /// Everything a refusal must leave as it was: every customer record and the event log.
+    pub async fn snapshot(&self) -> Snapshot {
+        snapshot(self.services.store.as_ref()).await
+    }
+}
+
+/// The registry and event log, in full.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub customers: Vec<String>,
+    pub events: Vec<(i64, String)>,
+}
+
+pub async fn snapshot(store: &dyn Store) -> Snapshot {
+    let page = store
+        .list_customers(
+            &CustomerFilter::default(),
+            &PageRequest {
+                limit: 10_000,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let customers = page.items.iter().map(|c| format!("{c:?}")).collect();
+    let events = store
+        .list_events(&onramp::store::EventFilter {
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.hash))
+        .collect();
+    Snapshot { customers, events }
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)` functions.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
