@@ -1,6 +1,8 @@
 //! Test helpers: a fresh registry per test on either backend, and the real server on port 0.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
