@@ -1,25 +1,331 @@
 //! `onramp bench`: the benchmarks behind the figures in README.
+//!
+//! `bench registry` registers N customers in a scratch registry (a temp dir for SQLite, a
+//! temporary database on the given PostgreSQL server), then measures get-by-id and
+//! list-by-industry latency in-process and over HTTP against a real `onramp serve` process,
+//! and that process's resident memory. The operator's own registry is never touched.
 
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::output::{self, Format};
 use super::Config;
-use crate::services::Services;
+use crate::domain::Role;
+use crate::product::Product;
+use crate::services::customers::{ListQuery, OnboardRequest};
+use crate::services::{Actor, Services, SystemClock};
+use crate::store;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Registry throughput and latency.
+    /// Registry create throughput, read latency, and a serving process's memory.
     Registry {
         /// How many customers to register.
         #[arg(long, default_value_t = 100_000)]
         customers: u32,
+        /// Onboardings in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// How many timed reads of each kind.
+        #[arg(long, default_value_t = 5_000)]
+        samples: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 
-pub(super) async fn run(
-    _services: &Services,
-    _config: &Config,
-    _command: BenchCommand,
-) -> anyhow::Result<u8> {
-    anyhow::bail!("not yet")
+/// Latency percentiles of one operation, in milliseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    samples: usize,
+}
+
+fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort();
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1000.0
+    };
+    Latency {
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        samples: samples.len(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RegistryReport {
+    backend: &'static str,
+    customers: u32,
+    concurrency: usize,
+    create_seconds: f64,
+    creates_per_second: f64,
+    get_by_id: Latency,
+    list_by_industry_first_page: Latency,
+    http_get_by_id: Latency,
+    http_list_by_industry_first_page: Latency,
+    serve_rss_mb: Option<f64>,
+}
+
+pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<u8> {
+    let BenchCommand::Registry {
+        customers,
+        concurrency,
+        samples,
+        format,
+    } = command;
+    anyhow::ensure!(customers > 0, "--customers must be at least 1");
+    anyhow::ensure!(
+        (1..=256).contains(&concurrency),
+        "--concurrency must be from 1 to 256"
+    );
+    anyhow::ensure!(samples > 0, "--samples must be at least 1");
+    let scratch = tempfile::tempdir()?;
+    let pg = match &config.database_url {
+        Some(url) => {
+            let name = format!("onramp_bench_{}", uuid::Uuid::new_v4().simple());
+            Some((
+                url.clone(),
+                name.clone(),
+                store::postgres::create_database(url, &name).await?,
+            ))
+        }
+        None => None,
+    };
+    let result = registry(
+        scratch.path(),
+        pg.as_ref().map(|(_, _, u)| u.as_str()),
+        customers,
+        concurrency,
+        samples,
+    )
+    .await;
+    if let Some((server, name, _)) = &pg {
+        store::postgres::drop_database(server, name).await?;
+    }
+    let report = result?;
+    match format {
+        Format::Json => output::json(&report),
+        _ => print_report(&report),
+    }
+    Ok(super::exit::OK)
+}
+
+fn print_report(r: &RegistryReport) {
+    println!(
+        "onramp bench registry: {} customers on {} (concurrency {})",
+        r.customers, r.backend, r.concurrency
+    );
+    println!(
+        "  create: {:.1} s, {:.0} customers/s",
+        r.create_seconds, r.creates_per_second
+    );
+    let mut t = output::table(&["OPERATION", "P50 MS", "P99 MS", "SAMPLES"]);
+    for (name, l) in [
+        ("get by id (in-process)", &r.get_by_id),
+        (
+            "list by industry, first page (in-process)",
+            &r.list_by_industry_first_page,
+        ),
+        ("GET /api/v1/customers/{id}", &r.http_get_by_id),
+        (
+            "GET /api/v1/customers?industry=",
+            &r.http_list_by_industry_first_page,
+        ),
+    ] {
+        t.add_row([
+            name.to_owned(),
+            format!("{:.3}", l.p50_ms),
+            format!("{:.3}", l.p99_ms),
+            l.samples.to_string(),
+        ]);
+    }
+    println!("{t}");
+    match r.serve_rss_mb {
+        Some(mb) => println!("  onramp serve resident memory after the reads: {mb:.1} MB"),
+        None => println!("  onramp serve resident memory: not measurable on this platform"),
+    }
+}
+
+async fn registry(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    n: u32,
+    concurrency: usize,
+    samples: u32,
+) -> anyhow::Result<RegistryReport> {
+    let store = store::open(data_dir, database_url).await?;
+    store.migrate().await?;
+    let product = Product::builtin();
+    let industries: Arc<Vec<String>> =
+        Arc::new(product.industries.iter().map(|i| i.id.clone()).collect());
+    let services = Services::new(store.clone(), product, Arc::new(SystemClock))?;
+    let actor = Actor::cli();
+
+    let bar = ProgressBar::new(u64::from(n));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} registering [{bar:30}] {pos}/{len} ({per_sec})")?
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (services, actor, next, industries, bar) = (
+            services.clone(),
+            actor.clone(),
+            next.clone(),
+            industries.clone(),
+            bar.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let req = OnboardRequest {
+                    customer_id: Some(format!("customer_{i:07}")),
+                    customer_name: Some(format!("Customer {i}")),
+                    industry: Some(industries[i as usize % industries.len()].clone()),
+                    tags: vec![format!("cohort_{}", i % 20)],
+                    ..OnboardRequest::default()
+                };
+                services.onboard(&actor, &req, None).await?;
+                bar.inc(1);
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    let create_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let mut rng = rand::thread_rng();
+    let ids: Vec<String> = (0..samples)
+        .map(|_| format!("customer_{:07}", rng.gen_range(0..n)))
+        .collect();
+    let mut gets = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let t = Instant::now();
+        services.get_customer(&actor, id).await?;
+        gets.push(t.elapsed());
+    }
+    let mut lists = Vec::new();
+    for i in 0..samples {
+        let q = ListQuery {
+            industry: Some(industries[i as usize % industries.len()].clone()),
+            ..ListQuery::default()
+        };
+        let t = Instant::now();
+        services.list_customers(&actor, &q).await?;
+        lists.push(t.elapsed());
+    }
+
+    let token = services
+        .create_admin_token(&actor, Role::Viewer, "bench")
+        .await?
+        .token;
+    let backend = store.backend();
+    drop(services);
+    drop(store);
+    let (http_gets, http_lists, rss) =
+        serve_and_probe(data_dir, database_url, &token, &ids, &industries).await?;
+    Ok(RegistryReport {
+        backend,
+        customers: n,
+        concurrency,
+        create_seconds,
+        creates_per_second: f64::from(n) / create_seconds,
+        get_by_id: latency(gets),
+        list_by_industry_first_page: latency(lists),
+        http_get_by_id: latency(http_gets),
+        http_list_by_industry_first_page: latency(http_lists),
+        serve_rss_mb: rss,
+    })
+}
+
+/// Starts `onramp serve` on the scratch registry, times reads over HTTP, and reads its RSS.
+async fn serve_and_probe(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    token: &str,
+    ids: &[String],
+    industries: &[String],
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Option<f64>)> {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(url) = database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.env("RUST_LOG", "warn")
+        .env_remove("ONRAMP_PRODUCT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("onramp serve exited before listening"))?;
+        if let Some(rest) = line.strip_prefix("onramp listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let mut gets = Vec::with_capacity(ids.len());
+    for id in ids {
+        let t = Instant::now();
+        let r = client
+            .get(format!("{base}/api/v1/customers/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "GET {id}: {}", r.status());
+        r.bytes().await?;
+        gets.push(t.elapsed());
+    }
+    let mut lists = Vec::with_capacity(ids.len());
+    for i in 0..ids.len() {
+        let t = Instant::now();
+        let industry = &industries[i % industries.len()];
+        let r = client
+            .get(format!("{base}/api/v1/customers?industry={industry}"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "list: {}", r.status());
+        r.bytes().await?;
+        lists.push(t.elapsed());
+    }
+    let rss = child.id().and_then(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    });
+    child.kill().await?;
+    Ok((gets, lists, rss))
 }

@@ -4,7 +4,7 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -211,9 +211,13 @@ pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
 }
 
 pub(super) async fn run(config: Config, command: Command) -> ExitCode {
-    if let Command::Product(ProductCommand::Check { file }) = &command {
-        return product_check(file);
-    }
+    let command = match command {
+        Command::Product(ProductCommand::Check { file }) => return product_check(&file),
+        Command::Bench(b) => {
+            return finish(super::bench::run(&config, b).await.map_err(CliError::Other))
+        }
+        other => other,
+    };
     let services = match open(&config).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -233,16 +237,17 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             println!("Registry ready ({}): {location}", services.store.backend());
             Ok(exit::OK)
         }
-        Command::Product(_) => unreachable!("handled above"),
-        Command::Customers(c) => customers(&services, &actor, c).await,
+        Command::Product(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Customers(c) => customers(&services, &actor, *c).await,
         Command::Audit(a) => audit(&services, &actor, a).await,
         Command::Admin(AdminCommand::Token(TokenCommand::Create { role, name, format })) => {
             create_token(&services, &actor, role, &name, format).await
         }
-        Command::Bench(b) => super::bench::run(&services, &config, b)
-            .await
-            .map_err(CliError::Other),
     };
+    finish(result)
+}
+
+fn finish(result: CliResult) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(CliError::Service(e)) => exit::report(&e),
@@ -474,7 +479,7 @@ async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> Cl
     }
 }
 
-async fn import(s: &Services, actor: &Actor, file: &PathBuf, format: Format) -> CliResult {
+async fn import(s: &Services, actor: &Actor, file: &Path, format: Format) -> CliResult {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} importing [{bar:30}] {pos}/{len} tenants")

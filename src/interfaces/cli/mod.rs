@@ -63,7 +63,7 @@ enum Command {
     Product(ProductCommand),
     /// The customer registry.
     #[command(subcommand)]
-    Customers(CustomersCommand),
+    Customers(Box<CustomersCommand>),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
