@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Actor, ServiceError, Services};
 use crate::domain::event::{BrokenLink, ChainVerifier};
 use crate::domain::{Event, Invalid};
-use crate::store::EventFilter;
+use crate::store::{EventFilter, Page};
 
 /// Filters for listing events.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -84,14 +84,13 @@ impl Services {
             after_id,
             limit: limit + 1,
         };
-        let mut items = self.store.list_events(&filter).await?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(EventList { items, next_cursor })
+        let page = Page::from_overfetch(self.store.list_events(&filter).await?, limit, |e| {
+            e.id.to_string()
+        });
+        Ok(EventList {
+            items: page.items,
+            next_cursor: page.next,
+        })
     }
 
     /// Walks every chain, recomputing each hash, and names the first broken link.

@@ -79,6 +79,20 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// Builds a page from a query that fetched up to `limit + 1` rows: the extra row only
+    /// tells that there is a next page, whose `after` key is that of the last row kept.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// Which events an audit listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {

@@ -388,7 +388,7 @@ async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> Cl
                 q: a.q,
                 limit: Some(
                     a.limit
-                        .unwrap_or(super::super::super::services::customers::MAX_PAGE)
+                        .unwrap_or(crate::services::customers::MAX_PAGE)
                         .min(1000),
                 ),
                 cursor: None,

@@ -231,17 +231,13 @@ impl Store for SqliteStore {
         q.push(" ORDER BY customer_id LIMIT ")
             .push_bind(i64::from(page.limit) + 1);
         let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.reader).await?;
-        let mut items = rows
+        let items = rows
             .into_iter()
             .map(Customer::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|c| c.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, page.limit, |c| {
+            c.id.to_string()
+        }))
     }
 
     async fn update_customer(
