@@ -35,7 +35,7 @@ async fn onboard_returns_201_with_the_customer_and_the_run(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["etag"], "\"1\"");
+    assert_eq!(r.headers()["etag"], "\"2\"");
     let (status, v) = body(r).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["customer"]["customer_id"], "acme_corp");
@@ -58,7 +58,16 @@ async fn onboard_returns_201_with_the_customer_and_the_run(backend: Backend) {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["validate", "register"]);
+    assert_eq!(
+        steps,
+        [
+            "validate",
+            "register",
+            "provision_dataset",
+            "verify_dataset",
+            "activate"
+        ]
+    );
 
     let (status, got) = body(
         app.get("/api/v1/customers/acme_corp", &app.viewer)
@@ -444,16 +453,16 @@ async fn updates_follow_the_status_machine_and_versions(backend: Backend) {
         .unwrap();
     let r = app
         .patch("/api/v1/customers/acme_corp", &app.operator, &json!({"status": "paused", "tags": ["retail", "usa", "premium"], "usage_tier": "enterprise"}))
-        .header("If-Match", "\"1\"")
+        .header("If-Match", "\"2\"")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["etag"], "\"2\"");
+    assert_eq!(r.headers()["etag"], "\"3\"");
     let (status, v) = body(r).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         (v["status"].as_str(), v["version"].as_i64()),
-        (Some("paused"), Some(2))
+        (Some("paused"), Some(3))
     );
     assert_eq!(v["tags"], json!(["retail", "usa", "premium"]));
 
@@ -555,7 +564,7 @@ async fn updates_follow_the_status_machine_and_versions(backend: Backend) {
         .unwrap(),
     )
     .await;
-    assert_eq!(v["version"], 2);
+    assert_eq!(v["version"], 3);
     assert_eq!(app.snapshot().await, before);
 
     let (_, v) = body(

@@ -95,7 +95,7 @@ async fn audit_verify_passes_then_names_an_edited_event(backend: Backend) {
     seed_history(&db);
     let ok = onramp(&db, None, &["audit", "verify"]).ok();
     assert!(
-        ok.stdout.contains("verified: 5 events in 3 chains"),
+        ok.stdout.contains("verified: 9 events in 3 chains"),
         "{}",
         ok.stdout
     );
@@ -281,8 +281,7 @@ async fn a_token_is_printed_once_and_only_its_hash_is_stored() {
         2
     );
 
-    let store = db.store().await;
-    let services = common::services(store, onramp::product::Product::builtin());
+    let services = common::services(&db, onramp::product::Product::builtin()).await;
     let actor = services.authenticate(&token, None).await.unwrap();
     assert_eq!(actor.role, onramp::domain::Role::Operator);
 }

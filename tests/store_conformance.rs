@@ -76,7 +76,7 @@ async fn a_customer_round_trips_with_every_field(backend: Backend) {
         &["enterprise", "q1_2025"],
     );
     let e = store
-        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None)
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
         .await
         .unwrap();
     assert_eq!((e.chain.as_str(), e.chain_seq), ("acme_corp", 1));
@@ -90,7 +90,7 @@ async fn a_duplicate_id_is_refused_and_changes_nothing(backend: Backend) {
     let store = db.store().await;
     let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
     store
-        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None)
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
         .await
         .unwrap();
     let before = common::snapshot(store.as_ref()).await;
@@ -99,6 +99,7 @@ async fn a_duplicate_id_is_refused_and_changes_nothing(backend: Backend) {
         .insert_customer(
             &other,
             event(Some(&other), "customer.registered", t0()),
+            None,
             None,
         )
         .await
@@ -112,7 +113,7 @@ async fn updates_check_the_version(backend: Backend) {
     let store = db.store().await;
     let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
     store
-        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None)
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
         .await
         .unwrap();
     let mut next = c.clone();
@@ -203,7 +204,7 @@ async fn listing_filters_and_pages_in_id_order(backend: Backend) {
     for (id, name, industry, status, tags) in &rows {
         let c = customer(id, name, industry, *status, tags);
         store
-            .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None)
+            .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
             .await
             .unwrap();
     }
@@ -290,13 +291,14 @@ async fn events_are_chained_per_customer_and_filterable(backend: Backend) {
     let a = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
     let b = customer("beta", "Beta", "golf", CustomerStatus::Active, &[]);
     store
-        .insert_customer(&a, event(Some(&a), "customer.registered", t0()), None)
+        .insert_customer(&a, event(Some(&a), "customer.registered", t0()), None, None)
         .await
         .unwrap();
     store
         .insert_customer(
             &b,
             event(Some(&b), "customer.registered", t0() + Duration::seconds(1)),
+            None,
             None,
         )
         .await
@@ -461,7 +463,12 @@ async fn an_idempotency_record_commits_with_its_customer(backend: Backend) {
     };
     let a = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
     store
-        .insert_customer(&a, event(Some(&a), "customer.registered", t0()), Some(&rec))
+        .insert_customer(
+            &a,
+            event(Some(&a), "customer.registered", t0()),
+            None,
+            Some(&rec),
+        )
         .await
         .unwrap();
     let got = store.get_idempotency("key-1").await.unwrap().unwrap();
@@ -473,7 +480,12 @@ async fn an_idempotency_record_commits_with_its_customer(backend: Backend) {
     let before = common::snapshot(store.as_ref()).await;
     let b = customer("beta", "Beta", "retail", CustomerStatus::Active, &[]);
     let err = store
-        .insert_customer(&b, event(Some(&b), "customer.registered", t0()), Some(&rec))
+        .insert_customer(
+            &b,
+            event(Some(&b), "customer.registered", t0()),
+            None,
+            Some(&rec),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::IdempotencyKeyTaken(_)), "{err:?}");
@@ -517,7 +529,7 @@ async fn concurrent_writers_keep_every_chain_intact(backend: Backend) {
     let store = db.store().await;
     let a = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
     store
-        .insert_customer(&a, event(Some(&a), "customer.registered", t0()), None)
+        .insert_customer(&a, event(Some(&a), "customer.registered", t0()), None, None)
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -535,7 +547,7 @@ async fn concurrent_writers_keep_every_chain_intact(backend: Backend) {
     for t in tasks {
         t.await.unwrap();
     }
-    let services = common::services(store.clone(), onramp::product::Product::builtin());
+    let services = common::services(&db, onramp::product::Product::builtin()).await;
     let report = services.verify_audit().await.unwrap();
     assert!(report.ok, "{:?}", report.broken);
     assert_eq!(report.events_checked, 41);

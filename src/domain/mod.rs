@@ -4,8 +4,10 @@
 pub mod attribute;
 pub mod customer;
 pub mod event;
+pub mod query;
 pub mod refusal;
 pub mod role;
+pub mod run;
 pub mod status;
 pub mod values;
 

@@ -17,8 +17,44 @@ use crate::domain::{AttributeFormat, AttributeValue, CustomerIdRule, FieldError,
 /// The built-in product file, used when none is given.
 pub const BUILTIN_TOML: &str = include_str!("builtin.toml");
 
-/// The onboarding steps Onramp knows how to run, in their usual order.
-pub const KNOWN_STEPS: &[&str] = &["validate", "register"];
+/// How failed steps are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per step, the first included.
+    pub max_attempts: u32,
+    /// The first backoff, doubled on each retry.
+    pub base_ms: u64,
+    /// The longest backoff.
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_ms: 50,
+            max_ms: 2_000,
+        }
+    }
+}
+
+/// Bounds on a dataset query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// How long a query may run.
+    pub timeout_ms: u64,
+    /// How many rows it may return; more are cut off and the result marked truncated.
+    pub max_rows: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5_000,
+            max_rows: 10_000,
+        }
+    }
+}
 
 /// One problem in a product file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,7 +134,8 @@ pub struct AttributeDef {
 /// Where tenant datasets live.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataStore {
-    /// `sqlite://DIR` (relative to the data dir) or a `postgres://` URL.
+    /// `registry` (the registry's own backend: files beside `onramp.db`, or schemas in its
+    /// PostgreSQL database), `sqlite://DIR` (relative to the data dir) or a `postgres://` URL.
     pub url: String,
 }
 
@@ -170,6 +207,10 @@ pub struct Product {
     pub steps: Vec<String>,
     /// Manual checklist items.
     pub checklist: Vec<ChecklistItem>,
+    /// How failed steps are retried.
+    pub retry: RetryPolicy,
+    /// Bounds on dataset queries.
+    pub query: QueryLimits,
     /// Legacy tenants file, when the product has one.
     pub legacy: Option<Legacy>,
 }
@@ -257,6 +298,29 @@ impl Product {
     /// The dataset id for a customer, from the product's template.
     pub fn dataset_id(&self, customer_id: &str) -> String {
         self.dataset_name.replace("{customer_id}", customer_id)
+    }
+
+    /// The tables a customer on `tier` gets: the dataset's own, then the tier's, once each.
+    pub fn tables_for_tier(&self, tier: Option<&str>) -> Vec<(String, Vec<Column>)> {
+        let tier_tables = tier
+            .and_then(|t| self.tiers.get(t))
+            .map(|t| t.tables.as_slice())
+            .unwrap_or_default();
+        let mut names: Vec<&String> = Vec::new();
+        for name in self.dataset_tables.iter().chain(tier_tables) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|n| self.tables.get(n).map(|cols| (n.clone(), cols.clone())))
+            .collect()
+    }
+
+    /// Whether the product provisions datasets at all.
+    pub fn provisions_datasets(&self) -> bool {
+        self.steps.iter().any(|s| s == "provision_dataset")
     }
 
     fn industry_ids(&self) -> Vec<&str> {

@@ -2,14 +2,15 @@
 //! checked, so `onramp product check` can report all problems at once with their lines.
 
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use toml::Spanned;
 
 use super::{
     anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, DataStore, Industry,
-    Legacy, Problem, Product, Tier, KNOWN_STEPS,
+    Legacy, Problem, Product, QueryLimits, RetryPolicy, Tier,
 };
+use crate::domain::run::{check_steps, DEFAULT_STEPS};
 use crate::domain::{
     values::DEFAULT_CUSTOMER_ID_PATTERN, AttributeFormat, CustomerIdRule, OPERATOR_CHAIN,
 };
@@ -24,7 +25,6 @@ const COLUMN_TYPES: &[&str] = &[
     "timestamp",
     "json",
 ];
-const DEFAULT_STEPS: &[&str] = &["validate", "register"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +91,8 @@ struct RawDataStore {
 struct RawDataset {
     name: Spanned<String>,
     tables: Spanned<Vec<String>>,
+    query_timeout_ms: Option<Spanned<i64>>,
+    query_max_rows: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +123,9 @@ struct RawOnboarding {
     #[serde(default)]
     checklist: Vec<Spanned<RawChecklistItem>>,
     default_tier: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
+    backoff_base_ms: Option<Spanned<i64>>,
+    backoff_max_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -320,13 +325,16 @@ pub(super) fn parse(
                 format!("data store name '{store_name}' must be lowercase letters, digits and '_'"),
             );
         }
-        let scheme_ok = ["sqlite://", "postgres://", "postgresql://"]
-            .iter()
-            .any(|s| url.starts_with(s));
-        if !scheme_ok || url.len() <= "sqlite://".len() {
+        let scheme_ok = url == "registry"
+            || (url.starts_with("sqlite://") && url.len() > "sqlite://".len())
+            || url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "postgres" | "postgresql"));
+        if !scheme_ok {
             c.at(
                 &spanned.get_ref().url,
-                format!("data_stores.{store_name}.url '{url}' must be sqlite://DIR or a postgres:// URL"),
+                format!(
+                    "data_stores.{store_name}.url '{url}' must be 'registry' (beside the registry), \
+                     sqlite://DIR or a postgres:// URL"
+                ),
             );
         }
         data_stores.insert(store_name.clone(), DataStore { url: url.clone() });
@@ -335,7 +343,7 @@ pub(super) fn parse(
         data_stores.insert(
             "default".to_owned(),
             DataStore {
-                url: "sqlite://datasets".to_owned(),
+                url: "registry".to_owned(),
             },
         );
     } else if !data_stores.contains_key("default") {
@@ -397,9 +405,22 @@ pub(super) fn parse(
         }
     };
 
+    let mut query = QueryLimits::default();
     let (dataset_name, dataset_tables) = match &raw.dataset {
         Some(ds) => {
             let d = ds.get_ref();
+            if let Some(t) = &d.query_timeout_ms {
+                match u64::try_from(*t.get_ref()) {
+                    Ok(ms @ 1..=600_000) => query.timeout_ms = ms,
+                    _ => c.at(t, "dataset.query_timeout_ms must be from 1 to 600000"),
+                }
+            }
+            if let Some(r) = &d.query_max_rows {
+                match u64::try_from(*r.get_ref()) {
+                    Ok(n @ 1..=1_000_000) => query.max_rows = n,
+                    _ => c.at(r, "dataset.query_max_rows must be from 1 to 1000000"),
+                }
+            }
             let template = d.name.get_ref();
             let rest = template.replace("{customer_id}", "x");
             if !template.contains("{customer_id}") {
@@ -462,29 +483,40 @@ pub(super) fn parse(
     let mut steps: Vec<String> = DEFAULT_STEPS.iter().map(|s| s.to_string()).collect();
     let mut checklist = Vec::new();
     let mut default_tier = None;
+    let mut retry = RetryPolicy::default();
     if let Some(ob) = &raw.onboarding {
         let ob = ob.get_ref();
         if let Some(list) = &ob.steps {
             steps = list.get_ref().clone();
-            let mut seen = BTreeSet::new();
-            for s in list.get_ref() {
-                if !KNOWN_STEPS.contains(&s.as_str()) {
+            for problem in check_steps(list.get_ref()) {
+                c.at(list, problem);
+            }
+        }
+        let mut bounded =
+            |field: &Option<Spanned<i64>>, name: &str, range: std::ops::RangeInclusive<i64>| {
+                let value = field.as_ref()?;
+                if range.contains(value.get_ref()) {
+                    Some(*value.get_ref() as u64)
+                } else {
                     c.at(
-                        list,
+                        value,
                         format!(
-                            "onboarding step '{s}' is unknown: the steps are {}",
-                            KNOWN_STEPS.join(", ")
+                            "onboarding.{name} must be from {} to {}",
+                            range.start(),
+                            range.end()
                         ),
                     );
-                } else if !seen.insert(s.as_str()) {
-                    c.at(list, format!("onboarding step '{s}' is listed twice"));
+                    None
                 }
-            }
-            for required in DEFAULT_STEPS {
-                if !list.get_ref().iter().any(|s| s == required) {
-                    c.at(list, format!("onboarding.steps must include '{required}'"));
-                }
-            }
+            };
+        if let Some(n) = bounded(&ob.max_attempts, "max_attempts", 1..=100) {
+            retry.max_attempts = n as u32;
+        }
+        if let Some(ms) = bounded(&ob.backoff_base_ms, "backoff_base_ms", 0..=60_000) {
+            retry.base_ms = ms;
+        }
+        if let Some(ms) = bounded(&ob.backoff_max_ms, "backoff_max_ms", 0..=600_000) {
+            retry.max_ms = ms;
         }
         for item in &ob.checklist {
             let ri = item.get_ref();
@@ -575,6 +607,8 @@ pub(super) fn parse(
         default_tier,
         steps,
         checklist,
+        retry,
+        query,
         legacy,
     })
 }

@@ -5,10 +5,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
-use super::views::{CustomerList, CustomerView, OnboardResponse, OnboardingResult, StepResult};
+use super::views::{CustomerList, CustomerView, OnboardResponse};
 use super::{Actor, ServiceError, Services};
 use crate::domain::status::ALL_STATUSES;
 use crate::domain::{
@@ -96,6 +95,10 @@ pub struct OffboardRequest {
     pub confirm: Option<String>,
     /// Why, for the audit log.
     pub reason: Option<String>,
+    /// Export the dataset (tables as JSON Lines, and a manifest with row counts and SHA-256
+    /// checksums) before deleting it.
+    #[serde(default)]
+    pub export: bool,
 }
 
 /// What offboarding did.
@@ -105,6 +108,8 @@ pub struct OffboardResult {
     pub customer: CustomerView,
     /// Whether data was removed.
     pub data_deleted: bool,
+    /// What was removed, when and by whom (also recorded as an event), when data was removed.
+    pub receipt: Option<super::datasets::DeletionReceipt>,
 }
 
 /// Filters for listing customers.
@@ -216,6 +221,18 @@ impl Services {
                 &mut errors,
             )
         });
+        if let Some(id) = &id {
+            let dataset_id = p.dataset_id(id.as_str());
+            if p.provisions_datasets() && dataset_id.len() > 63 {
+                errors.push(
+                    Invalid::new(
+                        "too_long",
+                        format!("customer_id makes the dataset name '{dataset_id}' longer than 63 characters"),
+                    )
+                    .at("customer_id"),
+                );
+            }
+        }
         let name = required("customer_name", req.customer_name.as_deref(), &mut errors)
             .and_then(|s| collect(CustomerName::parse(&s), "customer_name", &mut errors));
         let industry = required("industry", req.industry.as_deref(), &mut errors).and_then(|s| {
@@ -282,7 +299,6 @@ impl Services {
         idempotency_key: Option<&str>,
     ) -> Result<Onboarded, ServiceError> {
         actor.require(Role::Operator)?;
-        let started = Instant::now();
         let fingerprint = hex::encode(Sha256::digest(
             serde_json::to_vec(req).expect("request serialises"),
         ));
@@ -292,64 +308,55 @@ impl Services {
                 if rec.fingerprint != fingerprint {
                     return Err(ServiceError::IdempotencyKeyReused(key.to_owned()));
                 }
-                let response = serde_json::from_str(&rec.body).map_err(|e| {
+                let first: serde_json::Value = serde_json::from_str(&rec.body).map_err(|e| {
                     ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string()))
                 })?;
+                let customer_id = first["customer_id"].as_str().unwrap_or_default();
+                let (customer, onboarding) = self.customer_with_run(customer_id).await?;
                 return Ok(Onboarded {
-                    response,
+                    response: OnboardResponse {
+                        customer,
+                        onboarding,
+                    },
                     replayed: true,
                 });
             }
         }
 
-        let validate_started = self.clock.now();
-        let mut customer = self.validate_new(req).map_err(ServiceError::Invalid)?;
-        let validate_finished = self.clock.now();
-
-        // The register step: with no provisioning steps in the product, registration is the
-        // last step, so the customer goes live in the same transaction.
-        customer.status = customer.status.transition(CustomerStatus::Active)?;
-        let register_started = self.clock.now();
-        let view = CustomerView::of(&customer, &self.product);
-        let steps = vec![
-            step("validate", validate_started, validate_finished),
-            step("register", register_started, self.clock.now()),
-        ];
-        let response = OnboardResponse {
-            onboarding: OnboardingResult {
-                is_success: true,
-                customer_id: customer.id.to_string(),
-                dataset_id: view.dataset_id.clone(),
-                duration_seconds: started.elapsed().as_secs_f64(),
-                errors: vec![],
-                steps,
-            },
-            customer: view,
-        };
+        let started = self.clock.now();
+        let customer = self.validate_new(req).map_err(ServiceError::Invalid)?;
+        let registered = self.clock.now();
+        let run = self.new_run(customer.id.as_str(), started, registered);
         let event = NewEvent {
             event_type: "customer.registered".into(),
             actor: actor.name.clone(),
             customer_id: Some(customer.id.clone()),
             payload: json!({
-                "customer": response.customer,
+                "customer": CustomerView::of(&customer, &self.product),
+                "run_id": run.run_id,
                 "steps": self.product.steps,
             }),
-            occurred_at: self.clock.now(),
+            occurred_at: registered,
             request_id: actor.request_id.clone(),
         };
         let idempotency = idempotency_key.map(|key| IdempotencyRecord {
             key: key.to_owned(),
             fingerprint,
             status: 201,
-            body: serde_json::to_string(&response).expect("response serialises"),
-            created_at: self.clock.now(),
+            body: json!({ "customer_id": customer.id }).to_string(),
+            created_at: registered,
         });
         self.store
-            .insert_customer(&customer, event, idempotency.as_ref())
+            .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
             .await?;
-        tracing::info!(customer_id = %customer.id, "customer onboarded");
+        let run = self.drive(run).await?;
+        tracing::info!(customer_id = %customer.id, status = %run.status, "onboarding finished");
+        let (customer, onboarding) = self.customer_with_run(customer.id.as_str()).await?;
         Ok(Onboarded {
-            response,
+            response: OnboardResponse {
+                customer,
+                onboarding,
+            },
             replayed: false,
         })
     }
@@ -451,7 +458,8 @@ impl Services {
         })
     }
 
-    async fn current(&self, customer_id: &str) -> Result<Customer, ServiceError> {
+    /// The customer's registry record.
+    pub(super) async fn current(&self, customer_id: &str) -> Result<Customer, ServiceError> {
         self.store
             .get_customer(customer_id)
             .await?
@@ -535,6 +543,14 @@ impl Services {
             return Err(ServiceError::Invalid(errors));
         }
         if let Some(to) = status.filter(|s| *s != current.status) {
+            if matches!(
+                current.status,
+                CustomerStatus::Pending | CustomerStatus::Failed
+            ) {
+                return Err(ServiceError::StatusOwnedByOnboarding(
+                    customer_id.to_owned(),
+                ));
+            }
             if to.is_offboarded() {
                 return Err(Invalid::new(
                     "use_offboard",
@@ -544,6 +560,12 @@ impl Services {
                 .into());
             }
             next.status = current.status.transition(to)?;
+        }
+        if next.usage_tier != current.usage_tier
+            && self.store.get_dataset(customer_id).await?.is_some()
+        {
+            // Provision what the new tier adds before the customer says it has it.
+            self.provision_dataset_for(&next).await?;
         }
         self.save(actor, &current, next).await
     }
@@ -593,14 +615,16 @@ impl Services {
         Ok(CustomerView::of(&next, &self.product))
     }
 
-    /// Offboards a customer: `inactive` with its data kept, or, with `delete_data` and a
-    /// matching `confirm`, a `deleted` tombstone with its contact and attributes removed.
+    /// Offboards a customer: `inactive` with everything kept, or, with `delete_data` and a
+    /// matching `confirm`, its dataset exported (when asked) and dropped, its contact and
+    /// attributes removed, and a `deleted` tombstone with a deletion receipt.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn offboard(
         &self,
         actor: &Actor,
         customer_id: &str,
         req: &OffboardRequest,
+        export_dir: Option<&std::path::Path>,
     ) -> Result<OffboardResult, ServiceError> {
         actor.require(Role::Operator)?;
         let mut errors = Vec::new();
@@ -612,6 +636,15 @@ impl Services {
                     format!("deleting data is permanent: set confirm to the customer id ('{customer_id}')"),
                 )
                 .at("confirm"),
+            );
+        }
+        if req.export && !req.delete_data {
+            errors.push(
+                Invalid::new(
+                    "export_needs_delete",
+                    "export is taken only when deleting data",
+                )
+                .at("export"),
             );
         }
         if !errors.is_empty() {
@@ -628,6 +661,19 @@ impl Services {
         };
         let mut next = current.clone();
         next.status = current.status.transition(to)?;
+        if let Some(run) = self.store.latest_run(customer_id).await? {
+            if !run.status.is_final() {
+                return Err(ServiceError::RunInProgress(customer_id.to_owned()));
+            }
+        }
+        let receipt = if req.delete_data {
+            Some(
+                self.delete_customer_data(actor, &current, req.export, export_dir)
+                    .await?,
+            )
+        } else {
+            None
+        };
         if req.delete_data {
             next.contact = Contact::default();
             next.attributes.clear();
@@ -645,6 +691,7 @@ impl Services {
                 "delete_data": req.delete_data,
                 "reason": reason,
                 "version": next.version,
+                "receipt": receipt,
             }),
             occurred_at: next.updated_at,
             request_id: actor.request_id.clone(),
@@ -655,21 +702,7 @@ impl Services {
         Ok(OffboardResult {
             customer: CustomerView::of(&next, &self.product),
             data_deleted: req.delete_data,
+            receipt,
         })
-    }
-}
-
-fn step(
-    name: &str,
-    started_at: chrono::DateTime<chrono::Utc>,
-    finished_at: chrono::DateTime<chrono::Utc>,
-) -> StepResult {
-    StepResult {
-        name: name.to_owned(),
-        status: "succeeded".to_owned(),
-        attempts: 1,
-        started_at,
-        finished_at,
-        error: None,
     }
 }

@@ -39,6 +39,30 @@ pub enum ServiceError {
     /// The idempotency key's first request is still in progress.
     #[error("Idempotency-Key '{0}' is in use by a request still in progress; retry shortly")]
     IdempotencyKeyInProgress(String),
+    /// The run already succeeded.
+    #[error("{0}")]
+    RunNotRetryable(String),
+    /// Another process is working on the run.
+    #[error("the onboarding of '{0}' is in progress; retry when it has finished or its lease has run out")]
+    RunInProgress(String),
+    /// The customer's status is set by its onboarding run.
+    #[error("the status of '{0}' is set by its onboarding run: retry the run instead (POST /api/v1/customers/{0}/onboarding/retry)")]
+    StatusOwnedByOnboarding(String),
+    /// The customer has no dataset to work on.
+    #[error("customer '{0}' has no dataset")]
+    NoDataset(String),
+    /// The dataset's database refused the query.
+    #[error("{0}")]
+    QueryRefused(String),
+    /// The query ran out of time.
+    #[error("the query ran longer than {0} ms and was stopped")]
+    QueryTimeout(u64),
+    /// A dataset operation failed.
+    #[error(transparent)]
+    Dataset(crate::store::datasets::DatasetError),
+    /// Writing an export failed.
+    #[error("cannot write the export: {0}")]
+    Export(#[from] std::io::Error),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),

@@ -5,19 +5,26 @@
 pub mod audit;
 pub mod clock;
 pub mod customers;
+pub mod datasets;
 mod error;
+pub mod faults;
 pub mod legacy;
+pub mod onboarding;
 pub mod tokens;
 pub mod views;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ServiceError;
 
 use crate::domain::Role;
 use crate::product::Product;
+use crate::store::datasets::DataStores;
 use crate::store::Store;
+use faults::FaultPlan;
 
 /// Who is acting, with what role, in which request.
 #[derive(Debug, Clone)]
@@ -54,6 +61,36 @@ impl Actor {
     }
 }
 
+/// How this process works on onboarding runs.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// This process's name on the leases it takes.
+    pub owner: String,
+    /// How long a lease lasts without renewal; a run whose process died is resumed after it.
+    pub lease: Duration,
+    /// Injected faults (tests only).
+    pub faults: FaultPlan,
+    /// Where dataset exports go unless a caller names a directory.
+    pub exports_dir: PathBuf,
+}
+
+impl RunnerOptions {
+    /// Options with a fresh owner name, a 30-second lease, no faults, and exports under
+    /// `data_dir/exports`.
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        Self {
+            owner: format!(
+                "onramp-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            lease: Duration::from_secs(30),
+            faults: FaultPlan::default(),
+            exports_dir: data_dir.join("exports"),
+        }
+    }
+}
+
 /// Everything the use cases need, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -63,21 +100,33 @@ pub struct Services {
     pub product: Arc<Product>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The product's data stores.
+    pub datasets: DataStores,
+    /// How runs are worked on.
+    pub runner: Arc<RunnerOptions>,
     legacy: Arc<legacy::LegacyTenants>,
 }
 
 impl Services {
-    /// Wires the services over a store and a product, loading the product's legacy tenants.
+    /// Wires the services over a store, a product and its data stores, loading the product's
+    /// legacy tenants.
     pub fn new(
         store: Arc<dyn Store>,
         product: Product,
         clock: Arc<dyn Clock>,
+        datasets: DataStores,
+        runner: RunnerOptions,
     ) -> Result<Self, ServiceError> {
         let legacy = legacy::LegacyTenants::load(&product)?;
+        if runner.faults.is_active() {
+            tracing::warn!(faults = ?runner.faults, "FAULT INJECTION IS ON: onboarding steps will fail on purpose");
+        }
         Ok(Self {
             store,
             product: Arc::new(product),
             clock,
+            datasets,
+            runner: Arc::new(runner),
             legacy: Arc::new(legacy),
         })
     }

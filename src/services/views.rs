@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+use crate::domain::run::{RunStatus, StepStatus};
 use crate::domain::{Customer, CustomerStatus};
 use crate::product::Product;
 
@@ -107,23 +108,27 @@ pub struct CustomerList {
 /// How one onboarding step went.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepResult {
-    /// Step name (`validate`, `register`).
+    /// Step name (`validate`, `register`, `provision_dataset`, ...).
     pub name: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    /// How many times it ran.
+    /// pending, running, succeeded, failed, compensated or skipped.
+    pub status: StepStatus,
+    /// How many times it started.
     pub attempts: u32,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
+    /// When the last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
-    pub finished_at: DateTime<Utc>,
-    /// Why it failed.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last error.
     pub error: Option<String>,
 }
 
-/// The orchestrator's result, as the GrowthNav seed names it.
+/// The orchestrator's result, as the GrowthNav seed names it, for one persisted run.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OnboardingResult {
+    /// The run.
+    pub run_id: String,
+    /// running, succeeded, compensating or failed.
+    pub status: RunStatus,
     /// Whether every step succeeded.
     pub is_success: bool,
     /// The customer.

@@ -4,9 +4,13 @@
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.
 
+pub mod datasets;
 pub mod postgres;
 mod rows;
+pub mod runs;
 pub mod sqlite;
+
+pub use runs::{ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunTransition, StepRecord};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,6 +38,14 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("customer '{0}' not found")]
     CustomerNotFound(String),
+    /// Another process took over the run.
+    #[error("run {run_id} of customer '{customer_id}' is now worked on by another process")]
+    LeaseLost {
+        /// The customer.
+        customer_id: String,
+        /// The run.
+        run_id: String,
+    },
     /// Another request holds this idempotency key.
     #[error("idempotency key '{0}' is already in use")]
     IdempotencyKeyTaken(String),
@@ -155,7 +167,7 @@ pub struct ChainHead {
 
 /// The registry's persistence, implemented once per backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: RunStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -165,12 +177,13 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Registers a new customer with its event and, when given, the idempotency record of the
-    /// request that created it, all in one transaction.
+    /// Registers a new customer with its event and, when given, its onboarding run and the
+    /// idempotency record of the request that created it, all in one transaction.
     async fn insert_customer(
         &self,
         customer: &Customer,
         event: NewEvent,
+        run: Option<&RunRecord>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Event, StoreError>;
 

@@ -181,3 +181,103 @@ impl From<IdempotencyRow> for IdempotencyRecord {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RunRow {
+    pub customer_id: String,
+    pub run_id: String,
+    pub status: String,
+    pub errors: Json<Vec<String>>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct StepRow {
+    pub name: String,
+    pub position: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub completed_seq: Option<i64>,
+}
+
+pub(super) fn run_record(r: RunRow, steps: Vec<StepRow>) -> Result<super::RunRecord, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("run {} has {what}", r.run_id));
+    let steps = steps
+        .into_iter()
+        .map(|s| {
+            Ok(super::StepRecord {
+                status: s.status.parse().map_err(|_| corrupt("a bad step status"))?,
+                name: s.name,
+                position: s.position,
+                attempts: s.attempts,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                error: s.error,
+                completed_seq: s.completed_seq,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(super::RunRecord {
+        status: r.status.parse().map_err(|_| corrupt("a bad status"))?,
+        customer_id: r.customer_id,
+        run_id: r.run_id,
+        errors: r.errors.0,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        updated_at: r.updated_at,
+        lease_owner: r.lease_owner,
+        lease_expires_ms: r.lease_expires_ms,
+        steps,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DatasetRow {
+    pub customer_id: String,
+    pub dataset_id: String,
+    pub data_store: String,
+    pub tier: Option<String>,
+    pub schema_version: i64,
+    pub tables: Json<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DatasetRow> for super::DatasetRecord {
+    fn from(r: DatasetRow) -> Self {
+        super::DatasetRecord {
+            customer_id: r.customer_id,
+            dataset_id: r.dataset_id,
+            data_store: r.data_store,
+            tier: r.tier,
+            schema_version: r.schema_version,
+            tables: r.tables.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ChecklistRow {
+    pub item_id: String,
+    pub done_by: String,
+    pub done_at: DateTime<Utc>,
+}
+
+impl From<ChecklistRow> for super::ChecklistRecord {
+    fn from(r: ChecklistRow) -> Self {
+        super::ChecklistRecord {
+            item_id: r.item_id,
+            done_by: r.done_by,
+            done_at: r.done_at,
+        }
+    }
+}

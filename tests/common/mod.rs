@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use onramp::domain::Role;
 use onramp::product::Product;
-use onramp::services::{Actor, Services, SystemClock};
+use onramp::services::{Actor, RunnerOptions, Services, SystemClock};
+use onramp::store::datasets::DataStores;
 use onramp::store::{self, CustomerFilter, PageRequest, Store};
 
 /// Which backend a test runs on.
@@ -124,9 +125,24 @@ pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Wires services over a store with a product.
-pub fn services(store: Arc<dyn Store>, product: Product) -> Services {
-    Services::new(store, product, Arc::new(SystemClock)).expect("services")
+/// Wires services over a test database's store with a product and default runner options.
+pub async fn services(db: &TestDb, product: Product) -> Services {
+    services_with(db, product, RunnerOptions::new(db.data_dir())).await
+}
+
+/// Wires services with the given runner options (faults, lease).
+pub async fn services_with(db: &TestDb, product: Product, runner: RunnerOptions) -> Services {
+    let datasets = DataStores::open(&product, db.data_dir(), db.database_url.as_deref())
+        .await
+        .expect("data stores");
+    Services::new(
+        db.store().await,
+        product,
+        Arc::new(SystemClock),
+        datasets,
+        runner,
+    )
+    .expect("services")
 }
 
 /// A running server with a token of each role.
@@ -147,7 +163,12 @@ impl TestApp {
 
     pub async fn start_with(backend: Backend, product: Product) -> Self {
         let db = TestDb::new(backend).await;
-        let services = services(db.store().await, product);
+        let runner = RunnerOptions::new(db.data_dir());
+        Self::start_on(db, product, runner).await
+    }
+
+    pub async fn start_on(db: TestDb, product: Product, runner: RunnerOptions) -> Self {
+        let services = services_with(&db, product, runner).await;
         let cli = Actor::cli();
         let admin = services
             .create_admin_token(&cli, Role::Admin, "admin")

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use super::exit;
 use super::output::{self, Format};
 use super::{
-    AdminCommand, AuditCommand, Command, Config, CustomersCommand, ProductCommand, TokenCommand,
+    AdminCommand, AuditCommand, Command, Config, CustomersCommand, OnboardingCommand,
+    ProductCommand, TokenCommand,
 };
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
@@ -19,7 +20,9 @@ use crate::services::audit::AuditQuery;
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
-use crate::services::{Actor, ServiceError, Services, SystemClock};
+use crate::services::faults::FaultPlan;
+use crate::services::{Actor, RunnerOptions, ServiceError, Services, SystemClock};
+use crate::store::datasets::DataStores;
 
 /// Arguments of `customers onboard`.
 #[derive(Debug, Args)]
@@ -134,6 +137,9 @@ pub struct OffboardArgs {
     /// Why, for the audit log.
     #[arg(long)]
     reason: Option<String>,
+    /// With --delete-data: export the dataset into this directory first.
+    #[arg(long, value_name = "DIR", requires = "delete_data")]
+    export: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -204,7 +210,21 @@ pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
         eprintln!("error: cannot migrate the registry: {e}");
         ExitCode::from(exit::CONFIG)
     })?;
-    Services::new(store, product, Arc::new(SystemClock)).map_err(|e| {
+    let datasets = DataStores::open(&product, &config.data_dir, config.database_url.as_deref())
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the product's data stores: {e}");
+            ExitCode::from(exit::CONFIG)
+        })?;
+    let mut runner = RunnerOptions::new(&config.data_dir);
+    runner.lease = std::time::Duration::from_secs(config.run_lease_seconds);
+    if let Ok(spec) = std::env::var("ONRAMP_FAULTS") {
+        runner.faults = FaultPlan::parse(&spec).map_err(|e| {
+            eprintln!("error: ONRAMP_FAULTS: {e}");
+            ExitCode::from(exit::CONFIG)
+        })?;
+    }
+    Services::new(store, product, Arc::new(SystemClock), datasets, runner).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
     })
@@ -240,6 +260,12 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Product(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Customers(c) => customers(&services, &actor, *c).await,
         Command::Audit(a) => audit(&services, &actor, a).await,
+        Command::Onboarding(o) => onboarding(&services, &actor, o).await,
+        Command::Query {
+            customer_id,
+            sql,
+            format,
+        } => query(&services, &actor, &customer_id, &sql, format).await,
         Command::Admin(AdminCommand::Token(TokenCommand::Create { role, name, format })) => {
             create_token(&services, &actor, role, &name, format).await
         }
@@ -409,6 +435,10 @@ async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> Cl
             output::customers(&items, a.format)?;
             Ok(exit::OK)
         }
+        CustomersCommand::Config { customer_id } => {
+            output::json(&s.customer_config(actor, &customer_id).await?);
+            Ok(exit::OK)
+        }
         CustomersCommand::Show {
             customer_id,
             format,
@@ -457,19 +487,33 @@ async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> Cl
                 delete_data: a.delete_data,
                 confirm: a.delete_data.then(|| a.customer_id.clone()),
                 reason: a.reason,
+                export: a.export.is_some(),
             };
-            let r = s.offboard(actor, &a.customer_id, &req).await?;
+            let r = s
+                .offboard(actor, &a.customer_id, &req, a.export.as_deref())
+                .await?;
             match a.format {
-                Format::Table => println!(
-                    "✓ Customer '{}' offboarded: status {}{}",
-                    r.customer.customer_id,
-                    r.customer.status,
-                    if r.data_deleted {
-                        ", data deleted"
-                    } else {
-                        ", data kept"
+                Format::Table => {
+                    println!(
+                        "✓ Customer '{}' offboarded: status {}{}",
+                        r.customer.customer_id,
+                        r.customer.status,
+                        if r.data_deleted {
+                            ", data deleted"
+                        } else {
+                            ", data kept"
+                        }
+                    );
+                    if let Some(receipt) = &r.receipt {
+                        println!("  tables removed: {}", receipt.tables_removed.join(", "));
+                        if let Some(export) = &receipt.export {
+                            println!(
+                                "  export: {} (manifest sha256 {})",
+                                export.path, export.manifest_sha256
+                            );
+                        }
                     }
-                ),
+                }
                 Format::Json => output::json(&r),
                 Format::Csv => output::customers(std::slice::from_ref(&r.customer), Format::Csv)?,
             }
@@ -624,6 +668,125 @@ async fn create_token(
         _ => {
             println!("{}", t.token);
             eprintln!("Admin token '{}' ({}) created with id {}. It is shown only this once: store it now.", t.name, t.role, t.id);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn print_run(run: &crate::services::views::OnboardingResult) {
+    println!(
+        "run {}: {}{} ({:.3}s)",
+        run.run_id,
+        run.status,
+        if run.is_success { ", success" } else { "" },
+        run.duration_seconds
+    );
+    let mut t = output::table(&["STEP", "STATUS", "ATTEMPTS", "ERROR"]);
+    for s in &run.steps {
+        t.add_row([
+            s.name.clone(),
+            s.status.to_string(),
+            s.attempts.to_string(),
+            s.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    for e in &run.errors {
+        println!("  error: {e}");
+    }
+}
+
+async fn onboarding(s: &Services, actor: &Actor, command: OnboardingCommand) -> CliResult {
+    let (status, format) = match command {
+        OnboardingCommand::Show {
+            customer_id,
+            format,
+        } => (s.onboarding_status(actor, &customer_id).await?, format),
+        OnboardingCommand::Check {
+            customer_id,
+            item,
+            format,
+        } => (s.mark_checklist(actor, &customer_id, &item).await?, format),
+        OnboardingCommand::Retry {
+            customer_id,
+            format,
+        } => {
+            let run = s.retry_onboarding(actor, &customer_id).await?;
+            match format {
+                Format::Json => output::json(&run),
+                _ => print_run(&run),
+            }
+            return Ok(if run.is_success {
+                exit::OK
+            } else {
+                exit::FAILURE
+            });
+        }
+        OnboardingCommand::Recover => {
+            let n = s.recover_runs().await?;
+            println!("{n} run(s) resumed");
+            return Ok(exit::OK);
+        }
+    };
+    match format {
+        Format::Json => output::json(&status),
+        _ => {
+            print_run(&status.run);
+            let mut t = output::table(&["CHECKLIST", "KIND", "DONE", "BY", "AT"]);
+            for c in &status.checklist {
+                t.add_row([
+                    format!("{} ({})", c.title, c.id),
+                    c.kind.clone(),
+                    if c.done { "yes" } else { "no" }.to_owned(),
+                    c.done_by.clone().unwrap_or_default(),
+                    c.done_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn query(
+    s: &Services,
+    actor: &Actor,
+    customer_id: &str,
+    sql: &str,
+    format: Format,
+) -> CliResult {
+    let result = s.query_dataset(actor, customer_id, sql).await?;
+    match format {
+        Format::Json => output::json(&result),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record(&result.columns)
+                .map_err(anyhow::Error::from)?;
+            for row in &result.rows {
+                w.write_record(row.iter().map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                }))
+                .map_err(anyhow::Error::from)?;
+            }
+            w.flush().map_err(anyhow::Error::from)?;
+        }
+        Format::Table => {
+            let columns: Vec<&str> = result.columns.iter().map(String::as_str).collect();
+            let mut t = output::table(&columns);
+            for row in &result.rows {
+                t.add_row(row.iter().map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            println!("{t}");
+            println!(
+                "{} row(s){}",
+                result.row_count,
+                if result.truncated { ", truncated" } else { "" }
+            );
         }
     }
     Ok(exit::OK)

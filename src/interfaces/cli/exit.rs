@@ -32,15 +32,23 @@ pub fn report(e: &ServiceError) -> ExitCode {
             }
             return ExitCode::from(REFUSED);
         }
-        S::IdempotencyKeyReused(_) | S::Unauthenticated(_) | S::Forbidden { .. } => REFUSED,
+        S::IdempotencyKeyReused(_)
+        | S::Unauthenticated(_)
+        | S::Forbidden { .. }
+        | S::QueryRefused(_)
+        | S::QueryTimeout(_) => REFUSED,
         S::CustomerNotFound(_) => NOT_FOUND,
         S::CustomerExists(_)
         | S::InvalidTransition(_)
         | S::CustomerDeleted(_)
         | S::VersionMismatch { .. }
-        | S::IdempotencyKeyInProgress(_) => CONFLICT,
+        | S::IdempotencyKeyInProgress(_)
+        | S::RunNotRetryable(_)
+        | S::RunInProgress(_)
+        | S::StatusOwnedByOnboarding(_)
+        | S::NoDataset(_) => CONFLICT,
         S::Product(_) => CONFIG,
-        S::Store(_) => FAILURE,
+        S::Store(_) | S::Dataset(_) | S::Export(_) => FAILURE,
     };
     eprintln!("error: {e}");
     ExitCode::from(code)

@@ -46,6 +46,10 @@ pub struct Config {
     /// Product file (TOML); the built-in generic product when absent.
     #[arg(long, global = true, env = "ONRAMP_PRODUCT")]
     pub product: Option<PathBuf>,
+    /// How long a process holds an onboarding run without renewing it; a run whose process
+    /// died is resumed by another once this has passed.
+    #[arg(long, global = true, env = "ONRAMP_RUN_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub run_lease_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +68,19 @@ enum Command {
     /// The customer registry.
     #[command(subcommand)]
     Customers(Box<CustomersCommand>),
+    /// Onboarding runs and checklists.
+    #[command(subcommand)]
+    Onboarding(OnboardingCommand),
+    /// Run one read-only SQL statement inside a customer's dataset.
+    Query {
+        /// Customer id.
+        customer_id: String,
+        /// The statement, such as "SELECT 1 AS test".
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -90,6 +107,11 @@ enum CustomersCommand {
     Onboard(commands::OnboardArgs),
     /// List customers.
     List(commands::ListArgs),
+    /// A customer's resolved configuration (dataset, tier, tables, checklist).
+    Config {
+        /// Customer id.
+        customer_id: String,
+    },
     /// Show one customer.
     Show {
         /// Customer id.
@@ -110,6 +132,38 @@ enum CustomersCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OnboardingCommand {
+    /// A customer's latest run and checklist.
+    Show {
+        /// Customer id.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Resume a stuck run, or start a new run for a failed onboarding.
+    Retry {
+        /// Customer id.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Mark a manual checklist item done.
+    Check {
+        /// Customer id.
+        customer_id: String,
+        /// Checklist item id.
+        item: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Resume every run whose lease ran out, then exit.
+    Recover,
 }
 
 #[derive(Debug, Subcommand)]

@@ -166,7 +166,8 @@ pub async fn update(
 /// Offboard a customer.
 ///
 /// `{"delete_data": false}` leaves it `inactive` with its data kept; `{"delete_data": true,
-/// "confirm": "<customer_id>"}` leaves a `deleted` tombstone.
+/// "confirm": "<customer_id>", "export": true}` exports the dataset into the server's exports
+/// directory, drops it, leaves a `deleted` tombstone and returns a deletion receipt.
 #[utoipa::path(post, path = "/api/v1/customers/{customer_id}/offboard", tag = "customers",
     request_body = OffboardRequest,
     params(("customer_id" = String, Path, description = "Customer id")),
@@ -175,7 +176,7 @@ pub async fn update(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "invalid_transition or customer_deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_transition, customer_deleted or run_in_progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed (confirm missing)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -186,7 +187,10 @@ pub async fn offboard(
     ApiJson(req): ApiJson<OffboardRequest>,
 ) -> Result<Json<OffboardResult>, ApiError> {
     Ok(Json(
-        state.services.offboard(&actor, &customer_id, &req).await?,
+        state
+            .services
+            .offboard(&actor, &customer_id, &req, None)
+            .await?,
     ))
 }
 

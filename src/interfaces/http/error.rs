@@ -140,6 +140,21 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
             S::IdempotencyKeyInProgress(_) => (StatusCode::CONFLICT, "idempotency_key_in_progress"),
+            S::RunNotRetryable(_) => (StatusCode::CONFLICT, "run_not_retryable"),
+            S::RunInProgress(_) => (StatusCode::CONFLICT, "run_in_progress"),
+            S::StatusOwnedByOnboarding(_) => (StatusCode::CONFLICT, "status_owned_by_onboarding"),
+            S::NoDataset(_) => (StatusCode::CONFLICT, "no_dataset"),
+            S::QueryRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_refused"),
+            S::QueryTimeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_timeout"),
+            S::Dataset(d) if d.is_transient() => {
+                tracing::error!(error = %e, "dataset store unavailable");
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a dataset store is busy or unreachable; retry shortly".into(),
+                    None,
+                );
+            }
             S::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             S::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
@@ -151,7 +166,7 @@ impl IntoResponse for ApiError {
                     None,
                 );
             }
-            S::Store(_) | S::Product(_) => {
+            S::Store(_) | S::Product(_) | S::Dataset(_) | S::Export(_) => {
                 tracing::error!(error = %e, "request failed");
                 return problem(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,6 +6,7 @@ mod customers;
 pub mod error;
 mod json;
 mod meta;
+mod onboarding;
 pub mod openapi;
 
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +37,7 @@ pub fn app(services: Services) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
         .merge(customers::router())
+        .merge(onboarding::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound });
     Router::new()
@@ -59,9 +61,29 @@ pub fn app(services: Services) -> Router {
 pub async fn serve(listener: TcpListener, services: Services) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, backend = services.store.backend(), product = %services.product.name, "onramp serving");
-    axum::serve(listener, app(services))
+    let worker = tokio::spawn(recover_runs_forever(services.clone()));
+    let served = axum::serve(listener, app(services))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    worker.abort();
+    served
+}
+
+/// The background job that resumes onboarding runs whose process died: once at start, then
+/// every half lease.
+async fn recover_runs_forever(services: Services) {
+    let every = (services.runner.lease / 2).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(15),
+    );
+    loop {
+        match services.recover_runs().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "resumed onboarding runs"),
+            Err(e) => tracing::error!(error = %e, "resuming onboarding runs failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{customers, meta};
+use super::{customers, meta, onboarding};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -11,12 +11,14 @@ use super::{customers, meta};
     info(title = "Onramp API", description = "Customer onboarding and tenant lifecycle"),
     paths(
         customers::onboard, customers::list, customers::show, customers::update, customers::offboard,
-        customers::customer_audit, meta::industries, meta::audit, meta::health,
+        customers::customer_audit, onboarding::status, onboarding::retry, onboarding::check,
+        onboarding::query, onboarding::config, meta::industries, meta::audit, meta::health,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),
     tags(
         (name = "customers", description = "The customer registry"),
+        (name = "onboarding", description = "Onboarding runs, checklists, datasets"),
         (name = "audit", description = "The hash-chained event log"),
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),

@@ -14,10 +14,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod datasets;
+mod runs;
+
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
 use super::{
     like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
-    Page, PageRequest, Store, StoreError,
+    Page, PageRequest, RunRecord, Store, StoreError,
 };
 use crate::domain::event::{format_time, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
@@ -132,6 +135,7 @@ impl Store for SqliteStore {
         &self,
         c: &Customer,
         event: NewEvent,
+        run: Option<&RunRecord>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Event, StoreError> {
         let mut tx = self.begin().await?;
@@ -164,6 +168,9 @@ impl Store for SqliteStore {
             }
             other => other?,
         };
+        if let Some(run) = run {
+            runs::insert_run_rows(&mut tx, run).await?;
+        }
         if let Some(rec) = idempotency {
             let stored = sqlx::query(
                 "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
@@ -248,44 +255,7 @@ impl Store for SqliteStore {
         event: NewEvent,
     ) -> Result<Event, StoreError> {
         let mut tx = self.begin().await?;
-        let json = CustomerJson::of(c);
-        let updated = sqlx::query(
-            "UPDATE customers SET customer_name = ?, name_folded = ?, industry = ?, data_store = ?, status = ?, \
-             tags = ?, attributes = ?, contact_email = ?, contact_name = ?, created_by = ?, usage_tier = ?, \
-             version = ?, updated_at = ? WHERE customer_id = ? AND version = ?",
-        )
-        .bind(c.name.as_str())
-        .bind(&json.name_folded)
-        .bind(&c.industry)
-        .bind(&c.data_store)
-        .bind(c.status.as_str())
-        .bind(&json.tags)
-        .bind(&json.attributes)
-        .bind(c.contact.email.as_ref().map(|e| e.as_str()))
-        .bind(&c.contact.name)
-        .bind(&c.created_by)
-        .bind(&c.usage_tier)
-        .bind(c.version)
-        .bind(c.updated_at)
-        .bind(customer_id)
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = ?")
-                    .bind(customer_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(match found {
-                None => StoreError::CustomerNotFound(customer_id.to_owned()),
-                Some(found) => StoreError::VersionConflict {
-                    customer_id: customer_id.to_owned(),
-                    expected: expected_version,
-                    found,
-                },
-            });
-        }
+        runs::update_customer_row(&mut tx, customer_id, c, expected_version).await?;
         let event = append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(event)

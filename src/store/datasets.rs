@@ -1,0 +1,256 @@
+//! Tenant datasets: one per customer, behind [`DatasetBackend`], implemented for SQLite (a
+//! database file per customer) and PostgreSQL (a schema per customer, read through a role that
+//! can see only that schema). Provisioning and dropping are idempotent, so an interrupted step
+//! can simply run again.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+use crate::domain::query::SqlDialect;
+use crate::product::{Column, Product, QueryLimits};
+
+pub use super::postgres::datasets::PgDatasets;
+pub use super::sqlite::datasets::SqliteDatasets;
+
+/// Why a dataset operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// Worth retrying: the database was busy, locked, unreachable or hit a serialization
+    /// conflict.
+    #[error("transient dataset failure: {0}")]
+    Transient(String),
+    /// Retrying will not help.
+    #[error("dataset failure: {0}")]
+    Permanent(String),
+    /// The query was refused by the dataset's database (permissions, read-only, errors in it).
+    #[error("the query was refused: {0}")]
+    QueryRefused(String),
+    /// The query ran past its time limit and was stopped.
+    #[error("the query ran longer than {0} ms and was stopped")]
+    QueryTimeout(u64),
+    /// No such dataset.
+    #[error("dataset '{0}' does not exist")]
+    NotFound(String),
+}
+
+impl DatasetError {
+    /// Whether retrying may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DatasetError::Transient(_))
+    }
+}
+
+/// Classifies a database error: connection trouble, busy/locked, serialization and deadlock
+/// failures are transient; everything else is permanent.
+pub fn classify(e: sqlx::Error) -> DatasetError {
+    if classify_ref(&e) {
+        DatasetError::Transient(e.to_string())
+    } else {
+        DatasetError::Permanent(e.to_string())
+    }
+}
+
+/// Whether a database error is worth retrying (see [`classify`]).
+pub fn classify_ref(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: 5 BUSY, 6 LOCKED (and their extended codes). PostgreSQL: serialization
+            // failure, deadlock, connection exceptions, too many connections, starting up.
+            matches!(
+                code.as_ref(),
+                "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "53300" | "57P03"
+            ) || code.starts_with("08")
+        }
+        _ => false,
+    }
+}
+
+/// What to provision: the dataset's id and its tables.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    /// The dataset id (a file or schema name).
+    pub dataset_id: String,
+    /// Tables and their columns.
+    pub tables: Vec<(String, Vec<Column>)>,
+}
+
+/// The answer to a dataset query.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueryResult {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows, each a list of values in column order.
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// How many rows are returned.
+    pub row_count: usize,
+    /// Whether more rows were cut off at the row limit.
+    pub truncated: bool,
+}
+
+/// One exported table.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ExportedTable {
+    /// Table name.
+    pub name: String,
+    /// File, relative to the export directory (JSON Lines, one object per row).
+    pub file: String,
+    /// How many rows.
+    pub rows: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// The manifest of a dataset export, written beside the table files as `manifest.json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ExportManifest {
+    /// The dataset.
+    pub dataset_id: String,
+    /// The tables.
+    pub tables: Vec<ExportedTable>,
+}
+
+/// Writes rows as JSON Lines and returns the table's manifest entry.
+pub fn write_table_export(
+    dir: &Path,
+    table: &str,
+    rows: &[serde_json::Value],
+) -> std::io::Result<ExportedTable> {
+    let file = format!("{table}.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(&file))?);
+    let mut hasher = Sha256::new();
+    for row in rows {
+        let mut line = serde_json::to_vec(row)?;
+        line.push(b'\n');
+        hasher.update(&line);
+        out.write_all(&line)?;
+    }
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(ExportedTable {
+        name: table.to_owned(),
+        file,
+        rows: rows.len() as u64,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Maps a product column type to a backend's SQL type.
+pub fn sql_type(column_type: &str, dialect: SqlDialect) -> &'static str {
+    match (column_type, dialect) {
+        ("integer", SqlDialect::Sqlite) => "INTEGER",
+        ("integer", SqlDialect::Postgres) => "BIGINT",
+        ("real", SqlDialect::Sqlite) => "REAL",
+        ("real", SqlDialect::Postgres) => "DOUBLE PRECISION",
+        ("numeric", _) => "NUMERIC",
+        ("boolean", SqlDialect::Sqlite) => "INTEGER",
+        ("boolean", SqlDialect::Postgres) => "BOOLEAN",
+        ("date", SqlDialect::Postgres) => "DATE",
+        ("timestamp", SqlDialect::Postgres) => "TIMESTAMPTZ",
+        ("json", SqlDialect::Postgres) => "JSONB",
+        _ => "TEXT",
+    }
+}
+
+/// Quotes an identifier. Dataset, table and column names are checked identifiers (letters,
+/// digits, `_`, `-`), so doubling quotes is only a second line of defence.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A customer's dataset storage.
+#[async_trait]
+pub trait DatasetBackend: Send + Sync {
+    /// The SQL dialect queries are written in.
+    fn dialect(&self) -> SqlDialect;
+
+    /// Creates the dataset and any missing tables, in one transaction. Safe to repeat.
+    async fn provision(&self, spec: &DatasetSpec) -> Result<(), DatasetError>;
+
+    /// Removes the dataset and everything in it. Safe to repeat.
+    async fn drop_dataset(&self, dataset_id: &str) -> Result<(), DatasetError>;
+
+    /// The dataset's tables and their columns, or `None` when it does not exist.
+    async fn describe(
+        &self,
+        dataset_id: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError>;
+
+    /// Runs a checked read-only query inside the dataset, bounded by `limits`.
+    async fn query(
+        &self,
+        dataset_id: &str,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, DatasetError>;
+
+    /// Every row of a table, as JSON objects.
+    async fn table_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+    ) -> Result<Vec<serde_json::Value>, DatasetError>;
+
+    /// Every dataset that exists on this backend.
+    async fn list(&self) -> Result<Vec<String>, DatasetError>;
+}
+
+/// The product's data stores, opened.
+#[derive(Clone)]
+pub struct DataStores {
+    stores: BTreeMap<String, Arc<dyn DatasetBackend>>,
+}
+
+impl DataStores {
+    /// Opens every data store the product names. `registry` means the registry's own backend.
+    pub async fn open(
+        product: &Product,
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> Result<Self, DatasetError> {
+        let mut stores: BTreeMap<String, Arc<dyn DatasetBackend>> = BTreeMap::new();
+        for (name, store) in &product.data_stores {
+            let url = match (store.url.as_str(), database_url) {
+                ("registry", Some(db)) => db.to_owned(),
+                ("registry", None) => "sqlite://datasets".to_owned(),
+                (other, _) => other.to_owned(),
+            };
+            let backend: Arc<dyn DatasetBackend> = match url.strip_prefix("sqlite://") {
+                Some(dir) => Arc::new(SqliteDatasets::new(resolve(data_dir, dir))),
+                None => Arc::new(PgDatasets::connect(&url).await?),
+            };
+            stores.insert(name.clone(), backend);
+        }
+        Ok(Self { stores })
+    }
+
+    /// The backend of a data store the product names.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn DatasetBackend>> {
+        self.stores.get(name)
+    }
+
+    /// Every data store, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<dyn DatasetBackend>)> {
+        self.stores.iter()
+    }
+}
+
+fn resolve(data_dir: &Path, dir: &str) -> PathBuf {
+    let p = Path::new(dir);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        data_dir.join(p)
+    }
+}

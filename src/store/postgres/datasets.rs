@@ -1,0 +1,288 @@
+//! PostgreSQL datasets: one schema per customer, and a `NOLOGIN` role per dataset that can use
+//! that schema and read its tables and nothing else. Queries run in a `READ ONLY` transaction
+//! as that role, with `search_path` set to the schema and a statement timeout, so the database
+//! itself refuses writes and anything outside the schema (the registry, other customers).
+//!
+//! Roles are global to the server, so their names carry a tag of the database
+//! (`onr_<db tag>_<dataset hash>`): datasets of different databases never share a role.
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Column, Executor, Row};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::domain::query::SqlDialect;
+use crate::product::QueryLimits;
+use crate::store::datasets::{
+    classify, quote, sql_type, DatasetBackend, DatasetError, DatasetSpec, QueryResult,
+};
+
+/// Datasets as schemas in one PostgreSQL database.
+pub struct PgDatasets {
+    pool: PgPool,
+    role_prefix: String,
+}
+
+/// The prefix of every dataset role of `database`.
+pub fn role_prefix(database: &str) -> String {
+    format!(
+        "onr_{}_",
+        &hex::encode(Sha256::digest(database.as_bytes()))[..8]
+    )
+}
+
+/// Schemas that are never datasets.
+const NOT_DATASETS: &[&str] = &["public", "information_schema", super::REGISTRY_SCHEMA];
+
+impl PgDatasets {
+    /// Connects to the database that holds the dataset schemas.
+    pub async fn connect(url: &str) -> Result<Self, DatasetError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(classify)?;
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .map_err(classify)?;
+        Ok(Self {
+            pool,
+            role_prefix: role_prefix(&database),
+        })
+    }
+
+    fn role(&self, dataset_id: &str) -> String {
+        format!(
+            "{}{}",
+            self.role_prefix,
+            &hex::encode(Sha256::digest(dataset_id.as_bytes()))[..16]
+        )
+    }
+}
+
+fn refused(e: sqlx::Error, timeout_ms: u64) -> DatasetError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            DatasetError::QueryTimeout(timeout_ms)
+        }
+        sqlx::Error::Database(db) => DatasetError::QueryRefused(db.message().to_owned()),
+        _ => classify(e),
+    }
+}
+
+fn json_rows(texts: Vec<String>) -> Vec<serde_json::Value> {
+    texts
+        .into_iter()
+        .map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::Null))
+        .collect()
+}
+
+#[async_trait]
+impl DatasetBackend for PgDatasets {
+    fn dialect(&self) -> SqlDialect {
+        SqlDialect::Postgres
+    }
+
+    async fn provision(&self, spec: &DatasetSpec) -> Result<(), DatasetError> {
+        let schema = quote(&spec.dataset_id);
+        let role = self.role(&spec.dataset_id);
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Serialise provisioning of one dataset across processes: CREATE ... IF NOT EXISTS is
+        // not safe against a concurrent create of the same name.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(&spec.dataset_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+            .await
+            .map_err(classify)?;
+        for (table, columns) in &spec.tables {
+            let cols: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        quote(&c.name),
+                        sql_type(&c.column_type, SqlDialect::Postgres)
+                    )
+                })
+                .collect();
+            tx.execute(
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {schema}.{} ({})",
+                    quote(table),
+                    cols.join(", ")
+                )
+                .as_str(),
+            )
+            .await
+            .map_err(classify)?;
+        }
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&role)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+        if !exists {
+            tx.execute(format!("CREATE ROLE {} NOLOGIN", quote(&role)).as_str())
+                .await
+                .map_err(classify)?;
+        }
+        for grant in [
+            format!("GRANT USAGE ON SCHEMA {schema} TO {}", quote(&role)),
+            format!(
+                "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {}",
+                quote(&role)
+            ),
+        ] {
+            tx.execute(grant.as_str()).await.map_err(classify)?;
+        }
+        let is_member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
+            .bind(&role)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if !is_member {
+            tx.execute(format!("GRANT {} TO CURRENT_USER", quote(&role)).as_str())
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn drop_dataset(&self, dataset_id: &str) -> Result<(), DatasetError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(dataset_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.execute(format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(dataset_id)).as_str())
+            .await
+            .map_err(classify)?;
+        tx.execute(format!("DROP ROLE IF EXISTS {}", quote(&self.role(dataset_id))).as_str())
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn describe(
+        &self,
+        dataset_id: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(dataset_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
+        if !exists {
+            return Ok(None);
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = $1 \
+             ORDER BY table_name, ordinal_position",
+        )
+        .bind(dataset_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (t, c) in rows {
+            out.entry(t).or_default().push(c);
+        }
+        Ok(Some(out))
+    }
+
+    async fn query(
+        &self,
+        dataset_id: &str,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, DatasetError> {
+        if self.describe(dataset_id).await?.is_none() {
+            return Err(DatasetError::NotFound(dataset_id.to_owned()));
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN READ ONLY")
+            .await
+            .map_err(classify)?;
+        for setting in [
+            format!("SET LOCAL statement_timeout = {}", limits.timeout_ms),
+            format!("SET LOCAL ROLE {}", quote(&self.role(dataset_id))),
+            format!("SET LOCAL search_path TO {}", quote(dataset_id)),
+        ] {
+            tx.execute(setting.as_str()).await.map_err(classify)?;
+        }
+        let columns: Vec<String> = (&mut *tx)
+            .describe(sql)
+            .await
+            .map_err(|e| refused(e, limits.timeout_ms))?
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let wrapped = format!(
+            "SELECT row_to_json(q)::text FROM ({sql}\n) AS q LIMIT {}",
+            limits.max_rows + 1
+        );
+        let texts: Vec<String> = sqlx::query_scalar(&wrapped)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| refused(e, limits.timeout_ms))?;
+        tx.rollback().await.map_err(classify)?;
+        let truncated = texts.len() as u64 > limits.max_rows;
+        let rows: Vec<Vec<serde_json::Value>> = json_rows(texts)
+            .into_iter()
+            .take(limits.max_rows as usize)
+            .map(|obj| match obj {
+                serde_json::Value::Object(map) => columns
+                    .iter()
+                    .map(|c| map.get(c).cloned().unwrap_or_default())
+                    .collect(),
+                _ => vec![],
+            })
+            .collect();
+        Ok(QueryResult {
+            row_count: rows.len(),
+            columns,
+            rows,
+            truncated,
+        })
+    }
+
+    async fn table_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+    ) -> Result<Vec<serde_json::Value>, DatasetError> {
+        let texts: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT row_to_json(t)::text FROM {}.{} AS t",
+            quote(dataset_id),
+            quote(table)
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(json_rows(texts))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, DatasetError> {
+        let rows = sqlx::query("SELECT nspname::text AS name FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' ORDER BY nspname")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("name").ok())
+            .filter(|n| !NOT_DATASETS.contains(&n.as_str()))
+            .collect())
+    }
+}

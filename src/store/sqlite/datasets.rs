@@ -1,0 +1,274 @@
+//! SQLite datasets: one database file per customer, `<dir>/<dataset_id>.db`.
+//!
+//! Queries run on a read-only connection with `query_only` set, opened on that one file, so a
+//! query can reach nothing but the customer's own tables; a progress handler stops it at its
+//! deadline.
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::{
+    Column, ConnectOptions, Connection, Executor, Row, SqliteConnection, TypeInfo, ValueRef,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::domain::query::SqlDialect;
+use crate::product::QueryLimits;
+use crate::store::datasets::{
+    classify, quote, sql_type, DatasetBackend, DatasetError, DatasetSpec, QueryResult,
+};
+
+/// Datasets as SQLite files in one directory.
+pub struct SqliteDatasets {
+    dir: PathBuf,
+}
+
+impl SqliteDatasets {
+    /// Datasets in `dir` (created on first provisioning).
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    fn path(&self, dataset_id: &str) -> PathBuf {
+        self.dir.join(format!("{dataset_id}.db"))
+    }
+
+    async fn open(
+        &self,
+        dataset_id: &str,
+        read_only: bool,
+    ) -> Result<SqliteConnection, DatasetError> {
+        let path = self.path(dataset_id);
+        if read_only && !path.is_file() {
+            return Err(DatasetError::NotFound(dataset_id.to_owned()));
+        }
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(!read_only)
+            .read_only(read_only)
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(classify)
+    }
+}
+
+fn cell(row: &SqliteRow, i: usize) -> serde_json::Value {
+    use serde_json::Value;
+    let Ok(raw) = row.try_get_raw(i) else {
+        return Value::Null;
+    };
+    if raw.is_null() {
+        return Value::Null;
+    }
+    match raw.type_info().name() {
+        "INTEGER" => row
+            .try_get_unchecked::<i64, _>(i)
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        "REAL" => row
+            .try_get_unchecked::<f64, _>(i)
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        "BLOB" => row
+            .try_get_unchecked::<Vec<u8>, _>(i)
+            .map(|b| {
+                Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    b,
+                ))
+            })
+            .unwrap_or(Value::Null),
+        _ => row
+            .try_get_unchecked::<String, _>(i)
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    }
+}
+
+fn refused(e: sqlx::Error, timeout_ms: u64) -> DatasetError {
+    match &e {
+        // SQLITE_INTERRUPT: the progress handler stopped the query at its deadline.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("9") => {
+            DatasetError::QueryTimeout(timeout_ms)
+        }
+        sqlx::Error::Database(db) => DatasetError::QueryRefused(db.message().to_owned()),
+        _ => classify(e),
+    }
+}
+
+#[async_trait]
+impl DatasetBackend for SqliteDatasets {
+    fn dialect(&self) -> SqlDialect {
+        SqlDialect::Sqlite
+    }
+
+    async fn provision(&self, spec: &DatasetSpec) -> Result<(), DatasetError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            DatasetError::Permanent(format!("cannot create {}: {e}", self.dir.display()))
+        })?;
+        let mut conn = self.open(&spec.dataset_id, false).await?;
+        let mut tx = conn.begin().await.map_err(classify)?;
+        for (table, columns) in &spec.tables {
+            let cols: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        quote(&c.name),
+                        sql_type(&c.column_type, SqlDialect::Sqlite)
+                    )
+                })
+                .collect();
+            tx.execute(
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {} ({})",
+                    quote(table),
+                    cols.join(", ")
+                )
+                .as_str(),
+            )
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        conn.close().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn drop_dataset(&self, dataset_id: &str) -> Result<(), DatasetError> {
+        let base = self.path(dataset_id);
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", base.display()));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(DatasetError::Transient(format!(
+                        "cannot remove {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn describe(
+        &self,
+        dataset_id: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
+        let mut conn = match self.open(dataset_id, true).await {
+            Err(DatasetError::NotFound(_)) => return Ok(None),
+            other => other?,
+        };
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(classify)?;
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let cols: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                    .bind(&t)
+                    .fetch_all(&mut conn)
+                    .await
+                    .map_err(classify)?;
+            out.insert(t, cols);
+        }
+        Ok(Some(out))
+    }
+
+    async fn query(
+        &self,
+        dataset_id: &str,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, DatasetError> {
+        let mut conn = self.open(dataset_id, true).await?;
+        conn.execute("PRAGMA query_only = ON")
+            .await
+            .map_err(classify)?;
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+        conn.lock_handle()
+            .await
+            .map_err(classify)?
+            .set_progress_handler(1_000, move || Instant::now() < deadline);
+        let columns: Vec<String> = conn
+            .describe(sql)
+            .await
+            .map_err(|e| refused(e, limits.timeout_ms))?
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let max = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
+        let mut rows = Vec::new();
+        let mut truncated = false;
+        {
+            let mut stream = sqlx::query(sql).fetch(&mut conn);
+            while let Some(row) = stream
+                .try_next()
+                .await
+                .map_err(|e| refused(e, limits.timeout_ms))?
+            {
+                if rows.len() == max {
+                    truncated = true;
+                    break;
+                }
+                rows.push((0..row.len()).map(|i| cell(&row, i)).collect::<Vec<_>>());
+            }
+        }
+        let _ = conn.close().await;
+        Ok(QueryResult {
+            row_count: rows.len(),
+            columns,
+            rows,
+            truncated,
+        })
+    }
+
+    async fn table_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+    ) -> Result<Vec<serde_json::Value>, DatasetError> {
+        let mut conn = self.open(dataset_id, true).await?;
+        let rows = sqlx::query(&format!("SELECT * FROM {}", quote(table)))
+            .fetch_all(&mut conn)
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let obj: serde_json::Map<String, serde_json::Value> = (0..row.len())
+                    .map(|i| (row.column(i).name().to_owned(), cell(row, i)))
+                    .collect();
+                serde_json::Value::Object(obj)
+            })
+            .collect())
+    }
+
+    async fn list(&self) -> Result<Vec<String>, DatasetError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(DatasetError::Permanent(e.to_string())),
+        };
+        let mut out: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".db"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
