@@ -49,3 +49,70 @@ pub fn onramp(db: &TestDb, product: Option<&str>, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// A running `onramp serve` process.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `onramp serve` on a free port against `db`, with injected faults and a lease.
+    pub fn start(db: &TestDb, faults: Option<&str>, lease_seconds: u64) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+        cmd.args(db.cli_args())
+            .args([
+                "--run-lease-seconds",
+                &lease_seconds.to_string(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("ONRAMP_DATABASE_URL")
+            .env_remove("ONRAMP_PRODUCT")
+            .env_remove("ONRAMP_FAULTS")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(f) = faults {
+            cmd.env("ONRAMP_FAULTS", f);
+        }
+        let mut child = cmd.spawn().expect("spawn onramp serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(rest) = line.strip_prefix("onramp listening on ") {
+                        let _ = tx.send(
+                            rest.split_whitespace()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("onramp serve printed its address");
+        Server { child, base }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
