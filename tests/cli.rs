@@ -211,6 +211,7 @@ on_both_backends!(
     audit_verify_passes_then_names_an_edited_event,
     audit_verify_catches_a_deleted_last_event,
     offboarding_with_data_needs_yes_and_refusals_change_nothing,
+    the_cli_shows_runs_queries_and_offboards_with_an_export,
 );
 
 #[tokio::test]
@@ -339,4 +340,116 @@ async fn init_is_idempotent_and_usage_errors_exit_2() {
         &["--database-url", "mysql://x", "customers", "list"],
     );
     assert_eq!(bad_url.code, 7);
+}
+
+async fn the_cli_shows_runs_queries_and_offboards_with_an_export(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    onramp(
+        &db,
+        None,
+        &["customers", "onboard", "acme", "Acme", "--industry", "golf"],
+    )
+    .ok();
+    let shown = onramp(&db, None, &["onboarding", "show", "acme"])
+        .ok()
+        .stdout;
+    for step in [
+        "provision_dataset",
+        "verify_dataset",
+        "activate",
+        "Dataset visible in the data console",
+    ] {
+        assert!(shown.contains(step), "{shown}");
+    }
+    let checked = onramp(
+        &db,
+        None,
+        &[
+            "onboarding",
+            "check",
+            "acme",
+            "schema_checked",
+            "--format",
+            "json",
+        ],
+    )
+    .ok()
+    .json();
+    let item = checked["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "schema_checked")
+        .unwrap()
+        .clone();
+    assert_eq!(item["done"], true);
+    assert!(item["done_by"].as_str().unwrap().starts_with("cli:"));
+
+    let q = onramp(
+        &db,
+        None,
+        &["query", "acme", "SELECT 1 AS test", "--format", "json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(q["rows"], serde_json::json!([[1]]));
+    let csv = onramp(
+        &db,
+        None,
+        &["query", "acme", "SELECT 1 AS test", "--format", "csv"],
+    )
+    .ok()
+    .stdout;
+    assert_eq!(csv, "test\n1\n");
+    let refused = onramp(&db, None, &["query", "acme", "DELETE FROM conversions"]);
+    assert_eq!(refused.code, 3);
+    assert!(
+        refused.stderr.contains("sql: only a read-only query"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        onramp(&db, None, &["onboarding", "retry", "acme"]).code,
+        5,
+        "a succeeded run is not retried"
+    );
+    let config = onramp(&db, None, &["customers", "config", "acme"])
+        .ok()
+        .json();
+    assert_eq!(config["dataset_id"], "tenant_acme");
+
+    let export = db.data_dir().join("export-here");
+    let run = onramp(
+        &db,
+        None,
+        &[
+            "customers",
+            "offboard",
+            "acme",
+            "--delete-data",
+            "--yes",
+            "--export",
+            export.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(
+        run.stdout
+            .contains("tables removed: conversions, daily_metrics"),
+        "{}",
+        run.stdout
+    );
+    let dirs: Vec<_> = std::fs::read_dir(&export).unwrap().collect();
+    assert_eq!(dirs.len(), 1);
+    assert!(dirs[0]
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("manifest.json")
+        .is_file());
+    assert_eq!(
+        onramp(&db, None, &["query", "acme", "SELECT 1"]).code,
+        5,
+        "no dataset left"
+    );
 }

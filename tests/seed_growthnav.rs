@@ -72,6 +72,39 @@ async fn growthnav_onboarding_replays(backend: Backend) {
         .iter()
         .any(|c| c["customer_id"] == "acme_corp"));
 
+    // Automated check 3: the dataset answers the seed's query.
+    let r = app
+        .post(
+            "/api/v1/customers/acme_corp/query",
+            &token,
+            &json!({"sql": "SELECT 1 as test"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let result: Value = r.json().await.unwrap();
+    assert!(!result["rows"].as_array().unwrap().is_empty());
+    assert_eq!(result["rows"][0][0], 1);
+
+    // What gets created: the dataset with conversions and daily_metrics, in the registry's config.
+    let config: Value = app
+        .get("/api/v1/customers/acme_corp/config", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["dataset_id"], "growthnav_acme_corp");
+    let tables: Vec<_> = config["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["conversions", "daily_metrics"]);
+
     // Troubleshooting: "Customer already exists".
     let r = app
         .post("/api/v1/customers", &token, &request)
