@@ -22,6 +22,7 @@ use crate::services::customers::{ListQuery, OnboardRequest};
 use crate::services::{Actor, RunnerOptions, Services, SystemClock};
 use crate::store;
 use crate::store::datasets::DataStores;
+use crate::store::datasets::DatasetSpec;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -37,6 +38,19 @@ pub enum BenchCommand {
         /// How many timed reads of each kind.
         #[arg(long, default_value_t = 5_000)]
         samples: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Complete onboardings (validate, register, provision, verify, activate) against the bare
+    /// cost of the same DDL on the same database.
+    Onboard {
+        /// How many customers to onboard (and how many bare datasets to create).
+        #[arg(long, default_value_t = 1_000)]
+        customers: u32,
+        /// Onboardings in flight at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -77,46 +91,98 @@ struct RegistryReport {
     serve_rss_mb: Option<f64>,
 }
 
-pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<u8> {
-    let BenchCommand::Registry {
-        customers,
-        concurrency,
-        samples,
-        format,
-    } = command;
-    anyhow::ensure!(customers > 0, "--customers must be at least 1");
-    anyhow::ensure!(
-        (1..=256).contains(&concurrency),
-        "--concurrency must be from 1 to 256"
-    );
-    anyhow::ensure!(samples > 0, "--samples must be at least 1");
-    let scratch = tempfile::tempdir()?;
-    let pg = match &config.database_url {
-        Some(url) => {
-            let name = format!("onramp_bench_{}", uuid::Uuid::new_v4().simple());
-            Some((
-                url.clone(),
-                name.clone(),
-                store::postgres::create_database(url, &name).await?,
-            ))
-        }
-        None => None,
-    };
-    let result = registry(
-        scratch.path(),
-        pg.as_ref().map(|(_, _, u)| u.as_str()),
-        customers,
-        concurrency,
-        samples,
-    )
-    .await;
-    if let Some((server, name, _)) = &pg {
-        store::postgres::drop_database(server, name).await?;
+/// A scratch registry: a temp dir, and on PostgreSQL a temporary database on the given server.
+struct Scratch {
+    dir: tempfile::TempDir,
+    pg: Option<(String, String, String)>,
+}
+
+impl Scratch {
+    async fn new(config: &Config) -> anyhow::Result<Self> {
+        let pg = match &config.database_url {
+            Some(url) => {
+                let name = format!("onramp_bench_{}", uuid::Uuid::new_v4().simple());
+                Some((
+                    url.clone(),
+                    name.clone(),
+                    store::postgres::create_database(url, &name).await?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+            pg,
+        })
     }
-    let report = result?;
-    match format {
-        Format::Json => output::json(&report),
-        _ => print_report(&report),
+
+    fn database_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|(_, _, u)| u.as_str())
+    }
+
+    async fn services(&self, product: Product) -> anyhow::Result<Services> {
+        let store = store::open(self.dir.path(), self.database_url()).await?;
+        store.migrate().await?;
+        let datasets = DataStores::open(&product, self.dir.path(), self.database_url()).await?;
+        Ok(Services::new(
+            store,
+            product,
+            Arc::new(SystemClock),
+            datasets,
+            RunnerOptions::new(self.dir.path()),
+        )?)
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        if let Some((server, name, _)) = &self.pg {
+            store::postgres::drop_database(server, name).await?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<u8> {
+    match command {
+        BenchCommand::Registry {
+            customers,
+            concurrency,
+            samples,
+            format,
+        } => {
+            anyhow::ensure!(customers > 0, "--customers must be at least 1");
+            anyhow::ensure!(
+                (1..=256).contains(&concurrency),
+                "--concurrency must be from 1 to 256"
+            );
+            anyhow::ensure!(samples > 0, "--samples must be at least 1");
+            let scratch = Scratch::new(config).await?;
+            let result = registry(&scratch, customers, concurrency, samples).await;
+            scratch.drop().await?;
+            let report = result?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => print_report(&report),
+            }
+        }
+        BenchCommand::Onboard {
+            customers,
+            concurrency,
+            format,
+        } => {
+            anyhow::ensure!(customers > 0, "--customers must be at least 1");
+            anyhow::ensure!(
+                (1..=64).contains(&concurrency),
+                "--concurrency must be from 1 to 64"
+            );
+            let scratch = Scratch::new(config).await?;
+            let result = onboard(&scratch, customers, concurrency).await;
+            scratch.drop().await?;
+            let report = result?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => print_onboard_report(&report),
+            }
+        }
     }
     Ok(super::exit::OK)
 }
@@ -158,28 +224,20 @@ fn print_report(r: &RegistryReport) {
 }
 
 async fn registry(
-    data_dir: &Path,
-    database_url: Option<&str>,
+    scratch: &Scratch,
     n: u32,
     concurrency: usize,
     samples: u32,
 ) -> anyhow::Result<RegistryReport> {
-    let store = store::open(data_dir, database_url).await?;
-    store.migrate().await?;
+    let (data_dir, database_url) = (scratch.dir.path(), scratch.database_url());
     // The registry alone: the onboarding steps that provision datasets are measured by
     // `bench onboard`.
     let mut product = Product::builtin();
     product.steps = vec!["validate".into(), "register".into()];
     let industries: Arc<Vec<String>> =
         Arc::new(product.industries.iter().map(|i| i.id.clone()).collect());
-    let datasets = DataStores::open(&product, data_dir, database_url).await?;
-    let services = Services::new(
-        store.clone(),
-        product,
-        Arc::new(SystemClock),
-        datasets,
-        RunnerOptions::new(data_dir),
-    )?;
+    let services = scratch.services(product).await?;
+    let store = services.store.clone();
     let actor = Actor::cli();
 
     let bar = ProgressBar::new(u64::from(n));
@@ -339,4 +397,156 @@ async fn serve_and_probe(
     });
     child.kill().await?;
     Ok((gets, lists, rss))
+}
+
+#[derive(Debug, Serialize)]
+struct OnboardReport {
+    backend: &'static str,
+    customers: u32,
+    concurrency: usize,
+    onboarding_p50_ms: f64,
+    onboarding_p95_ms: f64,
+    customers_per_minute: f64,
+    bare_ddl_p50_ms: f64,
+    bare_ddl_p95_ms: f64,
+    ratio_p50: f64,
+}
+
+fn print_onboard_report(r: &OnboardReport) {
+    println!(
+        "onramp bench onboard: {} customers on {} (concurrency {})",
+        r.customers, r.backend, r.concurrency
+    );
+    let mut t = output::table(&["MEASURE", "P50 MS", "P95 MS"]);
+    t.add_row([
+        "complete onboarding".to_owned(),
+        format!("{:.2}", r.onboarding_p50_ms),
+        format!("{:.2}", r.onboarding_p95_ms),
+    ]);
+    t.add_row([
+        "bare DDL (dataset and tables, one transaction)".to_owned(),
+        format!("{:.2}", r.bare_ddl_p50_ms),
+        format!("{:.2}", r.bare_ddl_p95_ms),
+    ]);
+    println!("{t}");
+    println!(
+        "  {:.0} customers/minute; onboarding p50 is {:.2}x the bare DDL",
+        r.customers_per_minute, r.ratio_p50
+    );
+}
+
+/// Times `n` runs of `op(i)`, `concurrency` at a time; returns each latency and the wall time.
+async fn timed<F, Fut>(
+    n: u32,
+    concurrency: usize,
+    op: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(u32) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (next, op) = (next.clone(), op.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(lat);
+                }
+                let t = Instant::now();
+                op(i).await?;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok((all, started.elapsed()))
+}
+
+fn percentile_ms(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort();
+    samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1000.0
+}
+
+async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Result<OnboardReport> {
+    let services = scratch.services(Product::builtin()).await?;
+    let backend = services
+        .datasets
+        .get("default")
+        .expect("the built-in product has a default store")
+        .clone();
+
+    // The baseline first, on the same database: the same dataset DDL, nothing else.
+    let tables = services
+        .product
+        .tables_for_tier(services.product.default_tier.as_deref());
+    let (mut ddl, _) = timed(n, concurrency, {
+        let backend = backend.clone();
+        move |i| {
+            let backend = backend.clone();
+            let spec = DatasetSpec {
+                dataset_id: format!("bench_ddl_{i:07}"),
+                tables: tables.clone(),
+            };
+            async move { Ok(backend.provision(&spec).await?) }
+        }
+    })
+    .await?;
+    for i in 0..n {
+        backend.drop_dataset(&format!("bench_ddl_{i:07}")).await?;
+    }
+
+    let bar = ProgressBar::new(u64::from(n));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} onboarding [{bar:30}] {pos}/{len} ({per_sec})")?
+            .progress_chars("=> "),
+    );
+    let (mut runs, wall) = timed(n, concurrency, {
+        let (services, bar) = (services.clone(), bar.clone());
+        move |i| {
+            let (services, bar) = (services.clone(), bar.clone());
+            async move {
+                let req = OnboardRequest {
+                    customer_id: Some(format!("customer_{i:07}")),
+                    customer_name: Some(format!("Customer {i}")),
+                    industry: Some("golf".into()),
+                    ..OnboardRequest::default()
+                };
+                let done = services.onboard(&Actor::cli(), &req, None).await?;
+                anyhow::ensure!(
+                    done.response.onboarding.is_success,
+                    "onboarding {i} failed: {:?}",
+                    done.response.onboarding.errors
+                );
+                bar.inc(1);
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+    // Roles are global to a PostgreSQL server: drop the datasets, not just the database.
+    for id in backend.list().await? {
+        backend.drop_dataset(&id).await?;
+    }
+    let onboarding_p50_ms = percentile_ms(&mut runs, 0.50);
+    let bare_ddl_p50_ms = percentile_ms(&mut ddl, 0.50);
+    Ok(OnboardReport {
+        backend: services.store.backend(),
+        customers: n,
+        concurrency,
+        onboarding_p50_ms,
+        onboarding_p95_ms: percentile_ms(&mut runs, 0.95),
+        customers_per_minute: f64::from(n) / wall.as_secs_f64() * 60.0,
+        bare_ddl_p50_ms,
+        bare_ddl_p95_ms: percentile_ms(&mut ddl, 0.95),
+        ratio_p50: onboarding_p50_ms / bare_ddl_p50_ms,
+    })
 }
