@@ -387,7 +387,6 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
         types,
         [
             "customer.registered",
-            "dataset.provisioned",
             "dataset.dropped",
             "customer.onboarding_failed",
             "onboarding.retried",

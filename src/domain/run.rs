@@ -21,6 +21,9 @@ pub struct StepKind {
     pub depends_on: &'static [&'static str],
     /// Whether a product must run it.
     pub required: bool,
+    /// Whether it only reads. Its start is not saved before it runs: a crash during it leaves
+    /// nothing to undo, and running it again costs nothing.
+    pub read_only: bool,
     /// What it does, for people.
     pub description: &'static str,
 }
@@ -29,30 +32,35 @@ pub struct StepKind {
 pub const STEP_CATALOGUE: &[StepKind] = &[
     StepKind {
         name: "validate",
+        read_only: true,
         depends_on: &[],
         required: true,
         description: "check the request against the product's rules",
     },
     StepKind {
         name: "register",
+        read_only: false,
         depends_on: &["validate"],
         required: true,
         description: "record the customer and its run in the registry",
     },
     StepKind {
         name: "provision_dataset",
+        read_only: false,
         depends_on: &["register"],
         required: false,
         description: "create the customer's dataset and its tier's tables",
     },
     StepKind {
         name: "verify_dataset",
+        read_only: true,
         depends_on: &["provision_dataset"],
         required: false,
         description: "run SELECT 1 AS test through the dataset query path and check every table",
     },
     StepKind {
         name: "activate",
+        read_only: false,
         depends_on: &["register", "provision_dataset", "verify_dataset"],
         required: false,
         description: "make the customer active",

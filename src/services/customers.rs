@@ -349,13 +349,13 @@ impl Services {
         self.store
             .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
             .await?;
-        let run = self.drive(run).await?;
+        let run = self.drive(run, false).await?;
         tracing::info!(customer_id = %customer.id, status = %run.status, "onboarding finished");
-        let (customer, onboarding) = self.customer_with_run(customer.id.as_str()).await?;
+        let customer = self.current(customer.id.as_str()).await?;
         Ok(Onboarded {
             response: OnboardResponse {
-                customer,
-                onboarding,
+                customer: CustomerView::of(&customer, &self.product),
+                onboarding: self.run_view(&run),
             },
             replayed: false,
         })

@@ -115,11 +115,12 @@ impl Services {
         })
     }
 
-    /// Creates (or completes) the customer's dataset for its tier and records it. Idempotent.
-    pub(super) async fn provision_dataset_for(
+    /// Creates (or completes) the customer's dataset for its tier. Returns the dataset record to
+    /// save, with its event, when it is new or its tables changed. Idempotent.
+    pub(super) async fn provision(
         &self,
         customer: &Customer,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Option<(DatasetRecord, NewEvent)>, ServiceError> {
         let backend = self.backend_of(customer)?;
         let spec = DatasetSpec {
             dataset_id: self.product.dataset_id(customer.id.as_str()),
@@ -135,7 +136,7 @@ impl Services {
             .as_ref()
             .is_some_and(|d| d.tables == tables && d.tier == customer.usage_tier)
         {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.clock.now();
         let record = DatasetRecord {
@@ -169,7 +170,17 @@ impl Services {
             occurred_at: now,
             request_id: None,
         };
-        self.store.save_dataset(&record, Some(event)).await?;
+        Ok(Some((record, event)))
+    }
+
+    /// Provisions the customer's dataset for its (new) tier and saves the record.
+    pub(super) async fn provision_dataset_for(
+        &self,
+        customer: &Customer,
+    ) -> Result<(), ServiceError> {
+        if let Some((record, event)) = self.provision(customer).await? {
+            self.store.save_dataset(&record, Some(event)).await?;
+        }
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use crate::domain::run::{
 };
 use crate::domain::{Customer, CustomerStatus, NewEvent, Role};
 use crate::store::datasets::DatasetError;
-use crate::store::{ChecklistRecord, RunRecord, RunTransition, StepRecord, StoreError};
+use crate::store::{ChecklistRecord, DatasetRecord, RunRecord, RunUpdate, StepRecord, StoreError};
 
 /// Why one attempt of a step failed.
 #[derive(Debug)]
@@ -61,6 +61,24 @@ impl From<StoreError> for StepError {
         StepError {
             transient,
             message: e.to_string(),
+        }
+    }
+}
+
+/// Progress on a run not yet saved: step records, and the dataset record with its event.
+#[derive(Debug, Default)]
+struct Progress {
+    steps: Vec<StepRecord>,
+    dataset: Option<DatasetRecord>,
+    events: Vec<NewEvent>,
+}
+
+impl Progress {
+    /// Notes a step's latest state, replacing an earlier note of the same step.
+    fn record(&mut self, step: &StepRecord) {
+        match self.steps.iter_mut().find(|s| s.name == step.name) {
+            Some(slot) => *slot = step.clone(),
+            None => self.steps.push(step.clone()),
         }
     }
 }
@@ -103,7 +121,7 @@ impl Services {
         started: DateTime<Utc>,
         registered: DateTime<Utc>,
     ) -> RunRecord {
-        let steps = self
+        let steps: Vec<StepRecord> = self
             .product
             .steps
             .iter()
@@ -126,6 +144,21 @@ impl Services {
                 }
             })
             .collect();
+        let mut steps: Vec<StepRecord> = steps;
+        // The steps that can start at once are marked running in the registering transaction,
+        // which saves a write before the first of them runs.
+        let states: Vec<(String, StepStatus)> =
+            steps.iter().map(|s| (s.name.clone(), s.status)).collect();
+        let ready: Vec<String> = ready_steps(&states)
+            .into_iter()
+            .filter(|n| *n != "activate")
+            .map(str::to_owned)
+            .collect();
+        for step in steps.iter_mut().filter(|s| ready.contains(&s.name)) {
+            step.status = StepStatus::Running;
+            step.attempts = 1;
+            step.started_at = Some(registered);
+        }
         RunRecord {
             customer_id: customer_id.to_owned(),
             run_id: uuid::Uuid::now_v7().to_string(),
@@ -177,15 +210,21 @@ impl Services {
     }
 
     /// Runs the run's remaining steps (or finishes its rollback) and returns its state after.
-    /// Losing the lease to another process is not an error: that process carries on.
-    pub(super) async fn drive(&self, run: RunRecord) -> Result<RunRecord, ServiceError> {
+    /// `resumed` says the run was taken over from a process that stopped: its running steps
+    /// run again as new attempts. Losing the lease to another process is not an error: that
+    /// process carries on.
+    pub(super) async fn drive(
+        &self,
+        run: RunRecord,
+        resumed: bool,
+    ) -> Result<RunRecord, ServiceError> {
         let customer_id = run.customer_id.clone();
         let outcome = match run.status {
             RunStatus::Compensating => {
                 let errors = run.errors.clone();
-                self.compensate(run, errors).await
+                self.compensate(run, errors, Progress::default()).await
             }
-            RunStatus::Running => self.advance(run).await,
+            RunStatus::Running => self.advance(run, resumed).await,
             _ => return Ok(run),
         };
         match outcome {
@@ -197,20 +236,50 @@ impl Services {
         }
     }
 
-    async fn advance(&self, mut run: RunRecord) -> Result<RunRecord, ServiceError> {
-        loop {
-            let until = now_ms(self.clock.now()) + self.runner.lease.as_millis() as i64;
-            if !self
-                .store
-                .renew_lease(&run.customer_id, &run.run_id, &self.runner.owner, until)
-                .await?
+    /// Saves the progress gathered so far, with any run status and customer change, renewing
+    /// the lease.
+    async fn save_progress(
+        &self,
+        run: &RunRecord,
+        progress: &mut Progress,
+        status: Option<RunStatus>,
+        customer: Option<(&Customer, i64)>,
+    ) -> Result<DateTime<Utc>, ServiceError> {
+        let now = self.clock.now();
+        let update = RunUpdate {
+            steps: &progress.steps,
+            lease_until_ms: now_ms(now) + self.runner.lease.as_millis() as i64,
+            status,
+            errors: status.map(|_| run.errors.as_slice()),
+            at: now,
+            customer,
+            dataset: progress.dataset.as_ref(),
+            events: std::mem::take(&mut progress.events),
+        };
+        self.store
+            .update_run(&run.customer_id, &run.run_id, &self.runner.owner, update)
+            .await?;
+        progress.steps.clear();
+        progress.dataset = None;
+        Ok(now)
+    }
+
+    async fn advance(&self, mut run: RunRecord, resumed: bool) -> Result<RunRecord, ServiceError> {
+        let customer = self.current(&run.customer_id).await?;
+        let mut progress = Progress::default();
+        if resumed {
+            let now = self.clock.now();
+            for step in run
+                .steps
+                .iter_mut()
+                .filter(|s| s.status == StepStatus::Running)
             {
-                return Err(StoreError::LeaseLost {
-                    customer_id: run.customer_id.clone(),
-                    run_id: run.run_id.clone(),
-                }
-                .into());
+                step.attempts += 1;
+                step.started_at = Some(now);
+                progress.record(step);
             }
+        }
+        loop {
             let states: Vec<(String, StepStatus)> = run
                 .steps
                 .iter()
@@ -224,40 +293,77 @@ impl Services {
                 break;
             }
             if ready.iter().any(|s| s == "activate") {
-                return self.finish_success(run).await;
+                return self.finish_success(run, progress).await;
             }
-            let results = join_all(ready.iter().map(|name| self.execute_step(&run, name))).await;
-            let mut failure = None;
+            let now = self.clock.now();
+            let mut writes = false;
+            for step in run
+                .steps
+                .iter_mut()
+                .filter(|s| ready.contains(&s.name) && s.status == StepStatus::Pending)
+            {
+                step.status = StepStatus::Running;
+                step.attempts += 1;
+                step.started_at = Some(now);
+                step.finished_at = None;
+                progress.record(step);
+                writes |= !step_kind(&step.name).is_some_and(|k| k.read_only);
+            }
+            // A step that may change something is marked running before it starts, so a crash
+            // leaves a record of what to undo or run again; read-only steps are recorded with
+            // the next write.
+            if writes {
+                self.save_progress(&run, &mut progress, None, None).await?;
+            }
+            let results = join_all(
+                ready
+                    .iter()
+                    .map(|name| self.execute_step(&run, &customer, name)),
+            )
+            .await;
+            let mut failures = Vec::new();
             for result in results {
-                let (step, error) = match result {
-                    Ok(step) => (step, None),
-                    Err((step, error)) => (step, Some(error)),
+                let step = match result {
+                    Ok((step, dataset)) => {
+                        if let Some((record, event)) = dataset {
+                            progress.dataset = Some(record);
+                            progress.events.push(event);
+                        }
+                        step
+                    }
+                    Err((step, error)) => {
+                        failures.push(error);
+                        step
+                    }
                 };
+                progress.record(&step);
                 if let Some(slot) = run.steps.iter_mut().find(|s| s.name == step.name) {
                     *slot = step;
                 }
-                if let Some(e) = error {
-                    failure.get_or_insert_with(Vec::new).push(e);
-                }
             }
-            if let Some(errors) = failure {
-                let mut all = run.errors.clone();
-                all.extend(errors);
-                return self.compensate(run, all).await;
+            if !failures.is_empty() {
+                let mut errors = run.errors.clone();
+                errors.extend(failures);
+                return self.compensate(run, errors, progress).await;
             }
         }
         if run.steps.iter().all(|s| s.status == StepStatus::Succeeded) {
-            return self.finish_success(run).await;
+            return self.finish_success(run, progress).await;
+        }
+        if !progress.steps.is_empty() {
+            self.save_progress(&run, &mut progress, None, None).await?;
         }
         Ok(run)
     }
 
-    /// Runs one step to success or permanent failure, retrying transient failures.
+    /// Runs one step (already marked running) to success or permanent failure, retrying
+    /// transient failures; each retry is saved, so attempts count across restarts.
     async fn execute_step(
         &self,
         run: &RunRecord,
+        customer: &Customer,
         name: &str,
-    ) -> Result<StepRecord, (StepRecord, String)> {
+    ) -> Result<(StepRecord, Option<(DatasetRecord, NewEvent)>), (StepRecord, String)> {
         let mut step = run
             .steps
             .iter()
@@ -266,17 +372,6 @@ impl Services {
             .expect("ready steps are the run's");
         let retry = self.product.retry;
         loop {
-            step.attempts += 1;
-            step.status = StepStatus::Running;
-            step.started_at = Some(self.clock.now());
-            step.finished_at = None;
-            if let Err(e) = self
-                .store
-                .save_step(&run.customer_id, &run.run_id, &self.runner.owner, &step)
-                .await
-            {
-                return Err((step, format!("{name}: {e}")));
-            }
             let outcome = match self
                 .runner
                 .faults
@@ -291,26 +386,18 @@ impl Services {
                     transient: false,
                     message: "injected permanent fault".into(),
                 }),
-                Injected::None => self.perform(run, name).await,
+                Injected::None => self.perform(customer, name).await,
             };
             let now = self.clock.now();
             match outcome {
-                Ok(()) => {
+                Ok(dataset) => {
                     step.status = StepStatus::Succeeded;
                     step.finished_at = Some(now);
                     step.error = None;
                     step.completed_seq = Some(now.timestamp_micros());
-                    return match self
-                        .store
-                        .save_step(&run.customer_id, &run.run_id, &self.runner.owner, &step)
-                        .await
-                    {
-                        Ok(()) => Ok(step),
-                        Err(e) => Err((step, format!("{name}: {e}"))),
-                    };
+                    return Ok((step, dataset));
                 }
                 Err(e) if e.transient && (step.attempts as u32) < retry.max_attempts => {
-                    step.error = Some(e.message.clone());
                     tracing::warn!(customer_id = %run.customer_id, step = name, attempt = step.attempts, error = %e.message, "step failed; retrying");
                     let wait = backoff(
                         step.attempts as u32,
@@ -320,6 +407,14 @@ impl Services {
                         rand::thread_rng().gen::<f64>(),
                     );
                     tokio::time::sleep(wait).await;
+                    step.attempts += 1;
+                    step.started_at = Some(self.clock.now());
+                    step.error = Some(e.message);
+                    let mut progress = Progress::default();
+                    progress.record(&step);
+                    if let Err(e) = self.save_progress(run, &mut progress, None, None).await {
+                        return Err((step, format!("{name}: {e}")));
+                    }
                 }
                 Err(e) => {
                     step.status = StepStatus::Failed;
@@ -329,10 +424,6 @@ impl Services {
                         step.attempts, e.message
                     );
                     step.error = Some(message.clone());
-                    let _ = self
-                        .store
-                        .save_step(&run.customer_id, &run.run_id, &self.runner.owner, &step)
-                        .await;
                     tracing::warn!(customer_id = %run.customer_id, step = name, error = %message, "step failed for good");
                     return Err((step, message));
                 }
@@ -340,33 +431,24 @@ impl Services {
         }
     }
 
-    /// Does one step's work. Every step is idempotent: running it again after a crash is safe.
-    async fn perform(&self, run: &RunRecord, name: &str) -> Result<(), StepError> {
+    /// Does one step's work, returning the dataset record it produced, if any. Every step is
+    /// idempotent: running it again after a crash is safe.
+    async fn perform(
+        &self,
+        customer: &Customer,
+        name: &str,
+    ) -> Result<Option<(DatasetRecord, NewEvent)>, StepError> {
         match name {
-            "provision_dataset" => {
-                let customer = self.customer_record(&run.customer_id).await?;
-                Ok(self.provision_dataset_for(&customer).await?)
-            }
-            "verify_dataset" => self.verify_dataset(&run.customer_id).await,
+            "provision_dataset" => Ok(self.provision(customer).await?),
+            "verify_dataset" => self.verify_dataset(customer).await.map(|_| None),
             // validate and register happen at registration; activate ends the run.
-            _ => Ok(()),
+            _ => Ok(None),
         }
-    }
-
-    async fn customer_record(&self, customer_id: &str) -> Result<Customer, StepError> {
-        self.store
-            .get_customer(customer_id)
-            .await?
-            .ok_or_else(|| StepError {
-                transient: false,
-                message: format!("customer '{customer_id}' is not in the registry"),
-            })
     }
 
     /// Runs the seed's `SELECT 1 AS test` through the query path and checks every table and
     /// column the tier should have.
-    async fn verify_dataset(&self, customer_id: &str) -> Result<(), StepError> {
-        let customer = self.customer_record(customer_id).await?;
+    async fn verify_dataset(&self, customer: &Customer) -> Result<(), StepError> {
         let backend = self
             .datasets
             .get(&customer.data_store)
@@ -374,24 +456,20 @@ impl Services {
                 transient: false,
                 message: format!("data store '{}' is not in the product", customer.data_store),
             })?;
-        let dataset_id = self.product.dataset_id(customer_id);
+        let dataset_id = self.product.dataset_id(customer.id.as_str());
         let permanent = |message: String| StepError {
             transient: false,
             message,
         };
-        let result = backend
-            .query(&dataset_id, "SELECT 1 AS test", self.product.query)
-            .await?;
+        let (result, tables) = backend.verify(&dataset_id, self.product.query).await?;
         if result.rows != vec![vec![json!(1)]] {
             return Err(permanent(format!(
                 "SELECT 1 AS test returned {:?}",
                 result.rows
             )));
         }
-        let tables = backend
-            .describe(&dataset_id)
-            .await?
-            .ok_or_else(|| permanent(format!("dataset '{dataset_id}' does not exist")))?;
+        let tables =
+            tables.ok_or_else(|| permanent(format!("dataset '{dataset_id}' does not exist")))?;
         for (table, columns) in self.product.tables_for_tier(customer.usage_tier.as_deref()) {
             let found = tables
                 .get(&table)
@@ -408,8 +486,13 @@ impl Services {
         Ok(())
     }
 
-    /// The `activate` step: the customer goes live and the run succeeds, in one transaction.
-    async fn finish_success(&self, mut run: RunRecord) -> Result<RunRecord, ServiceError> {
+    /// The `activate` step: the customer goes live and the run succeeds, in one transaction
+    /// with the progress not yet saved.
+    async fn finish_success(
+        &self,
+        mut run: RunRecord,
+        mut progress: Progress,
+    ) -> Result<RunRecord, ServiceError> {
         let now = self.clock.now();
         for step in run.steps.iter_mut().filter(|s| s.name == "activate") {
             step.status = StepStatus::Succeeded;
@@ -417,7 +500,9 @@ impl Services {
             step.started_at = Some(now);
             step.finished_at = Some(now);
             step.completed_seq = Some(now.timestamp_micros());
+            progress.record(step);
         }
+        run.status = RunStatus::Succeeded;
         let customer = self.current(&run.customer_id).await?;
         let mut next = customer.clone();
         if customer.status == CustomerStatus::Pending {
@@ -425,38 +510,19 @@ impl Services {
             next.version += 1;
             next.updated_at = now;
         }
-        let changed = next.status != customer.status;
-        let activate: Vec<StepRecord> = run
-            .steps
-            .iter()
-            .filter(|s| s.name == "activate")
-            .cloned()
-            .collect();
-        let event = NewEvent {
+        progress.events.push(NewEvent {
             event_type: "customer.activated".into(),
             actor: "onramp".into(),
             customer_id: Some(customer.id.clone()),
             payload: json!({"run_id": run.run_id, "version": next.version}),
             occurred_at: now,
             request_id: None,
-        };
-        self.store
-            .transition_run(
-                &run.customer_id,
-                &run.run_id,
-                &self.runner.owner,
-                RunTransition {
-                    status: RunStatus::Succeeded,
-                    errors: &run.errors,
-                    at: now,
-                    customer: changed.then_some((&next, customer.version)),
-                    steps: &activate,
-                    event: Some(event),
-                },
-            )
+        });
+        let change = (next.status != customer.status).then_some((&next, customer.version));
+        let saved = self
+            .save_progress(&run, &mut progress, Some(RunStatus::Succeeded), change)
             .await?;
-        run.status = RunStatus::Succeeded;
-        run.finished_at = Some(now);
+        run.finished_at = Some(saved);
         Ok(run)
     }
 
@@ -466,45 +532,32 @@ impl Services {
         &self,
         mut run: RunRecord,
         errors: Vec<String>,
+        mut progress: Progress,
     ) -> Result<RunRecord, ServiceError> {
-        if run.status != RunStatus::Compensating {
-            self.store
-                .transition_run(
-                    &run.customer_id,
-                    &run.run_id,
-                    &self.runner.owner,
-                    RunTransition {
-                        status: RunStatus::Compensating,
-                        errors: &errors,
-                        at: self.clock.now(),
-                        customer: None,
-                        steps: &[],
-                        event: None,
-                    },
-                )
-                .await?;
-            run.status = RunStatus::Compensating;
-        }
         run.errors = errors;
-        let progress: Vec<_> = run
+        if run.status != RunStatus::Compensating {
+            run.status = RunStatus::Compensating;
+            // Whatever the failed round produced is undone below; only its step records stay.
+            progress.dataset = None;
+            progress.events.clear();
+            self.save_progress(&run, &mut progress, Some(RunStatus::Compensating), None)
+                .await?;
+        }
+        let states: Vec<_> = run
             .steps
             .iter()
             .map(|s| (s.status, s.attempts, s.completed_seq))
             .collect();
-        let order = compensation_order(&progress);
-        for i in order {
-            let name = run.steps[i].name.clone();
-            if step_kind(&name).is_some_and(|k| k.name == "provision_dataset") {
+        for i in compensation_order(&states) {
+            if run.steps[i].name == "provision_dataset" {
                 self.undo_dataset(&run.customer_id, "onboarding rolled back")
                     .await?;
             }
             let step = &mut run.steps[i];
             if step.status == StepStatus::Succeeded {
                 step.status = StepStatus::Compensated;
+                progress.record(step);
             }
-            self.store
-                .save_step(&run.customer_id, &run.run_id, &self.runner.owner, step)
-                .await?;
         }
         let now = self.clock.now();
         for step in run
@@ -513,13 +566,8 @@ impl Services {
             .filter(|s| s.status == StepStatus::Pending)
         {
             step.status = StepStatus::Skipped;
+            progress.record(step);
         }
-        let skipped: Vec<StepRecord> = run
-            .steps
-            .iter()
-            .filter(|s| s.status == StepStatus::Skipped)
-            .cloned()
-            .collect();
         let customer = self.current(&run.customer_id).await?;
         let mut next = customer.clone();
         if let Ok(failed) = customer.status.transition(CustomerStatus::Failed) {
@@ -527,32 +575,20 @@ impl Services {
             next.version += 1;
             next.updated_at = now;
         }
-        let changed = next.status != customer.status;
-        let event = NewEvent {
+        progress.events.push(NewEvent {
             event_type: "customer.onboarding_failed".into(),
             actor: "onramp".into(),
             customer_id: Some(customer.id.clone()),
             payload: json!({"run_id": run.run_id, "errors": run.errors, "version": next.version}),
             occurred_at: now,
             request_id: None,
-        };
-        self.store
-            .transition_run(
-                &run.customer_id,
-                &run.run_id,
-                &self.runner.owner,
-                RunTransition {
-                    status: RunStatus::Failed,
-                    errors: &run.errors,
-                    at: now,
-                    customer: changed.then_some((&next, customer.version)),
-                    steps: &skipped,
-                    event: Some(event),
-                },
-            )
-            .await?;
+        });
         run.status = RunStatus::Failed;
-        run.finished_at = Some(now);
+        let change = (next.status != customer.status).then_some((&next, customer.version));
+        let saved = self
+            .save_progress(&run, &mut progress, Some(RunStatus::Failed), change)
+            .await?;
+        run.finished_at = Some(saved);
         Ok(run)
     }
 
@@ -579,16 +615,21 @@ impl Services {
                 }
             }
         }
-        if self.store.get_dataset(customer_id).await?.is_some() {
-            let event = NewEvent {
-                event_type: "dataset.dropped".into(),
-                actor: "onramp".into(),
-                customer_id: Some(customer.id.clone()),
-                payload: json!({"dataset_id": dataset_id, "reason": reason}),
-                occurred_at: self.clock.now(),
-                request_id: None,
-            };
+        // Dropping is recorded even when the dataset never made it into the registry (its step
+        // failed or was cut off before its record was saved): it may have existed.
+        let recorded = self.store.get_dataset(customer_id).await?.is_some();
+        let event = NewEvent {
+            event_type: "dataset.dropped".into(),
+            actor: "onramp".into(),
+            customer_id: Some(customer.id.clone()),
+            payload: json!({"dataset_id": dataset_id, "reason": reason, "was_recorded": recorded}),
+            occurred_at: self.clock.now(),
+            request_id: None,
+        };
+        if recorded {
             self.store.delete_dataset(customer_id, event).await?;
+        } else {
+            self.store.append_event(event).await?;
         }
         Ok(())
     }
@@ -612,7 +653,7 @@ impl Services {
                 continue;
             }
             tracing::info!(customer_id = %customer_id, run_id = %run_id, status = %run.status, "resuming onboarding run");
-            if let Err(e) = self.drive(run).await {
+            if let Err(e) = self.drive(run, true).await {
                 tracing::error!(customer_id = %customer_id, error = %e, "resumed run failed");
             }
         }
@@ -742,7 +783,7 @@ impl Services {
                 self.store
                     .insert_run(&new_run, Some((&next, customer.version)), event)
                     .await?;
-                let done = self.drive(new_run).await?;
+                let done = self.drive(new_run, false).await?;
                 Ok(self.run_view(&done))
             }
         }

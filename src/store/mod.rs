@@ -10,7 +10,7 @@ mod rows;
 pub mod runs;
 pub mod sqlite;
 
-pub use runs::{ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunTransition, StepRecord};
+pub use runs::{ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

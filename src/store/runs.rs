@@ -90,22 +90,27 @@ pub struct ChecklistRecord {
     pub done_at: DateTime<Utc>,
 }
 
-/// How a run ends or changes phase, saved in one transaction with an optional customer change
-/// and its event.
+/// Everything one step of progress on a run changes, saved in one transaction by the holder
+/// of its lease: step records, the lease's renewal, and, when the progress brings them, a new
+/// run status, a customer change, the dataset record, and events.
 #[derive(Debug)]
-pub struct RunTransition<'a> {
-    /// The new run status.
-    pub status: RunStatus,
-    /// The run's errors after the change.
-    pub errors: &'a [String],
+pub struct RunUpdate<'a> {
+    /// Steps to save.
+    pub steps: &'a [StepRecord],
+    /// The lease's new end (Unix milliseconds); ignored when the new status is final.
+    pub lease_until_ms: i64,
+    /// A new run status; a final one ends the lease.
+    pub status: Option<RunStatus>,
+    /// The run's errors, when they change.
+    pub errors: Option<&'a [String]>,
     /// When.
     pub at: DateTime<Utc>,
-    /// A customer record to save with it, and the version it must still be at.
+    /// A customer record to save, and the version it must still be at.
     pub customer: Option<(&'a Customer, i64)>,
-    /// Steps to save with it.
-    pub steps: &'a [StepRecord],
-    /// The event to append, when the change is one.
-    pub event: Option<NewEvent>,
+    /// The customer's dataset record to save.
+    pub dataset: Option<&'a DatasetRecord>,
+    /// Events to append, in order.
+    pub events: Vec<NewEvent>,
 }
 
 /// Runs, datasets and the checklist.
@@ -123,23 +128,14 @@ pub trait RunStore: Send + Sync {
     /// The customer's most recent run, with its steps.
     async fn latest_run(&self, customer_id: &str) -> Result<Option<RunRecord>, StoreError>;
 
-    /// Saves one step of a run the caller holds.
-    async fn save_step(
+    /// Saves a run's progress in one transaction; fails with [`StoreError::LeaseLost`] when
+    /// the caller no longer holds the run.
+    async fn update_run(
         &self,
         customer_id: &str,
         run_id: &str,
         owner: &str,
-        step: &StepRecord,
-    ) -> Result<(), StoreError>;
-
-    /// Changes a run's status (and ends its lease when the status is final), with an optional
-    /// customer change and event, in one transaction.
-    async fn transition_run(
-        &self,
-        customer_id: &str,
-        run_id: &str,
-        owner: &str,
-        t: RunTransition<'_>,
+        update: RunUpdate<'_>,
     ) -> Result<(), StoreError>;
 
     /// Takes over up to `limit` unfinished runs whose lease ended before `now_ms`; returns
@@ -151,15 +147,6 @@ pub trait RunStore: Send + Sync {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError>;
-
-    /// Extends a lease the caller holds; false when it no longer holds it.
-    async fn renew_lease(
-        &self,
-        customer_id: &str,
-        run_id: &str,
-        owner: &str,
-        until_ms: i64,
-    ) -> Result<bool, StoreError>;
 
     /// Records (or updates) a customer's dataset, with its event when given.
     async fn save_dataset(

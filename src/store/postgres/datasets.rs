@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Column, Executor, Row};
+use sqlx::{Column, Executor, Row, Statement};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,6 +53,14 @@ impl PgDatasets {
             pool,
             role_prefix: role_prefix(&database),
         })
+    }
+
+    async fn exists(&self, dataset_id: &str) -> Result<bool, DatasetError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(dataset_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
     }
 
     fn role(&self, dataset_id: &str) -> String {
@@ -176,18 +184,16 @@ impl DatasetBackend for PgDatasets {
         &self,
         dataset_id: &str,
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-                .bind(dataset_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(classify)?;
-        if !exists {
+        if !self.exists(dataset_id).await? {
             return Ok(None);
         }
+        // The catalog directly: information_schema is an order of magnitude slower.
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = $1 \
-             ORDER BY table_name, ordinal_position",
+            "SELECT c.relname::text, a.attname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY c.relname, a.attnum",
         )
         .bind(dataset_id)
         .fetch_all(&self.pool)
@@ -206,7 +212,7 @@ impl DatasetBackend for PgDatasets {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
-        if self.describe(dataset_id).await?.is_none() {
+        if !self.exists(dataset_id).await? {
             return Err(DatasetError::NotFound(dataset_id.to_owned()));
         }
         let mut tx = self
@@ -222,7 +228,7 @@ impl DatasetBackend for PgDatasets {
             tx.execute(setting.as_str()).await.map_err(classify)?;
         }
         let columns: Vec<String> = (&mut *tx)
-            .describe(sql)
+            .prepare(sql)
             .await
             .map_err(|e| refused(e, limits.timeout_ms))?
             .columns()

@@ -31,6 +31,24 @@ impl SqliteDatasets {
         Self { dir }
     }
 
+    /// A read-only, `query_only` connection to the dataset whose queries stop at the deadline.
+    async fn open_for_query(
+        &self,
+        dataset_id: &str,
+        limits: QueryLimits,
+    ) -> Result<SqliteConnection, DatasetError> {
+        let mut conn = self.open(dataset_id, true).await?;
+        conn.execute("PRAGMA query_only = ON")
+            .await
+            .map_err(classify)?;
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+        conn.lock_handle()
+            .await
+            .map_err(classify)?
+            .set_progress_handler(1_000, move || Instant::now() < deadline);
+        Ok(conn)
+    }
+
     fn path(&self, dataset_id: &str) -> PathBuf {
         self.dir.join(format!("{dataset_id}.db"))
     }
@@ -53,6 +71,61 @@ impl SqliteDatasets {
             .await
             .map_err(classify)
     }
+}
+
+/// The tables of the dataset open on `conn` and their columns.
+async fn tables_of(
+    conn: &mut SqliteConnection,
+) -> Result<BTreeMap<String, Vec<String>>, DatasetError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(classify)?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, c) in rows {
+        out.entry(t).or_default().push(c);
+    }
+    Ok(out)
+}
+
+/// Runs a checked query on a connection opened by `open_for_query`.
+async fn run_query(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<QueryResult, DatasetError> {
+    let columns: Vec<String> = (&mut *conn)
+        .describe(sql)
+        .await
+        .map_err(|e| refused(e, limits.timeout_ms))?
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let max = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    let mut stream = sqlx::query(sql).fetch(&mut *conn);
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| refused(e, limits.timeout_ms))?
+    {
+        if rows.len() == max {
+            truncated = true;
+            break;
+        }
+        rows.push((0..row.len()).map(|i| cell(&row, i)).collect::<Vec<_>>());
+    }
+    Ok(QueryResult {
+        row_count: rows.len(),
+        columns,
+        rows,
+        truncated,
+    })
 }
 
 fn cell(row: &SqliteRow, i: usize) -> serde_json::Value {
@@ -160,27 +233,11 @@ impl DatasetBackend for SqliteDatasets {
         &self,
         dataset_id: &str,
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
-        let mut conn = match self.open(dataset_id, true).await {
-            Err(DatasetError::NotFound(_)) => return Ok(None),
-            other => other?,
-        };
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .map_err(classify)?;
-        let mut out = BTreeMap::new();
-        for t in tables {
-            let cols: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
-                    .bind(&t)
-                    .fetch_all(&mut conn)
-                    .await
-                    .map_err(classify)?;
-            out.insert(t, cols);
+        match self.open(dataset_id, true).await {
+            Err(DatasetError::NotFound(_)) => Ok(None),
+            Ok(mut conn) => Ok(Some(tables_of(&mut conn).await?)),
+            Err(e) => Err(e),
         }
-        Ok(Some(out))
     }
 
     async fn query(
@@ -189,47 +246,23 @@ impl DatasetBackend for SqliteDatasets {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
-        let mut conn = self.open(dataset_id, true).await?;
-        conn.execute("PRAGMA query_only = ON")
-            .await
-            .map_err(classify)?;
-        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
-        conn.lock_handle()
-            .await
-            .map_err(classify)?
-            .set_progress_handler(1_000, move || Instant::now() < deadline);
-        let columns: Vec<String> = conn
-            .describe(sql)
-            .await
-            .map_err(|e| refused(e, limits.timeout_ms))?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect();
-        let max = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
-        let mut rows = Vec::new();
-        let mut truncated = false;
-        {
-            let mut stream = sqlx::query(sql).fetch(&mut conn);
-            while let Some(row) = stream
-                .try_next()
-                .await
-                .map_err(|e| refused(e, limits.timeout_ms))?
-            {
-                if rows.len() == max {
-                    truncated = true;
-                    break;
-                }
-                rows.push((0..row.len()).map(|i| cell(&row, i)).collect::<Vec<_>>());
-            }
-        }
+        let mut conn = self.open_for_query(dataset_id, limits).await?;
+        let result = run_query(&mut conn, sql, limits).await;
         let _ = conn.close().await;
-        Ok(QueryResult {
-            row_count: rows.len(),
-            columns,
-            rows,
-            truncated,
-        })
+        result
+    }
+
+    async fn verify(
+        &self,
+        dataset_id: &str,
+        limits: QueryLimits,
+    ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
+        // One connection for both: opening a SQLite connection costs more than either.
+        let mut conn = self.open_for_query(dataset_id, limits).await?;
+        let result = run_query(&mut conn, "SELECT 1 AS test", limits).await?;
+        let tables = tables_of(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok((result, Some(tables)))
     }
 
     async fn table_rows(

@@ -8,7 +8,7 @@ use super::{append, SqliteStore};
 use crate::domain::{Customer, NewEvent};
 use crate::store::rows::{run_record, ChecklistRow, DatasetRow, RunRow, StepRow};
 use crate::store::{
-    ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunTransition, StepRecord, StoreError,
+    ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord, StoreError,
 };
 
 /// Inserts a run and its steps inside the caller's transaction.
@@ -31,24 +31,27 @@ pub(super) async fn insert_run_rows(
     .bind(run.lease_expires_ms)
     .execute(&mut *conn)
     .await?;
-    for s in &run.steps {
-        sqlx::query(
-            "INSERT INTO onboarding_steps (customer_id, run_id, name, position, status, attempts, started_at, \
-             finished_at, error, completed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&run.customer_id)
-        .bind(&run.run_id)
-        .bind(&s.name)
-        .bind(s.position)
-        .bind(s.status.as_str())
-        .bind(s.attempts)
-        .bind(s.started_at)
-        .bind(s.finished_at)
-        .bind(&s.error)
-        .bind(s.completed_seq)
-        .execute(&mut *conn)
-        .await?;
+    if run.steps.is_empty() {
+        return Ok(());
     }
+    // One statement for every step: a round trip saved per step on the hot path.
+    let mut q = sqlx::QueryBuilder::new(
+        "INSERT INTO onboarding_steps (customer_id, run_id, name, position, status, attempts, started_at, \
+         finished_at, error, completed_seq) ",
+    );
+    q.push_values(&run.steps, |mut row, s| {
+        row.push_bind(&run.customer_id)
+            .push_bind(&run.run_id)
+            .push_bind(&s.name)
+            .push_bind(s.position)
+            .push_bind(s.status.as_str())
+            .push_bind(s.attempts)
+            .push_bind(s.started_at)
+            .push_bind(s.finished_at)
+            .push_bind(&s.error)
+            .push_bind(s.completed_seq);
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -100,24 +103,26 @@ pub(super) async fn update_customer_row(
     })
 }
 
-async fn check_owner(
+async fn upsert_dataset_row(
     conn: &mut SqliteConnection,
-    customer_id: &str,
-    run_id: &str,
-    owner: &str,
+    r: &DatasetRecord,
 ) -> Result<(), StoreError> {
-    let holds: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM onboarding_runs WHERE customer_id = ? AND run_id = ? AND lease_owner = ?",
+    sqlx::query(
+        "INSERT INTO datasets (customer_id, dataset_id, data_store, tier, schema_version, tables, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
+             schema_version = excluded.schema_version, tables = excluded.tables, updated_at = excluded.updated_at",
     )
-    .bind(customer_id)
-    .bind(run_id)
-    .bind(owner)
-    .fetch_optional(&mut *conn)
+    .bind(&r.customer_id)
+    .bind(&r.dataset_id)
+    .bind(&r.data_store)
+    .bind(&r.tier)
+    .bind(r.schema_version)
+    .bind(Json(&r.tables))
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .execute(&mut *conn)
     .await?;
-    holds.map(|_| ()).ok_or_else(|| StoreError::LeaseLost {
-        customer_id: customer_id.to_owned(),
-        run_id: run_id.to_owned(),
-    })
+    Ok(())
 }
 
 async fn update_step_row(
@@ -181,55 +186,50 @@ impl RunStore for SqliteStore {
         run_record(run, steps).map(Some)
     }
 
-    async fn save_step(
+    async fn update_run(
         &self,
         customer_id: &str,
         run_id: &str,
         owner: &str,
-        s: &StepRecord,
+        u: RunUpdate<'_>,
     ) -> Result<(), StoreError> {
+        let final_status = u.status.is_some_and(|s| s.is_final());
         let mut tx = self.begin().await?;
-        check_owner(&mut tx, customer_id, run_id, owner).await?;
-        update_step_row(&mut tx, customer_id, run_id, s).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn transition_run(
-        &self,
-        customer_id: &str,
-        run_id: &str,
-        owner: &str,
-        t: RunTransition<'_>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        check_owner(&mut tx, customer_id, run_id, owner).await?;
-        if let Some((c, version)) = t.customer {
-            update_customer_row(&mut tx, customer_id, c, version).await?;
-        }
-        for step in t.steps {
-            update_step_row(&mut tx, customer_id, run_id, step).await?;
-        }
-        let final_status = t.status.is_final();
-        sqlx::query(
-            "UPDATE onboarding_runs SET status = ?, errors = ?, updated_at = ?, \
-             finished_at = CASE WHEN ? THEN ? ELSE finished_at END, \
-             lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, \
-             lease_expires_ms = CASE WHEN ? THEN 0 ELSE lease_expires_ms END \
-             WHERE customer_id = ? AND run_id = ?",
+        let updated = sqlx::query(
+            "UPDATE onboarding_runs SET lease_expires_ms = CASE WHEN ? THEN 0 ELSE ? END, \
+             lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, status = COALESCE(?, status), \
+             errors = COALESCE(?, errors), updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END \
+             WHERE customer_id = ? AND run_id = ? AND lease_owner = ?",
         )
-        .bind(t.status.as_str())
-        .bind(Json(t.errors))
-        .bind(t.at)
         .bind(final_status)
-        .bind(t.at)
+        .bind(u.lease_until_ms)
         .bind(final_status)
+        .bind(u.status.map(|s| s.as_str()))
+        .bind(u.errors.map(Json))
+        .bind(u.at)
         .bind(final_status)
+        .bind(u.at)
         .bind(customer_id)
         .bind(run_id)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
-        if let Some(event) = t.event {
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost {
+                customer_id: customer_id.to_owned(),
+                run_id: run_id.to_owned(),
+            });
+        }
+        for step in u.steps {
+            update_step_row(&mut tx, customer_id, run_id, step).await?;
+        }
+        if let Some((c, version)) = u.customer {
+            update_customer_row(&mut tx, customer_id, c, version).await?;
+        }
+        if let Some(d) = u.dataset {
+            upsert_dataset_row(&mut tx, d).await?;
+        }
+        for event in u.events {
             append(&mut tx, event).await?;
         }
         tx.commit().await?;
@@ -265,48 +265,13 @@ impl RunStore for SqliteStore {
         Ok(candidates)
     }
 
-    async fn renew_lease(
-        &self,
-        customer_id: &str,
-        run_id: &str,
-        owner: &str,
-        until_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE onboarding_runs SET lease_expires_ms = ? WHERE customer_id = ? AND run_id = ? AND lease_owner = ?",
-        )
-        .bind(until_ms)
-        .bind(customer_id)
-        .bind(run_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn save_dataset(
         &self,
         r: &DatasetRecord,
         event: Option<NewEvent>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO datasets (customer_id, dataset_id, data_store, tier, schema_version, tables, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
-             schema_version = excluded.schema_version, tables = excluded.tables, updated_at = excluded.updated_at",
-        )
-        .bind(&r.customer_id)
-        .bind(&r.dataset_id)
-        .bind(&r.data_store)
-        .bind(&r.tier)
-        .bind(r.schema_version)
-        .bind(Json(&r.tables))
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&mut *tx)
-        .await?;
+        upsert_dataset_row(&mut tx, r).await?;
         if let Some(event) = event {
             append(&mut tx, event).await?;
         }
