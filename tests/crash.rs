@@ -15,6 +15,23 @@ use onramp::domain::CustomerStatus;
 use onramp::product::Product;
 use onramp::store::{CustomerFilter, PageRequest};
 
+/// How many of `customers` have a run that has not ended.
+async fn unfinished(
+    store: &dyn onramp::store::Store,
+    customers: &[onramp::domain::Customer],
+) -> usize {
+    let mut open = 0;
+    for c in customers {
+        let run = store
+            .latest_run(c.id.as_str())
+            .await
+            .unwrap()
+            .expect("every registered customer has its run");
+        open += usize::from(!run.status.is_final());
+    }
+    open
+}
+
 async fn killing_the_server_mid_batch_leaves_no_half_onboarded_customer(backend: Backend) {
     let db = TestDb::new(backend).await;
     let token = onramp(
@@ -66,41 +83,16 @@ async fn killing_the_server_mid_batch_leaves_no_half_onboarded_customer(backend:
         !registered.is_empty(),
         "some onboardings were registered before the kill"
     );
-    let unfinished = {
-        let mut n = 0;
-        for c in &registered {
-            if !store
-                .latest_run(c.id.as_str())
-                .await
-                .unwrap()
-                .unwrap()
-                .status
-                .is_final()
-            {
-                n += 1;
-            }
-        }
-        n
-    };
-    assert!(unfinished > 0, "the kill left runs unfinished");
+    assert!(
+        unfinished(store.as_ref(), &registered).await > 0,
+        "the kill left runs unfinished"
+    );
 
     // A new process resumes every run once the dead one's leases have run out.
     let server = Server::start(&db, None, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut open = 0;
-        for c in &registered {
-            if !store
-                .latest_run(c.id.as_str())
-                .await
-                .unwrap()
-                .unwrap()
-                .status
-                .is_final()
-            {
-                open += 1;
-            }
-        }
+        let open = unfinished(store.as_ref(), &registered).await;
         if open == 0 {
             break;
         }

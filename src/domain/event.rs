@@ -96,6 +96,39 @@ impl NewEvent {
     }
 }
 
+/// Seals events of one chain in order after the chain's head (`seq`, `hash`), each linked to the
+/// one before; returns them and the new head.
+pub fn seal_chain(
+    events: Vec<NewEvent>,
+    seq: i64,
+    hash: String,
+) -> (Vec<SealedEvent>, i64, String) {
+    let (mut seq, mut prev) = (seq, hash);
+    let sealed = events
+        .into_iter()
+        .map(|e| {
+            seq += 1;
+            let s = e.seal(seq, prev.clone());
+            prev = s.hash.clone();
+            s
+        })
+        .collect();
+    (sealed, seq, prev)
+}
+
+/// Splits events into runs of consecutive events of the same chain, keeping their order.
+pub fn group_by_chain(events: Vec<NewEvent>) -> Vec<(String, Vec<NewEvent>)> {
+    let mut groups: Vec<(String, Vec<NewEvent>)> = Vec::new();
+    for e in events {
+        let chain = e.chain().as_str().to_owned();
+        match groups.last_mut() {
+            Some((c, batch)) if *c == chain => batch.push(e),
+            _ => groups.push((chain, vec![e])),
+        }
+    }
+    groups
+}
+
 /// An event with its place in the chain fixed, ready to insert. Text fields are stored exactly
 /// as they were hashed.
 #[derive(Debug, Clone)]
@@ -373,6 +406,28 @@ mod tests {
         let err = verify(&events).unwrap_err();
         assert_eq!(err.chain_seq, 2);
         assert!(err.reason.contains("prev_hash"));
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_chain_and_sealed_in_order() {
+        let events = vec![
+            new_event(Some("acme"), 1),
+            new_event(Some("acme"), 2),
+            new_event(None, 3),
+            new_event(Some("acme"), 4),
+        ];
+        let groups = group_by_chain(events);
+        let shape: Vec<_> = groups.iter().map(|(c, b)| (c.as_str(), b.len())).collect();
+        assert_eq!(shape, [("acme", 2), (OPERATOR_CHAIN, 1), ("acme", 1)]);
+        let (batch, head_seq, head_hash) =
+            seal_chain(groups.into_iter().next().unwrap().1, 7, "ab".repeat(32));
+        assert_eq!(
+            (batch[0].chain_seq, batch[1].chain_seq, head_seq),
+            (8, 9, 9)
+        );
+        assert_eq!(batch[0].prev_hash, "ab".repeat(32));
+        assert_eq!(batch[1].prev_hash, batch[0].hash);
+        assert_eq!(head_hash, batch[1].hash);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{
     like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
     Page, PageRequest, RunRecord, Store, StoreError,
 };
-use crate::domain::event::{format_time, GENESIS_HASH};
+use crate::domain::event::{format_time, group_by_chain, seal_chain, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
 
 /// The schema that holds the registry.
@@ -117,6 +117,48 @@ async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<Event, Store
         .execute(&mut *conn)
         .await?;
     Ok(row.into())
+}
+
+/// Seals and inserts several events, reading and writing each chain's head once: a few
+/// statements however many events an update brings.
+async fn append_all(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    for (chain, batch) in group_by_chain(events) {
+        sqlx::query("INSERT INTO event_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+            .bind(&chain)
+            .bind(GENESIS_HASH)
+            .execute(&mut *conn)
+            .await?;
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = $1 FOR UPDATE")
+                .bind(&chain)
+                .fetch_one(&mut *conn)
+                .await?;
+        let (sealed, seq, hash) = seal_chain(batch, seq, hash);
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
+             request_id, prev_hash, hash) ",
+        );
+        q.push_values(&sealed, |mut row, e| {
+            row.push_bind(&e.chain)
+                .push_bind(e.chain_seq)
+                .push_bind(&e.event_type)
+                .push_bind(&e.actor)
+                .push_bind(&e.customer_id)
+                .push_bind(&e.payload)
+                .push_bind(&e.occurred_at)
+                .push_bind(&e.request_id)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        q.build().execute(&mut *conn).await?;
+        sqlx::query("UPDATE event_chain_heads SET seq = $2, hash = $3 WHERE chain = $1")
+            .bind(&chain)
+            .bind(seq)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

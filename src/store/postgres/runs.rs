@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
-use super::{append, PgStore};
+use super::{append, append_all, PgStore};
 use crate::domain::{Customer, NewEvent};
 use crate::store::rows::{run_record, ChecklistRow, DatasetRow, RunRow, StepRow};
 use crate::store::{
@@ -226,9 +226,7 @@ impl RunStore for PgStore {
         if let Some(d) = u.dataset {
             upsert_dataset_row(&mut tx, d).await?;
         }
-        for event in u.events {
-            append(&mut tx, event).await?;
-        }
+        append_all(&mut tx, u.events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -22,7 +22,7 @@ use super::{
     like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
     Page, PageRequest, RunRecord, Store, StoreError,
 };
-use crate::domain::event::{format_time, GENESIS_HASH};
+use crate::domain::event::{format_time, group_by_chain, seal_chain, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
 
 /// The file name of the registry inside the data dir.
@@ -107,6 +107,47 @@ async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, S
     .execute(&mut *conn)
     .await?;
     Ok(row.into())
+}
+
+/// Seals and inserts several events, reading and writing each chain's head once: a few
+/// statements however many events an update brings.
+async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    for (chain, batch) in group_by_chain(events) {
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = ?")
+                .bind(&chain)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
+        let (sealed, seq, hash) = seal_chain(batch, seq, hash);
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
+             request_id, prev_hash, hash) ",
+        );
+        q.push_values(&sealed, |mut row, e| {
+            row.push_bind(&e.chain)
+                .push_bind(e.chain_seq)
+                .push_bind(&e.event_type)
+                .push_bind(&e.actor)
+                .push_bind(&e.customer_id)
+                .push_bind(&e.payload)
+                .push_bind(&e.occurred_at)
+                .push_bind(&e.request_id)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        q.build().execute(&mut *conn).await?;
+        sqlx::query(
+            "INSERT INTO event_chain_heads (chain, seq, hash) VALUES (?, ?, ?) \
+             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(&chain)
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::SqliteConnection;
 
-use super::{append, SqliteStore};
+use super::{append, append_all, SqliteStore};
 use crate::domain::{Customer, NewEvent};
 use crate::store::rows::{run_record, ChecklistRow, DatasetRow, RunRow, StepRow};
 use crate::store::{
@@ -229,9 +229,7 @@ impl RunStore for SqliteStore {
         if let Some(d) = u.dataset {
             upsert_dataset_row(&mut tx, d).await?;
         }
-        for event in u.events {
-            append(&mut tx, event).await?;
-        }
+        append_all(&mut tx, u.events).await?;
         tx.commit().await?;
         Ok(())
     }
