@@ -736,3 +736,41 @@ on_both_backends!(
     the_query_reads_only_the_customers_own_dataset,
     offboarding_with_data_exports_drops_and_returns_a_receipt,
 );
+
+/// On PostgreSQL, a dataset in the registry's own database is created in the registering
+/// transaction: when that transaction fails after the DDL, neither the customer nor its schema
+/// exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_registration_and_dataset_commit_together() {
+    let app = TestApp::start(Backend::Postgres).await;
+    assert!(app.services.store.provisions_datasets_in_registry());
+    let pool = sqlx::PgPool::connect(app.db.database_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    // A record that already claims the dataset id makes the transaction fail after its DDL.
+    sqlx::query(
+        "INSERT INTO onramp.datasets (customer_id, dataset_id, data_store, schema_version, tables, created_at, updated_at) \
+         VALUES ('someone_else', 'tenant_newco', 'default', 1, '[]', now(), now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = app.snapshot().await;
+    let r = app
+        .post("/api/v1/customers", &app.operator, &customer("newco"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "no customer, no run, no event"
+    );
+    let schema: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'tenant_newco'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    assert_eq!(schema, None, "the DDL rolled back with the registration");
+}

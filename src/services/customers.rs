@@ -346,9 +346,37 @@ impl Services {
             body: json!({ "customer_id": customer.id }).to_string(),
             created_at: registered,
         });
-        self.store
-            .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
-            .await?;
+        let mut run = run;
+        if self.provisions_at_registration(&customer) {
+            // Atomic where it can be: the dataset lives in the registry's database, so the
+            // customer, its run and its dataset are created in one transaction.
+            let (spec, record, provisioned) = self.dataset_plan(&customer, None);
+            for step in run
+                .steps
+                .iter_mut()
+                .filter(|s| s.name == "provision_dataset")
+            {
+                step.status = crate::domain::run::StepStatus::Succeeded;
+                step.attempts = 1;
+                step.started_at = Some(registered);
+                step.finished_at = Some(registered);
+                step.completed_seq = Some(registered.timestamp_micros());
+            }
+            self.store
+                .insert_customer_with_dataset(
+                    &customer,
+                    vec![event, provisioned],
+                    &run,
+                    idempotency.as_ref(),
+                    &spec,
+                    &record,
+                )
+                .await?;
+        } else {
+            self.store
+                .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
+                .await?;
+        }
         let run = self.drive(run, false).await?;
         tracing::info!(customer_id = %customer.id, status = %run.status, "onboarding finished");
         let customer = self.current(customer.id.as_str()).await?;

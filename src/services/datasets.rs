@@ -115,29 +115,27 @@ impl Services {
         })
     }
 
-    /// Creates (or completes) the customer's dataset for its tier. Returns the dataset record to
-    /// save, with its event, when it is new or its tables changed. Idempotent.
-    pub(super) async fn provision(
+    /// Whether onboarding `customer` creates its dataset in the registering transaction: its
+    /// data store lives in the registry's database and no injected fault needs the step alone.
+    pub(super) fn provisions_at_registration(&self, customer: &Customer) -> bool {
+        self.product.provisions_datasets()
+            && self.datasets.in_registry(&customer.data_store)
+            && self.store.provisions_datasets_in_registry()
+            && !self.runner.faults.targets("provision_dataset")
+    }
+
+    /// What provisioning `customer` makes: the dataset's spec, its record (after `existing`)
+    /// and the event that records it.
+    pub(super) fn dataset_plan(
         &self,
         customer: &Customer,
-    ) -> Result<Option<(DatasetRecord, NewEvent)>, ServiceError> {
-        let backend = self.backend_of(customer)?;
+        existing: Option<&DatasetRecord>,
+    ) -> (DatasetSpec, DatasetRecord, NewEvent) {
         let spec = DatasetSpec {
             dataset_id: self.product.dataset_id(customer.id.as_str()),
             tables: self.product.tables_for_tier(customer.usage_tier.as_deref()),
         };
-        backend
-            .provision(&spec)
-            .await
-            .map_err(ServiceError::Dataset)?;
         let tables: Vec<String> = spec.tables.iter().map(|(t, _)| t.clone()).collect();
-        let existing = self.store.get_dataset(customer.id.as_str()).await?;
-        if existing
-            .as_ref()
-            .is_some_and(|d| d.tables == tables && d.tier == customer.usage_tier)
-        {
-            return Ok(None);
-        }
         let now = self.clock.now();
         let record = DatasetRecord {
             customer_id: customer.id.to_string(),
@@ -145,10 +143,9 @@ impl Services {
             data_store: customer.data_store.clone(),
             tier: customer.usage_tier.clone(),
             schema_version: existing
-                .as_ref()
                 .map_or(1, |d| d.schema_version + i64::from(d.tables != tables)),
             tables,
-            created_at: existing.as_ref().map_or(now, |d| d.created_at),
+            created_at: existing.map_or(now, |d| d.created_at),
             updated_at: now,
         };
         let event = NewEvent {
@@ -170,6 +167,25 @@ impl Services {
             occurred_at: now,
             request_id: None,
         };
+        (spec, record, event)
+    }
+
+    /// Creates (or completes) the customer's dataset for its tier. Returns the dataset record to
+    /// save, with its event, when it is new or its tables changed. Idempotent.
+    pub(super) async fn provision(
+        &self,
+        customer: &Customer,
+    ) -> Result<Option<(DatasetRecord, NewEvent)>, ServiceError> {
+        let backend = self.backend_of(customer)?;
+        let existing = self.store.get_dataset(customer.id.as_str()).await?;
+        let (spec, record, event) = self.dataset_plan(customer, existing.as_ref());
+        backend
+            .provision(&spec)
+            .await
+            .map_err(ServiceError::Dataset)?;
+        if existing.is_some_and(|d| d.tables == record.tables && d.tier == record.tier) {
+            return Ok(None);
+        }
         Ok(Some((record, event)))
     }
 

@@ -87,6 +87,11 @@ impl FaultPlan {
         Ok(Self(faults))
     }
 
+    /// Whether any fault targets `step`.
+    pub fn targets(&self, step: &str) -> bool {
+        self.0.iter().any(|f| f.step == step)
+    }
+
     /// Whether any fault is in force.
     pub fn is_active(&self) -> bool {
         !self.0.is_empty()

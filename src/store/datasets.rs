@@ -221,6 +221,7 @@ pub trait DatasetBackend: Send + Sync {
 #[derive(Clone)]
 pub struct DataStores {
     stores: BTreeMap<String, Arc<dyn DatasetBackend>>,
+    in_registry: Vec<String>,
 }
 
 impl DataStores {
@@ -231,7 +232,11 @@ impl DataStores {
         database_url: Option<&str>,
     ) -> Result<Self, DatasetError> {
         let mut stores: BTreeMap<String, Arc<dyn DatasetBackend>> = BTreeMap::new();
+        let mut in_registry = Vec::new();
         for (name, store) in &product.data_stores {
+            if store.url == "registry" && database_url.is_some() {
+                in_registry.push(name.clone());
+            }
             let url = match (store.url.as_str(), database_url) {
                 ("registry", Some(db)) => db.to_owned(),
                 ("registry", None) => "sqlite://datasets".to_owned(),
@@ -243,12 +248,21 @@ impl DataStores {
             };
             stores.insert(name.clone(), backend);
         }
-        Ok(Self { stores })
+        Ok(Self {
+            stores,
+            in_registry,
+        })
     }
 
     /// The backend of a data store the product names.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn DatasetBackend>> {
         self.stores.get(name)
+    }
+
+    /// Whether the data store's datasets live in the registry's own PostgreSQL database, where
+    /// the registry can create them inside its transactions.
+    pub fn in_registry(&self, name: &str) -> bool {
+        self.in_registry.iter().any(|n| n == name)
     }
 
     /// Every data store, by name.

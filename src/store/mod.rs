@@ -187,6 +187,30 @@ pub trait Store: RunStore + Send + Sync + 'static {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Event, StoreError>;
 
+    /// Whether this registry can create the datasets of a data store that lives in its own
+    /// database (`registry` on PostgreSQL) inside its transactions.
+    fn provisions_datasets_in_registry(&self) -> bool {
+        false
+    }
+
+    /// Registers a customer with its events, run and idempotency record, and creates its
+    /// dataset and records it, all in one transaction: the customer and its dataset exist
+    /// together or not at all. Only where [`Store::provisions_datasets_in_registry`].
+    async fn insert_customer_with_dataset(
+        &self,
+        customer: &Customer,
+        events: Vec<NewEvent>,
+        run: &RunRecord,
+        idempotency: Option<&IdempotencyRecord>,
+        spec: &datasets::DatasetSpec,
+        dataset: &DatasetRecord,
+    ) -> Result<(), StoreError> {
+        let _ = (customer, events, run, idempotency, spec, dataset);
+        Err(StoreError::Database(sqlx::Error::Configuration(
+            "this registry cannot create datasets inside its own transactions".into(),
+        )))
+    }
+
     /// One customer by id.
     async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError>;
 

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Column, Executor, Row, Statement};
+use sqlx::{Column, Executor, PgConnection, Row, Statement};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,12 +25,86 @@ pub struct PgDatasets {
     role_prefix: String,
 }
 
+/// The reader role of a dataset, under a database's role prefix.
+pub(crate) fn role_name(prefix: &str, dataset_id: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &hex::encode(Sha256::digest(dataset_id.as_bytes()))[..16]
+    )
+}
+
 /// The prefix of every dataset role of `database`.
 pub fn role_prefix(database: &str) -> String {
     format!(
         "onr_{}_",
         &hex::encode(Sha256::digest(database.as_bytes()))[..8]
     )
+}
+
+/// Creates the dataset's schema, its missing tables and its reader role on `conn`, inside the
+/// caller's transaction. Safe to repeat.
+pub(crate) async fn provision_in(
+    conn: &mut PgConnection,
+    spec: &DatasetSpec,
+    role: &str,
+) -> Result<(), sqlx::Error> {
+    let schema = quote(&spec.dataset_id);
+    // Serialise provisioning of one dataset across processes: CREATE ... IF NOT EXISTS is
+    // not safe against a concurrent create of the same name.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&spec.dataset_id)
+        .execute(&mut *conn)
+        .await?;
+    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        .await?;
+    for (table, columns) in &spec.tables {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    quote(&c.name),
+                    sql_type(&c.column_type, SqlDialect::Postgres)
+                )
+            })
+            .collect();
+        conn.execute(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {schema}.{} ({})",
+                quote(table),
+                cols.join(", ")
+            )
+            .as_str(),
+        )
+        .await?;
+    }
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        conn.execute(format!("CREATE ROLE {} NOLOGIN", quote(role)).as_str())
+            .await?;
+    }
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA {schema} TO {}", quote(role)),
+        format!(
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {}",
+            quote(role)
+        ),
+    ] {
+        conn.execute(grant.as_str()).await?;
+    }
+    let is_member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
+        .bind(role)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !is_member {
+        conn.execute(format!("GRANT {} TO CURRENT_USER", quote(role)).as_str())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Schemas that are never datasets.
@@ -64,11 +138,7 @@ impl PgDatasets {
     }
 
     fn role(&self, dataset_id: &str) -> String {
-        format!(
-            "{}{}",
-            self.role_prefix,
-            &hex::encode(Sha256::digest(dataset_id.as_bytes()))[..16]
-        )
+        role_name(&self.role_prefix, dataset_id)
     }
 }
 
@@ -96,71 +166,10 @@ impl DatasetBackend for PgDatasets {
     }
 
     async fn provision(&self, spec: &DatasetSpec) -> Result<(), DatasetError> {
-        let schema = quote(&spec.dataset_id);
-        let role = self.role(&spec.dataset_id);
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        // Serialise provisioning of one dataset across processes: CREATE ... IF NOT EXISTS is
-        // not safe against a concurrent create of the same name.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(&spec.dataset_id)
-            .execute(&mut *tx)
+        provision_in(&mut tx, spec, &self.role(&spec.dataset_id))
             .await
             .map_err(classify)?;
-        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
-            .await
-            .map_err(classify)?;
-        for (table, columns) in &spec.tables {
-            let cols: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {}",
-                        quote(&c.name),
-                        sql_type(&c.column_type, SqlDialect::Postgres)
-                    )
-                })
-                .collect();
-            tx.execute(
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {schema}.{} ({})",
-                    quote(table),
-                    cols.join(", ")
-                )
-                .as_str(),
-            )
-            .await
-            .map_err(classify)?;
-        }
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(&role)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(classify)?;
-        if !exists {
-            tx.execute(format!("CREATE ROLE {} NOLOGIN", quote(&role)).as_str())
-                .await
-                .map_err(classify)?;
-        }
-        for grant in [
-            format!("GRANT USAGE ON SCHEMA {schema} TO {}", quote(&role)),
-            format!(
-                "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {}",
-                quote(&role)
-            ),
-        ] {
-            tx.execute(grant.as_str()).await.map_err(classify)?;
-        }
-        let is_member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-            .bind(&role)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if !is_member {
-            tx.execute(format!("GRANT {} TO CURRENT_USER", quote(&role)).as_str())
-                .await
-                .map_err(classify)?;
-        }
         tx.commit().await.map_err(classify)
     }
 

@@ -13,11 +13,12 @@ mod runs;
 
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
 use super::{
-    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
-    Page, PageRequest, RunRecord, Store, StoreError,
+    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, DatasetRecord, EventFilter,
+    IdempotencyRecord, Page, PageRequest, RunRecord, Store, StoreError,
 };
 use crate::domain::event::{format_time, group_by_chain, seal_chain, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
+use crate::store::datasets::DatasetSpec;
 
 /// The schema that holds the registry.
 pub const REGISTRY_SCHEMA: &str = "onramp";
@@ -25,6 +26,7 @@ pub const REGISTRY_SCHEMA: &str = "onramp";
 /// The PostgreSQL registry.
 pub struct PgStore {
     pool: PgPool,
+    role_prefix: String,
 }
 
 impl PgStore {
@@ -35,6 +37,9 @@ impl PgStore {
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}"))
             .execute(&mut conn)
             .await?;
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut conn)
+            .await?;
         conn.close().await?;
         let options = base.options([("search_path", REGISTRY_SCHEMA)]);
         let pool = PgPoolOptions::new()
@@ -42,7 +47,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            role_prefix: datasets::role_prefix(&database),
+        })
     }
 }
 
@@ -161,6 +169,68 @@ async fn append_all(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<()
     Ok(())
 }
 
+/// Inserts a customer, its run and its idempotency record inside the caller's transaction.
+async fn insert_customer_rows(
+    conn: &mut PgConnection,
+    c: &Customer,
+    run: Option<&RunRecord>,
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    let json = CustomerJson::of(c);
+    let inserted = sqlx::query(
+        "INSERT INTO customers (customer_id, customer_name, name_folded, industry, data_store, status, tags, \
+         attributes, contact_email, contact_name, created_by, usage_tier, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(c.id.as_str())
+    .bind(c.name.as_str())
+    .bind(&json.name_folded)
+    .bind(&c.industry)
+    .bind(&c.data_store)
+    .bind(c.status.as_str())
+    .bind(&json.tags)
+    .bind(&json.attributes)
+    .bind(c.contact.email.as_ref().map(|e| e.as_str()))
+    .bind(&c.contact.name)
+    .bind(&c.created_by)
+    .bind(&c.usage_tier)
+    .bind(c.version)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::CustomerExists(c.id.to_string()))
+        }
+        other => other?,
+    };
+    if let Some(run) = run {
+        runs::insert_run_rows(conn, run).await?;
+    }
+    if let Some(rec) = idempotency {
+        let stored = sqlx::query(
+            "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&rec.key)
+        .bind(&rec.fingerprint)
+        .bind(c.id.as_str())
+        .bind(i64::from(rec.status))
+        .bind(&rec.body)
+        .bind(rec.created_at)
+        .execute(&mut *conn)
+        .await;
+        match stored {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
+            }
+            other => other?,
+        };
+    }
+    Ok(())
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -169,6 +239,29 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn provisions_datasets_in_registry(&self) -> bool {
+        true
+    }
+
+    async fn insert_customer_with_dataset(
+        &self,
+        customer: &Customer,
+        events: Vec<NewEvent>,
+        run: &RunRecord,
+        idempotency: Option<&IdempotencyRecord>,
+        spec: &DatasetSpec,
+        dataset: &DatasetRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_customer_rows(&mut tx, customer, Some(run), idempotency).await?;
+        let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
+        datasets::provision_in(&mut tx, spec, &role).await?;
+        runs::upsert_dataset_row(&mut tx, dataset).await?;
+        append_all(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -191,58 +284,7 @@ impl Store for PgStore {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Event, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let json = CustomerJson::of(c);
-        let inserted = sqlx::query(
-            "INSERT INTO customers (customer_id, customer_name, name_folded, industry, data_store, status, tags, \
-             attributes, contact_email, contact_name, created_by, usage_tier, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(c.id.as_str())
-        .bind(c.name.as_str())
-        .bind(&json.name_folded)
-        .bind(&c.industry)
-        .bind(&c.data_store)
-        .bind(c.status.as_str())
-        .bind(&json.tags)
-        .bind(&json.attributes)
-        .bind(c.contact.email.as_ref().map(|e| e.as_str()))
-        .bind(&c.contact.name)
-        .bind(&c.created_by)
-        .bind(&c.usage_tier)
-        .bind(c.version)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::CustomerExists(c.id.to_string()))
-            }
-            other => other?,
-        };
-        if let Some(run) = run {
-            runs::insert_run_rows(&mut tx, run).await?;
-        }
-        if let Some(rec) = idempotency {
-            let stored = sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&rec.key)
-            .bind(&rec.fingerprint)
-            .bind(c.id.as_str())
-            .bind(i64::from(rec.status))
-            .bind(&rec.body)
-            .bind(rec.created_at)
-            .execute(&mut *tx)
-            .await;
-            match stored {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
-                }
-                other => other?,
-            };
-        }
+        insert_customer_rows(&mut tx, c, run, idempotency).await?;
         let event = append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(event)

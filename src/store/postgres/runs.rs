@@ -103,7 +103,10 @@ pub(super) async fn update_customer_row(
     })
 }
 
-async fn upsert_dataset_row(conn: &mut PgConnection, r: &DatasetRecord) -> Result<(), StoreError> {
+pub(super) async fn upsert_dataset_row(
+    conn: &mut PgConnection,
+    r: &DatasetRecord,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO datasets (customer_id, dataset_id, data_store, tier, schema_version, tables, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
