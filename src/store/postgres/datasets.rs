@@ -9,8 +9,9 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Column, Executor, PgConnection, Row, Statement};
+use sqlx::{Column, ConnectOptions, Executor, PgConnection, Row, Statement};
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::domain::query::SqlDialect;
@@ -107,16 +108,86 @@ pub(crate) async fn provision_in(
     Ok(())
 }
 
+/// The tables of a dataset and their columns, read from the catalog (information_schema is an
+/// order of magnitude slower).
+async fn tables_of(
+    conn: &mut PgConnection,
+    dataset_id: &str,
+) -> Result<BTreeMap<String, Vec<String>>, DatasetError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attname::text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY c.relname, a.attnum",
+    )
+    .bind(dataset_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(classify)?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, c) in rows {
+        out.entry(t).or_default().push(c);
+    }
+    Ok(out)
+}
+
+/// Runs a checked query inside a transaction from `begin_as_reader`.
+async fn run_query(
+    conn: &mut PgConnection,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<QueryResult, DatasetError> {
+    let columns: Vec<String> = (&mut *conn)
+        .prepare(sql)
+        .await
+        .map_err(|e| refused(e, limits.timeout_ms))?
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let wrapped = format!(
+        "SELECT row_to_json(q)::text FROM ({sql}\n) AS q LIMIT {}",
+        limits.max_rows + 1
+    );
+    let texts: Vec<String> = sqlx::query_scalar(&wrapped)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| refused(e, limits.timeout_ms))?;
+    let truncated = texts.len() as u64 > limits.max_rows;
+    let rows: Vec<Vec<serde_json::Value>> = json_rows(texts)
+        .into_iter()
+        .take(limits.max_rows as usize)
+        .map(|obj| match obj {
+            serde_json::Value::Object(map) => columns
+                .iter()
+                .map(|c| map.get(c).cloned().unwrap_or_default())
+                .collect(),
+            _ => vec![],
+        })
+        .collect();
+    Ok(QueryResult {
+        row_count: rows.len(),
+        columns,
+        rows,
+        truncated,
+    })
+}
+
 /// Schemas that are never datasets.
 const NOT_DATASETS: &[&str] = &["public", "information_schema", super::REGISTRY_SCHEMA];
 
 impl PgDatasets {
     /// Connects to the database that holds the dataset schemas.
     pub async fn connect(url: &str) -> Result<Self, DatasetError> {
+        // Customers' queries may run to their time limit; that is not worth a warning each.
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(classify)?
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(classify)?;
         let database: String = sqlx::query_scalar("SELECT current_database()")
@@ -127,6 +198,31 @@ impl PgDatasets {
             pool,
             role_prefix: role_prefix(&database),
         })
+    }
+
+    /// A `READ ONLY` transaction running as the dataset's role, with its search path and the
+    /// query's time limit, all set in one round trip.
+    async fn begin_as_reader(
+        &self,
+        dataset_id: &str,
+        limits: QueryLimits,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DatasetError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN READ ONLY")
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "SELECT set_config('statement_timeout', $1, true), set_config('role', $2, true), \
+             set_config('search_path', $3, true)",
+        )
+        .bind(limits.timeout_ms.to_string())
+        .bind(self.role(dataset_id))
+        .bind(quote(dataset_id))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        Ok(tx)
     }
 
     async fn exists(&self, dataset_id: &str) -> Result<bool, DatasetError> {
@@ -196,23 +292,8 @@ impl DatasetBackend for PgDatasets {
         if !self.exists(dataset_id).await? {
             return Ok(None);
         }
-        // The catalog directly: information_schema is an order of magnitude slower.
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT c.relname::text, a.attname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_attribute a ON a.attrelid = c.oid \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY c.relname, a.attnum",
-        )
-        .bind(dataset_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (t, c) in rows {
-            out.entry(t).or_default().push(c);
-        }
-        Ok(Some(out))
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        Ok(Some(tables_of(&mut conn, dataset_id).await?))
     }
 
     async fn query(
@@ -224,53 +305,26 @@ impl DatasetBackend for PgDatasets {
         if !self.exists(dataset_id).await? {
             return Err(DatasetError::NotFound(dataset_id.to_owned()));
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN READ ONLY")
-            .await
-            .map_err(classify)?;
-        for setting in [
-            format!("SET LOCAL statement_timeout = {}", limits.timeout_ms),
-            format!("SET LOCAL ROLE {}", quote(&self.role(dataset_id))),
-            format!("SET LOCAL search_path TO {}", quote(dataset_id)),
-        ] {
-            tx.execute(setting.as_str()).await.map_err(classify)?;
-        }
-        let columns: Vec<String> = (&mut *tx)
-            .prepare(sql)
-            .await
-            .map_err(|e| refused(e, limits.timeout_ms))?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect();
-        let wrapped = format!(
-            "SELECT row_to_json(q)::text FROM ({sql}\n) AS q LIMIT {}",
-            limits.max_rows + 1
-        );
-        let texts: Vec<String> = sqlx::query_scalar(&wrapped)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| refused(e, limits.timeout_ms))?;
+        let mut tx = self.begin_as_reader(dataset_id, limits).await?;
+        let result = run_query(&mut tx, sql, limits).await?;
         tx.rollback().await.map_err(classify)?;
-        let truncated = texts.len() as u64 > limits.max_rows;
-        let rows: Vec<Vec<serde_json::Value>> = json_rows(texts)
-            .into_iter()
-            .take(limits.max_rows as usize)
-            .map(|obj| match obj {
-                serde_json::Value::Object(map) => columns
-                    .iter()
-                    .map(|c| map.get(c).cloned().unwrap_or_default())
-                    .collect(),
-                _ => vec![],
-            })
-            .collect();
-        Ok(QueryResult {
-            row_count: rows.len(),
-            columns,
-            rows,
-            truncated,
-        })
+        Ok(result)
+    }
+
+    async fn verify(
+        &self,
+        dataset_id: &str,
+        limits: QueryLimits,
+    ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
+        if !self.exists(dataset_id).await? {
+            return Err(DatasetError::NotFound(dataset_id.to_owned()));
+        }
+        // One read-only transaction as the dataset's role for the query and the table check.
+        let mut tx = self.begin_as_reader(dataset_id, limits).await?;
+        let result = run_query(&mut tx, "SELECT 1 AS test", limits).await?;
+        let tables = tables_of(&mut tx, dataset_id).await?;
+        tx.rollback().await.map_err(classify)?;
+        Ok((result, Some(tables)))
     }
 
     async fn table_rows(
