@@ -67,6 +67,8 @@ impl SqliteDatasets {
             .create_if_missing(!read_only)
             .read_only(read_only)
             .busy_timeout(Duration::from_secs(5))
+            // Customers' queries may run to their time limit; that is not worth a warning each.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
             .connect()
             .await
             .map_err(classify)
