@@ -3,3 +3,5 @@
 
 pub mod cli;
 pub mod http;
+pub mod mcp;
+pub mod problem;

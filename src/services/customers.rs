@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -22,7 +23,7 @@ pub const MAX_PAGE: u32 = 1000;
 pub const DEFAULT_PAGE: u32 = 50;
 
 /// A customer's contact, as sent.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     /// Primary contact email.
@@ -32,7 +33,7 @@ pub struct ContactInput {
 }
 
 /// A request to onboard a customer: the GrowthNav `OnboardingRequest`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardRequest {
     /// Unique id, by the product's pattern (`acme_corp`).
@@ -66,7 +67,7 @@ pub struct OnboardRequest {
 }
 
 /// A change to a customer: only the fields present change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// New display name.
@@ -85,7 +86,7 @@ pub struct UpdateRequest {
 }
 
 /// A request to offboard a customer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffboardRequest {
     /// Remove the customer's data too, leaving a `deleted` tombstone. Needs `confirm`.
@@ -113,10 +114,11 @@ pub struct OffboardResult {
 }
 
 /// Filters for listing customers.
-#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, JsonSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// A status, several separated by commas, or `all`. Default: `active`.
+    /// A status (`pending`, `active`, `paused`, `churned`, `inactive`, `deleted`, `failed`),
+    /// several separated by commas, or `all`. Default: `active`.
     pub status: Option<String>,
     /// Only this industry.
     pub industry: Option<String>,
@@ -484,6 +486,35 @@ impl Services {
                 .collect(),
             next_cursor: page.next.map(|id| URL_SAFE_NO_PAD.encode(id)),
         })
+    }
+
+    /// Every customer in an industry that has not been deleted, whatever its status, ordered
+    /// by id: the GrowthNav `list_customers_by_industry` look-up. Pages through the registry.
+    pub async fn customers_in_industry(
+        &self,
+        actor: &Actor,
+        industry: &str,
+    ) -> Result<Vec<CustomerView>, ServiceError> {
+        let statuses: Vec<&str> = ALL_STATUSES
+            .iter()
+            .filter(|s| **s != CustomerStatus::Deleted)
+            .map(|s| s.as_str())
+            .collect();
+        let mut q = ListQuery {
+            status: Some(statuses.join(",")),
+            industry: Some(industry.to_owned()),
+            limit: Some(MAX_PAGE),
+            ..ListQuery::default()
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_customers(actor, &q).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// The customer's registry record.

@@ -59,22 +59,39 @@ pub struct Server {
 impl Server {
     /// Starts `onramp serve` on a free port against `db`, with injected faults and a lease.
     pub fn start(db: &TestDb, faults: Option<&str>, lease_seconds: u64) -> Self {
+        Self::launch(db, None, faults, lease_seconds)
+    }
+
+    /// Starts `onramp serve` on a free port against `db` with a product file.
+    pub fn start_with_product(db: &TestDb, product: Option<&str>) -> Self {
+        Self::launch(db, product, None, 30)
+    }
+
+    fn launch(
+        db: &TestDb,
+        product: Option<&str>,
+        faults: Option<&str>,
+        lease_seconds: u64,
+    ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
-        cmd.args(db.cli_args())
-            .args([
-                "--run-lease-seconds",
-                &lease_seconds.to_string(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env_remove("ONRAMP_DATABASE_URL")
-            .env_remove("ONRAMP_PRODUCT")
-            .env_remove("ONRAMP_FAULTS")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+        cmd.args(db.cli_args());
+        if let Some(p) = product {
+            cmd.arg("--product").arg(super::repo_path(p));
+        }
+        cmd.args([
+            "--run-lease-seconds",
+            &lease_seconds.to_string(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("ONRAMP_DATABASE_URL")
+        .env_remove("ONRAMP_PRODUCT")
+        .env_remove("ONRAMP_FAULTS")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
         if let Some(f) = faults {
             cmd.env("ONRAMP_FAULTS", f);
         }

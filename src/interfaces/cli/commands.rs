@@ -244,7 +244,22 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
     };
     let actor = Actor::cli();
     let result = match command {
-        Command::Serve { listen } => serve(services, &listen).await,
+        Command::Serve {
+            listen,
+            mcp_allowed_hosts,
+        } => serve(services, &listen, mcp_allowed_hosts).await,
+        Command::Mcp { role } => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+            let actor = Actor {
+                name: format!("mcp:{user}"),
+                role,
+                request_id: None,
+            };
+            crate::interfaces::mcp::serve_stdio(services, actor)
+                .await
+                .map(|()| exit::OK)
+                .map_err(CliError::Other)
+        }
         Command::Init => {
             let location = match config.database_url {
                 Some(_) => "PostgreSQL schema 'onramp'".to_owned(),
@@ -314,7 +329,7 @@ fn product_check(file: &Path) -> ExitCode {
     }
 }
 
-async fn serve(services: Services, listen: &str) -> CliResult {
+async fn serve(services: Services, listen: &str, mcp_allowed_hosts: Vec<String>) -> CliResult {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -324,7 +339,14 @@ async fn serve(services: Services, listen: &str) -> CliResult {
         services.store.backend(),
         services.product.name
     );
-    crate::interfaces::http::serve(listener, services)
+    let options = crate::interfaces::http::ServeOptions {
+        mcp_allowed_hosts: if mcp_allowed_hosts.iter().any(|h| h == "*") {
+            vec![]
+        } else {
+            mcp_allowed_hosts
+        },
+    };
+    crate::interfaces::http::serve(listener, services, options)
         .await
         .map_err(anyhow::Error::from)?;
     Ok(exit::OK)

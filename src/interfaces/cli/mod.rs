@@ -54,11 +54,26 @@ pub struct Config {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API, with the MCP server at /mcp.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "ONRAMP_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Host names (or host:port) that /mcp answers, against DNS rebinding; `*` answers
+        /// any. Add the name clients reach this server by when it is not localhost.
+        #[arg(
+            long,
+            env = "ONRAMP_MCP_ALLOWED_HOSTS",
+            value_delimiter = ',',
+            default_value = "localhost,127.0.0.1,::1"
+        )]
+        mcp_allowed_hosts: Vec<String>,
+    },
+    /// Serve MCP over stdin and stdout, for an AI agent that starts Onramp itself.
+    Mcp {
+        /// The role the agent acts with: viewer sees only the read-only tools.
+        #[arg(long, default_value = "operator")]
+        role: Role,
     },
     /// Create the data dir and apply database migrations (also done by every command).
     Init,
@@ -215,6 +230,7 @@ fn init_logging(default: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -232,11 +248,13 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    init_logging(if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
-    });
+    init_logging(
+        if matches!(cli.command, Command::Serve { .. } | Command::Mcp { .. }) {
+            "info,rmcp=warn"
+        } else {
+            "warn"
+        },
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

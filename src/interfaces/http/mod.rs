@@ -1,5 +1,5 @@
-//! The HTTP API: JSON under `/api/v1`, `/health`, and the OpenAPI document at `/openapi.json`.
-//! One router per resource, merged here.
+//! The HTTP API: JSON under `/api/v1`, `/health`, the OpenAPI document at `/openapi.json`, and
+//! the MCP server (streamable HTTP) at `/mcp`. One router per resource, merged here.
 
 mod auth;
 mod customers;
@@ -9,8 +9,10 @@ mod meta;
 mod onboarding;
 pub mod openapi;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request as AxumRequest};
 use axum::http::{HeaderName, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -32,16 +34,57 @@ pub struct AppState {
     pub services: Services,
 }
 
-/// The whole application.
+/// How the server is set up beyond its services.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Host names (or `host:port`) that `/mcp` answers; empty answers any.
+    pub mcp_allowed_hosts: Vec<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+/// The whole application, with the default options.
 pub fn app(services: Services) -> Router {
+    app_with(services, &ServeOptions::default())
+}
+
+/// `/mcp` answers only requests with a valid admin token; the MCP tools see its actor.
+async fn mcp_auth(
+    auth::Authenticated(actor): auth::Authenticated,
+    mut request: AxumRequest,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(actor);
+    next.run(request).await
+}
+
+/// The whole application.
+pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let state = AppState {
+        services: services.clone(),
+    };
     let api = Router::new()
         .merge(customers::router())
         .merge(onboarding::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound });
+    let mcp = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), mcp_auth))
+        .service(crate::interfaces::mcp::http_service(
+            services,
+            options.mcp_allowed_hosts.clone(),
+            MAX_BODY_BYTES,
+        ));
     Router::new()
         .nest("/api/v1", api)
+        .route_service("/mcp", mcp)
         .route("/health", get(meta::health))
         .route("/openapi.json", get(|| async { Json(openapi::ApiDoc::openapi()) }))
         .fallback(|| async { ApiError::NotFound })
@@ -54,15 +97,19 @@ pub fn app(services: Services) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(AppState { services })
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until Ctrl-C or SIGTERM.
-pub async fn serve(listener: TcpListener, services: Services) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, backend = services.store.backend(), product = %services.product.name, "onramp serving");
     let worker = tokio::spawn(recover_runs_forever(services.clone()));
-    let served = axum::serve(listener, app(services))
+    let served = axum::serve(listener, app_with(services, &options))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     worker.abort();

@@ -1,0 +1,416 @@
+//! The MCP tools, named as in the GrowthNav seed: each with a typed input (its JSON Schema is
+//! generated from the struct below, field descriptions included), truthful hints, the role it
+//! needs, and a structured JSON result. A refusal is the API's problem object.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use rmcp::handler::server::common::schema_for_input;
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::args;
+use crate::domain::Role;
+use crate::interfaces::problem::Problem;
+use crate::services::customers::{ListQuery, OffboardRequest, OnboardRequest, UpdateRequest};
+use crate::services::{Actor, ServiceError, Services};
+
+/// One customer, by id.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CustomerIdArgs {
+    /// The customer's id, such as `acme_corp`.
+    pub customer_id: String,
+}
+
+/// One industry.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct IndustryArgs {
+    /// An industry id of the product, such as `golf` or `ecommerce` (the `industries://list`
+    /// resource lists them).
+    pub industry: String,
+}
+
+/// The onboarding's own arguments, beside the request.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct IdempotencyArgs {
+    /// Makes a retried call safe: the same key and arguments return the first result instead of
+    /// onboarding twice.
+    pub idempotency_key: Option<String>,
+}
+
+/// A customer to onboard: the GrowthNav `OnboardingRequest`.
+#[derive(JsonSchema)]
+pub struct OnboardArgs {
+    #[serde(flatten)]
+    _own: IdempotencyArgs,
+    #[serde(flatten)]
+    _request: OnboardRequest,
+}
+
+/// Which customer to change, and the version it must still be at.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UpdateTarget {
+    /// The customer's id.
+    pub customer_id: String,
+    /// Refuse (`version_mismatch`) unless the customer is still at this version, the `version`
+    /// last read.
+    pub expected_version: Option<i64>,
+}
+
+/// A change to a customer: only the fields present change.
+#[derive(JsonSchema)]
+pub struct UpdateArgs {
+    #[serde(flatten)]
+    _target: UpdateTarget,
+    #[serde(flatten)]
+    _changes: UpdateRequest,
+}
+
+/// A customer to offboard.
+#[derive(JsonSchema)]
+pub struct OffboardArgs {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _request: OffboardRequest,
+}
+
+/// A read-only statement to run in a customer's dataset.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QueryArgs {
+    /// The customer's id.
+    pub customer_id: String,
+    /// Exactly one read-only SQL statement, such as `SELECT 1 AS test`. It sees only this
+    /// customer's dataset, runs at most the product's time limit and returns at most its row
+    /// limit.
+    pub sql: String,
+}
+
+/// A manual checklist item to mark done.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChecklistArgs {
+    /// The customer's id.
+    pub customer_id: String,
+    /// The checklist item's id, as `get_onboarding_status` lists it.
+    pub item: String,
+}
+
+/// What a tool is, whom it is for, and how it behaves.
+pub struct ToolSpec {
+    /// The tool's name.
+    pub name: &'static str,
+    /// A title for people.
+    pub title: &'static str,
+    /// What it does, for the agent.
+    pub description: &'static str,
+    /// The least role that may call it.
+    pub role: Role,
+    /// It changes nothing.
+    pub read_only: bool,
+    /// It may remove or overwrite data.
+    pub destructive: bool,
+    /// Calling it again with the same arguments changes nothing more.
+    pub idempotent: bool,
+    schema: fn() -> Result<Arc<JsonObject>, String>,
+}
+
+impl ToolSpec {
+    /// The input schema.
+    pub fn input_schema(&self) -> Arc<JsonObject> {
+        (self.schema)().unwrap_or_else(|e| panic!("input schema of {}: {e}", self.name))
+    }
+
+    /// The MCP description of the tool.
+    pub fn tool(&self) -> Tool {
+        Tool::new(self.name, self.description, self.input_schema())
+            .with_title(self.title)
+            .with_annotations(
+                ToolAnnotations::with_title(self.title)
+                    .read_only(self.read_only)
+                    .destructive(self.destructive)
+                    .idempotent(self.idempotent)
+                    .open_world(false),
+            )
+    }
+}
+
+/// Every tool, in the order they are listed.
+pub const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "get_customer",
+        title: "Get a customer",
+        description: "A customer's registry record (id, name, industry, status, tags, attributes, \
+                      dataset). Returns null, not an error, when no such customer exists.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+    },
+    ToolSpec {
+        name: "list_customers_by_industry",
+        title: "List customers by industry",
+        description: "Every customer in an industry that has not been deleted, whatever its \
+                      status, ordered by id.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<IndustryArgs>,
+    },
+    ToolSpec {
+        name: "list_customers",
+        title: "List customers",
+        description: "A page of customers, filtered by status (default active), industry, tag \
+                      or name. Pass next_cursor back as cursor for the next page.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<ListQuery>,
+    },
+    ToolSpec {
+        name: "get_onboarding_status",
+        title: "Get onboarding status",
+        description: "A customer's latest onboarding run (status, every step with its attempts, \
+                      times and error) and its checklist of automatic and manual items.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+    },
+    ToolSpec {
+        name: "query_dataset",
+        title: "Query a customer's dataset",
+        description: "Runs one read-only SQL statement inside the customer's own dataset and \
+                      returns columns, rows, row_count and truncated. Writes, other datasets and \
+                      the registry are refused. `SELECT 1 AS test` checks the dataset answers.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<QueryArgs>,
+    },
+    ToolSpec {
+        name: "onboard_customer",
+        title: "Onboard a customer",
+        description: "Validates and registers a customer, provisions and verifies its dataset, \
+                      and activates it. Returns the customer and the onboarding run (run_id, \
+                      status, is_success, dataset_id, duration_seconds, errors, steps).",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<OnboardArgs>,
+    },
+    ToolSpec {
+        name: "update_customer",
+        title: "Update a customer",
+        description: "Changes a customer's name, tags, attributes, contact, tier or status \
+                      (through the status machine). Only the fields given change; an attribute \
+                      set to null is removed.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+        schema: schema_for_input::<UpdateArgs>,
+    },
+    ToolSpec {
+        name: "retry_onboarding",
+        title: "Retry an onboarding",
+        description: "Resumes a stuck onboarding run, or starts a new run for a customer whose \
+                      onboarding failed. Refused when the onboarding succeeded.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<CustomerIdArgs>,
+    },
+    ToolSpec {
+        name: "complete_checklist_item",
+        title: "Complete a checklist item",
+        description: "Marks one of the product's manual onboarding checklist items done for a \
+                      customer, recording who and when.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<ChecklistArgs>,
+    },
+    ToolSpec {
+        name: "offboard_customer",
+        title: "Offboard a customer",
+        description: "Marks a customer inactive and keeps its data; with delete_data (and \
+                      confirm equal to the customer id) exports the dataset if asked, drops it, \
+                      leaves a deleted tombstone and returns a deletion receipt.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        schema: schema_for_input::<OffboardArgs>,
+    },
+];
+
+/// The tool named `name`.
+pub fn find(name: &str) -> Option<&'static ToolSpec> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+fn json<T: serde::Serialize>(value: T) -> Result<Value, Box<Problem>> {
+    serde_json::to_value(value).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize a tool result");
+        Box::new(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred; it has been logged",
+            None,
+        ))
+    })
+}
+
+fn service<T: serde::Serialize>(result: Result<T, ServiceError>) -> Result<Value, Box<Problem>> {
+    match result {
+        Ok(v) => json(v),
+        Err(e) => Err(Box::new(Problem::from(&e))),
+    }
+}
+
+/// Calls a tool as `actor`: checks the role and the arguments, then the service.
+pub async fn call(
+    services: &Services,
+    actor: &Actor,
+    spec: &ToolSpec,
+    arguments: JsonObject,
+) -> Result<Value, Box<Problem>> {
+    actor
+        .require(spec.role)
+        .map_err(|e| Box::new(Problem::from(&e)))?;
+    let schema = spec.input_schema();
+    let refuse = |errors| Box::new(Problem::from(&ServiceError::Invalid(errors)));
+    macro_rules! parse {
+        ($a:ty, $b:ty) => {
+            args::parse_pair::<$a, $b>(&schema, arguments).map_err(refuse)?
+        };
+        ($t:ty) => {
+            args::parse::<$t>(&schema, arguments).map_err(refuse)?
+        };
+    }
+    match spec.name {
+        "get_customer" => {
+            let a = parse!(CustomerIdArgs);
+            match services.get_customer(actor, &a.customer_id).await {
+                Err(ServiceError::CustomerNotFound(_)) => Ok(Value::Null),
+                other => service(other),
+            }
+        }
+        "list_customers_by_industry" => {
+            let a = parse!(IndustryArgs);
+            service(services.customers_in_industry(actor, &a.industry).await)
+        }
+        "list_customers" => {
+            let q = parse!(ListQuery);
+            service(services.list_customers(actor, &q).await)
+        }
+        "get_onboarding_status" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.onboarding_status(actor, &a.customer_id).await)
+        }
+        "query_dataset" => {
+            let a = parse!(QueryArgs);
+            service(services.query_dataset(actor, &a.customer_id, &a.sql).await)
+        }
+        "onboard_customer" => {
+            let (own, request) = parse!(IdempotencyArgs, OnboardRequest);
+            service(
+                services
+                    .onboard(actor, &request, own.idempotency_key.as_deref())
+                    .await
+                    .map(|done| done.response),
+            )
+        }
+        "update_customer" => {
+            let (target, changes) = parse!(UpdateTarget, UpdateRequest);
+            service(
+                services
+                    .update_customer(
+                        actor,
+                        &target.customer_id,
+                        &changes,
+                        target.expected_version,
+                    )
+                    .await,
+            )
+        }
+        "retry_onboarding" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.retry_onboarding(actor, &a.customer_id).await)
+        }
+        "complete_checklist_item" => {
+            let a = parse!(ChecklistArgs);
+            service(
+                services
+                    .mark_checklist(actor, &a.customer_id, &a.item)
+                    .await,
+            )
+        }
+        "offboard_customer" => {
+            let (target, request) = parse!(CustomerIdArgs, OffboardRequest);
+            service(
+                services
+                    .offboard(actor, &target.customer_id, &request, None)
+                    .await,
+            )
+        }
+        other => unreachable!("tool {other} is listed but not dispatched"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_an_object_schema_with_described_fields() {
+        for spec in TOOLS {
+            let schema = spec.input_schema();
+            assert_eq!(schema.get("type"), Some(&serde_json::json!("object")));
+            let props = schema["properties"].as_object().unwrap();
+            assert!(!props.is_empty(), "{} has no arguments", spec.name);
+            for (field, p) in props {
+                let described = p.get("description").is_some()
+                    || p.get("$ref").is_some()
+                    || p.get("anyOf").is_some();
+                assert!(described, "{}.{field} has no description", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn hints_match_roles() {
+        for spec in TOOLS {
+            assert_eq!(spec.read_only, spec.role == Role::Viewer, "{}", spec.name);
+            assert!(!(spec.read_only && spec.destructive), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn flattened_requests_expose_their_fields() {
+        let schema = find("onboard_customer").unwrap().input_schema();
+        let props = schema["properties"].as_object().unwrap();
+        for f in [
+            "customer_id",
+            "customer_name",
+            "industry",
+            "attributes",
+            "idempotency_key",
+        ] {
+            assert!(props.contains_key(f), "onboard_customer lacks {f}");
+        }
+        let schema = find("offboard_customer").unwrap().input_schema();
+        let required: Vec<_> = schema["required"].as_array().unwrap().iter().collect();
+        assert_eq!(required, vec!["customer_id"]);
+    }
+}
