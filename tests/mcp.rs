@@ -142,6 +142,49 @@ async fn replay_seed(client: &Client, db: &TestDb) {
         .collect();
     assert!(steps.iter().all(|(_, s)| *s == "succeeded"), "{steps:?}");
 
+    // Step 4: store credentials; write-only, listed without their values.
+    for (t, v) in [
+        ("google_ads_refresh_token", "1//0xAbCdEfGh12"),
+        ("meta_access_token", "EAAGxYz12345678"),
+    ] {
+        let stored = ok(
+            client,
+            "store_credential",
+            json!({"customer_id": "acme_corp", "type": t, "value": v}),
+        )
+        .await;
+        assert_eq!(stored["status"], "unvalidated");
+        assert!(!stored.to_string().contains(v));
+    }
+    let p = refused(
+        client,
+        "store_credential",
+        json!({"customer_id": "acme_corp", "type": "meta_access_token", "value": "12345678"}),
+    )
+    .await;
+    assert!(has_error_at(&p, "value", "invalid_format"), "{p}");
+    assert!(!p.to_string().contains("12345678\""), "{p}");
+    let creds = ok(
+        client,
+        "list_credentials",
+        json!({"customer_id": "acme_corp"}),
+    )
+    .await;
+    let names: Vec<_> = creds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "growthnav-acme_corp-google_ads_refresh_token",
+            "growthnav-acme_corp-meta_access_token"
+        ]
+    );
+    assert!(!creds.to_string().contains("EAAGxYz12345678"));
+
     // Automated check 1: in the registry and active.
     let customer = ok(client, "get_customer", json!({"customer_id": "acme_corp"})).await;
     assert_eq!(customer["status"], "active");
@@ -284,7 +327,8 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
                 "list_customers_by_industry",
                 "list_customers",
                 "get_onboarding_status",
-                "query_dataset"
+                "query_dataset",
+                "list_credentials"
             ]
             .contains(&t.name.as_ref()),
             "{}",

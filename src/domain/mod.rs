@@ -2,7 +2,9 @@
 //! machine and the event log's hash chain. Pure types and rules: no I/O, no async.
 
 pub mod attribute;
+pub mod credential;
 pub mod customer;
+pub mod envelope;
 pub mod event;
 pub mod query;
 pub mod refusal;

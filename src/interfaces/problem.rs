@@ -80,6 +80,11 @@ impl From<&ServiceError> for Problem {
             S::RunInProgress(_) => (StatusCode::CONFLICT, "run_in_progress"),
             S::StatusOwnedByOnboarding(_) => (StatusCode::CONFLICT, "status_owned_by_onboarding"),
             S::NoDataset(_) => (StatusCode::CONFLICT, "no_dataset"),
+            S::CredentialNotFound(_) => (StatusCode::NOT_FOUND, "credential_not_found"),
+            S::CredentialUnreadable(_) => {
+                tracing::error!(error = %e, "vault integrity");
+                (StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable")
+            }
             S::QueryRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_refused"),
             S::QueryTimeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_timeout"),
             S::Dataset(d) if d.is_transient() => {

@@ -213,6 +213,47 @@ pub struct Product {
     pub query: QueryLimits,
     /// Legacy tenants file, when the product has one.
     pub legacy: Option<Legacy>,
+    /// Credential types the vault stores, by name.
+    pub credentials: BTreeMap<String, CredentialType>,
+}
+
+/// A kind of credential the vault keeps per customer, and its rules.
+#[derive(Debug, Clone)]
+pub struct CredentialType {
+    /// The type's name (`meta_access_token`).
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The rule the value follows, when there is one.
+    pub pattern: Option<regex::Regex>,
+    /// Whether every customer needs one.
+    pub required: bool,
+    /// Days after a write by which the value should be rotated.
+    pub rotation_days: Option<u32>,
+    /// Scopes the credential must have.
+    pub required_scopes: Vec<String>,
+    /// Scopes the credential must not have (an exchange key's `withdraw`).
+    pub forbidden_scopes: Vec<String>,
+    /// The provider's endpoint that says whether the value works.
+    pub check: Option<CredentialCheck>,
+}
+
+/// How a credential is checked live: a GET to `url` with the value in `header`.
+#[derive(Debug, Clone)]
+pub struct CredentialCheck {
+    /// The provider's check endpoint.
+    pub url: url::Url,
+    /// The header that carries the value (default `authorization`).
+    pub header: String,
+    /// Text before the value in the header (`Bearer ` for `authorization`).
+    pub prefix: String,
+    /// JSON pointer to the granted scopes in the response (a list, or one space- or
+    /// comma-separated string).
+    pub scopes_pointer: Option<String>,
+    /// JSON pointer to when the credential expires (RFC 3339 or Unix seconds).
+    pub expires_at_pointer: Option<String>,
+    /// How long to wait for the provider.
+    pub timeout_ms: u64,
 }
 
 impl Product {

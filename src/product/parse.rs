@@ -7,8 +7,8 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::{
-    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, DataStore, Industry,
-    Legacy, Problem, Product, QueryLimits, RetryPolicy, Tier,
+    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, CredentialCheck,
+    CredentialType, DataStore, Industry, Legacy, Problem, Product, QueryLimits, RetryPolicy, Tier,
 };
 use crate::domain::run::{check_steps, DEFAULT_STEPS};
 use crate::domain::{
@@ -43,6 +43,35 @@ struct Raw {
     tiers: BTreeMap<String, Spanned<RawTier>>,
     onboarding: Option<Spanned<RawOnboarding>>,
     legacy: Option<Spanned<RawLegacy>>,
+    #[serde(default)]
+    credentials: BTreeMap<String, Spanned<RawCredential>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    #[serde(default)]
+    description: String,
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    required: bool,
+    rotation_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+    #[serde(default)]
+    forbidden_scopes: Vec<String>,
+    check: Option<Spanned<RawCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    url: Spanned<String>,
+    header: Option<Spanned<String>>,
+    prefix: Option<String>,
+    scopes_pointer: Option<Spanned<String>>,
+    expires_at_pointer: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -589,6 +618,97 @@ pub(super) fn parse(
         }
     });
 
+    let mut credentials = BTreeMap::new();
+    for (name, spanned) in &raw.credentials {
+        let rc = spanned.get_ref();
+        if !is_identifier(name) {
+            c.at(spanned, format!("credentials.{name}: a credential type must be lowercase letters, digits and '_'"));
+        }
+        let pattern = rc
+            .pattern
+            .as_ref()
+            .and_then(|p| match anchored_regex(p.get_ref()) {
+                Ok(r) => Some(r),
+                Err(msg) => {
+                    c.at(p, format!("credentials.{name}.{msg}"));
+                    None
+                }
+            });
+        let rotation_days = match &rc.rotation_days {
+            Some(d) if !(1..=3650).contains(d.get_ref()) => {
+                c.at(
+                    d,
+                    format!("credentials.{name}.rotation_days must be from 1 to 3650"),
+                );
+                None
+            }
+            Some(d) => Some(*d.get_ref() as u32),
+            None => None,
+        };
+        for scope in rc
+            .required_scopes
+            .iter()
+            .filter(|s| rc.forbidden_scopes.contains(s))
+        {
+            c.at(
+                spanned,
+                format!("credentials.{name}: scope '{scope}' is both required and forbidden"),
+            );
+        }
+        let check = rc.check.as_ref().and_then(|spanned_check| {
+            let rk = spanned_check.get_ref();
+            let url = match url::Url::parse(rk.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                _ => {
+                    c.at(&rk.url, format!("credentials.{name}.check.url must be an http or https URL"));
+                    return None;
+                }
+            };
+            let header = rk.header.as_ref().map_or("authorization".to_owned(), |h| h.get_ref().to_ascii_lowercase());
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                if let Some(h) = &rk.header {
+                    c.at(h, format!("credentials.{name}.check.header is not a valid header name"));
+                }
+            }
+            let pointer = |p: &Option<Spanned<String>>, field: &str, c: &mut Checker| {
+                let p = p.as_ref()?;
+                if p.get_ref().is_empty() || p.get_ref().starts_with('/') {
+                    Some(p.get_ref().clone())
+                } else {
+                    c.at(p, format!("credentials.{name}.check.{field} must be a JSON pointer such as /data/scopes"));
+                    None
+                }
+            };
+            let scopes_pointer = pointer(&rk.scopes_pointer, "scopes_pointer", &mut c);
+            let expires_at_pointer = pointer(&rk.expires_at_pointer, "expires_at_pointer", &mut c);
+            let timeout_ms = match &rk.timeout_ms {
+                Some(t) if !(1..=60_000).contains(t.get_ref()) => {
+                    c.at(t, format!("credentials.{name}.check.timeout_ms must be from 1 to 60000"));
+                    5_000
+                }
+                Some(t) => *t.get_ref() as u64,
+                None => 5_000,
+            };
+            let prefix = rk.prefix.clone().unwrap_or_else(|| {
+                if header == "authorization" { "Bearer ".to_owned() } else { String::new() }
+            });
+            Some(CredentialCheck { url, header, prefix, scopes_pointer, expires_at_pointer, timeout_ms })
+        });
+        credentials.insert(
+            name.clone(),
+            CredentialType {
+                name: name.clone(),
+                description: rc.description.trim().to_owned(),
+                pattern,
+                required: rc.required,
+                rotation_days,
+                required_scopes: rc.required_scopes.clone(),
+                forbidden_scopes: rc.forbidden_scopes.clone(),
+                check,
+            },
+        );
+    }
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);
@@ -610,5 +730,6 @@ pub(super) fn parse(
         retry,
         query,
         legacy,
+        credentials,
     })
 }

@@ -55,6 +55,9 @@ pub struct DeletionReceipt {
     pub deleted_by: String,
     /// The export taken first, if asked for.
     pub export: Option<ExportInfo>,
+    /// The credential types whose every stored version was destroyed.
+    #[serde(default)]
+    pub credentials_destroyed: Vec<String>,
 }
 
 /// One table of the resolved configuration.
@@ -336,6 +339,19 @@ impl Services {
         };
         self.undo_dataset(customer.id.as_str(), "customer offboarded with its data")
             .await?;
+        let credentials_destroyed: Vec<String> = self
+            .store
+            .credentials(customer.id.as_str())
+            .await?
+            .into_iter()
+            .map(|c| c.credential_type)
+            .collect();
+        self.destroy_all_credentials(
+            actor,
+            customer.id.as_str(),
+            "customer offboarded with its data",
+        )
+        .await?;
         let mut fields_cleared: Vec<String> = customer
             .attributes
             .keys()
@@ -358,6 +374,7 @@ impl Services {
             deleted_at: self.clock.now(),
             deleted_by: actor.name.clone(),
             export,
+            credentials_destroyed,
         })
     }
 }

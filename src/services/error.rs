@@ -63,6 +63,12 @@ pub enum ServiceError {
     /// Writing an export failed.
     #[error("cannot write the export: {0}")]
     Export(#[from] std::io::Error),
+    /// The customer has no such stored credential (or version).
+    #[error("{0}")]
+    CredentialNotFound(String),
+    /// The vault cannot open a stored value (altered, moved, or its master key is missing).
+    #[error("the stored {0} credential cannot be decrypted: it was altered or moved, or its master key is missing")]
+    CredentialUnreadable(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),

@@ -4,10 +4,12 @@
 
 pub mod audit;
 pub mod clock;
+pub mod credentials;
 pub mod customers;
 pub mod datasets;
 mod error;
 pub mod faults;
+pub mod keyring;
 pub mod legacy;
 pub mod onboarding;
 pub mod tokens;
@@ -104,7 +106,10 @@ pub struct Services {
     pub datasets: DataStores,
     /// How runs are worked on.
     pub runner: Arc<RunnerOptions>,
+    /// The vault's master keys.
+    pub keyring: Arc<keyring::Keyring>,
     legacy: Arc<legacy::LegacyTenants>,
+    http: reqwest::Client,
 }
 
 impl Services {
@@ -116,6 +121,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         datasets: DataStores,
         runner: RunnerOptions,
+        keyring: Arc<keyring::Keyring>,
     ) -> Result<Self, ServiceError> {
         let legacy = legacy::LegacyTenants::load(&product)?;
         if runner.faults.is_active() {
@@ -127,7 +133,12 @@ impl Services {
             clock,
             datasets,
             runner: Arc::new(runner),
+            keyring,
             legacy: Arc::new(legacy),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| ServiceError::Export(std::io::Error::other(e)))?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.
 
+pub mod credentials;
 pub mod datasets;
 pub mod postgres;
 mod rows;
@@ -49,6 +50,18 @@ pub enum StoreError {
     /// Another request holds this idempotency key.
     #[error("idempotency key '{0}' is already in use")]
     IdempotencyKeyTaken(String),
+    /// A credential version with this number exists (a concurrent write took it).
+    #[error(
+        "version {version} of credential '{credential_type}' of '{customer_id}' already exists"
+    )]
+    CredentialVersionTaken {
+        /// The customer.
+        customer_id: String,
+        /// The credential type.
+        credential_type: String,
+        /// The version.
+        version: i64,
+    },
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -167,7 +180,7 @@ pub struct ChainHead {
 
 /// The registry's persistence, implemented once per backend.
 #[async_trait]
-pub trait Store: RunStore + Send + Sync + 'static {
+pub trait Store: RunStore + credentials::CredentialStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -281,3 +281,102 @@ impl From<ChecklistRow> for super::ChecklistRecord {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CredentialRow {
+    pub customer_id: String,
+    pub credential_type: String,
+    pub status: String,
+    pub current_version: Option<i64>,
+    pub scopes: Option<Json<Vec<String>>>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+    pub validation_error: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotate_by: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`CredentialRow`], in order.
+pub(super) const CREDENTIAL_COLUMNS: &str =
+    "customer_id, credential_type, status, current_version, scopes, \
+    last_validated_at, validation_error, expires_at, rotate_by, created_at, updated_at";
+
+impl TryFrom<CredentialRow> for super::credentials::CredentialRecord {
+    type Error = StoreError;
+    fn try_from(r: CredentialRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: crate::domain::credential::CredentialStatus::parse(&r.status)
+                .map_err(|e| StoreError::Corrupt(e.message))?,
+            customer_id: r.customer_id,
+            credential_type: r.credential_type,
+            current_version: r.current_version,
+            scopes: r.scopes.map(|j| j.0),
+            last_validated_at: r.last_validated_at,
+            validation_error: r.validation_error,
+            expires_at: r.expires_at,
+            rotate_by: r.rotate_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct VersionRow {
+    pub customer_id: String,
+    pub credential_type: String,
+    pub version: i64,
+    pub state: String,
+    pub fingerprint: String,
+    pub master_version: Option<i64>,
+    pub wrapped_key: Option<Vec<u8>>,
+    pub key_nonce: Option<Vec<u8>>,
+    pub ciphertext: Option<Vec<u8>>,
+    pub nonce: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub state_changed_at: DateTime<Utc>,
+}
+
+/// The columns of [`VersionRow`], in order.
+pub(super) const VERSION_COLUMNS: &str = "customer_id, credential_type, version, state, fingerprint, \
+    master_version, wrapped_key, key_nonce, ciphertext, nonce, created_at, created_by, state_changed_at";
+
+impl TryFrom<VersionRow> for super::credentials::VersionRecord {
+    type Error = StoreError;
+    fn try_from(r: VersionRow) -> Result<Self, StoreError> {
+        let sealed = match (
+            r.master_version,
+            r.wrapped_key,
+            r.key_nonce,
+            r.ciphertext,
+            r.nonce,
+        ) {
+            (Some(m), Some(wrapped_key), Some(key_nonce), Some(ciphertext), Some(nonce)) => {
+                Some(crate::domain::envelope::Sealed {
+                    master_version: u32::try_from(m).map_err(|_| {
+                        StoreError::Corrupt(format!("master key version {m} is out of range"))
+                    })?,
+                    wrapped_key,
+                    key_nonce,
+                    ciphertext,
+                    nonce,
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            state: crate::domain::credential::VersionState::parse(&r.state)
+                .map_err(|e| StoreError::Corrupt(e.message))?,
+            customer_id: r.customer_id,
+            credential_type: r.credential_type,
+            version: r.version,
+            fingerprint: r.fingerprint,
+            sealed,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            state_changed_at: r.state_changed_at,
+        })
+    }
+}

@@ -54,17 +54,24 @@ pub fn onramp(db: &TestDb, product: Option<&str>, args: &[&str]) -> Run {
 pub struct Server {
     pub child: std::process::Child,
     pub base: String,
+    /// Every line the server wrote to stderr.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts `onramp serve` on a free port against `db`, with injected faults and a lease.
     pub fn start(db: &TestDb, faults: Option<&str>, lease_seconds: u64) -> Self {
-        Self::launch(db, None, faults, lease_seconds)
+        Self::launch(db, None, faults, lease_seconds, "warn")
     }
 
     /// Starts `onramp serve` on a free port against `db` with a product file.
     pub fn start_with_product(db: &TestDb, product: Option<&str>) -> Self {
-        Self::launch(db, product, None, 30)
+        Self::launch(db, product, None, 30, "warn")
+    }
+
+    /// Starts `onramp serve` with a product file and a log filter, keeping every log line.
+    pub fn start_logging(db: &TestDb, product: &str, rust_log: &str) -> Self {
+        Self::launch(db, Some(product), None, 30, rust_log)
     }
 
     fn launch(
@@ -72,6 +79,7 @@ impl Server {
         product: Option<&str>,
         faults: Option<&str>,
         lease_seconds: u64,
+        rust_log: &str,
     ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
@@ -89,7 +97,7 @@ impl Server {
         .env_remove("ONRAMP_DATABASE_URL")
         .env_remove("ONRAMP_PRODUCT")
         .env_remove("ONRAMP_FAULTS")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
         if let Some(f) = faults {
@@ -98,9 +106,12 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn onramp serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Some(rest) = line.strip_prefix("onramp listening on ") {
                         let _ = tx.send(
@@ -117,7 +128,7 @@ impl Server {
         let base = rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("onramp serve printed its address");
-        Server { child, base }
+        Server { child, base, logs }
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

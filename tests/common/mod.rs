@@ -141,6 +141,7 @@ pub async fn services_with(db: &TestDb, product: Product, runner: RunnerOptions)
         Arc::new(SystemClock),
         datasets,
         runner,
+        Arc::new(onramp::services::keyring::Keyring::ephemeral()),
     )
     .expect("services")
 }

@@ -130,6 +130,7 @@ impl Scratch {
             Arc::new(SystemClock),
             datasets,
             RunnerOptions::new(self.dir.path()),
+            Arc::new(crate::services::keyring::Keyring::ephemeral()),
         )?)
     }
 

@@ -3,24 +3,28 @@
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use zeroize::Zeroize;
 
 use super::exit;
 use super::output::{self, Format};
 use super::{
-    AdminCommand, AuditCommand, Command, Config, CustomersCommand, OnboardingCommand,
-    ProductCommand, TokenCommand,
+    AdminCommand, AuditCommand, Command, Config, CredentialsCommand, CustomersCommand,
+    OnboardingCommand, ProductCommand, TokenCommand, VaultCommand,
 };
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
 use crate::services::audit::AuditQuery;
+use crate::services::credentials::{CredentialView, PutCredential};
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
 use crate::services::faults::FaultPlan;
+use crate::services::keyring::{KeySource, Keyring, KeyringError};
 use crate::services::{Actor, RunnerOptions, ServiceError, Services, SystemClock};
 use crate::store::datasets::DataStores;
 
@@ -194,6 +198,24 @@ fn load_product(config: &Config) -> Result<Product, ProductError> {
     }
 }
 
+/// Loads the vault's master keys, warning loudly about a development key.
+pub(super) fn open_keyring(config: &Config) -> Result<Keyring, KeyringError> {
+    let env = std::env::var("ONRAMP_MASTER_KEY").ok();
+    let keyring = Keyring::load(
+        &config.data_dir,
+        env.as_deref(),
+        config.master_key_file.as_deref(),
+        config.is_production(),
+    )?;
+    if let KeySource::Development(path) = keyring.source() {
+        tracing::warn!(
+            key_file = %path.display(),
+            "USING A DEVELOPMENT MASTER KEY: credentials are encrypted with a key stored next to them. Set ONRAMP_MASTER_KEY or --master-key-file for real use; --production refuses to start without one"
+        );
+    }
+    Ok(keyring)
+}
+
 /// Opens the registry (migrating it) and wires the services; prints why when it cannot.
 pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
     let product = load_product(config).map_err(|e| {
@@ -224,7 +246,19 @@ pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
             ExitCode::from(exit::CONFIG)
         })?;
     }
-    Services::new(store, product, Arc::new(SystemClock), datasets, runner).map_err(|e| {
+    let keyring = open_keyring(config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::CONFIG)
+    })?;
+    Services::new(
+        store,
+        product,
+        Arc::new(SystemClock),
+        datasets,
+        runner,
+        Arc::new(keyring),
+    )
+    .map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
     })
@@ -275,6 +309,8 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Product(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Customers(c) => customers(&services, &actor, *c).await,
         Command::Audit(a) => audit(&services, &actor, a).await,
+        Command::Credentials(c) => credentials(&services, &actor, c).await,
+        Command::Vault(VaultCommand::RotateMasterKey) => rotate_master_key(&services, &actor).await,
         Command::Onboarding(o) => onboarding(&services, &actor, o).await,
         Command::Query {
             customer_id,
@@ -811,5 +847,158 @@ async fn query(
             );
         }
     }
+    Ok(exit::OK)
+}
+
+fn credential_rows(items: &[CredentialView], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::json(&items),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record([
+                "customer_id",
+                "credential_type",
+                "status",
+                "current_version",
+                "fingerprint",
+                "last_validated_at",
+                "rotate_by",
+            ])?;
+            for c in items {
+                w.write_record([
+                    c.customer_id.clone(),
+                    c.credential_type.clone(),
+                    c.status.as_str().to_owned(),
+                    c.current_version.map(|v| v.to_string()).unwrap_or_default(),
+                    c.fingerprint.clone().unwrap_or_default(),
+                    c.last_validated_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default(),
+                    c.rotate_by.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut t = output::table(&[
+                "customer",
+                "type",
+                "status",
+                "version",
+                "fingerprint",
+                "validated",
+                "rotate by",
+                "problem",
+            ]);
+            for c in items {
+                t.add_row(vec![
+                    c.customer_id.clone(),
+                    c.credential_type.clone(),
+                    c.status.as_str().to_owned(),
+                    c.current_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    c.fingerprint.clone().unwrap_or_default(),
+                    c.last_validated_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    c.rotate_by
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    c.validation_error.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+async fn credentials(s: &Services, actor: &Actor, c: CredentialsCommand) -> CliResult {
+    match c {
+        CredentialsCommand::Put {
+            customer_id,
+            credential_type,
+            scopes,
+            format,
+        } => {
+            use std::io::Read;
+            let mut raw = String::new();
+            std::io::stdin()
+                .read_to_string(&mut raw)
+                .map_err(anyhow::Error::from)?;
+            // One trailing newline (from echo or a heredoc) is not part of the value.
+            let value = raw.strip_suffix('\n').unwrap_or(&raw);
+            let value = value.strip_suffix('\r').unwrap_or(value).to_owned();
+            raw.zeroize();
+            let req = PutCredential {
+                value: SecretString::from(value),
+                scopes,
+            };
+            let view = s
+                .put_credential(actor, &customer_id, &credential_type, &req)
+                .await?;
+            credential_rows(std::slice::from_ref(&view), format)?;
+        }
+        CredentialsCommand::List {
+            customer_id,
+            format,
+        } => {
+            let list = s.list_credentials(actor, &customer_id).await?;
+            if format == Format::Json {
+                output::json(&list);
+            } else {
+                credential_rows(&list.items, format)?;
+                if !list.missing_required.is_empty() && format == Format::Table {
+                    println!("missing required: {}", list.missing_required.join(", "));
+                }
+            }
+        }
+        CredentialsCommand::Validate {
+            customer_id,
+            credential_type,
+            format,
+        } => {
+            let view = s
+                .validate_credential(actor, &customer_id, &credential_type)
+                .await?;
+            credential_rows(std::slice::from_ref(&view), format)?;
+        }
+        CredentialsCommand::Revoke {
+            customer_id,
+            credential_type,
+            destroy,
+            format,
+        } => {
+            let view = s
+                .revoke_credential(actor, &customer_id, &credential_type, destroy)
+                .await?;
+            credential_rows(std::slice::from_ref(&view), format)?;
+        }
+        CredentialsCommand::Due {
+            within_days,
+            format,
+        } => {
+            let items = s.credentials_due(actor, within_days).await?;
+            credential_rows(&items, format)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn rotate_master_key(s: &Services, actor: &Actor) -> CliResult {
+    match s.keyring.add_version() {
+        Ok(v) => eprintln!("master key version {v} added and current"),
+        Err(KeyringError::EnvironmentManaged) => eprintln!(
+            "master keys come from ONRAMP_MASTER_KEY: rewrapping onto its newest version, {}",
+            s.keyring.current().version
+        ),
+        Err(e) => return Err(CliError::Other(e.into())),
+    }
+    let n = s.rewrap_credentials(actor).await?;
+    println!(
+        "{n} data key(s) rewrapped onto master key version {}",
+        s.keyring.current().version
+    );
     Ok(exit::OK)
 }

@@ -50,6 +50,20 @@ pub struct Config {
     /// died is resumed by another once this has passed.
     #[arg(long, global = true, env = "ONRAMP_RUN_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub run_lease_seconds: u64,
+    /// The vault's master key file (`v<N>:<base64>` per line). ONRAMP_MASTER_KEY, when set,
+    /// holds the keys instead. With neither, a development key is made in the data dir.
+    #[arg(long, global = true, env = "ONRAMP_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Refuse to run without a real master key (also ONRAMP_ENV=production).
+    #[arg(long, global = true)]
+    pub production: bool,
+}
+
+impl Config {
+    /// Whether production rules apply.
+    pub fn is_production(&self) -> bool {
+        self.production || std::env::var("ONRAMP_ENV").is_ok_and(|v| v == "production")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +110,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// The credentials vault.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// The vault's master keys.
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -179,6 +199,70 @@ enum OnboardingCommand {
     },
     /// Resume every run whose lease ran out, then exit.
     Recover,
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// Store a new version of a credential; the value is read from stdin, never from argv.
+    Put {
+        /// Customer id.
+        customer_id: String,
+        /// Credential type (the product's [credentials.*]).
+        credential_type: String,
+        /// Scopes the credential was granted, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// A customer's credentials (metadata only).
+    List {
+        /// Customer id.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Check a credential against the provider's endpoint and record the outcome.
+    Validate {
+        /// Customer id.
+        customer_id: String,
+        /// Credential type.
+        credential_type: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Revoke a credential; --destroy erases every version.
+    Revoke {
+        /// Customer id.
+        customer_id: String,
+        /// Credential type.
+        credential_type: String,
+        /// Erase every stored version for good.
+        #[arg(long)]
+        destroy: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Credentials past or near their rotation deadline.
+    Due {
+        /// Look this many days ahead.
+        #[arg(long, default_value_t = 14)]
+        within_days: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Add a new master key version (key file or development key) and rewrap every data key
+    /// onto the newest version; with ONRAMP_MASTER_KEY, only rewrap onto its newest entry.
+    RotateMasterKey,
 }
 
 #[derive(Debug, Subcommand)]

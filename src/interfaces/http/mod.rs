@@ -2,6 +2,7 @@
 //! the MCP server (streamable HTTP) at `/mcp`. One router per resource, merged here.
 
 mod auth;
+mod credentials;
 mod customers;
 pub mod error;
 mod json;
@@ -73,6 +74,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let api = Router::new()
         .merge(customers::router())
         .merge(onboarding::router())
+        .merge(credentials::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound });
     let mcp = tower::ServiceBuilder::new()

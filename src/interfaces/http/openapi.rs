@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{customers, meta, onboarding};
+use super::{credentials, customers, meta, onboarding};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -12,13 +12,17 @@ use super::{customers, meta, onboarding};
     paths(
         customers::onboard, customers::list, customers::show, customers::update, customers::offboard,
         customers::customer_audit, onboarding::status, onboarding::retry, onboarding::check,
-        onboarding::query, onboarding::config, meta::industries, meta::audit, meta::health,
+        onboarding::query, onboarding::config, credentials::store, credentials::list,
+        credentials::versions, credentials::change_version, credentials::validate,
+        credentials::revoke, credentials::value, credentials::due, meta::industries, meta::audit,
+        meta::health,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),
     tags(
         (name = "customers", description = "The customer registry"),
         (name = "onboarding", description = "Onboarding runs, checklists, datasets"),
+        (name = "credentials", description = "The credentials vault"),
         (name = "audit", description = "The hash-chained event log"),
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::args;
 use crate::domain::Role;
 use crate::interfaces::problem::Problem;
+use crate::services::credentials::PutCredential;
 use crate::services::customers::{ListQuery, OffboardRequest, OnboardRequest, UpdateRequest};
 use crate::services::{Actor, ServiceError, Services};
 
@@ -95,6 +96,25 @@ pub struct ChecklistArgs {
     pub customer_id: String,
     /// The checklist item's id, as `get_onboarding_status` lists it.
     pub item: String,
+}
+
+/// A credential to store: the value is write-only.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StoreCredentialArgs {
+    /// The customer's id.
+    pub customer_id: String,
+    /// The credential type, one of the product's (such as `meta_access_token`).
+    #[serde(rename = "type")]
+    pub credential_type: String,
+}
+
+/// A credential to store.
+#[derive(JsonSchema)]
+pub struct StoreCredentialSchema {
+    #[serde(flatten)]
+    _target: StoreCredentialArgs,
+    #[serde(flatten)]
+    _value: PutCredential,
 }
 
 /// What a tool is, whom it is for, and how it behaves.
@@ -193,6 +213,31 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<QueryArgs>,
+    },
+    ToolSpec {
+        name: "list_credentials",
+        title: "List a customer's credentials",
+        description:
+            "A customer's stored credentials: type, status, current version, fingerprint, \
+                      scopes, last validation and rotation deadline, and the required types it \
+                      lacks. Never a value.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+    },
+    ToolSpec {
+        name: "store_credential",
+        title: "Store a credential",
+        description: "Stores a new version of a customer's credential, encrypted at rest, checked \
+                      against the type's format and scopes. Write-only: nothing ever returns the \
+                      value; the result is its metadata.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<StoreCredentialSchema>,
     },
     ToolSpec {
         name: "onboard_customer",
@@ -341,6 +386,18 @@ pub async fn call(
                         &changes,
                         target.expected_version,
                     )
+                    .await,
+            )
+        }
+        "list_credentials" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.list_credentials(actor, &a.customer_id).await)
+        }
+        "store_credential" => {
+            let (target, value) = parse!(StoreCredentialArgs, PutCredential);
+            service(
+                services
+                    .put_credential(actor, &target.customer_id, &target.credential_type, &value)
                     .await,
             )
         }

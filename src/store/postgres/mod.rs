@@ -8,6 +8,7 @@ use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod credentials;
 pub mod datasets;
 mod runs;
 

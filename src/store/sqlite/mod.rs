@@ -14,6 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod credentials;
 pub mod datasets;
 mod runs;
 
