@@ -63,7 +63,10 @@ required = true
 rotation_days = 1
 forbidden_scopes = ["withdraw"]
 "#,
-        include_str!("../src/product/builtin.toml")
+        include_str!("../src/product/builtin.toml").replace(
+            r#""register", "provision_dataset""#,
+            r#""register", "store_credentials", "provision_dataset""#
+        )
     )
 }
 
@@ -694,6 +697,7 @@ on_both_backends!(
     versions_revocation_and_rotation,
     offboarding_with_data_destroys_credentials,
     secrets_never_reach_the_logs,
+    onboarding_stores_credentials_and_rollback_destroys_them,
 );
 
 /// The CLI: a value from stdin (never argv), listing, validation, rotation of the master key
@@ -793,4 +797,121 @@ async fn cli_puts_from_stdin_and_rotates_the_master_key() {
         "{}",
         prod.stderr
     );
+}
+
+async fn onboarding_stores_credentials_and_rollback_destroys_them(backend: Backend) {
+    let url = provider().await;
+    let product = Product::from_toml(&product_toml(&url), "vault-test", None).unwrap();
+    assert!(product.steps.contains(&"store_credentials".to_owned()));
+    let db = TestDb::new(backend).await;
+    let mut runner = onramp::services::RunnerOptions::new(db.data_dir());
+    runner.faults =
+        onramp::services::faults::FaultPlan::parse("verify_dataset@doomed=permanent").unwrap();
+    let app = TestApp::start_on(db, product, runner).await;
+
+    // A wrong-format credential refuses the whole onboarding, naming the field, changing nothing.
+    let before = app.snapshot().await;
+    let r = app
+        .post(
+            "/api/v1/customers",
+            &app.operator,
+            &json!({
+                "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
+                "credentials": {"meta_access_token": "not-a-meta-token", "nope": "x1"}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let p: Value = r.json().await.unwrap();
+    assert!(!p.to_string().contains("not-a-meta-token"), "{p}");
+    let fields: Vec<_> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["credentials.meta_access_token", "credentials.nope"],
+        "{p}"
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // Onboarding with credentials stores them in its store_credentials step.
+    let r = app
+        .post(
+            "/api/v1/customers",
+            &app.operator,
+            &json!({
+                "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
+                "credentials": {"meta_access_token": GOOD, "exchange_key": "k3y-abc"}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.unwrap();
+    assert!(!body.to_string().contains(GOOD));
+    assert_eq!(body["onboarding"]["is_success"], true, "{body}");
+    let step = body["onboarding"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "store_credentials")
+        .cloned()
+        .unwrap();
+    assert_eq!(step["status"], "succeeded");
+    let (_, list) = get(&app, "/api/v1/customers/acme_corp/credentials", &app.viewer).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["missing_required"], json!([]));
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["current_version"] == 1 && c["status"] == "unvalidated"));
+    let (_, v) = get(
+        &app,
+        "/api/v1/customers/acme_corp/credentials/meta_access_token/value",
+        &app.admin,
+    )
+    .await;
+    assert!(v.contains(GOOD));
+
+    // A run that fails after storing them rolls them back: nothing readable, nothing at rest.
+    let r = app
+        .post(
+            "/api/v1/customers",
+            &app.operator,
+            &json!({
+                "customer_id": "doomed", "customer_name": "Doomed", "industry": "other",
+                "credentials": {"meta_access_token": WITHDRAW}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["onboarding"]["status"], "failed", "{body}");
+    assert_eq!(body["customer"]["status"], "failed");
+    let (_, list) = get(&app, "/api/v1/customers/doomed/credentials", &app.viewer).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "revoked" && c["current_version"].is_null()),
+        "{list}"
+    );
+    let dump = raw_dump(&app).await;
+    assert!(
+        !dump.contains(WITHDRAW),
+        "a rolled-back credential is still stored"
+    );
+    let (_, audit) = get(&app, "/api/v1/customers/doomed/audit", &app.admin).await;
+    assert!(audit.contains("credentials.destroyed"), "{audit}");
 }

@@ -45,6 +45,13 @@ pub const STEP_CATALOGUE: &[StepKind] = &[
         description: "record the customer and its run in the registry",
     },
     StepKind {
+        name: "store_credentials",
+        read_only: false,
+        depends_on: &["register"],
+        required: false,
+        description: "store the request's credentials in the vault",
+    },
+    StepKind {
         name: "provision_dataset",
         read_only: false,
         depends_on: &["register"],
@@ -61,7 +68,12 @@ pub const STEP_CATALOGUE: &[StepKind] = &[
     StepKind {
         name: "activate",
         read_only: false,
-        depends_on: &["register", "provision_dataset", "verify_dataset"],
+        depends_on: &[
+            "register",
+            "store_credentials",
+            "provision_dataset",
+            "verify_dataset",
+        ],
         required: false,
         description: "make the customer active",
     },

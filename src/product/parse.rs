@@ -709,6 +709,19 @@ pub(super) fn parse(
         );
     }
 
+    // A product with credential types stores the ones an onboarding request carries.
+    let steps_listed = raw
+        .onboarding
+        .as_ref()
+        .is_some_and(|o| o.get_ref().steps.is_some());
+    if !steps_listed && !credentials.is_empty() {
+        let at = steps
+            .iter()
+            .position(|s| s == "register")
+            .map_or(steps.len(), |i| i + 1);
+        steps.insert(at, "store_credentials".to_owned());
+    }
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);

@@ -18,11 +18,40 @@ use crate::domain::credential::{display_name, fingerprint, CredentialStatus, Ver
 use crate::domain::envelope::{self, Binding};
 use crate::domain::{Customer, CustomerId, CustomerStatus, Invalid, NewEvent, Role};
 use crate::product::{CredentialCheck, CredentialType};
-use crate::store::credentials::{CredentialRecord, VersionChange, VersionRecord};
+use crate::store::credentials::{CredentialRecord, StagedCredential, VersionChange, VersionRecord};
 use crate::store::StoreError;
 
 /// The largest value the vault takes.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// A secret in a request: never printed, serialized only as its fingerprint.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretInput(pub SecretString);
+
+impl std::fmt::Debug for SecretInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for SecretInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&fingerprint(self.0.expose_secret().as_bytes()))
+    }
+}
+
+impl JsonSchema for SecretInput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretInput".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
 
 /// A credential value to store.
 #[derive(Debug, Deserialize, ToSchema, JsonSchema)]
@@ -297,7 +326,7 @@ impl Services {
     }
 
     /// Checks a value against its type's rules, naming the field but never the value.
-    fn check_value(
+    pub(super) fn check_value(
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<&[String]>,
@@ -374,11 +403,24 @@ impl Services {
         let t = self.credential_type(credential_type)?;
         Self::check_value(t, &req.value, req.scopes.as_deref())?;
         self.live_customer(customer_id).await?;
+        self.store_with_retry(actor, customer_id, t, &req.value, req.scopes.clone())
+            .await
+    }
+
+    /// Stores a version, trying again when a concurrent write took its number.
+    async fn store_with_retry(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        t: &CredentialType,
+        value: &SecretString,
+        scopes: Option<Vec<String>>,
+    ) -> Result<CredentialView, ServiceError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
             match self
-                .store_version(actor, customer_id, t, &req.value, req.scopes.clone())
+                .store_version(actor, customer_id, t, value, scopes.clone())
                 .await
             {
                 Err(ServiceError::Store(StoreError::CredentialVersionTaken { .. }))
@@ -449,6 +491,99 @@ impl Services {
             .await?;
         versions.push(new_version);
         Ok(self.view(&record, &versions))
+    }
+
+    /// Seals the credentials of an onboarding request for its run to store (bound to version 0,
+    /// the staging slot, of their type).
+    pub(super) fn stage_credentials(
+        &self,
+        customer_id: &str,
+        credentials: &std::collections::BTreeMap<String, SecretInput>,
+    ) -> Vec<StagedCredential> {
+        let master = self.keyring.current();
+        credentials
+            .iter()
+            .map(|(t, v)| {
+                let value = v.0.expose_secret().as_bytes();
+                StagedCredential {
+                    credential_type: t.clone(),
+                    fingerprint: fingerprint(value),
+                    scopes: None,
+                    sealed: envelope::seal(
+                        &master,
+                        Binding {
+                            customer_id,
+                            credential_type: t,
+                            version: 0,
+                        },
+                        value,
+                        &mut OsRng,
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// The `store_credentials` step: moves the run's staged credentials into the vault, then
+    /// forgets them. Idempotent: a value already stored (same fingerprint, enabled) is skipped.
+    pub(super) async fn store_staged_credentials(
+        &self,
+        customer_id: &str,
+        run_id: &str,
+    ) -> Result<(), ServiceError> {
+        let actor = Actor {
+            name: "onramp".into(),
+            role: Role::Admin,
+            request_id: None,
+        };
+        for staged in self.store.staged_credentials(customer_id, run_id).await? {
+            let t = self.credential_type(&staged.credential_type)?;
+            let stored = self
+                .store
+                .credential_versions(customer_id, &t.name)
+                .await?
+                .iter()
+                .any(|v| v.fingerprint == staged.fingerprint && v.state == VersionState::Enabled);
+            if stored {
+                continue;
+            }
+            let keys = self.keyring.keys_with(staged.sealed.master_version);
+            let plain = envelope::open(
+                |n| keys.iter().find(|k| k.version == n),
+                Binding {
+                    customer_id,
+                    credential_type: &t.name,
+                    version: 0,
+                },
+                &staged.sealed,
+            )
+            .map_err(|_| ServiceError::CredentialUnreadable(t.name.clone()))?;
+            let value = SecretString::from(
+                String::from_utf8(plain.to_vec())
+                    .map_err(|_| ServiceError::CredentialUnreadable(t.name.clone()))?,
+            );
+            self.store_with_retry(&actor, customer_id, t, &value, staged.scopes.clone())
+                .await?;
+        }
+        self.store.clear_staged_credentials(customer_id).await?;
+        Ok(())
+    }
+
+    /// Rolls back what `store_credentials` did, and forgets anything still staged.
+    pub(super) async fn undo_credentials(
+        &self,
+        customer_id: &str,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let actor = Actor {
+            name: "onramp".into(),
+            role: Role::Admin,
+            request_id: None,
+        };
+        self.destroy_all_credentials(&actor, customer_id, reason)
+            .await?;
+        self.store.clear_staged_credentials(customer_id).await?;
+        Ok(())
     }
 
     /// A customer's credentials (metadata only) and the required types it lacks.

@@ -64,6 +64,12 @@ pub struct OnboardRequest {
     /// Product tier; the product's default tier when absent.
     #[serde(default)]
     pub usage_tier: Option<String>,
+    /// Credentials to keep in the vault, by the product's credential types
+    /// (`{"meta_access_token": "EAAG..."}`); stored by the run's `store_credentials` step and
+    /// never returned.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub credentials: std::collections::BTreeMap<String, super::credentials::SecretInput>,
 }
 
 /// A change to a customer: only the fields present change.
@@ -266,6 +272,35 @@ impl Services {
             ),
             None => None,
         };
+        for (t, v) in &req.credentials {
+            let field = format!("credentials.{t}");
+            match p.credentials.get(t) {
+                None => errors.push(
+                    Invalid::new(
+                        "unknown_credential_type",
+                        format!("unknown credential type '{t}'"),
+                    )
+                    .at(field),
+                ),
+                Some(ct) => {
+                    if let Err(ServiceError::Invalid(found)) = Self::check_value(ct, &v.0, None) {
+                        errors.extend(found.into_iter().map(|e| FieldError {
+                            field: field.clone(),
+                            ..e
+                        }));
+                    }
+                }
+            }
+        }
+        if !req.credentials.is_empty() && !p.steps.iter().any(|s| s == "store_credentials") {
+            errors.push(
+                Invalid::new(
+                    "no_store_credentials_step",
+                    "this product's onboarding has no store_credentials step: store credentials with PUT .../credentials/{type} instead",
+                )
+                .at("credentials"),
+            );
+        }
         match (id, name, industry, tags, attributes) {
             (Some(id), Some(name), Some(industry), Some(tags), Some(attributes))
                 if errors.is_empty() =>
@@ -349,6 +384,7 @@ impl Services {
             created_at: registered,
         });
         let mut run = run;
+        run.staged_credentials = self.stage_credentials(customer.id.as_str(), &req.credentials);
         if self.provisions_at_registration(&customer) {
             // Atomic where it can be: the dataset lives in the registry's database, so the
             // customer, its run and its dataset are created in one transaction.

@@ -170,6 +170,7 @@ impl Services {
             lease_owner: Some(self.runner.owner.clone()),
             lease_expires_ms: now_ms(registered) + self.runner.lease.as_millis() as i64,
             steps,
+            staged_credentials: vec![],
         }
     }
 
@@ -386,7 +387,7 @@ impl Services {
                     transient: false,
                     message: "injected permanent fault".into(),
                 }),
-                Injected::None => self.perform(customer, name).await,
+                Injected::None => self.perform(run, customer, name).await,
             };
             let now = self.clock.now();
             match outcome {
@@ -435,10 +436,16 @@ impl Services {
     /// idempotent: running it again after a crash is safe.
     async fn perform(
         &self,
+        run: &RunRecord,
         customer: &Customer,
         name: &str,
     ) -> Result<Option<(DatasetRecord, NewEvent)>, StepError> {
         match name {
+            "store_credentials" => self
+                .store_staged_credentials(&run.customer_id, &run.run_id)
+                .await
+                .map(|_| None)
+                .map_err(Into::into),
             "provision_dataset" => Ok(self.provision(customer).await?),
             "verify_dataset" => self.verify_dataset(customer).await.map(|_| None),
             // validate and register happen at registration; activate ends the run.
@@ -553,12 +560,20 @@ impl Services {
                 self.undo_dataset(&run.customer_id, "onboarding rolled back")
                     .await?;
             }
+            if run.steps[i].name == "store_credentials" {
+                self.undo_credentials(&run.customer_id, "onboarding rolled back")
+                    .await?;
+            }
             let step = &mut run.steps[i];
             if step.status == StepStatus::Succeeded {
                 step.status = StepStatus::Compensated;
                 progress.record(step);
             }
         }
+        // Credentials staged for a step that never ran must not outlive the run.
+        self.store
+            .clear_staged_credentials(&run.customer_id)
+            .await?;
         let now = self.clock.now();
         for step in run
             .steps

@@ -59,6 +59,20 @@ pub struct VersionRecord {
     pub state_changed_at: DateTime<Utc>,
 }
 
+/// A credential an onboarding request carried, sealed (bound to version 0 of its type) until
+/// the run's `store_credentials` step moves it into the vault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedCredential {
+    /// The credential type.
+    pub credential_type: String,
+    /// The value's fingerprint.
+    pub fingerprint: String,
+    /// Scopes declared with it.
+    pub scopes: Option<Vec<String>>,
+    /// The sealed value.
+    pub sealed: Sealed,
+}
+
 /// A change of one version's state; destroying clears its sealed value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionChange {
@@ -120,6 +134,16 @@ pub trait CredentialStore {
         current: u32,
         limit: i64,
     ) -> Result<Vec<VersionRecord>, StoreError>;
+
+    /// The credentials staged with a run, by type.
+    async fn staged_credentials(
+        &self,
+        customer_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<StagedCredential>, StoreError>;
+
+    /// Forgets every credential staged with a customer's runs.
+    async fn clear_staged_credentials(&self, customer_id: &str) -> Result<(), StoreError>;
 
     /// Stores rewrapped data keys, each only if the row is still sealed under `from`'s master
     /// version. Returns how many rows changed.

@@ -235,6 +235,7 @@ pub(super) fn run_record(r: RunRow, steps: Vec<StepRow>) -> Result<super::RunRec
         lease_owner: r.lease_owner,
         lease_expires_ms: r.lease_expires_ms,
         steps,
+        staged_credentials: vec![],
     })
 }
 
@@ -377,6 +378,41 @@ impl TryFrom<VersionRow> for super::credentials::VersionRecord {
             created_at: r.created_at,
             created_by: r.created_by,
             state_changed_at: r.state_changed_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct StagedRow {
+    pub credential_type: String,
+    pub fingerprint: String,
+    pub scopes: Option<Json<Vec<String>>>,
+    pub master_version: i64,
+    pub wrapped_key: Vec<u8>,
+    pub key_nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub nonce: Vec<u8>,
+}
+
+impl TryFrom<StagedRow> for super::credentials::StagedCredential {
+    type Error = StoreError;
+    fn try_from(r: StagedRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            credential_type: r.credential_type,
+            fingerprint: r.fingerprint,
+            scopes: r.scopes.map(|j| j.0),
+            sealed: crate::domain::envelope::Sealed {
+                master_version: u32::try_from(r.master_version).map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "master key version {} is out of range",
+                        r.master_version
+                    ))
+                })?,
+                wrapped_key: r.wrapped_key,
+                key_nonce: r.key_nonce,
+                ciphertext: r.ciphertext,
+                nonce: r.nonce,
+            },
         })
     }
 }

@@ -56,6 +56,9 @@ pub struct RunRecord {
     pub lease_expires_ms: i64,
     /// The steps, in product order.
     pub steps: Vec<StepRecord>,
+    /// Credentials the onboarding request carried, saved sealed with the run when it is
+    /// inserted; never read back here (see `CredentialStore::staged_credentials`).
+    pub staged_credentials: Vec<super::credentials::StagedCredential>,
 }
 
 /// A customer's dataset, as the registry records it.

@@ -19,7 +19,7 @@ use super::{
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
 use crate::services::audit::AuditQuery;
-use crate::services::credentials::{CredentialView, PutCredential};
+use crate::services::credentials::{CredentialView, PutCredential, SecretInput};
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
@@ -65,6 +65,10 @@ pub struct OnboardArgs {
     /// Meta ad account ids, comma-separated (attribute meta_ad_account_ids).
     #[arg(long, value_delimiter = ',')]
     meta_accounts: Vec<String>,
+    /// A credential to store during onboarding, TYPE=FILE: the value is read from FILE (`-` for
+    /// stdin), never from the command line. Repeatable.
+    #[arg(long = "credential", value_name = "TYPE=FILE")]
+    credentials: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -444,6 +448,7 @@ async fn customers(s: &Services, actor: &Actor, command: CustomersCommand) -> Cl
                 contact,
                 created_by: a.created_by,
                 usage_tier: a.usage_tier,
+                credentials: read_credentials(&a.credentials)?,
             };
             let done = s.onboard(actor, &req, None).await?;
             let r = &done.response;
@@ -1001,4 +1006,36 @@ async fn rotate_master_key(s: &Services, actor: &Actor) -> CliResult {
         s.keyring.current().version
     );
     Ok(exit::OK)
+}
+
+/// Reads `TYPE=FILE` credential arguments: each value from its file, or stdin for `-`.
+fn read_credentials(
+    args: &[String],
+) -> Result<std::collections::BTreeMap<String, SecretInput>, CliError> {
+    let mut out = std::collections::BTreeMap::new();
+    for arg in args {
+        let Some((t, file)) = arg.split_once('=') else {
+            return Err(ServiceError::from(
+                Invalid::new(
+                    "invalid_argument",
+                    "--credential takes TYPE=FILE (FILE - reads stdin)",
+                )
+                .at("--credential"),
+            )
+            .into());
+        };
+        let mut raw = if file == "-" {
+            let mut b = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut b)
+                .map_err(anyhow::Error::from)?;
+            b
+        } else {
+            std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read the {t} credential from {file}: {e}"))?
+        };
+        let value = raw.trim_end_matches(['\n', '\r']).to_owned();
+        raw.zeroize();
+        out.insert(t.to_owned(), SecretInput(SecretString::from(value)));
+    }
+    Ok(out)
 }

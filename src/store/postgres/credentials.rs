@@ -7,8 +7,12 @@ use sqlx::types::Json;
 use super::{append, append_all, PgStore};
 use crate::domain::credential::VersionState;
 use crate::domain::NewEvent;
-use crate::store::credentials::{CredentialRecord, CredentialStore, VersionChange, VersionRecord};
-use crate::store::rows::{CredentialRow, VersionRow, CREDENTIAL_COLUMNS, VERSION_COLUMNS};
+use crate::store::credentials::{
+    CredentialRecord, CredentialStore, StagedCredential, VersionChange, VersionRecord,
+};
+use crate::store::rows::{
+    CredentialRow, StagedRow, VersionRow, CREDENTIAL_COLUMNS, VERSION_COLUMNS,
+};
 use crate::store::StoreError;
 
 fn records<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
@@ -197,6 +201,30 @@ impl CredentialStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         records(rows)
+    }
+
+    async fn staged_credentials(
+        &self,
+        customer_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<StagedCredential>, StoreError> {
+        let rows: Vec<StagedRow> = sqlx::query_as(
+            "SELECT credential_type, fingerprint, scopes, master_version, wrapped_key, key_nonce, ciphertext, nonce \
+             FROM staged_credentials WHERE customer_id = $1 AND run_id = $2 ORDER BY credential_type",
+        )
+        .bind(customer_id)
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        records(rows)
+    }
+
+    async fn clear_staged_credentials(&self, customer_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM staged_credentials WHERE customer_id = $1")
+            .bind(customer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn versions_to_rewrap(

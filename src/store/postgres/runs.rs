@@ -31,6 +31,24 @@ pub(super) async fn insert_run_rows(
     .bind(run.lease_expires_ms)
     .execute(&mut *conn)
     .await?;
+    for c in &run.staged_credentials {
+        sqlx::query(
+            "INSERT INTO staged_credentials (customer_id, run_id, credential_type, fingerprint, scopes, \
+             master_version, wrapped_key, key_nonce, ciphertext, nonce) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&run.customer_id)
+        .bind(&run.run_id)
+        .bind(&c.credential_type)
+        .bind(&c.fingerprint)
+        .bind(c.scopes.as_ref().map(Json))
+        .bind(i64::from(c.sealed.master_version))
+        .bind(&c.sealed.wrapped_key)
+        .bind(&c.sealed.key_nonce)
+        .bind(&c.sealed.ciphertext)
+        .bind(&c.sealed.nonce)
+        .execute(&mut *conn)
+        .await?;
+    }
     if run.steps.is_empty() {
         return Ok(());
     }
