@@ -6,6 +6,7 @@ pub mod credential;
 pub mod customer;
 pub mod envelope;
 pub mod event;
+pub mod integration_key;
 pub mod query;
 pub mod refusal;
 pub mod role;

@@ -81,6 +81,8 @@ impl From<&ServiceError> for Problem {
             S::StatusOwnedByOnboarding(_) => (StatusCode::CONFLICT, "status_owned_by_onboarding"),
             S::NoDataset(_) => (StatusCode::CONFLICT, "no_dataset"),
             S::CredentialNotFound(_) => (StatusCode::NOT_FOUND, "credential_not_found"),
+            S::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
+            S::KeyRevoked(_) => (StatusCode::CONFLICT, "key_revoked"),
             S::CredentialUnreadable(_) => {
                 tracing::error!(error = %e, "vault integrity");
                 (StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable")

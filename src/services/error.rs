@@ -69,6 +69,12 @@ pub enum ServiceError {
     /// The vault cannot open a stored value (altered, moved, or its master key is missing).
     #[error("the stored {0} credential cannot be decrypted: it was altered or moved, or its master key is missing")]
     CredentialUnreadable(String),
+    /// The customer has no such integration key.
+    #[error("{0}")]
+    KeyNotFound(String),
+    /// The key was revoked.
+    #[error("integration key '{0}' is revoked")]
+    KeyRevoked(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),

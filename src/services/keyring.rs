@@ -51,6 +51,9 @@ pub enum KeyringError {
         /// The error.
         source: std::io::Error,
     },
+    /// Production needs a real `KEY_HASH_SECRET`.
+    #[error("production mode needs KEY_HASH_SECRET (at least 32 random characters) to store integration keys")]
+    NoProductionHashSecret,
     /// The keys come from the environment, which Onramp cannot change.
     #[error("the master keys come from ONRAMP_MASTER_KEY: add a new entry with a higher version (v<N>:<base64 of 32 random bytes>) to every process's ONRAMP_MASTER_KEY, restart them, then run rotate-master-key again to rewrap onto it")]
     EnvironmentManaged,
@@ -281,6 +284,110 @@ impl Keyring {
     }
 }
 
+/// The development `KEY_HASH_SECRET` file's name in the data dir.
+pub const DEV_HASH_SECRET_FILE: &str = "key-hash.secret";
+
+/// `KEY_HASH_SECRET`: the HMAC key integration key secrets are stored under.
+pub struct HashSecret {
+    key: zeroize::Zeroizing<Vec<u8>>,
+    development: bool,
+}
+
+impl std::fmt::Debug for HashSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HashSecret(development: {}, [redacted])",
+            self.development
+        )
+    }
+}
+
+impl HashSecret {
+    /// From `KEY_HASH_SECRET` (at least 32 characters); without it, a development secret
+    /// generated in `data_dir`, refused in production.
+    pub fn load(
+        data_dir: &Path,
+        env_value: Option<&str>,
+        production: bool,
+    ) -> Result<Self, KeyringError> {
+        if let Some(v) = env_value.filter(|v| !v.is_empty()) {
+            if v.len() < 32 {
+                return Err(KeyringError::Malformed {
+                    source_name: "KEY_HASH_SECRET".into(),
+                    message: "must be at least 32 characters (e.g. `openssl rand -hex 32`)".into(),
+                });
+            }
+            return Ok(Self {
+                key: zeroize::Zeroizing::new(v.as_bytes().to_vec()),
+                development: false,
+            });
+        }
+        if production {
+            return Err(KeyringError::NoProductionHashSecret);
+        }
+        let path = data_dir.join(DEV_HASH_SECRET_FILE);
+        let io = |source| KeyringError::Io {
+            path: path.clone(),
+            source,
+        };
+        let text = if path.exists() {
+            std::fs::read_to_string(&path).map_err(io)?
+        } else {
+            use std::io::Write;
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut OsRng, &mut bytes);
+            let text = hex::encode(bytes);
+            std::fs::create_dir_all(data_dir).map_err(io)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(data_dir).map_err(io)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+            tmp.write_all(text.as_bytes()).map_err(io)?;
+            tmp.persist(&path).map_err(|e| io(e.error))?;
+            text
+        };
+        Ok(Self {
+            key: zeroize::Zeroizing::new(text.trim().as_bytes().to_vec()),
+            development: true,
+        })
+    }
+
+    /// A random secret that lives only in memory.
+    pub fn ephemeral() -> Self {
+        let mut bytes = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut OsRng, &mut bytes);
+        Self {
+            key: zeroize::Zeroizing::new(bytes),
+            development: false,
+        }
+    }
+
+    /// Whether this is the generated development secret.
+    pub fn is_development(&self) -> bool {
+        self.development
+    }
+
+    /// HMAC-SHA256 of `secret`, hex.
+    pub fn hash(&self, secret: &str) -> String {
+        use hmac::{Mac, SimpleHmac};
+        let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(secret.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `secret` hashes to `stored`, compared in constant time.
+    pub fn verify(&self, secret: &str, stored: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.hash(secret).as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +462,25 @@ mod tests {
             env.add_version(),
             Err(KeyringError::EnvironmentManaged)
         ));
+    }
+
+    #[test]
+    fn hash_secret_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            HashSecret::load(dir.path(), None, true),
+            Err(KeyringError::NoProductionHashSecret)
+        ));
+        let short = HashSecret::load(dir.path(), Some("too-short"), true).unwrap_err();
+        assert!(!short.to_string().contains("too-short"), "{short}");
+        let a = HashSecret::load(dir.path(), Some(&"a".repeat(32)), true).unwrap();
+        let b = HashSecret::load(dir.path(), Some(&"b".repeat(32)), true).unwrap();
+        assert_ne!(a.hash("s3cret"), b.hash("s3cret"));
+        assert!(a.verify("s3cret", &a.hash("s3cret")));
+        assert!(!a.verify("s3cret", &b.hash("s3cret")));
+        let dev1 = HashSecret::load(dir.path(), None, false).unwrap();
+        let dev2 = HashSecret::load(dir.path(), None, false).unwrap();
+        assert!(dev1.is_development());
+        assert_eq!(dev1.hash("x"), dev2.hash("x"));
     }
 }

@@ -10,6 +10,7 @@ pub mod datasets;
 mod error;
 pub mod faults;
 pub mod keyring;
+pub mod keys;
 pub mod legacy;
 pub mod onboarding;
 pub mod tokens;
@@ -93,6 +94,15 @@ impl RunnerOptions {
     }
 }
 
+impl Services {
+    /// Uses `secret` (loaded from `KEY_HASH_SECRET`) for integration keys instead of the
+    /// in-memory one [`Services::new`] starts with.
+    pub fn with_key_hash(mut self, secret: keyring::HashSecret) -> Self {
+        self.key_hash = Arc::new(secret);
+        self
+    }
+}
+
 /// Everything the use cases need, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -108,6 +118,8 @@ pub struct Services {
     pub runner: Arc<RunnerOptions>,
     /// The vault's master keys.
     pub keyring: Arc<keyring::Keyring>,
+    /// `KEY_HASH_SECRET`, under which integration key secrets are stored.
+    pub key_hash: Arc<keyring::HashSecret>,
     legacy: Arc<legacy::LegacyTenants>,
     http: reqwest::Client,
 }
@@ -134,6 +146,7 @@ impl Services {
             datasets,
             runner: Arc::new(runner),
             keyring,
+            key_hash: Arc::new(keyring::HashSecret::ephemeral()),
             legacy: Arc::new(legacy),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -570,9 +570,17 @@ impl Services {
                 progress.record(step);
             }
         }
-        // Credentials staged for a step that never ran must not outlive the run.
+        // Credentials staged for a step that never ran must not outlive the run, and no key
+        // issued meanwhile outlives it either.
         self.store
             .clear_staged_credentials(&run.customer_id)
+            .await?;
+        let system = super::Actor {
+            name: "onramp".into(),
+            role: crate::domain::Role::Admin,
+            request_id: None,
+        };
+        self.revoke_all_keys(&system, &run.customer_id, "onboarding rolled back")
             .await?;
         let now = self.clock.now();
         for step in run

@@ -6,6 +6,7 @@
 
 pub mod credentials;
 pub mod datasets;
+pub mod keys;
 pub mod postgres;
 mod rows;
 pub mod runs;
@@ -180,7 +181,9 @@ pub struct ChainHead {
 
 /// The registry's persistence, implemented once per backend.
 #[async_trait]
-pub trait Store: RunStore + credentials::CredentialStore + Send + Sync + 'static {
+pub trait Store:
+    RunStore + credentials::CredentialStore + keys::IntegrationKeyStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

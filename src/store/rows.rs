@@ -416,3 +416,46 @@ impl TryFrom<StagedRow> for super::credentials::StagedCredential {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IntegrationKeyRow {
+    pub key_id: String,
+    pub customer_id: String,
+    pub name: String,
+    pub scopes: Json<Vec<String>>,
+    pub allowed_adapters: Json<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub secret_hash: String,
+    pub previous_secret_hash: Option<String>,
+    pub previous_valid_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`IntegrationKeyRow`], in order.
+pub(super) const KEY_COLUMNS: &str = "key_id, customer_id, name, scopes, allowed_adapters, expires_at, \
+    secret_hash, previous_secret_hash, previous_valid_until, created_at, created_by, rotated_at, revoked_at, last_used_at";
+
+impl From<IntegrationKeyRow> for super::keys::IntegrationKeyRecord {
+    fn from(r: IntegrationKeyRow) -> Self {
+        Self {
+            key_id: r.key_id,
+            customer_id: r.customer_id,
+            name: r.name,
+            scopes: r.scopes.0,
+            allowed_adapters: r.allowed_adapters.0,
+            expires_at: r.expires_at,
+            secret_hash: r.secret_hash,
+            previous_secret_hash: r.previous_secret_hash,
+            previous_valid_until: r.previous_valid_until,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            rotated_at: r.rotated_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}

@@ -13,7 +13,7 @@ use zeroize::Zeroize;
 use super::exit;
 use super::output::{self, Format};
 use super::{
-    AdminCommand, AuditCommand, Command, Config, CredentialsCommand, CustomersCommand,
+    AdminCommand, AuditCommand, Command, Config, CredentialsCommand, CustomersCommand, KeysCommand,
     OnboardingCommand, ProductCommand, TokenCommand, VaultCommand,
 };
 use crate::domain::{Invalid, Role};
@@ -24,7 +24,8 @@ use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
 use crate::services::faults::FaultPlan;
-use crate::services::keyring::{KeySource, Keyring, KeyringError};
+use crate::services::keyring::{HashSecret, KeySource, Keyring, KeyringError};
+use crate::services::keys::{IssueKeyRequest, IssuedKey, KeyView, RotateKeyRequest};
 use crate::services::{Actor, RunnerOptions, ServiceError, Services, SystemClock};
 use crate::store::datasets::DataStores;
 
@@ -254,6 +255,18 @@ pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
     })?;
+    let key_hash = HashSecret::load(
+        &config.data_dir,
+        std::env::var("KEY_HASH_SECRET").ok().as_deref(),
+        config.is_production(),
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::CONFIG)
+    })?;
+    if key_hash.is_development() {
+        tracing::warn!("USING A DEVELOPMENT KEY_HASH_SECRET from the data dir: set KEY_HASH_SECRET for real use; --production refuses to start without it");
+    }
     Services::new(
         store,
         product,
@@ -262,6 +275,7 @@ pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
         runner,
         Arc::new(keyring),
     )
+    .map(|s| s.with_key_hash(key_hash))
     .map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
@@ -314,6 +328,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Customers(c) => customers(&services, &actor, *c).await,
         Command::Audit(a) => audit(&services, &actor, a).await,
         Command::Credentials(c) => credentials(&services, &actor, c).await,
+        Command::Keys(k) => keys(&services, &actor, k).await,
         Command::Vault(VaultCommand::RotateMasterKey) => rotate_master_key(&services, &actor).await,
         Command::Onboarding(o) => onboarding(&services, &actor, o).await,
         Command::Query {
@@ -1038,4 +1053,129 @@ fn read_credentials(
         out.insert(t.to_owned(), SecretInput(SecretString::from(value)));
     }
     Ok(out)
+}
+
+fn key_rows(items: &[KeyView], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::json(&items),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record([
+                "key_id",
+                "customer_id",
+                "name",
+                "status",
+                "scopes",
+                "allowed_adapters",
+                "expires_at",
+                "last_used_at",
+            ])?;
+            for k in items {
+                w.write_record([
+                    k.key_id.clone(),
+                    k.customer_id.clone(),
+                    k.name.clone(),
+                    k.status.clone(),
+                    k.scopes.join(" "),
+                    k.allowed_adapters.join(" "),
+                    k.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    k.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut t = output::table(&[
+                "key id",
+                "name",
+                "status",
+                "scopes",
+                "adapters",
+                "expires",
+                "last used",
+            ]);
+            for k in items {
+                t.add_row(vec![
+                    k.key_id.clone(),
+                    k.name.clone(),
+                    k.status.clone(),
+                    k.scopes.join(", "),
+                    k.allowed_adapters.join(", "),
+                    k.expires_at
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    k.last_used_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+fn print_issued(issued: &IssuedKey, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::json(issued),
+        _ => {
+            key_rows(std::slice::from_ref(&issued.key), format)?;
+            eprintln!("The key's secret, shown this once (store it now):");
+            println!("{}", issued.secret);
+        }
+    }
+    Ok(())
+}
+
+async fn keys(s: &Services, actor: &Actor, k: KeysCommand) -> CliResult {
+    match k {
+        KeysCommand::Issue {
+            customer_id,
+            name,
+            scopes,
+            adapters,
+            expires_at,
+            format,
+        } => {
+            let req = IssueKeyRequest {
+                name,
+                scopes,
+                allowed_adapters: adapters,
+                expires_at,
+            };
+            let issued = s.issue_integration_key(actor, &customer_id, &req).await?;
+            print_issued(&issued, format)?;
+        }
+        KeysCommand::List {
+            customer_id,
+            format,
+        } => key_rows(&s.list_integration_keys(actor, &customer_id).await?, format)?,
+        KeysCommand::Rotate {
+            customer_id,
+            key_id,
+            grace_seconds,
+            format,
+        } => {
+            let issued = s
+                .rotate_integration_key(
+                    actor,
+                    &customer_id,
+                    &key_id,
+                    &RotateKeyRequest { grace_seconds },
+                )
+                .await?;
+            print_issued(&issued, format)?;
+        }
+        KeysCommand::Revoke {
+            customer_id,
+            key_id,
+            format,
+        } => {
+            let view = s
+                .revoke_integration_key(actor, &customer_id, &key_id)
+                .await?;
+            key_rows(std::slice::from_ref(&view), format)?;
+        }
+    }
+    Ok(exit::OK)
 }

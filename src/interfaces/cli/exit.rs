@@ -37,7 +37,8 @@ pub fn report(e: &ServiceError) -> ExitCode {
         | S::Forbidden { .. }
         | S::QueryRefused(_)
         | S::QueryTimeout(_) => REFUSED,
-        S::CustomerNotFound(_) | S::CredentialNotFound(_) => NOT_FOUND,
+        S::CustomerNotFound(_) | S::CredentialNotFound(_) | S::KeyNotFound(_) => NOT_FOUND,
+        S::KeyRevoked(_) => CONFLICT,
         S::CredentialUnreadable(_) => INTEGRITY,
         S::CustomerExists(_)
         | S::InvalidTransition(_)

@@ -116,6 +116,9 @@ enum Command {
     /// The vault's master keys.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Customers' integration keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -252,6 +255,61 @@ enum CredentialsCommand {
         /// Look this many days ahead.
         #[arg(long, default_value_t = 14)]
         within_days: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Issue a key; its secret is printed this once.
+    Issue {
+        /// Customer id.
+        customer_id: String,
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// Scopes, comma-separated (ship:upload,jobs:read).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Allowed adapters, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        adapters: Vec<String>,
+        /// When it stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// A customer's keys, without secrets.
+    List {
+        /// Customer id.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Give a key a new secret (printed this once).
+    Rotate {
+        /// Customer id.
+        customer_id: String,
+        /// Key id.
+        key_id: String,
+        /// Seconds the old secret keeps working.
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// Customer id.
+        customer_id: String,
+        /// Key id.
+        key_id: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,

@@ -6,6 +6,7 @@ mod credentials;
 mod customers;
 pub mod error;
 mod json;
+mod keys;
 mod meta;
 mod onboarding;
 pub mod openapi;
@@ -75,6 +76,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(customers::router())
         .merge(onboarding::router())
         .merge(credentials::router())
+        .merge(keys::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound });
     let mcp = tower::ServiceBuilder::new()

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{credentials, customers, meta, onboarding};
+use super::{credentials, customers, keys, meta, onboarding};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -14,7 +14,8 @@ use super::{credentials, customers, meta, onboarding};
         customers::customer_audit, onboarding::status, onboarding::retry, onboarding::check,
         onboarding::query, onboarding::config, credentials::store, credentials::list,
         credentials::versions, credentials::change_version, credentials::validate,
-        credentials::revoke, credentials::value, credentials::due, meta::industries, meta::audit,
+        credentials::revoke, credentials::value, credentials::due, keys::issue, keys::list,
+        keys::rotate, keys::revoke, meta::industries, meta::audit,
         meta::health,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
@@ -23,6 +24,7 @@ use super::{credentials, customers, meta, onboarding};
         (name = "customers", description = "The customer registry"),
         (name = "onboarding", description = "Onboarding runs, checklists, datasets"),
         (name = "credentials", description = "The credentials vault"),
+        (name = "integration keys", description = "Customers' machine keys"),
         (name = "audit", description = "The hash-chained event log"),
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),

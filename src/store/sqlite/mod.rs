@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod credentials;
 pub mod datasets;
+mod keys;
 mod runs;
 
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};

@@ -1,0 +1,404 @@
+//! Integration keys (the seed's `POST /api/admin/tenants/:id/integration-keys`): issued per
+//! customer with scopes, allowed adapters and an optional expiry; the secret is shown once and
+//! stored only as an HMAC-SHA256 under `KEY_HASH_SECRET`; rotation with an optional grace period
+//! for the old secret; revocation that takes effect at once.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::OsRng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{Actor, ServiceError, Services};
+use crate::domain::integration_key::{format_key, generate, parse};
+use crate::domain::{CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
+use crate::store::keys::IntegrationKeyRecord;
+
+/// The longest grace period a rotation may give the old secret.
+pub const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+/// How often `last_used_at` is written at most.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+
+/// A key to issue.
+#[derive(Debug, Clone, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueKeyRequest {
+    /// A name for people (`Production CLI`).
+    pub name: String,
+    /// What its tokens may do, `area:action` (`ship:upload`, `jobs:read`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The adapters its tokens may use (`generic-shipment-csv`).
+    #[serde(default)]
+    pub allowed_adapters: Vec<String>,
+    /// When it stops working; never when null.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A rotation.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old secret keeps working, in seconds (0 to 604800; default 0: at once).
+    #[serde(default)]
+    pub grace_seconds: u32,
+}
+
+/// An integration key, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    /// The public key id (also inside the key).
+    pub key_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its adapters.
+    pub allowed_adapters: Vec<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// Who issued it.
+    pub created_by: String,
+    /// Last rotation.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// Until when the secret before the last rotation still works.
+    pub previous_valid_until: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last use (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A key with its secret: the only time the secret is shown.
+#[derive(Serialize, ToSchema)]
+pub struct IssuedKey {
+    /// The whole key, for `x-api-key`. Store it now: it is not shown again.
+    pub secret: String,
+    /// The key.
+    pub key: KeyView,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuedKey({}, [redacted])", self.key.key_id)
+    }
+}
+
+/// A key that checked out: whose it is and what it may do.
+#[derive(Debug, Clone)]
+pub struct VerifiedKey {
+    /// The customer.
+    pub customer_id: String,
+    /// The key.
+    pub key_id: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its adapters.
+    pub allowed_adapters: Vec<String>,
+}
+
+fn check_labels(field: &str, values: &[String], scope: bool, errors: &mut Vec<FieldError>) {
+    if values.len() > 50 {
+        errors.push(Invalid::new("too_many", format!("at most 50 {field}")).at(field));
+    }
+    for (i, v) in values.iter().enumerate() {
+        let ok = if scope {
+            v.split_once(':').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+                    && b.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c == b'_' || c == b'*')
+            })
+        } else {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        };
+        if !ok {
+            let rule = if scope {
+                "a scope is area:action in lowercase letters and '_' (ship:upload)"
+            } else {
+                "an adapter is 1 to 64 lowercase letters, digits, '-' and '_'"
+            };
+            errors.push(Invalid::new("invalid_format", rule).at(format!("{field}[{i}]")));
+        }
+        if values[..i].contains(v) {
+            errors.push(
+                Invalid::new("duplicate", format!("'{v}' is listed twice"))
+                    .at(format!("{field}[{i}]")),
+            );
+        }
+    }
+}
+
+impl Services {
+    fn key_view(&self, k: &IntegrationKeyRecord) -> KeyView {
+        let now = self.clock.now();
+        let status = if k.revoked_at.is_some() {
+            "revoked"
+        } else if k.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        KeyView {
+            key_id: k.key_id.clone(),
+            customer_id: k.customer_id.clone(),
+            name: k.name.clone(),
+            scopes: k.scopes.clone(),
+            allowed_adapters: k.allowed_adapters.clone(),
+            status: status.into(),
+            expires_at: k.expires_at,
+            created_at: k.created_at,
+            created_by: k.created_by.clone(),
+            rotated_at: k.rotated_at,
+            previous_valid_until: k.previous_valid_until.filter(|u| *u > now),
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+
+    fn key_event(
+        &self,
+        actor: &Actor,
+        k: &IntegrationKeyRecord,
+        event_type: &str,
+        extra: serde_json::Value,
+    ) -> NewEvent {
+        let mut payload = json!({"key_id": k.key_id, "name": k.name, "scopes": k.scopes, "allowed_adapters": k.allowed_adapters});
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        NewEvent {
+            event_type: event_type.into(),
+            actor: actor.name.clone(),
+            customer_id: Some(CustomerId::from_trusted(k.customer_id.clone())),
+            payload,
+            occurred_at: self.clock.now(),
+            request_id: actor.request_id.clone(),
+        }
+    }
+
+    async fn customer_key(
+        &self,
+        customer_id: &str,
+        key_id: &str,
+    ) -> Result<IntegrationKeyRecord, ServiceError> {
+        self.current(customer_id).await?;
+        match self.store.integration_key(key_id).await? {
+            Some(k) if k.customer_id == customer_id => Ok(k),
+            _ => Err(ServiceError::KeyNotFound(format!(
+                "customer '{customer_id}' has no integration key '{key_id}'"
+            ))),
+        }
+    }
+
+    /// Issues a key; the answer holds its secret, shown this once.
+    pub async fn issue_integration_key(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        req: &IssueKeyRequest,
+    ) -> Result<IssuedKey, ServiceError> {
+        actor.require(Role::Operator)?;
+        let mut errors = Vec::new();
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            errors
+                .push(Invalid::new("invalid_text", "name must be 1 to 100 characters").at("name"));
+        }
+        check_labels("scopes", &req.scopes, true, &mut errors);
+        check_labels(
+            "allowed_adapters",
+            &req.allowed_adapters,
+            false,
+            &mut errors,
+        );
+        let now = self.clock.now();
+        if req.expires_at.is_some_and(|e| e <= now) {
+            errors.push(
+                Invalid::new("in_the_past", "expires_at must be in the future").at("expires_at"),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let customer = self.current(customer_id).await?;
+        if customer.status == CustomerStatus::Deleted {
+            return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
+        }
+        let (key_id, secret) = generate(&mut OsRng);
+        let record = IntegrationKeyRecord {
+            key_id: key_id.clone(),
+            customer_id: customer_id.to_owned(),
+            name: name.to_owned(),
+            scopes: req.scopes.clone(),
+            allowed_adapters: req.allowed_adapters.clone(),
+            expires_at: req.expires_at,
+            secret_hash: self.key_hash.hash(&secret),
+            previous_secret_hash: None,
+            previous_valid_until: None,
+            created_at: now,
+            created_by: actor.name.clone(),
+            rotated_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let event = self.key_event(
+            actor,
+            &record,
+            "integration_key.issued",
+            json!({"expires_at": req.expires_at}),
+        );
+        self.store.insert_integration_key(&record, event).await?;
+        Ok(IssuedKey {
+            secret: format_key(&key_id, &secret),
+            key: self.key_view(&record),
+        })
+    }
+
+    /// A customer's keys, without secrets.
+    pub async fn list_integration_keys(
+        &self,
+        _actor: &Actor,
+        customer_id: &str,
+    ) -> Result<Vec<KeyView>, ServiceError> {
+        self.current(customer_id).await?;
+        let keys = self.store.integration_keys(customer_id).await?;
+        Ok(keys.iter().map(|k| self.key_view(k)).collect())
+    }
+
+    /// Gives a key a new secret; the old one keeps working for `grace_seconds`.
+    pub async fn rotate_integration_key(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        key_id: &str,
+        req: &RotateKeyRequest,
+    ) -> Result<IssuedKey, ServiceError> {
+        actor.require(Role::Operator)?;
+        if req.grace_seconds > MAX_GRACE_SECONDS {
+            return Err(Invalid::new(
+                "out_of_range",
+                format!("grace_seconds must be from 0 to {MAX_GRACE_SECONDS}"),
+            )
+            .at("grace_seconds")
+            .into());
+        }
+        let mut k = self.customer_key(customer_id, key_id).await?;
+        let now = self.clock.now();
+        if k.revoked_at.is_some() {
+            return Err(ServiceError::KeyRevoked(key_id.to_owned()));
+        }
+        let (_, secret) = generate(&mut OsRng);
+        // Only the secret being replaced gets a grace period: a second rotation ends the first's.
+        k.previous_secret_hash = (req.grace_seconds > 0).then(|| k.secret_hash.clone());
+        k.previous_valid_until =
+            (req.grace_seconds > 0).then(|| now + Duration::seconds(i64::from(req.grace_seconds)));
+        k.secret_hash = self.key_hash.hash(&secret);
+        k.rotated_at = Some(now);
+        let event = self.key_event(
+            actor,
+            &k,
+            "integration_key.rotated",
+            json!({"grace_seconds": req.grace_seconds}),
+        );
+        self.store.update_integration_key(&k, event).await?;
+        Ok(IssuedKey {
+            secret: format_key(key_id, &secret),
+            key: self.key_view(&k),
+        })
+    }
+
+    /// Revokes a key: it stops working at once.
+    pub async fn revoke_integration_key(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        key_id: &str,
+    ) -> Result<KeyView, ServiceError> {
+        actor.require(Role::Operator)?;
+        let mut k = self.customer_key(customer_id, key_id).await?;
+        if k.revoked_at.is_none() {
+            k.revoked_at = Some(self.clock.now());
+            k.previous_secret_hash = None;
+            k.previous_valid_until = None;
+            let event = self.key_event(actor, &k, "integration_key.revoked", json!({}));
+            self.store.update_integration_key(&k, event).await?;
+        }
+        Ok(self.key_view(&k))
+    }
+
+    /// Checks a presented key: well-formed with a good checksum (no look-up otherwise), known,
+    /// its secret matching in constant time, not revoked, not expired. Every refusal is the same
+    /// to the caller.
+    pub async fn verify_integration_key(
+        &self,
+        presented: &str,
+    ) -> Result<VerifiedKey, ServiceError> {
+        let refused = ServiceError::Unauthenticated(
+            "the integration key is missing, malformed, unknown, revoked or expired",
+        );
+        let Some(parsed) = parse(presented.trim()) else {
+            return Err(refused);
+        };
+        let Some(k) = self.store.integration_key(&parsed.key_id).await? else {
+            return Err(refused);
+        };
+        let now = self.clock.now();
+        let current = self.key_hash.verify(&parsed.secret, &k.secret_hash);
+        let previous = k
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|h| self.key_hash.verify(&parsed.secret, h))
+            && k.previous_valid_until.is_some_and(|u| u > now);
+        if !(current || previous)
+            || k.revoked_at.is_some()
+            || k.expires_at.is_some_and(|e| e <= now)
+        {
+            return Err(refused);
+        }
+        if k.last_used_at
+            .is_none_or(|t| now - t >= Duration::seconds(TOUCH_EVERY_SECONDS))
+        {
+            self.store.touch_integration_key(&k.key_id, now).await?;
+        }
+        Ok(VerifiedKey {
+            customer_id: k.customer_id,
+            key_id: k.key_id,
+            scopes: k.scopes,
+            allowed_adapters: k.allowed_adapters,
+        })
+    }
+
+    /// Revokes every key of a customer (offboarding with data, onboarding rollback).
+    pub(super) async fn revoke_all_keys(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        reason: &str,
+    ) -> Result<u64, ServiceError> {
+        let event = NewEvent {
+            event_type: "integration_keys.revoked".into(),
+            actor: actor.name.clone(),
+            customer_id: Some(CustomerId::from_trusted(customer_id.to_owned())),
+            payload: json!({"reason": reason}),
+            occurred_at: self.clock.now(),
+            request_id: actor.request_id.clone(),
+        };
+        Ok(self
+            .store
+            .revoke_customer_keys(customer_id, self.clock.now(), Some(event))
+            .await?)
+    }
+}
