@@ -100,6 +100,8 @@ impl From<&ServiceError> for Problem {
             }
             S::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             S::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            S::ScopeMissing(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            S::OtherCustomer => (StatusCode::FORBIDDEN, "forbidden"),
             S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
                 tracing::error!(error = %e, "registry unavailable");
                 return Problem::new(

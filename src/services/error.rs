@@ -78,6 +78,12 @@ pub enum ServiceError {
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// A customer's token lacks a scope.
+    #[error("this action needs the '{0}' scope, which the token does not have")]
+    ScopeMissing(String),
+    /// A customer's token used on another customer.
+    #[error("the token belongs to another customer")]
+    OtherCustomer,
     /// Valid credentials, too low a role.
     #[error("this action needs the {required} role; the token has {actual}")]
     Forbidden {

@@ -381,6 +381,15 @@ impl HashSecret {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A key for another purpose, derived from this secret and `label` (HMAC of the label).
+    pub fn derive(&self, label: &str) -> zeroize::Zeroizing<Vec<u8>> {
+        use hmac::{Mac, SimpleHmac};
+        let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(label.as_bytes());
+        zeroize::Zeroizing::new(mac.finalize().into_bytes().to_vec())
+    }
+
     /// Whether `secret` hashes to `stored`, compared in constant time.
     pub fn verify(&self, secret: &str, stored: &str) -> bool {
         use subtle::ConstantTimeEq;

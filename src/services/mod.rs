@@ -13,6 +13,7 @@ pub mod keyring;
 pub mod keys;
 pub mod legacy;
 pub mod onboarding;
+pub mod tenant_tokens;
 pub mod tokens;
 pub mod views;
 

@@ -35,6 +35,8 @@ pub fn report(e: &ServiceError) -> ExitCode {
         S::IdempotencyKeyReused(_)
         | S::Unauthenticated(_)
         | S::Forbidden { .. }
+        | S::ScopeMissing(_)
+        | S::OtherCustomer
         | S::QueryRefused(_)
         | S::QueryTimeout(_) => REFUSED,
         S::CustomerNotFound(_) | S::CredentialNotFound(_) | S::KeyNotFound(_) => NOT_FOUND,

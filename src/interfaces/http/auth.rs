@@ -1,4 +1,5 @@
-//! Authentication of `/api/v1` requests: `Authorization: Bearer <admin token>`.
+//! Authentication of `/api/v1` requests: `Authorization: Bearer <admin token>` for operators,
+//! `Authorization: Bearer <access token>` (from the token exchange) for a customer's own routes.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -6,6 +7,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::services::tenant_tokens::TenantPrincipal;
 use crate::services::{Actor, ServiceError};
 
 /// The actor behind an authenticated request. Handlers that take it refuse a missing or bad
@@ -42,5 +44,62 @@ impl FromRequestParts<AppState> for Authenticated {
         Ok(Authenticated(
             state.services.authenticate(token, request_id).await?,
         ))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ServiceError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ServiceError::Unauthenticated(
+            "missing Authorization: Bearer <token> header",
+        ))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(ServiceError::Unauthenticated(
+            "the Authorization header must be 'Bearer <token>'",
+        ))
+}
+
+/// A customer acting through an access token from the token exchange.
+pub struct TenantAuthenticated(pub TenantPrincipal);
+
+impl FromRequestParts<AppState> for TenantAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        Ok(TenantAuthenticated(
+            state.services.authenticate_tenant(token)?,
+        ))
+    }
+}
+
+/// Either an operator (admin token) or a customer (access token).
+pub enum AnyAuthenticated {
+    /// An admin token.
+    Operator(Actor),
+    /// A customer's access token.
+    Tenant(TenantPrincipal),
+}
+
+impl FromRequestParts<AppState> for AnyAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(parts)?.starts_with("onr_at_") {
+            let Authenticated(actor) = Authenticated::from_request_parts(parts, state).await?;
+            Ok(AnyAuthenticated::Operator(actor))
+        } else {
+            let TenantAuthenticated(p) =
+                TenantAuthenticated::from_request_parts(parts, state).await?;
+            Ok(AnyAuthenticated::Tenant(p))
+        }
     }
 }

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Authenticated;
+use super::auth::{AnyAuthenticated, Authenticated};
 use super::error::{ApiError, Problem};
 use super::json::ApiJson;
 use super::AppState;
@@ -230,7 +230,8 @@ pub async fn revoke(
     ))
 }
 
-/// Read the current value (admin only); every read is recorded as a `credential.read` event.
+/// Read the current value: an admin token, or the customer's own access token with the
+/// `credentials:read` scope. Every read is recorded as a `credential.read` event.
 #[utoipa::path(get, path = "/api/v1/customers/{customer_id}/credentials/{credential_type}/value", tag = "credentials",
     params(("customer_id" = String, Path, description = "Customer id"),
            ("credential_type" = String, Path, description = "Credential type")),
@@ -244,15 +245,20 @@ pub async fn revoke(
     security(("bearer" = [])))]
 pub async fn value(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    auth: AnyAuthenticated,
     Path((customer_id, credential_type)): Path<(String, String)>,
 ) -> Result<Json<CredentialValue>, ApiError> {
-    Ok(Json(
-        state
-            .services
-            .read_credential_value(&actor, &customer_id, &credential_type)
-            .await?,
-    ))
+    let s = &state.services;
+    Ok(Json(match auth {
+        AnyAuthenticated::Operator(actor) => {
+            s.read_credential_value(&actor, &customer_id, &credential_type)
+                .await?
+        }
+        AnyAuthenticated::Tenant(p) => {
+            s.read_credential_value_as_tenant(&p, &customer_id, &credential_type)
+                .await?
+        }
+    }))
 }
 
 /// Credentials past or near their rotation deadline, across customers.

@@ -10,6 +10,7 @@ mod keys;
 mod meta;
 mod onboarding;
 pub mod openapi;
+mod tenant;
 
 use axum::extract::{DefaultBodyLimit, Request as AxumRequest};
 use axum::http::{HeaderName, Request};
@@ -77,6 +78,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(onboarding::router())
         .merge(credentials::router())
         .merge(keys::router())
+        .merge(tenant::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound });
     let mcp = tower::ServiceBuilder::new()

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{credentials, customers, keys, meta, onboarding};
+use super::{credentials, customers, keys, meta, onboarding, tenant};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -15,7 +15,7 @@ use super::{credentials, customers, keys, meta, onboarding};
         onboarding::query, onboarding::config, credentials::store, credentials::list,
         credentials::versions, credentials::change_version, credentials::validate,
         credentials::revoke, credentials::value, credentials::due, keys::issue, keys::list,
-        keys::rotate, keys::revoke, meta::industries, meta::audit,
+        keys::rotate, keys::revoke, tenant::exchange, tenant::me, meta::industries, meta::audit,
         meta::health,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
