@@ -597,6 +597,8 @@ fn stdio_stdout_is_only_protocol() {
             "arguments": {"customer_id": "acme_corp", "sql": "SELECT 1 as test"}}}),
         json!({"jsonrpc": "2.0", "id": 6, "method": "resources/read", "params": {"uri": "customer://acme_corp/config"}}),
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}}),
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "store_credential",
+            "arguments": {"customer_id": "acme_corp", "type": "meta_access_token", "value": "EAAtraceSecret12345"}}}),
     ];
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
@@ -619,7 +621,7 @@ fn stdio_stdout_is_only_protocol() {
         ids.push(v["id"].as_i64().unwrap());
     }
     ids.sort_unstable();
-    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let by_id = |id: i64| -> Value {
         stdout
             .lines()
@@ -644,5 +646,13 @@ fn stdio_stdout_is_only_protocol() {
     assert!(
         stderr.contains("mcp tool call"),
         "logs go to stderr: {stderr}"
+    );
+    assert_eq!(
+        by_id(8)["result"]["structuredContent"]["status"],
+        "unvalidated"
+    );
+    assert!(
+        !stderr.contains("EAAtraceSecret12345") && !stdout.contains("EAAtraceSecret12345"),
+        "a credential value reached the logs or a response"
     );
 }

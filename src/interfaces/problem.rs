@@ -111,7 +111,7 @@ impl From<&ServiceError> for Problem {
                     None,
                 );
             }
-            S::Store(_) | S::Product(_) | S::Dataset(_) | S::Export(_) => {
+            S::Store(_) | S::Product(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => {
                 tracing::error!(error = %e, "request failed");
                 return Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

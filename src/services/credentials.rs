@@ -531,11 +531,7 @@ impl Services {
         customer_id: &str,
         run_id: &str,
     ) -> Result<(), ServiceError> {
-        let actor = Actor {
-            name: "onramp".into(),
-            role: Role::Admin,
-            request_id: None,
-        };
+        let actor = Actor::system();
         for staged in self.store.staged_credentials(customer_id, run_id).await? {
             let t = self.credential_type(&staged.credential_type)?;
             let stored = self
@@ -575,11 +571,7 @@ impl Services {
         customer_id: &str,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        let actor = Actor {
-            name: "onramp".into(),
-            role: Role::Admin,
-            request_id: None,
-        };
+        let actor = Actor::system();
         self.destroy_all_credentials(&actor, customer_id, reason)
             .await?;
         self.store.clear_staged_credentials(customer_id).await?;
@@ -690,6 +682,16 @@ impl Services {
         credential_type: &str,
     ) -> Result<CredentialValue, ServiceError> {
         actor.require(Role::Admin)?;
+        self.read_value(actor, customer_id, credential_type).await
+    }
+
+    /// Opens the current value and records the read; the caller has checked who may.
+    pub(super) async fn read_value(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+        credential_type: &str,
+    ) -> Result<CredentialValue, ServiceError> {
         self.live_customer(customer_id).await?;
         self.credential_type(credential_type)?;
         let (record, versions) = self.load_credential(customer_id, credential_type).await?;
@@ -1008,29 +1010,36 @@ impl Services {
         Ok(out)
     }
 
-    /// Erases every credential of a customer (onboarding rollback, offboarding with data).
+    /// Erases every credential of a customer (onboarding rollback, offboarding with data);
+    /// returns the types it had.
     pub(super) async fn destroy_all_credentials(
         &self,
         actor: &Actor,
         customer_id: &str,
         reason: &str,
-    ) -> Result<u64, ServiceError> {
-        let records = self.store.credentials(customer_id).await?;
-        if records.is_empty() {
-            return Ok(0);
+    ) -> Result<Vec<String>, ServiceError> {
+        let types: Vec<String> = self
+            .store
+            .credentials(customer_id)
+            .await?
+            .into_iter()
+            .map(|r| r.credential_type)
+            .collect();
+        if types.is_empty() {
+            return Ok(types);
         }
         let now = self.clock.now();
         let event = self.credential_event(
             actor,
             customer_id,
             "credentials.destroyed",
-            json!({"credential_types": records.iter().map(|r| &r.credential_type).collect::<Vec<_>>(), "reason": reason}),
+            json!({"credential_types": types, "reason": reason}),
             now,
         );
-        Ok(self
-            .store
+        self.store
             .destroy_customer_credentials(customer_id, now, Some(event))
-            .await?)
+            .await?;
+        Ok(types)
     }
 
     /// Rewraps every data key sealed under an older master key onto the current one, in

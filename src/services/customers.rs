@@ -761,12 +761,7 @@ impl Services {
                 return Err(ServiceError::RunInProgress(customer_id.to_owned()));
             }
         }
-        let system = Actor {
-            name: actor.name.clone(),
-            role: Role::Admin,
-            request_id: actor.request_id.clone(),
-        };
-        self.revoke_all_keys(&system, customer_id, "customer offboarded")
+        self.revoke_all_keys(actor, customer_id, "customer offboarded")
             .await?;
         let receipt = if req.delete_data {
             Some(

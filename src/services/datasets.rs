@@ -339,19 +339,13 @@ impl Services {
         };
         self.undo_dataset(customer.id.as_str(), "customer offboarded with its data")
             .await?;
-        let credentials_destroyed: Vec<String> = self
-            .store
-            .credentials(customer.id.as_str())
-            .await?
-            .into_iter()
-            .map(|c| c.credential_type)
-            .collect();
-        self.destroy_all_credentials(
-            actor,
-            customer.id.as_str(),
-            "customer offboarded with its data",
-        )
-        .await?;
+        let credentials_destroyed = self
+            .destroy_all_credentials(
+                actor,
+                customer.id.as_str(),
+                "customer offboarded with its data",
+            )
+            .await?;
         let mut fields_cleared: Vec<String> = customer
             .attributes
             .keys()

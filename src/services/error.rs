@@ -95,6 +95,10 @@ pub enum ServiceError {
     /// The product file (or a file it names) is bad.
     #[error(transparent)]
     Product(#[from] ProductError),
+    /// Something that should not fail did (a client that cannot be built, a token that cannot
+    /// be signed).
+    #[error("{0}")]
+    Internal(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

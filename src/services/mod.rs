@@ -52,6 +52,15 @@ impl Actor {
         }
     }
 
+    /// Onramp itself, for the events of work no person asked for (a run's steps and rollback).
+    pub fn system() -> Self {
+        Self {
+            name: "onramp".into(),
+            role: Role::Admin,
+            request_id: None,
+        }
+    }
+
     /// Refuses unless the actor's role includes `required`.
     pub fn require(&self, required: Role) -> Result<(), ServiceError> {
         if self.role.allows(required) {
@@ -152,7 +161,9 @@ impl Services {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| ServiceError::Export(std::io::Error::other(e)))?,
+                .map_err(|e| {
+                    ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
+                })?,
         })
     }
 }

@@ -575,13 +575,12 @@ impl Services {
         self.store
             .clear_staged_credentials(&run.customer_id)
             .await?;
-        let system = super::Actor {
-            name: "onramp".into(),
-            role: crate::domain::Role::Admin,
-            request_id: None,
-        };
-        self.revoke_all_keys(&system, &run.customer_id, "onboarding rolled back")
-            .await?;
+        self.revoke_all_keys(
+            &super::Actor::system(),
+            &run.customer_id,
+            "onboarding rolled back",
+        )
+        .await?;
         let now = self.clock.now();
         for step in run
             .steps

@@ -142,11 +142,7 @@ impl Services {
             &claims,
             &EncodingKey::from_secret(&self.signing_key()),
         )
-        .map_err(|e| {
-            ServiceError::Store(crate::store::StoreError::Corrupt(format!(
-                "cannot sign a token: {e}"
-            )))
-        })?;
+        .map_err(|e| ServiceError::Internal(format!("cannot sign a token: {e}")))?;
         tracing::info!(customer_id = %key.customer_id, key_id = %key.key_id, "integration key exchanged for a token");
         Ok(TokenGrant {
             access_token: token,
@@ -203,11 +199,7 @@ impl Services {
     ) -> Result<super::credentials::CredentialValue, ServiceError> {
         p.require_customer(customer_id)?;
         p.require_scope("credentials:read")?;
-        let actor = Actor {
-            role: Role::Admin,
-            ..p.actor()
-        };
-        self.read_credential_value(&actor, customer_id, credential_type)
+        self.read_value(&p.actor(), customer_id, credential_type)
             .await
     }
 }

@@ -52,7 +52,7 @@ pub fn report(e: &ServiceError) -> ExitCode {
         | S::StatusOwnedByOnboarding(_)
         | S::NoDataset(_) => CONFLICT,
         S::Product(_) => CONFIG,
-        S::Store(_) | S::Dataset(_) | S::Export(_) => FAILURE,
+        S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => FAILURE,
     };
     eprintln!("error: {e}");
     ExitCode::from(code)

@@ -369,7 +369,10 @@ impl clap::ValueEnum for Role {
 
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+        // The MCP SDK logs whole requests at debug, tool arguments (credential values) included:
+        // whatever RUST_LOG asks for, its logs stop at info.
+        .add_directive("rmcp=info".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
