@@ -80,9 +80,13 @@ impl From<&ServiceError> for Problem {
             S::RunInProgress(_) => (StatusCode::CONFLICT, "run_in_progress"),
             S::StatusOwnedByOnboarding(_) => (StatusCode::CONFLICT, "status_owned_by_onboarding"),
             S::NoDataset(_) => (StatusCode::CONFLICT, "no_dataset"),
+            S::AdapterNotFound(_) => (StatusCode::NOT_FOUND, "adapter_not_found"),
+            S::NotActive { .. } => (StatusCode::CONFLICT, "not_active"),
+            S::TableNotProvisioned { .. } => (StatusCode::CONFLICT, "table_not_provisioned"),
             S::CredentialNotFound(_) => (StatusCode::NOT_FOUND, "credential_not_found"),
             S::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
             S::KeyRevoked(_) => (StatusCode::CONFLICT, "key_revoked"),
+            S::KeyChanged(_) => (StatusCode::CONFLICT, "key_changed"),
             S::CredentialUnreadable(_) => {
                 tracing::error!(error = %e, "vault integrity");
                 (StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable")
@@ -102,6 +106,7 @@ impl From<&ServiceError> for Problem {
             S::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             S::ScopeMissing(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             S::OtherCustomer => (StatusCode::FORBIDDEN, "forbidden"),
+            S::AdapterNotAllowed(_) => (StatusCode::FORBIDDEN, "adapter_not_allowed"),
             S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
                 tracing::error!(error = %e, "registry unavailable");
                 return Problem::new(

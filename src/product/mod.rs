@@ -215,6 +215,25 @@ pub struct Product {
     pub legacy: Option<Legacy>,
     /// Credential types the vault stores, by name.
     pub credentials: BTreeMap<String, CredentialType>,
+    /// Upload adapters: how a customer's own token loads files into its dataset's tables.
+    pub adapters: BTreeMap<String, Adapter>,
+}
+
+/// An upload adapter (seed 003's `generic-shipment-csv`): a CSV file into one table of the
+/// customer's dataset, for tokens with its scope and the adapter in their key's
+/// `allowed_adapters`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adapter {
+    /// Its name, as keys list it.
+    pub name: String,
+    /// The dataset table it loads.
+    pub table: String,
+    /// For people.
+    pub description: String,
+    /// The scope a token needs (default `data:upload`).
+    pub scope: String,
+    /// The most rows one upload may carry (default 10,000).
+    pub max_rows: usize,
 }
 
 /// A kind of credential the vault keeps per customer, and its rules.

@@ -7,7 +7,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::{
-    anchored_regex, AttributeDef, AttributeKind, ChecklistItem, Column, CredentialCheck,
+    anchored_regex, Adapter, AttributeDef, AttributeKind, ChecklistItem, Column, CredentialCheck,
     CredentialType, DataStore, Industry, Legacy, Problem, Product, QueryLimits, RetryPolicy, Tier,
 };
 use crate::domain::run::{check_steps, DEFAULT_STEPS};
@@ -45,6 +45,19 @@ struct Raw {
     legacy: Option<Spanned<RawLegacy>>,
     #[serde(default)]
     credentials: BTreeMap<String, Spanned<RawCredential>>,
+    #[serde(default)]
+    adapters: BTreeMap<String, Spanned<RawAdapter>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdapter {
+    table: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    format: Option<Spanned<String>>,
+    scope: Option<Spanned<String>>,
+    max_rows: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -709,6 +722,68 @@ pub(super) fn parse(
         );
     }
 
+    let mut adapters = BTreeMap::new();
+    for (name, spanned) in &raw.adapters {
+        let ra = spanned.get_ref();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            c.at(spanned, format!("adapters.{name}: an adapter name is 1 to 64 lowercase letters, digits, '-' and '_'"));
+        }
+        let table = ra.table.get_ref();
+        if !tables.contains_key(table) {
+            c.at(
+                &ra.table,
+                format!("adapters.{name}.table '{table}' is not defined under [tables]"),
+            );
+        }
+        if let Some(f) = &ra.format {
+            if f.get_ref() != "csv" {
+                c.at(f, format!("adapters.{name}.format must be \"csv\""));
+            }
+        }
+        let scope = ra
+            .scope
+            .as_ref()
+            .map_or("data:upload".to_owned(), |s| s.get_ref().clone());
+        let scope_ok = scope.split_once(':').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && format!("{a}{b}")
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c == b'_')
+        });
+        if !scope_ok {
+            if let Some(s) = &ra.scope {
+                c.at(s, format!("adapters.{name}.scope must be area:action in lowercase letters and '_' (ship:upload)"));
+            }
+        }
+        let max_rows = match &ra.max_rows {
+            Some(m) if !(1..=1_000_000).contains(m.get_ref()) => {
+                c.at(
+                    m,
+                    format!("adapters.{name}.max_rows must be from 1 to 1000000"),
+                );
+                10_000
+            }
+            Some(m) => *m.get_ref() as usize,
+            None => 10_000,
+        };
+        adapters.insert(
+            name.clone(),
+            Adapter {
+                name: name.clone(),
+                table: table.clone(),
+                description: ra.description.trim().to_owned(),
+                scope,
+                max_rows,
+            },
+        );
+    }
+
     // A product with credential types stores the ones an onboarding request carries.
     let steps_listed = raw
         .onboarding
@@ -744,5 +819,6 @@ pub(super) fn parse(
         query,
         legacy,
         credentials,
+        adapters,
     })
 }

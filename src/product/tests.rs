@@ -149,3 +149,33 @@ fn the_example_products_are_valid() {
         }
     }
 }
+
+#[test]
+fn upload_adapters_name_a_defined_table() {
+    let base =
+        "[product]\nname = \"X\"\n\n[[industries]]\nid = \"other\"\nname = \"Other\"\n\n[tables.t]\ncolumns = [{ name = \"a\", type = \"text\" }]\n";
+    let ok = format!("{base}\n[adapters.t-csv]\ntable = \"t\"\n");
+    let product = Product::from_toml(&ok, "test.toml", None).unwrap();
+    let a = &product.adapters["t-csv"];
+    assert_eq!(
+        (a.table.as_str(), a.scope.as_str(), a.max_rows),
+        ("t", "data:upload", 10_000)
+    );
+
+    let bad = format!(
+        "{base}\n[adapters.Bad]\ntable = \"nope\"\nformat = \"xlsx\"\nscope = \"upload\"\nmax_rows = 0\n"
+    );
+    let found = problems(&bad);
+    for needle in [
+        "adapters.Bad: an adapter name",
+        "table 'nope' is not defined",
+        "format must be \"csv\"",
+        "scope must be area:action",
+        "max_rows must be from 1",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(needle)),
+            "{needle}: {found:#?}"
+        );
+    }
+}

@@ -109,7 +109,10 @@ fn dataset_error(e: DatasetError) -> ServiceError {
 }
 
 impl Services {
-    fn backend_of(&self, customer: &Customer) -> Result<&Arc<dyn DatasetBackend>, ServiceError> {
+    pub(super) fn backend_of(
+        &self,
+        customer: &Customer,
+    ) -> Result<&Arc<dyn DatasetBackend>, ServiceError> {
         self.datasets.get(&customer.data_store).ok_or_else(|| {
             ServiceError::Dataset(DatasetError::Permanent(format!(
                 "data store '{}' is not in the product",

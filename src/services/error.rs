@@ -1,7 +1,7 @@
 //! The services' one error type. Interfaces map it to their own form (problem+json, exit codes)
 //! in exactly one place each.
 
-use crate::domain::{FieldError, InvalidTransition, Role};
+use crate::domain::{CustomerStatus, FieldError, InvalidTransition, Role};
 use crate::product::ProductError;
 use crate::store::StoreError;
 
@@ -51,6 +51,25 @@ pub enum ServiceError {
     /// The customer has no dataset to work on.
     #[error("customer '{0}' has no dataset")]
     NoDataset(String),
+    /// The product has no such upload adapter.
+    #[error("the product has no upload adapter '{0}'")]
+    AdapterNotFound(String),
+    /// Uploads need an active customer.
+    #[error("customer '{customer_id}' is {status}; uploads need an active customer")]
+    NotActive {
+        /// The customer.
+        customer_id: String,
+        /// Its status.
+        status: CustomerStatus,
+    },
+    /// The adapter's table is not part of the customer's dataset (its tier lacks it).
+    #[error("the dataset of '{customer_id}' has no table '{table}': its tier does not include it")]
+    TableNotProvisioned {
+        /// The customer.
+        customer_id: String,
+        /// The table.
+        table: String,
+    },
     /// The dataset's database refused the query.
     #[error("{0}")]
     QueryRefused(String),
@@ -75,12 +94,19 @@ pub enum ServiceError {
     /// The key was revoked.
     #[error("integration key '{0}' is revoked")]
     KeyRevoked(String),
+    /// The key was rotated (or revoked) after the token or read this request relies on: a
+    /// replayed or concurrent rotation.
+    #[error("integration key '{0}' was rotated or revoked after this request's token was issued; exchange the current key and retry")]
+    KeyChanged(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
     /// A customer's token lacks a scope.
     #[error("this action needs the '{0}' scope, which the token does not have")]
     ScopeMissing(String),
+    /// A customer's token without an adapter it tried to use.
+    #[error("this token may not use the '{0}' adapter; the key's allowed_adapters do not list it")]
+    AdapterNotAllowed(String),
     /// A customer's token used on another customer.
     #[error("the token belongs to another customer")]
     OtherCustomer,
@@ -119,6 +145,7 @@ impl From<StoreError> for ServiceError {
                 found,
             },
             StoreError::IdempotencyKeyTaken(key) => ServiceError::IdempotencyKeyInProgress(key),
+            StoreError::KeyChanged(key) => ServiceError::KeyChanged(key),
             other => ServiceError::Store(other),
         }
     }

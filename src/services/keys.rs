@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::tenant_tokens::TenantPrincipal;
 use super::{Actor, ServiceError, Services};
 use crate::domain::integration_key::{format_key, generate, parse};
 use crate::domain::{CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
@@ -103,6 +104,28 @@ pub struct VerifiedKey {
     pub scopes: Vec<String>,
     /// Its adapters.
     pub allowed_adapters: Vec<String>,
+    /// Which of the key's secrets it was: [`secret_tag`] of the matched hash.
+    pub secret_tag: String,
+}
+
+/// A short, non-secret name for one secret of a key (64 bits of SHA-256 over its stored HMAC),
+/// carried in access tokens so a rotation can tell a token from the current secret from an
+/// older one.
+pub fn secret_tag(secret_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(secret_hash.as_bytes())[..8])
+}
+
+fn check_grace(req: &RotateKeyRequest) -> Result<(), ServiceError> {
+    if req.grace_seconds > MAX_GRACE_SECONDS {
+        return Err(Invalid::new(
+            "out_of_range",
+            format!("grace_seconds must be from 0 to {MAX_GRACE_SECONDS}"),
+        )
+        .at("grace_seconds")
+        .into());
+    }
+    Ok(())
 }
 
 fn check_labels(field: &str, values: &[String], scope: bool, errors: &mut Vec<FieldError>) {
@@ -287,20 +310,44 @@ impl Services {
         req: &RotateKeyRequest,
     ) -> Result<IssuedKey, ServiceError> {
         actor.require(Role::Operator)?;
-        if req.grace_seconds > MAX_GRACE_SECONDS {
-            return Err(Invalid::new(
-                "out_of_range",
-                format!("grace_seconds must be from 0 to {MAX_GRACE_SECONDS}"),
-            )
-            .at("grace_seconds")
-            .into());
+        check_grace(req)?;
+        let k = self.customer_key(customer_id, key_id).await?;
+        self.rotate(actor, k, req).await
+    }
+
+    /// A customer rotating the key behind its own token (scope `keys:rotate`). Only a token
+    /// exchanged from the key's current secret may do it, so a replayed rotation (the same
+    /// request, or any made with a token from before the last rotation) is refused with
+    /// `key_changed` and changes nothing.
+    pub async fn rotate_own_integration_key(
+        &self,
+        p: &TenantPrincipal,
+        req: &RotateKeyRequest,
+    ) -> Result<IssuedKey, ServiceError> {
+        p.require_scope("keys:rotate")?;
+        check_grace(req)?;
+        let k = self.customer_key(&p.customer_id, &p.key_id).await?;
+        if k.revoked_at.is_some() {
+            return Err(ServiceError::KeyRevoked(k.key_id));
         }
-        let mut k = self.customer_key(customer_id, key_id).await?;
+        if secret_tag(&k.secret_hash) != p.key_version {
+            return Err(ServiceError::KeyChanged(k.key_id));
+        }
+        self.rotate(&p.actor(), k, req).await
+    }
+
+    async fn rotate(
+        &self,
+        actor: &Actor,
+        mut k: IntegrationKeyRecord,
+        req: &RotateKeyRequest,
+    ) -> Result<IssuedKey, ServiceError> {
         let now = self.clock.now();
         if k.revoked_at.is_some() {
-            return Err(ServiceError::KeyRevoked(key_id.to_owned()));
+            return Err(ServiceError::KeyRevoked(k.key_id));
         }
         let (_, secret) = generate(&mut OsRng);
+        let expected = k.secret_hash.clone();
         // Only the secret being replaced gets a grace period: a second rotation ends the first's.
         k.previous_secret_hash = (req.grace_seconds > 0).then(|| k.secret_hash.clone());
         k.previous_valid_until =
@@ -313,9 +360,11 @@ impl Services {
             "integration_key.rotated",
             json!({"grace_seconds": req.grace_seconds}),
         );
-        self.store.update_integration_key(&k, event).await?;
+        self.store
+            .update_integration_key(&k, &expected, event)
+            .await?;
         Ok(IssuedKey {
-            secret: format_key(key_id, &secret),
+            secret: format_key(&k.key_id, &secret),
             key: self.key_view(&k),
         })
     }
@@ -328,15 +377,28 @@ impl Services {
         key_id: &str,
     ) -> Result<KeyView, ServiceError> {
         actor.require(Role::Operator)?;
-        let mut k = self.customer_key(customer_id, key_id).await?;
-        if k.revoked_at.is_none() {
+        // A rotation that lands between the read and the write makes the write miss; read again.
+        for _ in 0..3 {
+            let mut k = self.customer_key(customer_id, key_id).await?;
+            if k.revoked_at.is_some() {
+                return Ok(self.key_view(&k));
+            }
+            let expected = k.secret_hash.clone();
             k.revoked_at = Some(self.clock.now());
             k.previous_secret_hash = None;
             k.previous_valid_until = None;
             let event = self.key_event(actor, &k, "integration_key.revoked", json!({}));
-            self.store.update_integration_key(&k, event).await?;
+            match self
+                .store
+                .update_integration_key(&k, &expected, event)
+                .await
+            {
+                Ok(()) => return Ok(self.key_view(&k)),
+                Err(crate::store::StoreError::KeyChanged(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(self.key_view(&k))
+        Err(ServiceError::KeyChanged(key_id.to_owned()))
     }
 
     /// Checks a presented key: well-formed with a good checksum (no look-up otherwise), known,
@@ -373,7 +435,13 @@ impl Services {
         {
             self.store.touch_integration_key(&k.key_id, now).await?;
         }
+        let matched = if current {
+            &k.secret_hash
+        } else {
+            k.previous_secret_hash.as_deref().unwrap_or_default()
+        };
         Ok(VerifiedKey {
+            secret_tag: secret_tag(matched),
             customer_id: k.customer_id,
             key_id: k.key_id,
             scopes: k.scopes,

@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod onboarding;
 pub mod tenant_tokens;
 pub mod tokens;
+pub mod uploads;
 pub mod views;
 
 use std::path::PathBuf;

@@ -41,6 +41,9 @@ struct Claims {
     key_id: String,
     scope: String,
     adapters: Vec<String>,
+    /// Which of the key's secrets bought the token (see `keys::secret_tag`).
+    #[serde(default)]
+    kv: String,
     iat: i64,
     exp: i64,
     jti: String,
@@ -57,6 +60,8 @@ pub struct TenantPrincipal {
     pub scopes: Vec<String>,
     /// Its adapters.
     pub adapters: Vec<String>,
+    /// Which of the key's secrets the token came from.
+    pub key_version: String,
 }
 
 impl TenantPrincipal {
@@ -66,6 +71,15 @@ impl TenantPrincipal {
             Ok(())
         } else {
             Err(ServiceError::ScopeMissing(scope.to_owned()))
+        }
+    }
+
+    /// Refuses (403) unless the token may use `adapter`.
+    pub fn require_adapter(&self, adapter: &str) -> Result<(), ServiceError> {
+        if self.adapters.iter().any(|a| a == adapter) {
+            Ok(())
+        } else {
+            Err(ServiceError::AdapterNotAllowed(adapter.to_owned()))
         }
     }
 
@@ -133,6 +147,7 @@ impl Services {
             key_id: key.key_id.clone(),
             scope: scope.clone(),
             adapters: key.allowed_adapters.clone(),
+            kv: key.secret_tag.clone(),
             iat: now,
             exp: now + TOKEN_TTL_SECONDS,
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -174,6 +189,7 @@ impl Services {
             key_id: c.key_id,
             scopes: c.scope.split_whitespace().map(str::to_owned).collect(),
             adapters: c.adapters,
+            key_version: c.kv,
         })
     }
 

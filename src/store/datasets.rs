@@ -4,6 +4,8 @@
 //! can simply run again.
 
 use async_trait::async_trait;
+
+use crate::domain::upload::Rows;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -215,6 +217,50 @@ pub trait DatasetBackend: Send + Sync {
 
     /// Every dataset that exists on this backend.
     async fn list(&self) -> Result<Vec<String>, DatasetError>;
+
+    /// Appends `rows` to `table`, all in one transaction: every row or none. `types` are the
+    /// product column types of `rows.columns`, in order. Returns the rows written.
+    async fn insert_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+        types: &[&str],
+        rows: &Rows,
+    ) -> Result<u64, DatasetError>;
+}
+
+/// Rows per `INSERT` statement for `columns` columns, under both backends' limit on
+/// placeholders per statement.
+pub fn rows_per_insert(columns: usize) -> usize {
+    (30_000 / columns.max(1)).clamp(1, 1_000)
+}
+
+/// `INSERT INTO <target> (<columns>) VALUES` and, for `n` rows, the placeholder groups made
+/// by `placeholder(index from 1, column)`.
+pub fn insert_sql(
+    target: &str,
+    columns: &[String],
+    n: usize,
+    placeholder: impl Fn(usize, usize) -> String,
+) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let mut sql = format!("INSERT INTO {target} ({}) VALUES ", cols.join(", "));
+    let mut i = 0;
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            i += 1;
+            sql.push_str(&placeholder(i, c));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// The product's data stores, opened.

@@ -62,10 +62,13 @@ pub trait IntegrationKeyStore {
         customer_id: &str,
     ) -> Result<Vec<IntegrationKeyRecord>, StoreError>;
 
-    /// Saves a changed key (rotation, revocation) with its event.
+    /// Saves a changed key (rotation, revocation) with its event, if the stored key still has
+    /// `expected_secret_hash` and is not revoked; otherwise [`StoreError::KeyChanged`] and
+    /// nothing is written (a concurrent or replayed rotation loses).
     async fn update_integration_key(
         &self,
         key: &IntegrationKeyRecord,
+        expected_secret_hash: &str,
         event: NewEvent,
     ) -> Result<(), StoreError>;
 

@@ -63,6 +63,9 @@ pub enum StoreError {
         /// The version.
         version: i64,
     },
+    /// The integration key was rotated or revoked since the caller read it.
+    #[error("integration key '{0}' changed since it was read")]
+    KeyChanged(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use onramp::domain::Role;
+use onramp::interfaces::http::ServeOptions;
 use onramp::product::Product;
 use onramp::services::{Actor, RunnerOptions, Services, SystemClock};
 use onramp::store::datasets::DataStores;
@@ -169,6 +170,16 @@ impl TestApp {
     }
 
     pub async fn start_on(db: TestDb, product: Product, runner: RunnerOptions) -> Self {
+        Self::start_serving(db, product, runner, ServeOptions::default()).await
+    }
+
+    /// With the server's own options (rate limits, MCP hosts).
+    pub async fn start_serving(
+        db: TestDb,
+        product: Product,
+        runner: RunnerOptions,
+        options: ServeOptions,
+    ) -> Self {
         let services = services_with(&db, product, runner).await;
         let cli = Actor::cli();
         let admin = services
@@ -188,7 +199,8 @@ impl TestApp {
             .token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = onramp::interfaces::http::app(services.clone());
+        let app = onramp::interfaces::http::app_with(services.clone(), &options)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             db,

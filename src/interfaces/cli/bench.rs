@@ -42,6 +42,22 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Integration key verification, token exchange and access-token checks: in-process, and
+    /// over HTTP against a real `onramp serve` with wrk (Debian's `wrk` package).
+    Keys {
+        /// Timed in-process operations of each kind.
+        #[arg(long, default_value_t = 20_000)]
+        samples: u32,
+        /// Seconds of each wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// wrk's open connections.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Complete onboardings (validate, register, provision, verify, activate) against the bare
     /// cost of the same DDL on the same database.
     Onboard {
@@ -59,13 +75,13 @@ pub enum BenchCommand {
 
 /// Latency percentiles of one operation, in milliseconds.
 #[derive(Debug, Serialize)]
-struct Latency {
-    p50_ms: f64,
-    p99_ms: f64,
-    samples: usize,
+pub(super) struct Latency {
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+    pub(super) samples: usize,
 }
 
-fn latency(mut samples: Vec<Duration>) -> Latency {
+pub(super) fn latency(mut samples: Vec<Duration>) -> Latency {
     samples.sort();
     let at = |q: f64| {
         samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1000.0
@@ -92,13 +108,13 @@ struct RegistryReport {
 }
 
 /// A scratch registry: a temp dir, and on PostgreSQL a temporary database on the given server.
-struct Scratch {
-    dir: tempfile::TempDir,
+pub(super) struct Scratch {
+    pub(super) dir: tempfile::TempDir,
     pg: Option<(String, String, String)>,
 }
 
 impl Scratch {
-    async fn new(config: &Config) -> anyhow::Result<Self> {
+    pub(super) async fn new(config: &Config) -> anyhow::Result<Self> {
         let pg = match &config.database_url {
             Some(url) => {
                 let name = format!("onramp_bench_{}", uuid::Uuid::new_v4().simple());
@@ -116,11 +132,11 @@ impl Scratch {
         })
     }
 
-    fn database_url(&self) -> Option<&str> {
+    pub(super) fn database_url(&self) -> Option<&str> {
         self.pg.as_ref().map(|(_, _, u)| u.as_str())
     }
 
-    async fn services(&self, product: Product) -> anyhow::Result<Services> {
+    pub(super) async fn services(&self, product: Product) -> anyhow::Result<Services> {
         let store = store::open(self.dir.path(), self.database_url()).await?;
         store.migrate().await?;
         let datasets = DataStores::open(&product, self.dir.path(), self.database_url()).await?;
@@ -134,7 +150,7 @@ impl Scratch {
         )?)
     }
 
-    async fn drop(self) -> anyhow::Result<()> {
+    pub(super) async fn drop(self) -> anyhow::Result<()> {
         if let Some((server, name, _)) = &self.pg {
             store::postgres::drop_database(server, name).await?;
         }
@@ -163,6 +179,30 @@ pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Resul
             match format {
                 Format::Json => output::json(&report),
                 _ => print_report(&report),
+            }
+        }
+        BenchCommand::Keys {
+            samples,
+            seconds,
+            connections,
+            format,
+        } => {
+            anyhow::ensure!(samples > 0, "--samples must be at least 1");
+            anyhow::ensure!(
+                (1..=600).contains(&seconds),
+                "--seconds must be from 1 to 600"
+            );
+            anyhow::ensure!(
+                (1..=1024).contains(&connections),
+                "--connections must be from 1 to 1024"
+            );
+            let scratch = Scratch::new(config).await?;
+            let result = super::bench_keys::keys(&scratch, samples, seconds, connections).await;
+            scratch.drop().await?;
+            let report = result?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => super::bench_keys::print(&report),
             }
         }
         BenchCommand::Onboard {
@@ -325,23 +365,24 @@ async fn registry(
     })
 }
 
-/// Starts `onramp serve` on the scratch registry, times reads over HTTP, and reads its RSS.
-async fn serve_and_probe(
+/// Starts `onramp serve` on a scratch registry with `extra` serve flags; returns the process
+/// and its base URL once it listens.
+pub(super) async fn spawn_serve(
     data_dir: &Path,
     database_url: Option<&str>,
-    token: &str,
-    ids: &[String],
-    industries: &[String],
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Option<f64>)> {
+    extra: &[&str],
+) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
     cmd.arg("--data-dir")
         .arg(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"]);
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra);
     if let Some(url) = database_url {
         cmd.arg("--database-url").arg(url);
     }
     cmd.env("RUST_LOG", "warn")
         .env_remove("ONRAMP_PRODUCT")
+        .env_remove("KEY_HASH_SECRET")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -359,6 +400,20 @@ async fn serve_and_probe(
                 .to_owned();
         }
     };
+    // Keep draining its stderr so a chatty server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// Starts `onramp serve` on the scratch registry, times reads over HTTP, and reads its RSS.
+async fn serve_and_probe(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    token: &str,
+    ids: &[String],
+    industries: &[String],
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Option<f64>)> {
+    let (mut child, base) = spawn_serve(data_dir, database_url, &[]).await?;
     let client = reqwest::Client::new();
     let mut gets = Vec::with_capacity(ids.len());
     for id in ids {

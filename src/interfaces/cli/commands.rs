@@ -299,7 +299,22 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Serve {
             listen,
             mcp_allowed_hosts,
-        } => serve(services, &listen, mcp_allowed_hosts).await,
+            exchange_rate_per_key,
+            exchange_rate_per_address,
+        } => {
+            let options = crate::interfaces::http::ServeOptions {
+                mcp_allowed_hosts: if mcp_allowed_hosts.iter().any(|h| h == "*") {
+                    vec![]
+                } else {
+                    mcp_allowed_hosts
+                },
+                exchange_limits: crate::interfaces::http::limits::ExchangeLimits {
+                    per_key_per_minute: exchange_rate_per_key,
+                    per_address_per_minute: exchange_rate_per_address,
+                },
+            };
+            serve(services, &listen, options).await
+        }
         Command::Mcp { role } => {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
             let actor = Actor {
@@ -384,7 +399,11 @@ fn product_check(file: &Path) -> ExitCode {
     }
 }
 
-async fn serve(services: Services, listen: &str, mcp_allowed_hosts: Vec<String>) -> CliResult {
+async fn serve(
+    services: Services,
+    listen: &str,
+    options: crate::interfaces::http::ServeOptions,
+) -> CliResult {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -394,13 +413,6 @@ async fn serve(services: Services, listen: &str, mcp_allowed_hosts: Vec<String>)
         services.store.backend(),
         services.product.name
     );
-    let options = crate::interfaces::http::ServeOptions {
-        mcp_allowed_hosts: if mcp_allowed_hosts.iter().any(|h| h == "*") {
-            vec![]
-        } else {
-            mcp_allowed_hosts
-        },
-    };
     crate::interfaces::http::serve(listener, services, options)
         .await
         .map_err(anyhow::Error::from)?;

@@ -37,10 +37,14 @@ pub fn report(e: &ServiceError) -> ExitCode {
         | S::Forbidden { .. }
         | S::ScopeMissing(_)
         | S::OtherCustomer
+        | S::AdapterNotAllowed(_)
         | S::QueryRefused(_)
         | S::QueryTimeout(_) => REFUSED,
-        S::CustomerNotFound(_) | S::CredentialNotFound(_) | S::KeyNotFound(_) => NOT_FOUND,
-        S::KeyRevoked(_) => CONFLICT,
+        S::CustomerNotFound(_)
+        | S::CredentialNotFound(_)
+        | S::KeyNotFound(_)
+        | S::AdapterNotFound(_) => NOT_FOUND,
+        S::KeyRevoked(_) | S::KeyChanged(_) => CONFLICT,
         S::CredentialUnreadable(_) => INTEGRITY,
         S::CustomerExists(_)
         | S::InvalidTransition(_)
@@ -50,7 +54,9 @@ pub fn report(e: &ServiceError) -> ExitCode {
         | S::RunNotRetryable(_)
         | S::RunInProgress(_)
         | S::StatusOwnedByOnboarding(_)
-        | S::NoDataset(_) => CONFLICT,
+        | S::NoDataset(_)
+        | S::NotActive { .. }
+        | S::TableNotProvisioned { .. } => CONFLICT,
         S::Product(_) => CONFIG,
         S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => FAILURE,
     };

@@ -2,6 +2,7 @@
 //! scripts, and exit codes that mean something (see [`exit`]).
 
 mod bench;
+mod bench_keys;
 mod commands;
 pub mod exit;
 mod output;
@@ -82,6 +83,12 @@ enum Command {
             default_value = "localhost,127.0.0.1,::1"
         )]
         mcp_allowed_hosts: Vec<String>,
+        /// Token exchanges allowed per minute for each integration key (0: no limit).
+        #[arg(long, env = "ONRAMP_EXCHANGE_RATE_PER_KEY", default_value_t = 60)]
+        exchange_rate_per_key: u32,
+        /// Token exchanges allowed per minute from each client address (0: no limit).
+        #[arg(long, env = "ONRAMP_EXCHANGE_RATE_PER_ADDRESS", default_value_t = 600)]
+        exchange_rate_per_address: u32,
     },
     /// Serve MCP over stdin and stdout, for an AI agent that starts Onramp itself.
     Mcp {

@@ -23,6 +23,13 @@ pub enum ApiError {
     },
     /// No route.
     NotFound,
+    /// A rate limit is spent.
+    RateLimited {
+        /// What is limited.
+        detail: String,
+        /// Seconds until the next request may come.
+        retry_after_secs: u64,
+    },
 }
 
 impl From<ServiceError> for ApiError {
@@ -69,7 +76,8 @@ fn problem_response(body: Problem) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        problem_response(match self {
+        let mut retry_after = None;
+        let problem = match self {
             ApiError::BadRequest {
                 status,
                 code,
@@ -78,7 +86,21 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
             }
+            ApiError::RateLimited {
+                detail,
+                retry_after_secs,
+            } => {
+                retry_after = Some(retry_after_secs);
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail, None)
+            }
             ApiError::Service(e) => Problem::from(&e),
-        })
+        };
+        let mut response = problem_response(problem);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

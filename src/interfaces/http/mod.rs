@@ -7,6 +7,7 @@ mod customers;
 pub mod error;
 mod json;
 mod keys;
+pub mod limits;
 mod meta;
 mod onboarding;
 pub mod openapi;
@@ -35,6 +36,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     /// The use cases.
     pub services: Services,
+    /// The token exchange's rate limits.
+    pub exchange_limiter: limits::ExchangeLimiter,
 }
 
 /// How the server is set up beyond its services.
@@ -42,12 +45,15 @@ pub struct AppState {
 pub struct ServeOptions {
     /// Host names (or `host:port`) that `/mcp` answers; empty answers any.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Rate limits of the token exchange.
+    pub exchange_limits: limits::ExchangeLimits,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            exchange_limits: limits::ExchangeLimits::default(),
         }
     }
 }
@@ -72,6 +78,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let state = AppState {
         services: services.clone(),
+        exchange_limiter: limits::ExchangeLimiter::new(options.exchange_limits),
     };
     let api = Router::new()
         .merge(customers::router())
@@ -115,7 +122,8 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, backend = services.store.backend(), product = %services.product.name, "onramp serving");
     let worker = tokio::spawn(recover_runs_forever(services.clone()));
-    let served = axum::serve(listener, app_with(services, &options))
+    let app = app_with(services, &options).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     worker.abort();

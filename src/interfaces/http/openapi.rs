@@ -15,7 +15,7 @@ use super::{credentials, customers, keys, meta, onboarding, tenant};
         onboarding::query, onboarding::config, credentials::store, credentials::list,
         credentials::versions, credentials::change_version, credentials::validate,
         credentials::revoke, credentials::value, credentials::due, keys::issue, keys::list,
-        keys::rotate, keys::revoke, tenant::exchange, tenant::me, meta::industries, meta::audit,
+        keys::rotate, keys::revoke, tenant::exchange, tenant::me, tenant::rotate_own_key, tenant::upload, meta::industries, meta::audit,
         meta::health,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),

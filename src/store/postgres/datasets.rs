@@ -15,9 +15,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::domain::query::SqlDialect;
+use crate::domain::upload::Rows;
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, quote, sql_type, DatasetBackend, DatasetError, DatasetSpec, QueryResult,
+    classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
+    DatasetSpec, QueryResult,
 };
 
 /// Datasets as schemas in one PostgreSQL database.
@@ -341,6 +343,35 @@ impl DatasetBackend for PgDatasets {
         .await
         .map_err(classify)?;
         Ok(json_rows(texts))
+    }
+
+    async fn insert_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+        types: &[&str],
+        rows: &Rows,
+    ) -> Result<u64, DatasetError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let target = format!("{}.{}", quote(dataset_id), quote(table));
+        let mut written = 0;
+        // Every value travels as text and is cast to its column's type by the server.
+        let casts: Vec<&str> = types
+            .iter()
+            .map(|t| sql_type(t, SqlDialect::Postgres))
+            .collect();
+        for chunk in rows.rows.chunks(rows_per_insert(rows.columns.len())) {
+            let sql = insert_sql(&target, &rows.columns, chunk.len(), |i, c| {
+                format!("${i}::{}", casts[c])
+            });
+            let mut q = sqlx::query(&sql);
+            for cell in chunk.iter().flatten() {
+                q = q.bind(cell.as_text());
+            }
+            written += q.execute(&mut *tx).await.map_err(classify)?.rows_affected();
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(written)
     }
 
     async fn list(&self) -> Result<Vec<String>, DatasetError> {

@@ -71,13 +71,14 @@ impl IntegrationKeyStore for PgStore {
     async fn update_integration_key(
         &self,
         k: &IntegrationKeyRecord,
+        expected_secret_hash: &str,
         event: NewEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let changed = sqlx::query(
             "UPDATE integration_keys SET name = $1, scopes = $2, allowed_adapters = $3, expires_at = $4, \
              secret_hash = $5, previous_secret_hash = $6, previous_valid_until = $7, rotated_at = $8, \
-             revoked_at = $9 WHERE key_id = $10",
+             revoked_at = $9 WHERE key_id = $10 AND secret_hash = $11 AND revoked_at IS NULL",
         )
         .bind(&k.name)
         .bind(Json(&k.scopes))
@@ -89,8 +90,12 @@ impl IntegrationKeyStore for PgStore {
         .bind(k.rotated_at)
         .bind(k.revoked_at)
         .bind(&k.key_id)
+        .bind(expected_secret_hash)
         .execute(&mut *tx)
         .await?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::KeyChanged(k.key_id.clone()));
+        }
         append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())

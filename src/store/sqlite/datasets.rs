@@ -15,9 +15,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::domain::query::SqlDialect;
+use crate::domain::upload::{Cell, Rows};
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, quote, sql_type, DatasetBackend, DatasetError, DatasetSpec, QueryResult,
+    classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
+    DatasetSpec, QueryResult,
 };
 
 /// Datasets as SQLite files in one directory.
@@ -286,6 +288,35 @@ impl DatasetBackend for SqliteDatasets {
                 serde_json::Value::Object(obj)
             })
             .collect())
+    }
+
+    async fn insert_rows(
+        &self,
+        dataset_id: &str,
+        table: &str,
+        _types: &[&str],
+        rows: &Rows,
+    ) -> Result<u64, DatasetError> {
+        let mut conn = self.open(dataset_id, false).await?;
+        let mut tx = conn.begin().await.map_err(classify)?;
+        let mut written = 0;
+        for chunk in rows.rows.chunks(rows_per_insert(rows.columns.len())) {
+            let sql = insert_sql(&quote(table), &rows.columns, chunk.len(), |_, _| "?".into());
+            let mut q = sqlx::query(&sql);
+            for cell in chunk.iter().flatten() {
+                q = match cell {
+                    Cell::Null => q.bind(None::<String>),
+                    Cell::Integer(i) => q.bind(*i),
+                    Cell::Real(f) => q.bind(*f),
+                    Cell::Boolean(b) => q.bind(i64::from(*b)),
+                    other => q.bind(other.as_text()),
+                };
+            }
+            written += q.execute(&mut *tx).await.map_err(classify)?.rows_affected();
+        }
+        tx.commit().await.map_err(classify)?;
+        let _ = conn.close().await;
+        Ok(written)
     }
 
     async fn list(&self) -> Result<Vec<String>, DatasetError> {

@@ -71,13 +71,14 @@ impl IntegrationKeyStore for SqliteStore {
     async fn update_integration_key(
         &self,
         k: &IntegrationKeyRecord,
+        expected_secret_hash: &str,
         event: NewEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        let changed = sqlx::query(
             "UPDATE integration_keys SET name = ?, scopes = ?, allowed_adapters = ?, expires_at = ?, \
              secret_hash = ?, previous_secret_hash = ?, previous_valid_until = ?, rotated_at = ?, \
-             revoked_at = ? WHERE key_id = ?",
+             revoked_at = ? WHERE key_id = ? AND secret_hash = ? AND revoked_at IS NULL",
         )
         .bind(&k.name)
         .bind(Json(&k.scopes))
@@ -89,8 +90,12 @@ impl IntegrationKeyStore for SqliteStore {
         .bind(k.rotated_at)
         .bind(k.revoked_at)
         .bind(&k.key_id)
+        .bind(expected_secret_hash)
         .execute(&mut *tx)
         .await?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::KeyChanged(k.key_id.clone()));
+        }
         append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())

@@ -1,0 +1,144 @@
+//! Rate limits on the token exchange: one quota per integration key id (read from the presented
+//! key without a look-up, so a flood of wrong secrets for one key is stopped as well as a flood
+//! of good ones) and one per client address. GCRA buckets from `governor`; idle entries are
+//! dropped every few thousand checks so the tables stay small.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Requests per minute allowed to each key and to each address; 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExchangeLimits {
+    /// Exchanges per minute per integration key id.
+    pub per_key_per_minute: u32,
+    /// Exchanges per minute per client address.
+    pub per_address_per_minute: u32,
+}
+
+impl Default for ExchangeLimits {
+    fn default() -> Self {
+        Self {
+            per_key_per_minute: 60,
+            per_address_per_minute: 600,
+        }
+    }
+}
+
+/// The exchange's limiters, shared by every request.
+#[derive(Clone)]
+pub struct ExchangeLimiter {
+    per_key: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    per_address: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    clock: DefaultClock,
+    checks: Arc<AtomicU64>,
+}
+
+/// Idle entries are dropped once every this many checks.
+const SWEEP_EVERY: u64 = 4096;
+
+/// Which quota ran out, and when the next request may come.
+#[derive(Debug, Clone, Copy)]
+pub struct Limited {
+    /// `key` or `address`.
+    pub by: &'static str,
+    /// Whole seconds to wait (at least 1).
+    pub retry_after_secs: u64,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    per_minute: u32,
+) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
+}
+
+impl ExchangeLimiter {
+    /// Limiters for `limits`.
+    pub fn new(limits: ExchangeLimits) -> Self {
+        Self {
+            per_key: limiter(limits.per_key_per_minute),
+            per_address: limiter(limits.per_address_per_minute),
+            clock: DefaultClock::default(),
+            checks: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn wait(&self, not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+        not_until
+            .wait_time_from(self.clock.now())
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64
+    }
+
+    /// Counts one exchange from `address` (when known) for `key_id` (when the presented key
+    /// has one); refuses when either quota is spent. The address is checked first, so one
+    /// client cannot spend another's key quota with made-up key ids.
+    pub fn check(&self, address: Option<IpAddr>, key_id: Option<&str>) -> Result<(), Limited> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            if let Some(l) = &self.per_address {
+                l.retain_recent();
+            }
+            if let Some(l) = &self.per_key {
+                l.retain_recent();
+            }
+        }
+        if let (Some(l), Some(a)) = (&self.per_address, address) {
+            l.check_key(&a).map_err(|n| Limited {
+                by: "address",
+                retry_after_secs: self.wait(n),
+            })?;
+        }
+        if let (Some(l), Some(k)) = (&self.per_key, key_id) {
+            l.check_key(&k.to_owned()).map_err(|n| Limited {
+                by: "key",
+                retry_after_secs: self.wait(n),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_and_address_has_its_own_quota() {
+        let l = ExchangeLimiter::new(ExchangeLimits {
+            per_key_per_minute: 3,
+            per_address_per_minute: 5,
+        });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.check(Some(a), Some("k1")).is_ok());
+        }
+        let limited = l.check(Some(a), Some("k1")).unwrap_err();
+        assert_eq!(limited.by, "key");
+        assert!(limited.retry_after_secs >= 1 && limited.retry_after_secs <= 20);
+        // Another key from the same address still works until the address quota is spent.
+        assert!(l.check(Some(a), Some("k2")).is_ok());
+        assert_eq!(l.check(Some(a), Some("k3")).unwrap_err().by, "address");
+        // Another address is unaffected, but key k1 stays limited wherever it comes from.
+        assert_eq!(l.check(Some(b), Some("k1")).unwrap_err().by, "key");
+        assert!(l.check(Some(b), Some("k4")).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_a_limit_off() {
+        let l = ExchangeLimiter::new(ExchangeLimits {
+            per_key_per_minute: 0,
+            per_address_per_minute: 0,
+        });
+        for _ in 0..1000 {
+            assert!(l
+                .check(Some("10.0.0.1".parse().unwrap()), Some("k"))
+                .is_ok());
+        }
+    }
+}
