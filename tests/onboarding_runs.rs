@@ -728,7 +728,55 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
     assert!(app.services.verify_audit().await.unwrap().ok);
 }
 
+/// An operator's change while the run is under way (new tags) is kept when the run activates
+/// the customer: the activation sees the newer version and builds on it.
+async fn an_update_during_the_run_survives_activation(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let services = common::services_with(
+        &db,
+        Product::builtin(),
+        runner(&db, "verify_dataset=stall:800"),
+    )
+    .await;
+    let task = tokio::spawn({
+        let services = services.clone();
+        async move {
+            let req = serde_json::from_value(customer("acme")).unwrap();
+            services.onboard(&Actor::cli(), &req, None).await
+        }
+    });
+    for _ in 0..100 {
+        if services.store.get_customer("acme").await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let req = onramp::services::customers::UpdateRequest {
+        tags: Some(vec!["vip".into()]),
+        ..Default::default()
+    };
+    let updated = services
+        .update_customer(&Actor::cli(), "acme", &req, None)
+        .await
+        .unwrap();
+    assert_eq!(updated.status, onramp::domain::CustomerStatus::Pending);
+    let onboarded = task.await.unwrap().unwrap();
+    assert_eq!(
+        onboarded.response.onboarding.status,
+        onramp::domain::run::RunStatus::Succeeded
+    );
+    let c = services.store.get_customer("acme").await.unwrap().unwrap();
+    assert_eq!(c.status, onramp::domain::CustomerStatus::Active);
+    assert_eq!(
+        c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        ["vip"]
+    );
+    assert_eq!(c.version, 3, "registered, tagged, activated");
+    assert!(services.verify_audit().await.unwrap().ok);
+}
+
 on_both_backends!(
+    an_update_during_the_run_survives_activation,
     an_onboarding_creates_verifies_and_activates_a_real_dataset,
     transient_faults_are_retried_to_success,
     permanent_faults_roll_back_and_a_retry_starts_over,

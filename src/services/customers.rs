@@ -415,9 +415,13 @@ impl Services {
                 .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
                 .await?;
         }
-        let run = self.drive(run, false).await?;
-        tracing::info!(customer_id = %customer.id, status = %run.status, "onboarding finished");
-        let customer = self.current(customer.id.as_str()).await?;
+        let customer_id = customer.id.clone();
+        let (run, finished) = self.drive_registered(run, customer).await?;
+        tracing::info!(customer_id = %customer_id, status = %run.status, "onboarding finished");
+        let customer = match finished {
+            Some(c) => c,
+            None => self.current(customer_id.as_str()).await?,
+        };
         Ok(Onboarded {
             response: OnboardResponse {
                 customer: CustomerView::of(&customer, &self.product),

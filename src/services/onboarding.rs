@@ -66,7 +66,7 @@ impl From<StoreError> for StepError {
 }
 
 /// Progress on a run not yet saved: step records, and the dataset record with its event.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Progress {
     steps: Vec<StepRecord>,
     dataset: Option<DatasetRecord>,
@@ -219,19 +219,40 @@ impl Services {
         run: RunRecord,
         resumed: bool,
     ) -> Result<RunRecord, ServiceError> {
+        Ok(self.drive_with(run, resumed, None).await?.0)
+    }
+
+    /// [`Services::drive`] for a run just registered with `customer`, which the run need not
+    /// read again; returns the customer as the run left it when the run saved it.
+    pub(super) async fn drive_registered(
+        &self,
+        run: RunRecord,
+        customer: Customer,
+    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+        self.drive_with(run, false, Some(customer)).await
+    }
+
+    async fn drive_with(
+        &self,
+        run: RunRecord,
+        resumed: bool,
+        known: Option<Customer>,
+    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
         let customer_id = run.customer_id.clone();
         let outcome = match run.status {
             RunStatus::Compensating => {
                 let errors = run.errors.clone();
-                self.compensate(run, errors, Progress::default()).await
+                self.compensate(run, errors, Progress::default())
+                    .await
+                    .map(|run| (run, None))
             }
-            RunStatus::Running => self.advance(run, resumed).await,
-            _ => return Ok(run),
+            RunStatus::Running => self.advance(run, resumed, known).await,
+            _ => return Ok((run, None)),
         };
         match outcome {
-            Ok(run) => Ok(run),
+            Ok(done) => Ok(done),
             Err(ServiceError::Store(StoreError::LeaseLost { .. })) => {
-                self.latest_run_of(&customer_id).await
+                Ok((self.latest_run_of(&customer_id).await?, None))
             }
             Err(e) => Err(e),
         }
@@ -265,8 +286,16 @@ impl Services {
         Ok(now)
     }
 
-    async fn advance(&self, mut run: RunRecord, resumed: bool) -> Result<RunRecord, ServiceError> {
-        let customer = self.current(&run.customer_id).await?;
+    async fn advance(
+        &self,
+        mut run: RunRecord,
+        resumed: bool,
+        known: Option<Customer>,
+    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+        let customer = match known {
+            Some(c) => c,
+            None => self.current(&run.customer_id).await?,
+        };
         let mut progress = Progress::default();
         if resumed {
             let now = self.clock.now();
@@ -294,7 +323,8 @@ impl Services {
                 break;
             }
             if ready.iter().any(|s| s == "activate") {
-                return self.finish_success(run, progress).await;
+                let (run, customer) = self.finish_success(run, progress, customer).await?;
+                return Ok((run, Some(customer)));
             }
             let now = self.clock.now();
             let mut writes = false;
@@ -345,16 +375,17 @@ impl Services {
             if !failures.is_empty() {
                 let mut errors = run.errors.clone();
                 errors.extend(failures);
-                return self.compensate(run, errors, progress).await;
+                return Ok((self.compensate(run, errors, progress).await?, None));
             }
         }
         if run.steps.iter().all(|s| s.status == StepStatus::Succeeded) {
-            return self.finish_success(run, progress).await;
+            let (run, customer) = self.finish_success(run, progress, customer).await?;
+            return Ok((run, Some(customer)));
         }
         if !progress.steps.is_empty() {
             self.save_progress(&run, &mut progress, None, None).await?;
         }
-        Ok(run)
+        Ok((run, None))
     }
 
     /// Runs one step (already marked running) to success or permanent failure, retrying
@@ -494,12 +525,15 @@ impl Services {
     }
 
     /// The `activate` step: the customer goes live and the run succeeds, in one transaction
-    /// with the progress not yet saved.
+    /// with the progress not yet saved. `customer` is the record as the run read it at its
+    /// start; if it changed since (an update during the run), it is read again and the
+    /// transaction repeated once. Returns the customer as saved.
     async fn finish_success(
         &self,
         mut run: RunRecord,
         mut progress: Progress,
-    ) -> Result<RunRecord, ServiceError> {
+        customer: Customer,
+    ) -> Result<(RunRecord, Customer), ServiceError> {
         let now = self.clock.now();
         for step in run.steps.iter_mut().filter(|s| s.name == "activate") {
             step.status = StepStatus::Succeeded;
@@ -510,27 +544,45 @@ impl Services {
             progress.record(step);
         }
         run.status = RunStatus::Succeeded;
-        let customer = self.current(&run.customer_id).await?;
-        let mut next = customer.clone();
-        if customer.status == CustomerStatus::Pending {
-            next.status = customer.status.transition(CustomerStatus::Active)?;
-            next.version += 1;
-            next.updated_at = now;
+        let mut customer = customer;
+        let mut reread = false;
+        loop {
+            if reread {
+                customer = self.current(&run.customer_id).await?;
+            }
+            let mut next = customer.clone();
+            if customer.status == CustomerStatus::Pending {
+                next.status = customer.status.transition(CustomerStatus::Active)?;
+                next.version += 1;
+                next.updated_at = now;
+            }
+            let mut attempt_progress = progress.clone();
+            attempt_progress.events.push(NewEvent {
+                event_type: "customer.activated".into(),
+                actor: "onramp".into(),
+                customer_id: Some(customer.id.clone()),
+                payload: json!({"run_id": run.run_id, "version": next.version}),
+                occurred_at: now,
+                request_id: None,
+            });
+            let change = (next.status != customer.status).then_some((&next, customer.version));
+            match self
+                .save_progress(
+                    &run,
+                    &mut attempt_progress,
+                    Some(RunStatus::Succeeded),
+                    change,
+                )
+                .await
+            {
+                Ok(saved) => {
+                    run.finished_at = Some(saved);
+                    return Ok((run, next));
+                }
+                Err(ServiceError::VersionMismatch { .. }) if !reread => reread = true,
+                Err(e) => return Err(e),
+            }
         }
-        progress.events.push(NewEvent {
-            event_type: "customer.activated".into(),
-            actor: "onramp".into(),
-            customer_id: Some(customer.id.clone()),
-            payload: json!({"run_id": run.run_id, "version": next.version}),
-            occurred_at: now,
-            request_id: None,
-        });
-        let change = (next.status != customer.status).then_some((&next, customer.version));
-        let saved = self
-            .save_progress(&run, &mut progress, Some(RunStatus::Succeeded), change)
-            .await?;
-        run.finished_at = Some(saved);
-        Ok(run)
     }
 
     /// Undoes every step that did anything, newest first, then marks the run and the customer

@@ -44,22 +44,29 @@ pub fn role_prefix(database: &str) -> String {
     )
 }
 
+/// A string literal for `text` (names here are checked identifiers; doubling quotes is a
+/// second line of defence).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Creates the dataset's schema, its missing tables and its reader role on `conn`, inside the
-/// caller's transaction. Safe to repeat.
+/// caller's transaction. Safe to repeat. Every statement goes in one simple-protocol message,
+/// so provisioning is one round trip to the server however many tables there are.
 pub(crate) async fn provision_in(
     conn: &mut PgConnection,
     spec: &DatasetSpec,
     role: &str,
 ) -> Result<(), sqlx::Error> {
     let schema = quote(&spec.dataset_id);
+    let reader = quote(role);
     // Serialise provisioning of one dataset across processes: CREATE ... IF NOT EXISTS is
     // not safe against a concurrent create of the same name.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(&spec.dataset_id)
-        .execute(&mut *conn)
-        .await?;
-    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
-        .await?;
+    let mut sql = format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended({}, 0));\n\
+         CREATE SCHEMA IF NOT EXISTS {schema};\n",
+        literal(&spec.dataset_id)
+    );
     for (table, columns) in &spec.tables {
         let cols: Vec<String> = columns
             .iter()
@@ -71,67 +78,61 @@ pub(crate) async fn provision_in(
                 )
             })
             .collect();
-        conn.execute(
-            format!(
-                "CREATE TABLE IF NOT EXISTS {schema}.{} ({})",
-                quote(table),
-                cols.join(", ")
-            )
-            .as_str(),
-        )
-        .await?;
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.{} ({});\n",
+            quote(table),
+            cols.join(", ")
+        ));
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(role)
-            .fetch_one(&mut *conn)
-            .await?;
-    if !exists {
-        conn.execute(format!("CREATE ROLE {} NOLOGIN", quote(role)).as_str())
-            .await?;
-    }
-    for grant in [
-        format!("GRANT USAGE ON SCHEMA {schema} TO {}", quote(role)),
-        format!(
-            "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {}",
-            quote(role)
-        ),
-    ] {
-        conn.execute(grant.as_str()).await?;
-    }
-    let is_member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-        .bind(role)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !is_member {
-        conn.execute(format!("GRANT {} TO CURRENT_USER", quote(role)).as_str())
-            .await?;
-    }
+    sql.push_str(&format!(
+        "DO $onramp$ BEGIN\n\
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN\n\
+             CREATE ROLE {reader} NOLOGIN;\n\
+           END IF;\n\
+           IF NOT pg_has_role(current_user, {name}, 'MEMBER') THEN\n\
+             GRANT {reader} TO CURRENT_USER;\n\
+           END IF;\n\
+         END $onramp$;\n\
+         GRANT USAGE ON SCHEMA {schema} TO {reader};\n\
+         GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader};\n",
+        name = literal(role),
+    ));
+    conn.execute(sql.as_str()).await?;
     Ok(())
 }
 
-/// The tables of a dataset and their columns, read from the catalog (information_schema is an
-/// order of magnitude slower).
+/// The tables of a dataset and their columns, or `None` when its schema does not exist. Read
+/// from the catalog through the schema's dependents (`pg_depend` is indexed by the object
+/// depended on, where `pg_class` has no index on the schema), so the cost follows the
+/// dataset's size, not the number of datasets in the database.
 async fn tables_of(
     conn: &mut PgConnection,
     dataset_id: &str,
-) -> Result<BTreeMap<String, Vec<String>>, DatasetError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.relname::text, a.attname::text FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY c.relname, a.attnum",
+) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
+    let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attname::text \
+         FROM (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS n \
+         LEFT JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_namespace'::regclass \
+           AND d.refobjid = n.oid AND d.classid = 'pg_catalog.pg_class'::regclass \
+         LEFT JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p') \
+         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+           AND NOT a.attisdropped \
+         ORDER BY 1, a.attnum",
     )
     .bind(dataset_id)
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (t, c) in rows {
-        out.entry(t).or_default().push(c);
+        if let (Some(t), Some(c)) = (t, c) {
+            out.entry(t).or_default().push(c);
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Runs a checked query inside a transaction from `begin_as_reader`.
@@ -203,28 +204,30 @@ impl PgDatasets {
     }
 
     /// A `READ ONLY` transaction running as the dataset's role, with its search path and the
-    /// query's time limit, all set in one round trip.
+    /// query's time limit, all set in the round trip that begins it. `NotFound` when the
+    /// dataset does not exist.
     async fn begin_as_reader(
         &self,
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DatasetError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN READ ONLY")
-            .await
-            .map_err(classify)?;
-        sqlx::query(
-            "SELECT set_config('statement_timeout', $1, true), set_config('role', $2, true), \
-             set_config('search_path', $3, true)",
-        )
-        .bind(limits.timeout_ms.to_string())
-        .bind(self.role(dataset_id))
-        .bind(quote(dataset_id))
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        Ok(tx)
+        // One simple-protocol message: the names are checked identifiers, as literals.
+        let begin = format!(
+            "BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true), \
+             set_config('role', {}, true), set_config('search_path', {}, true)",
+            literal(&limits.timeout_ms.to_string()),
+            literal(&self.role(dataset_id)),
+            literal(&quote(dataset_id)),
+        );
+        match self.pool.begin_with(begin).await {
+            Ok(tx) => Ok(tx),
+            // Without its schema (and role) a dataset does not exist; any other failure is
+            // what it is.
+            Err(e) => match self.exists(dataset_id).await {
+                Ok(false) => Err(DatasetError::NotFound(dataset_id.to_owned())),
+                _ => Err(classify(e)),
+            },
+        }
     }
 
     async fn exists(&self, dataset_id: &str) -> Result<bool, DatasetError> {
@@ -291,11 +294,8 @@ impl DatasetBackend for PgDatasets {
         &self,
         dataset_id: &str,
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
-        if !self.exists(dataset_id).await? {
-            return Ok(None);
-        }
         let mut conn = self.pool.acquire().await.map_err(classify)?;
-        Ok(Some(tables_of(&mut conn, dataset_id).await?))
+        tables_of(&mut conn, dataset_id).await
     }
 
     async fn query(
@@ -304,13 +304,21 @@ impl DatasetBackend for PgDatasets {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
-        if !self.exists(dataset_id).await? {
-            return Err(DatasetError::NotFound(dataset_id.to_owned()));
-        }
         let mut tx = self.begin_as_reader(dataset_id, limits).await?;
-        let result = run_query(&mut tx, sql, limits).await?;
-        tx.rollback().await.map_err(classify)?;
-        Ok(result)
+        match run_query(&mut tx, sql, limits).await {
+            Ok(result) => {
+                tx.rollback().await.map_err(classify)?;
+                Ok(result)
+            }
+            Err(e) => {
+                drop(tx);
+                // A dropped schema leaves the role behind: name the real cause.
+                match self.exists(dataset_id).await {
+                    Ok(false) => Err(DatasetError::NotFound(dataset_id.to_owned())),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     async fn verify(
@@ -318,15 +326,12 @@ impl DatasetBackend for PgDatasets {
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
-        if !self.exists(dataset_id).await? {
-            return Err(DatasetError::NotFound(dataset_id.to_owned()));
-        }
         // One read-only transaction as the dataset's role for the query and the table check.
         let mut tx = self.begin_as_reader(dataset_id, limits).await?;
         let result = run_query(&mut tx, "SELECT 1 AS test", limits).await?;
         let tables = tables_of(&mut tx, dataset_id).await?;
         tx.rollback().await.map_err(classify)?;
-        Ok((result, Some(tables)))
+        Ok((result, tables))
     }
 
     async fn table_rows(

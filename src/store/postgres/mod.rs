@@ -91,21 +91,27 @@ pub async fn drop_database(server_url: &str, name: &str) -> Result<(), StoreErro
 
 /// Seals `event` onto its chain and inserts it, holding the chain head's row lock until the
 /// caller's transaction ends.
+/// The chain's head (sequence and hash), locked for this transaction; a new chain starts at
+/// the genesis hash. One round trip: the upsert creates the head or locks the existing one.
+async fn lock_head(conn: &mut PgConnection, chain: &str) -> Result<(i64, String), StoreError> {
+    Ok(sqlx::query_as(
+        "INSERT INTO event_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (chain) DO UPDATE SET chain = excluded.chain RETURNING seq, hash",
+    )
+    .bind(chain)
+    .bind(GENESIS_HASH)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<Event, StoreError> {
     let chain = event.chain().as_str().to_owned();
-    sqlx::query("INSERT INTO event_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
-        .bind(&chain)
-        .bind(GENESIS_HASH)
-        .execute(&mut *conn)
-        .await?;
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = $1 FOR UPDATE")
-            .bind(&chain)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (seq, prev) = lock_head(conn, &chain).await?;
     let sealed = event.seal(seq + 1, prev);
+    // The event and the chain's new head in one statement.
     let row: EventRow = sqlx::query_as(
-        "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
+        "WITH head AS (UPDATE event_chain_heads SET seq = $2, hash = $10 WHERE chain = $1) \
+         INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
          request_id, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
     )
     .bind(&sealed.chain)
@@ -120,34 +126,26 @@ async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<Event, Store
     .bind(&sealed.hash)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("UPDATE event_chain_heads SET seq = $2, hash = $3 WHERE chain = $1")
-        .bind(&sealed.chain)
-        .bind(sealed.chain_seq)
-        .bind(&sealed.hash)
-        .execute(&mut *conn)
-        .await?;
     Ok(row.into())
 }
 
-/// Seals and inserts several events, reading and writing each chain's head once: a few
-/// statements however many events an update brings.
+/// Seals and inserts several events, reading and writing each chain's head once: two
+/// statements per chain however many events an update brings.
 async fn append_all(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
     for (chain, batch) in group_by_chain(events) {
-        sqlx::query("INSERT INTO event_chain_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
-            .bind(&chain)
-            .bind(GENESIS_HASH)
-            .execute(&mut *conn)
-            .await?;
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = $1 FOR UPDATE")
-                .bind(&chain)
-                .fetch_one(&mut *conn)
-                .await?;
+        let (seq, hash) = lock_head(conn, &chain).await?;
         let (sealed, seq, hash) = seal_chain(batch, seq, hash);
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
-             request_id, prev_hash, hash) ",
-        );
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new("WITH head AS (UPDATE event_chain_heads SET seq = ");
+        q.push_bind(seq)
+            .push(", hash = ")
+            .push_bind(hash)
+            .push(" WHERE chain = ")
+            .push_bind(chain)
+            .push(
+                ") INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, \
+                 occurred_at, request_id, prev_hash, hash) ",
+            );
         q.push_values(&sealed, |mut row, e| {
             row.push_bind(&e.chain)
                 .push_bind(e.chain_seq)
@@ -161,12 +159,6 @@ async fn append_all(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<()
                 .push_bind(&e.hash);
         });
         q.build().execute(&mut *conn).await?;
-        sqlx::query("UPDATE event_chain_heads SET seq = $2, hash = $3 WHERE chain = $1")
-            .bind(&chain)
-            .bind(seq)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
     }
     Ok(())
 }
@@ -179,36 +171,54 @@ async fn insert_customer_rows(
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
     let json = CustomerJson::of(c);
-    let inserted = sqlx::query(
-        "INSERT INTO customers (customer_id, customer_name, name_folded, industry, data_store, status, tags, \
-         attributes, contact_email, contact_name, created_by, usage_tier, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(c.id.as_str())
-    .bind(c.name.as_str())
-    .bind(&json.name_folded)
-    .bind(&c.industry)
-    .bind(&c.data_store)
-    .bind(c.status.as_str())
-    .bind(&json.tags)
-    .bind(&json.attributes)
-    .bind(c.contact.email.as_ref().map(|e| e.as_str()))
-    .bind(&c.contact.name)
-    .bind(&c.created_by)
-    .bind(&c.usage_tier)
-    .bind(c.version)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(&mut *conn)
-    .await;
+    // The customer, its run and the run's steps in one statement.
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+        "WITH customer AS (INSERT INTO customers (customer_id, customer_name, name_folded, industry, \
+         data_store, status, tags, attributes, contact_email, contact_name, created_by, usage_tier, \
+         version, created_at, updated_at) ",
+    );
+    q.push_values([c], |mut row, c| {
+        row.push_bind(c.id.as_str())
+            .push_bind(c.name.as_str())
+            .push_bind(&json.name_folded)
+            .push_bind(&c.industry)
+            .push_bind(&c.data_store)
+            .push_bind(c.status.as_str())
+            .push_bind(&json.tags)
+            .push_bind(&json.attributes)
+            .push_bind(c.contact.email.as_ref().map(|e| e.as_str()))
+            .push_bind(&c.contact.name)
+            .push_bind(&c.created_by)
+            .push_bind(&c.usage_tier)
+            .push_bind(c.version)
+            .push_bind(c.created_at)
+            .push_bind(c.updated_at);
+    });
+    q.push(")");
+    if let Some(run) = run {
+        q.push(", run AS (");
+        runs::push_run_insert(&mut q, run);
+        q.push(")");
+        if !run.steps.is_empty() {
+            q.push(" ");
+            runs::push_steps_insert(&mut q, &run.customer_id, &run.run_id, &run.steps);
+        } else {
+            q.push(" SELECT 1");
+        }
+    } else {
+        q.push(" SELECT 1");
+    }
+    let inserted = q.build().execute(&mut *conn).await;
     match inserted {
-        Err(e) if is_unique_violation(&e) => {
+        Err(sqlx::Error::Database(db))
+            if db.is_unique_violation() && db.table() == Some("customers") =>
+        {
             return Err(StoreError::CustomerExists(c.id.to_string()))
         }
         other => other?,
     };
     if let Some(run) = run {
-        runs::insert_run_rows(conn, run).await?;
+        runs::insert_staged_rows(conn, run).await?;
     }
     if let Some(rec) = idempotency {
         let stored = sqlx::query(

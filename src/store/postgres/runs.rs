@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::PgConnection;
+use sqlx::{Postgres, QueryBuilder};
 
 use super::{append, append_all, PgStore};
 use crate::domain::{Customer, NewEvent};
@@ -11,26 +12,55 @@ use crate::store::{
     ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord, StoreError,
 };
 
-/// Inserts a run and its steps inside the caller's transaction.
-pub(super) async fn insert_run_rows(
+/// `INSERT INTO onboarding_runs` for `run`, for a statement being built.
+pub(super) fn push_run_insert<'a>(q: &mut QueryBuilder<'a, Postgres>, run: &'a RunRecord) {
+    q.push(
+        "INSERT INTO onboarding_runs (customer_id, run_id, status, errors, started_at, finished_at, \
+         updated_at, lease_owner, lease_expires_ms) ",
+    );
+    q.push_values([run], |mut row, run| {
+        row.push_bind(&run.customer_id)
+            .push_bind(&run.run_id)
+            .push_bind(run.status.as_str())
+            .push_bind(Json(&run.errors))
+            .push_bind(run.started_at)
+            .push_bind(run.finished_at)
+            .push_bind(run.updated_at)
+            .push_bind(&run.lease_owner)
+            .push_bind(run.lease_expires_ms);
+    });
+}
+
+/// `INSERT INTO onboarding_steps` for `steps` (at least one), for a statement being built.
+pub(super) fn push_steps_insert<'a>(
+    q: &mut QueryBuilder<'a, Postgres>,
+    customer_id: &'a str,
+    run_id: &'a str,
+    steps: &'a [StepRecord],
+) {
+    q.push(
+        "INSERT INTO onboarding_steps (customer_id, run_id, name, position, status, attempts, started_at, \
+         finished_at, error, completed_seq) ",
+    );
+    q.push_values(steps, |mut row, s| {
+        row.push_bind(customer_id)
+            .push_bind(run_id)
+            .push_bind(&s.name)
+            .push_bind(s.position)
+            .push_bind(s.status.as_str())
+            .push_bind(s.attempts)
+            .push_bind(s.started_at)
+            .push_bind(s.finished_at)
+            .push_bind(&s.error)
+            .push_bind(s.completed_seq);
+    });
+}
+
+/// The run's staged credentials (sealed), inside the caller's transaction.
+pub(super) async fn insert_staged_rows(
     conn: &mut PgConnection,
     run: &RunRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO onboarding_runs (customer_id, run_id, status, errors, started_at, finished_at, updated_at, \
-         lease_owner, lease_expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&run.customer_id)
-    .bind(&run.run_id)
-    .bind(run.status.as_str())
-    .bind(Json(&run.errors))
-    .bind(run.started_at)
-    .bind(run.finished_at)
-    .bind(run.updated_at)
-    .bind(&run.lease_owner)
-    .bind(run.lease_expires_ms)
-    .execute(&mut *conn)
-    .await?;
     for c in &run.staged_credentials {
         sqlx::query(
             "INSERT INTO staged_credentials (customer_id, run_id, credential_type, fingerprint, scopes, \
@@ -49,28 +79,25 @@ pub(super) async fn insert_run_rows(
         .execute(&mut *conn)
         .await?;
     }
-    if run.steps.is_empty() {
-        return Ok(());
-    }
-    // One statement for every step: a round trip saved per step on the hot path.
-    let mut q = sqlx::QueryBuilder::new(
-        "INSERT INTO onboarding_steps (customer_id, run_id, name, position, status, attempts, started_at, \
-         finished_at, error, completed_seq) ",
-    );
-    q.push_values(&run.steps, |mut row, s| {
-        row.push_bind(&run.customer_id)
-            .push_bind(&run.run_id)
-            .push_bind(&s.name)
-            .push_bind(s.position)
-            .push_bind(s.status.as_str())
-            .push_bind(s.attempts)
-            .push_bind(s.started_at)
-            .push_bind(s.finished_at)
-            .push_bind(&s.error)
-            .push_bind(s.completed_seq);
-    });
-    q.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Inserts a run, its staged credentials and its steps inside the caller's transaction.
+pub(super) async fn insert_run_rows(
+    conn: &mut PgConnection,
+    run: &RunRecord,
+) -> Result<(), StoreError> {
+    let mut q = QueryBuilder::new("");
+    if run.steps.is_empty() {
+        push_run_insert(&mut q, run);
+    } else {
+        q.push("WITH run AS (");
+        push_run_insert(&mut q, run);
+        q.push(") ");
+        push_steps_insert(&mut q, &run.customer_id, &run.run_id, &run.steps);
+    }
+    q.build().execute(&mut *conn).await?;
+    insert_staged_rows(conn, run).await
 }
 
 /// Saves a customer change inside the caller's transaction, checking its version.
@@ -106,19 +133,29 @@ pub(super) async fn update_customer_row(
     if updated.rows_affected() == 1 {
         return Ok(());
     }
-    let found: Option<i64> =
+    Err(customer_conflict(conn, customer_id, expected_version).await)
+}
+
+/// Why a customer update that expected `expected_version` changed no row.
+async fn customer_conflict(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    expected_version: i64,
+) -> StoreError {
+    let found: Result<Option<i64>, sqlx::Error> =
         sqlx::query_scalar("SELECT version FROM customers WHERE customer_id = $1")
             .bind(customer_id)
             .fetch_optional(&mut *conn)
-            .await?;
-    Err(match found {
-        None => StoreError::CustomerNotFound(customer_id.to_owned()),
-        Some(found) => StoreError::VersionConflict {
+            .await;
+    match found {
+        Err(e) => e.into(),
+        Ok(None) => StoreError::CustomerNotFound(customer_id.to_owned()),
+        Ok(Some(found)) => StoreError::VersionConflict {
             customer_id: customer_id.to_owned(),
             expected: expected_version,
             found,
         },
-    })
+    }
 }
 
 pub(super) async fn upsert_dataset_row(
@@ -143,28 +180,21 @@ pub(super) async fn upsert_dataset_row(
     Ok(())
 }
 
-async fn update_step_row(
-    conn: &mut PgConnection,
-    customer_id: &str,
-    run_id: &str,
-    s: &StepRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE onboarding_steps SET status = $1, attempts = $2, started_at = $3, finished_at = $4, error = $5, \
-             completed_seq = $6 WHERE customer_id = $7 AND run_id = $8 AND name = $9",
-    )
-    .bind(s.status.as_str())
-    .bind(s.attempts)
-    .bind(s.started_at)
-    .bind(s.finished_at)
-    .bind(&s.error)
-    .bind(s.completed_seq)
-    .bind(customer_id)
-    .bind(run_id)
-    .bind(&s.name)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// The upsert that saves steps' new states (the rows exist; it only updates), for a statement
+/// being built.
+fn push_step_upsert<'a>(
+    q: &mut sqlx::QueryBuilder<'a, sqlx::Postgres>,
+    customer_id: &'a str,
+    run_id: &'a str,
+    steps: &'a [StepRecord],
+) {
+    push_steps_insert(q, customer_id, run_id, steps);
+    q.push(
+        " ON CONFLICT (customer_id, run_id, name) DO UPDATE SET status = excluded.status, \
+         attempts = excluded.attempts, started_at = excluded.started_at, \
+         finished_at = excluded.finished_at, error = excluded.error, \
+         completed_seq = excluded.completed_seq",
+    );
 }
 
 #[async_trait]
@@ -212,37 +242,87 @@ impl RunStore for PgStore {
         u: RunUpdate<'_>,
     ) -> Result<(), StoreError> {
         let final_status = u.status.is_some_and(|s| s.is_final());
+        let customer_json = u
+            .customer
+            .map(|(c, _)| crate::store::rows::CustomerJson::of(c));
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE onboarding_runs SET lease_expires_ms = CASE WHEN $1 THEN 0 ELSE $2 END, \
-             lease_owner = CASE WHEN $3 THEN NULL ELSE lease_owner END, status = COALESCE($4, status), \
-             errors = COALESCE($5::jsonb, errors), updated_at = $6, finished_at = CASE WHEN $7 THEN $8 ELSE finished_at END \
-             WHERE customer_id = $9 AND run_id = $10 AND lease_owner = $11",
-        )
-        .bind(final_status)
-        .bind(u.lease_until_ms)
-        .bind(final_status)
-        .bind(u.status.map(|s| s.as_str()))
-        .bind(u.errors.map(Json))
-        .bind(u.at)
-        .bind(final_status)
-        .bind(u.at)
-        .bind(customer_id)
-        .bind(run_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        // The run (if this process still holds it), its steps and the customer's change (if its
+        // version still matches) in one statement; a miss rolls everything back.
+        let mut q: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(
+            "WITH run AS (UPDATE onboarding_runs SET lease_expires_ms = CASE WHEN ",
+        );
+        q.push_bind(final_status)
+            .push(" THEN 0 ELSE ")
+            .push_bind(u.lease_until_ms)
+            .push(" END, lease_owner = CASE WHEN ")
+            .push_bind(final_status)
+            .push(" THEN NULL ELSE lease_owner END, status = COALESCE(")
+            .push_bind(u.status.map(|s| s.as_str()))
+            .push(", status), errors = COALESCE(")
+            .push_bind(u.errors.map(Json))
+            .push("::jsonb, errors), updated_at = ")
+            .push_bind(u.at)
+            .push(", finished_at = CASE WHEN ")
+            .push_bind(final_status)
+            .push(" THEN ")
+            .push_bind(u.at)
+            .push(" ELSE finished_at END WHERE customer_id = ")
+            .push_bind(customer_id)
+            .push(" AND run_id = ")
+            .push_bind(run_id)
+            .push(" AND lease_owner = ")
+            .push_bind(owner)
+            .push(" RETURNING 1)");
+        if !u.steps.is_empty() {
+            q.push(", steps AS (");
+            push_step_upsert(&mut q, customer_id, run_id, u.steps);
+            q.push(")");
+        }
+        if let (Some((c, version)), Some(json)) = (u.customer, &customer_json) {
+            q.push(", customer AS (UPDATE customers SET customer_name = ")
+                .push_bind(c.name.as_str())
+                .push(", name_folded = ")
+                .push_bind(&json.name_folded)
+                .push(", industry = ")
+                .push_bind(&c.industry)
+                .push(", data_store = ")
+                .push_bind(&c.data_store)
+                .push(", status = ")
+                .push_bind(c.status.as_str())
+                .push(", tags = ")
+                .push_bind(&json.tags)
+                .push(", attributes = ")
+                .push_bind(&json.attributes)
+                .push(", contact_email = ")
+                .push_bind(c.contact.email.as_ref().map(|e| e.as_str()))
+                .push(", contact_name = ")
+                .push_bind(&c.contact.name)
+                .push(", created_by = ")
+                .push_bind(&c.created_by)
+                .push(", usage_tier = ")
+                .push_bind(&c.usage_tier)
+                .push(", version = ")
+                .push_bind(c.version)
+                .push(", updated_at = ")
+                .push_bind(c.updated_at)
+                .push(" WHERE customer_id = ")
+                .push_bind(customer_id)
+                .push(" AND version = ")
+                .push_bind(version)
+                .push(" RETURNING 1)");
+            q.push(" SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM customer)");
+        } else {
+            q.push(" SELECT (SELECT count(*) FROM run), 1::bigint");
+        }
+        let (run_rows, customer_rows): (i64, i64) = q.build_query_as().fetch_one(&mut *tx).await?;
+        if run_rows == 0 {
             return Err(StoreError::LeaseLost {
                 customer_id: customer_id.to_owned(),
                 run_id: run_id.to_owned(),
             });
         }
-        for step in u.steps {
-            update_step_row(&mut tx, customer_id, run_id, step).await?;
-        }
-        if let Some((c, version)) = u.customer {
-            update_customer_row(&mut tx, customer_id, c, version).await?;
+        if let (Some((_, expected)), 0) = (u.customer, customer_rows) {
+            return Err(customer_conflict(&mut tx, customer_id, expected).await);
         }
         if let Some(d) = u.dataset {
             upsert_dataset_row(&mut tx, d).await?;

@@ -8,10 +8,12 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{
-    Column, ConnectOptions, Connection, Executor, Row, SqliteConnection, TypeInfo, ValueRef,
+    Column, ConnectOptions, Connection, Executor, Row, SqliteConnection, Statement, TypeInfo,
+    ValueRef,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::domain::query::SqlDialect;
@@ -25,21 +27,63 @@ use crate::store::datasets::{
 /// Datasets as SQLite files in one directory.
 pub struct SqliteDatasets {
     dir: PathBuf,
+    /// Connections that just provisioned a dataset, kept for its verification (the next step
+    /// of an onboarding) so that verifying does not open the file again: opening a connection
+    /// starts a driver thread and costs more than the DDL's statements. Only verification takes
+    /// them; customers' queries always open the file read-only.
+    provisioned: Mutex<Vec<(String, SqliteConnection, Instant)>>,
 }
+
+/// At most this many provisioning connections wait for their verification.
+const KEPT_CONNECTIONS: usize = 4;
+/// A provisioning connection not taken within this long is closed.
+const KEPT_FOR: Duration = Duration::from_secs(30);
 
 impl SqliteDatasets {
     /// Datasets in `dir` (created on first provisioning).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            provisioned: Mutex::new(Vec::new()),
+        }
     }
 
-    /// A read-only, `query_only` connection to the dataset whose queries stop at the deadline.
+    fn keep(&self, dataset_id: &str, conn: SqliteConnection) {
+        let mut kept = self.provisioned.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(id, _, at)| id != dataset_id && at.elapsed() < KEPT_FOR);
+        if kept.len() >= KEPT_CONNECTIONS {
+            kept.remove(0);
+        }
+        kept.push((dataset_id.to_owned(), conn, Instant::now()));
+    }
+
+    fn take(&self, dataset_id: &str) -> Option<SqliteConnection> {
+        let mut kept = self.provisioned.lock().unwrap_or_else(|e| e.into_inner());
+        let i = kept.iter().position(|(id, _, _)| id == dataset_id)?;
+        let (_, conn, at) = kept.remove(i);
+        (at.elapsed() < KEPT_FOR).then_some(conn)
+    }
+
+    /// A `query_only` connection to the dataset whose queries stop at the deadline: the one
+    /// that provisioned it if `reuse` and it is still kept, else a new read-only one.
     async fn open_for_query(
         &self,
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<SqliteConnection, DatasetError> {
-        let mut conn = self.open(dataset_id, true).await?;
+        self.query_connection(dataset_id, limits, false).await
+    }
+
+    async fn query_connection(
+        &self,
+        dataset_id: &str,
+        limits: QueryLimits,
+        reuse: bool,
+    ) -> Result<SqliteConnection, DatasetError> {
+        let mut conn = match self.take(dataset_id).filter(|_| reuse) {
+            Some(conn) => conn,
+            None => self.open(dataset_id, true).await?,
+        };
         conn.execute("PRAGMA query_only = ON")
             .await
             .map_err(classify)?;
@@ -101,10 +145,13 @@ async fn run_query(
     sql: &str,
     limits: QueryLimits,
 ) -> Result<QueryResult, DatasetError> {
-    let columns: Vec<String> = (&mut *conn)
-        .describe(sql)
+    // Preparing gives the column names (even for no rows) without the driver's EXPLAIN-based
+    // describe, which costs more than a small query itself.
+    let statement = (&mut *conn)
+        .prepare(sql)
         .await
-        .map_err(|e| refused(e, limits.timeout_ms))?
+        .map_err(|e| refused(e, limits.timeout_ms))?;
+    let columns: Vec<String> = statement
         .columns()
         .iter()
         .map(|c| c.name().to_owned())
@@ -112,7 +159,7 @@ async fn run_query(
     let max = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
     let mut rows = Vec::new();
     let mut truncated = false;
-    let mut stream = sqlx::query(sql).fetch(&mut *conn);
+    let mut stream = statement.query().fetch(&mut *conn);
     while let Some(row) = stream
         .try_next()
         .await
@@ -211,11 +258,12 @@ impl DatasetBackend for SqliteDatasets {
             .map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;
-        conn.close().await.map_err(classify)?;
+        self.keep(&spec.dataset_id, conn);
         Ok(())
     }
 
     async fn drop_dataset(&self, dataset_id: &str) -> Result<(), DatasetError> {
+        drop(self.take(dataset_id));
         let base = self.path(dataset_id);
         for suffix in ["", "-journal", "-wal", "-shm"] {
             let path = PathBuf::from(format!("{}{suffix}", base.display()));
@@ -261,11 +309,13 @@ impl DatasetBackend for SqliteDatasets {
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
-        // One connection for both: opening a SQLite connection costs more than either.
-        let mut conn = self.open_for_query(dataset_id, limits).await?;
+        // One connection for both, the provisioning one where it is kept: opening a SQLite
+        // connection costs more than either.
+        let mut conn = self.query_connection(dataset_id, limits, true).await?;
         let result = run_query(&mut conn, "SELECT 1 AS test", limits).await?;
         let tables = tables_of(&mut conn).await?;
-        let _ = conn.close().await;
+        // Dropped, not closed: its driver thread closes the file without the step waiting.
+        drop(conn);
         Ok((result, Some(tables)))
     }
 

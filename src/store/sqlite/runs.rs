@@ -49,17 +49,29 @@ pub(super) async fn insert_run_rows(
         .execute(&mut *conn)
         .await?;
     }
-    if run.steps.is_empty() {
+    // One statement for every step: a round trip saved per step on the hot path.
+    write_steps(conn, &run.customer_id, &run.run_id, &run.steps, false).await
+}
+
+/// Inserts `steps` in one statement, or with `update` saves their new states (the rows exist;
+/// the upsert only updates).
+async fn write_steps(
+    conn: &mut SqliteConnection,
+    customer_id: &str,
+    run_id: &str,
+    steps: &[StepRecord],
+    update: bool,
+) -> Result<(), StoreError> {
+    if steps.is_empty() {
         return Ok(());
     }
-    // One statement for every step: a round trip saved per step on the hot path.
     let mut q = sqlx::QueryBuilder::new(
         "INSERT INTO onboarding_steps (customer_id, run_id, name, position, status, attempts, started_at, \
          finished_at, error, completed_seq) ",
     );
-    q.push_values(&run.steps, |mut row, s| {
-        row.push_bind(&run.customer_id)
-            .push_bind(&run.run_id)
+    q.push_values(steps, |mut row, s| {
+        row.push_bind(customer_id)
+            .push_bind(run_id)
             .push_bind(&s.name)
             .push_bind(s.position)
             .push_bind(s.status.as_str())
@@ -69,6 +81,14 @@ pub(super) async fn insert_run_rows(
             .push_bind(&s.error)
             .push_bind(s.completed_seq);
     });
+    if update {
+        q.push(
+            " ON CONFLICT (customer_id, run_id, name) DO UPDATE SET status = excluded.status, \
+             attempts = excluded.attempts, started_at = excluded.started_at, \
+             finished_at = excluded.finished_at, error = excluded.error, \
+             completed_seq = excluded.completed_seq",
+        );
+    }
     q.build().execute(&mut *conn).await?;
     Ok(())
 }
@@ -138,30 +158,6 @@ async fn upsert_dataset_row(
     .bind(Json(&r.tables))
     .bind(r.created_at)
     .bind(r.updated_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn update_step_row(
-    conn: &mut SqliteConnection,
-    customer_id: &str,
-    run_id: &str,
-    s: &StepRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE onboarding_steps SET status = ?, attempts = ?, started_at = ?, finished_at = ?, error = ?, \
-             completed_seq = ? WHERE customer_id = ? AND run_id = ? AND name = ?",
-    )
-    .bind(s.status.as_str())
-    .bind(s.attempts)
-    .bind(s.started_at)
-    .bind(s.finished_at)
-    .bind(&s.error)
-    .bind(s.completed_seq)
-    .bind(customer_id)
-    .bind(run_id)
-    .bind(&s.name)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -238,9 +234,7 @@ impl RunStore for SqliteStore {
                 run_id: run_id.to_owned(),
             });
         }
-        for step in u.steps {
-            update_step_row(&mut tx, customer_id, run_id, step).await?;
-        }
+        write_steps(&mut tx, customer_id, run_id, u.steps, true).await?;
         if let Some((c, version)) = u.customer {
             update_customer_row(&mut tx, customer_id, c, version).await?;
         }
