@@ -177,13 +177,19 @@ impl Services {
     }
 
     /// Creates (or completes) the customer's dataset for its tier. Returns the dataset record to
-    /// save, with its event, when it is new or its tables changed. Idempotent.
+    /// save, with its event, when it is new or its tables changed. Idempotent. `fresh` says the
+    /// customer was registered in this same call, so it has no dataset record to look up.
     pub(super) async fn provision(
         &self,
         customer: &Customer,
+        fresh: bool,
     ) -> Result<Option<(DatasetRecord, NewEvent)>, ServiceError> {
         let backend = self.backend_of(customer)?;
-        let existing = self.store.get_dataset(customer.id.as_str()).await?;
+        let existing = if fresh {
+            None
+        } else {
+            self.store.get_dataset(customer.id.as_str()).await?
+        };
         let (spec, record, event) = self.dataset_plan(customer, existing.as_ref());
         backend
             .provision(&spec)
@@ -200,7 +206,7 @@ impl Services {
         &self,
         customer: &Customer,
     ) -> Result<(), ServiceError> {
-        if let Some((record, event)) = self.provision(customer).await? {
+        if let Some((record, event)) = self.provision(customer, false).await? {
             self.store.save_dataset(&record, Some(event)).await?;
         }
         Ok(())

@@ -292,6 +292,9 @@ impl Services {
         resumed: bool,
         known: Option<Customer>,
     ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+        // A customer registered by this very call has no dataset record yet: provisioning
+        // need not look for one.
+        let fresh = known.is_some() && !resumed;
         let customer = match known {
             Some(c) => c,
             None => self.current(&run.customer_id).await?,
@@ -349,7 +352,7 @@ impl Services {
             let results = join_all(
                 ready
                     .iter()
-                    .map(|name| self.execute_step(&run, &customer, name)),
+                    .map(|name| self.execute_step(&run, &customer, name, fresh)),
             )
             .await;
             let mut failures = Vec::new();
@@ -395,6 +398,7 @@ impl Services {
         run: &RunRecord,
         customer: &Customer,
         name: &str,
+        fresh: bool,
     ) -> Result<(StepRecord, Option<(DatasetRecord, NewEvent)>), (StepRecord, String)> {
         let mut step = run
             .steps
@@ -418,7 +422,7 @@ impl Services {
                     transient: false,
                     message: "injected permanent fault".into(),
                 }),
-                Injected::None => self.perform(run, customer, name).await,
+                Injected::None => self.perform(run, customer, name, fresh).await,
             };
             let now = self.clock.now();
             match outcome {
@@ -470,6 +474,7 @@ impl Services {
         run: &RunRecord,
         customer: &Customer,
         name: &str,
+        fresh: bool,
     ) -> Result<Option<(DatasetRecord, NewEvent)>, StepError> {
         match name {
             "store_credentials" => self
@@ -477,7 +482,7 @@ impl Services {
                 .await
                 .map(|_| None)
                 .map_err(Into::into),
-            "provision_dataset" => Ok(self.provision(customer).await?),
+            "provision_dataset" => Ok(self.provision(customer, fresh).await?),
             "verify_dataset" => self.verify_dataset(customer).await.map(|_| None),
             // validate and register happen at registration; activate ends the run.
             _ => Ok(None),

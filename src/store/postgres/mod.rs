@@ -169,6 +169,7 @@ async fn insert_customer_rows(
     c: &Customer,
     run: Option<&RunRecord>,
     idempotency: Option<&IdempotencyRecord>,
+    dataset: Option<&DatasetRecord>,
 ) -> Result<(), StoreError> {
     let json = CustomerJson::of(c);
     // The customer, its run and the run's steps in one statement.
@@ -195,6 +196,11 @@ async fn insert_customer_rows(
             .push_bind(c.updated_at);
     });
     q.push(")");
+    if let Some(d) = dataset {
+        q.push(", dataset AS (");
+        runs::push_dataset_upsert(&mut q, d);
+        q.push(")");
+    }
     if let Some(run) = run {
         q.push(", run AS (");
         runs::push_run_insert(&mut q, run);
@@ -267,10 +273,9 @@ impl Store for PgStore {
         dataset: &DatasetRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_customer_rows(&mut tx, customer, Some(run), idempotency).await?;
+        insert_customer_rows(&mut tx, customer, Some(run), idempotency, Some(dataset)).await?;
         let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
         datasets::provision_in(&mut tx, spec, &role).await?;
-        runs::upsert_dataset_row(&mut tx, dataset).await?;
         append_all(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
@@ -296,7 +301,7 @@ impl Store for PgStore {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Event, StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_customer_rows(&mut tx, c, run, idempotency).await?;
+        insert_customer_rows(&mut tx, c, run, idempotency, None).await?;
         let event = append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(event)

@@ -158,25 +158,36 @@ async fn customer_conflict(
     }
 }
 
+/// The dataset record's upsert, for a statement being built.
+pub(super) fn push_dataset_upsert<'a>(q: &mut QueryBuilder<'a, Postgres>, r: &'a DatasetRecord) {
+    q.push(
+        "INSERT INTO datasets (customer_id, dataset_id, data_store, tier, schema_version, tables, \
+         created_at, updated_at) ",
+    );
+    q.push_values([r], |mut row, r| {
+        row.push_bind(&r.customer_id)
+            .push_bind(&r.dataset_id)
+            .push_bind(&r.data_store)
+            .push_bind(&r.tier)
+            .push_bind(r.schema_version)
+            .push_bind(Json(&r.tables))
+            .push_bind(r.created_at)
+            .push_bind(r.updated_at);
+    });
+    q.push(
+        " ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
+         schema_version = excluded.schema_version, tables = excluded.tables, \
+         updated_at = excluded.updated_at",
+    );
+}
+
 pub(super) async fn upsert_dataset_row(
     conn: &mut PgConnection,
     r: &DatasetRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO datasets (customer_id, dataset_id, data_store, tier, schema_version, tables, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
-             schema_version = excluded.schema_version, tables = excluded.tables, updated_at = excluded.updated_at",
-    )
-    .bind(&r.customer_id)
-    .bind(&r.dataset_id)
-    .bind(&r.data_store)
-    .bind(&r.tier)
-    .bind(r.schema_version)
-    .bind(Json(&r.tables))
-    .bind(r.created_at)
-    .bind(r.updated_at)
-    .execute(&mut *conn)
-    .await?;
+    let mut q = QueryBuilder::new("");
+    push_dataset_upsert(&mut q, r);
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -81,7 +81,13 @@ impl SqliteDatasets {
         reuse: bool,
     ) -> Result<SqliteConnection, DatasetError> {
         let mut conn = match self.take(dataset_id).filter(|_| reuse) {
-            Some(conn) => conn,
+            Some(mut conn) => {
+                // Verification's own fixed statements: read-only, with no deadline to keep.
+                conn.execute("PRAGMA query_only = ON")
+                    .await
+                    .map_err(classify)?;
+                return Ok(conn);
+            }
             None => self.open(dataset_id, true).await?,
         };
         conn.execute("PRAGMA query_only = ON")

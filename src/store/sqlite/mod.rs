@@ -99,20 +99,12 @@ async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, S
     .bind(&sealed.hash)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO event_chain_heads (chain, seq, hash) VALUES (?, ?, ?) \
-         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )
-    .bind(&sealed.chain)
-    .bind(sealed.chain_seq)
-    .bind(&sealed.hash)
-    .execute(&mut *conn)
-    .await?;
+    // The insert's trigger moves the chain's head (migration 0006).
     Ok(row.into())
 }
 
-/// Seals and inserts several events, reading and writing each chain's head once: a few
-/// statements however many events an update brings.
+/// Seals and inserts several events, reading each chain's head once: two statements per chain
+/// however many events an update brings.
 async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
     for (chain, batch) in group_by_chain(events) {
         let head: Option<(i64, String)> =
@@ -121,7 +113,7 @@ async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Resul
                 .fetch_optional(&mut *conn)
                 .await?;
         let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
-        let (sealed, seq, hash) = seal_chain(batch, seq, hash);
+        let (sealed, _, _) = seal_chain(batch, seq, hash);
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
              request_id, prev_hash, hash) ",
@@ -138,16 +130,8 @@ async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Resul
                 .push_bind(&e.prev_hash)
                 .push_bind(&e.hash);
         });
+        // The insert's trigger moves the chain's head, row by row in chain order.
         q.build().execute(&mut *conn).await?;
-        sqlx::query(
-            "INSERT INTO event_chain_heads (chain, seq, hash) VALUES (?, ?, ?) \
-             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .bind(&chain)
-        .bind(seq)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
     }
     Ok(())
 }
