@@ -81,6 +81,31 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     );
     assert!(tables["conversions"].contains(&"conversion_id".to_owned()));
 
+    // Verification sees the tables that exist, not the ones that do not, and no dataset at all
+    // for a customer that has none.
+    let backend = app.services.datasets.get("default").unwrap();
+    let limits = app.services.product.query;
+    let expected = ["conversions".to_owned(), "benchmarks".to_owned()];
+    let (result, seen) = backend
+        .verify("tenant_acme", limits, &expected)
+        .await
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![json!(1)]]);
+    let seen = seen.unwrap();
+    assert_eq!(seen["conversions"], tables["conversions"]);
+    assert!(!seen.contains_key("benchmarks"), "{seen:?}");
+    // (Several times: a failed verification must leave no connection in a broken transaction.)
+    for _ in 0..10 {
+        let missing = backend.verify("tenant_nobody", limits, &expected).await;
+        assert!(
+            matches!(
+                missing,
+                Err(onramp::store::datasets::DatasetError::NotFound(_)) | Ok((_, None))
+            ),
+            "{missing:?}"
+        );
+    }
+
     // The run and the checklist.
     let (_, ob) = json_of(
         app.get("/api/v1/customers/acme/onboarding", &app.viewer)

@@ -504,7 +504,11 @@ impl Services {
             transient: false,
             message,
         };
-        let (result, tables) = backend.verify(&dataset_id, self.product.query).await?;
+        let expected = self.product.tables_for_tier(customer.usage_tier.as_deref());
+        let names: Vec<String> = expected.iter().map(|(t, _)| t.clone()).collect();
+        let (result, tables) = backend
+            .verify(&dataset_id, self.product.query, &names)
+            .await?;
         if result.rows != vec![vec![json!(1)]] {
             return Err(permanent(format!(
                 "SELECT 1 AS test returned {:?}",
@@ -513,7 +517,7 @@ impl Services {
         }
         let tables =
             tables.ok_or_else(|| permanent(format!("dataset '{dataset_id}' does not exist")))?;
-        for (table, columns) in self.product.tables_for_tier(customer.usage_tier.as_deref()) {
+        for (table, columns) in expected {
             let found = tables
                 .get(&table)
                 .ok_or_else(|| permanent(format!("table '{table}' is missing")))?;

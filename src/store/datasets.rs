@@ -197,12 +197,14 @@ pub trait DatasetBackend: Send + Sync {
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError>;
 
-    /// Runs `SELECT 1 AS test` through the query path and returns the dataset's tables, in one
-    /// go where the backend can; `None` when the dataset does not exist.
+    /// Runs `SELECT 1 AS test` through the query path and returns the dataset's tables (at
+    /// least those of `expected` that exist; a backend may read only those), in one go where
+    /// the backend can; `None` when the dataset does not exist.
     async fn verify(
         &self,
         dataset_id: &str,
         limits: QueryLimits,
+        _expected: &[String],
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
         let result = self.query(dataset_id, "SELECT 1 AS test", limits).await?;
         Ok((result, self.describe(dataset_id).await?))

@@ -135,6 +135,40 @@ async fn tables_of(
     Ok(Some(out))
 }
 
+/// The columns of the `expected` tables that exist in the dataset, or `None` when its schema
+/// does not exist: each table looked up by name (`to_regclass`), which plans and runs in a
+/// fraction of the whole-schema read.
+async fn expected_tables_of(
+    conn: &mut PgConnection,
+    dataset_id: &str,
+    expected: &[String],
+) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT t.name, a.attname::text \
+         FROM (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS n \
+         CROSS JOIN unnest($2::text[]) WITH ORDINALITY AS t(name, i) \
+         LEFT JOIN pg_catalog.pg_attribute a \
+           ON a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident(t.name)) \
+           AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY t.i, a.attnum",
+    )
+    .bind(dataset_id)
+    .bind(expected)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(classify)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, c) in rows {
+        if let Some(c) = c {
+            out.entry(t).or_default().push(c);
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Runs a checked query inside a transaction from `begin_as_reader`.
 async fn run_query(
     conn: &mut PgConnection,
@@ -204,29 +238,40 @@ impl PgDatasets {
     }
 
     /// A `READ ONLY` transaction running as the dataset's role, with its search path and the
-    /// query's time limit, all set in the round trip that begins it. `NotFound` when the
-    /// dataset does not exist.
+    /// query's time limit set in one round trip after `BEGIN`. `NotFound` when the dataset
+    /// does not exist.
     async fn begin_as_reader(
         &self,
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DatasetError> {
-        // One simple-protocol message: the names are checked identifiers, as literals.
-        let begin = format!(
-            "BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true), \
-             set_config('role', {}, true), set_config('search_path', {}, true)",
-            literal(&limits.timeout_ms.to_string()),
-            literal(&self.role(dataset_id)),
-            literal(&quote(dataset_id)),
-        );
-        match self.pool.begin_with(begin).await {
-            Ok(tx) => Ok(tx),
+        // BEGIN on its own: sqlx rolls a transaction back when it is dropped only once BEGIN has
+        // returned, so a failing setting must come after it.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN READ ONLY")
+            .await
+            .map_err(classify)?;
+        let set = sqlx::query(
+            "SELECT set_config('statement_timeout', $1, true), set_config('role', $2, true), \
+             set_config('search_path', $3, true)",
+        )
+        .bind(limits.timeout_ms.to_string())
+        .bind(self.role(dataset_id))
+        .bind(quote(dataset_id))
+        .execute(&mut *tx)
+        .await;
+        match set {
+            Ok(_) => Ok(tx),
             // Without its schema (and role) a dataset does not exist; any other failure is
             // what it is.
-            Err(e) => match self.exists(dataset_id).await {
-                Ok(false) => Err(DatasetError::NotFound(dataset_id.to_owned())),
-                _ => Err(classify(e)),
-            },
+            Err(e) => {
+                drop(tx);
+                match self.exists(dataset_id).await {
+                    Ok(false) => Err(DatasetError::NotFound(dataset_id.to_owned())),
+                    _ => Err(classify(e)),
+                }
+            }
         }
     }
 
@@ -325,11 +370,16 @@ impl DatasetBackend for PgDatasets {
         &self,
         dataset_id: &str,
         limits: QueryLimits,
+        expected: &[String],
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
         // One read-only transaction as the dataset's role for the query and the table check.
         let mut tx = self.begin_as_reader(dataset_id, limits).await?;
         let result = run_query(&mut tx, "SELECT 1 AS test", limits).await?;
-        let tables = tables_of(&mut tx, dataset_id).await?;
+        let tables = if expected.is_empty() {
+            tables_of(&mut tx, dataset_id).await?
+        } else {
+            expected_tables_of(&mut tx, dataset_id, expected).await?
+        };
         tx.rollback().await.map_err(classify)?;
         Ok((result, tables))
     }

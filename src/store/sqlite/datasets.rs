@@ -314,6 +314,7 @@ impl DatasetBackend for SqliteDatasets {
         &self,
         dataset_id: &str,
         limits: QueryLimits,
+        _expected: &[String],
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
         // One connection for both, the provisioning one where it is kept: opening a SQLite
         // connection costs more than either.
