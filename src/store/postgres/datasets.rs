@@ -123,16 +123,7 @@ async fn tables_of(
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (t, c) in rows {
-        if let (Some(t), Some(c)) = (t, c) {
-            out.entry(t).or_default().push(c);
-        }
-    }
-    Ok(Some(out))
+    Ok(grouped(rows))
 }
 
 /// The columns of the `expected` tables that exist in the dataset, or `None` when its schema
@@ -157,16 +148,24 @@ async fn expected_tables_of(
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
+    Ok(grouped(
+        rows.into_iter().map(|(t, c)| (Some(t), c)).collect(),
+    ))
+}
+
+/// `(table, column)` rows as columns per table; no rows at all means no schema, and a row
+/// without a table or column (from the outer joins) adds nothing.
+fn grouped(rows: Vec<(Option<String>, Option<String>)>) -> Option<BTreeMap<String, Vec<String>>> {
     if rows.is_empty() {
-        return Ok(None);
+        return None;
     }
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (t, c) in rows {
-        if let Some(c) = c {
+        if let (Some(t), Some(c)) = (t, c) {
             out.entry(t).or_default().push(c);
         }
     }
-    Ok(Some(out))
+    Some(out)
 }
 
 /// Runs a checked query inside a transaction from `begin_as_reader`.
