@@ -48,11 +48,13 @@ impl Cell {
     }
 }
 
-/// A checked file: the columns its header names, in order, and its rows.
+/// A checked file: the columns its header names, in order, with their types, and its rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rows {
     /// Table columns, in the file's order.
     pub columns: Vec<String>,
+    /// The product type of each of `columns`.
+    pub types: Vec<String>,
     /// One cell per column per row.
     pub rows: Vec<Vec<Cell>>,
 }
@@ -237,6 +239,7 @@ pub fn parse_csv(
     }
     Ok(Rows {
         columns: names,
+        types: types.into_iter().map(str::to_owned).collect(),
         rows,
     })
 }

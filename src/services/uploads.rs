@@ -79,19 +79,9 @@ impl Services {
             .unwrap_or_default();
         let rows = parse_csv(body, &adapter.table, &columns, adapter.max_rows)
             .map_err(ServiceError::Invalid)?;
-        let types: Vec<&str> = rows
-            .columns
-            .iter()
-            .map(|name| {
-                columns
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("text", |(_, t)| *t)
-            })
-            .collect();
         let backend = self.backend_of(&customer)?;
         let rows_loaded = backend
-            .insert_rows(&dataset.dataset_id, &adapter.table, &types, &rows)
+            .insert_rows(&dataset.dataset_id, &adapter.table, &rows)
             .await
             .map_err(|e| match e {
                 DatasetError::NotFound(_) => ServiceError::NoDataset(p.customer_id.clone()),

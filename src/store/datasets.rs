@@ -220,13 +220,12 @@ pub trait DatasetBackend: Send + Sync {
     /// Every dataset that exists on this backend.
     async fn list(&self) -> Result<Vec<String>, DatasetError>;
 
-    /// Appends `rows` to `table`, all in one transaction: every row or none. `types` are the
-    /// product column types of `rows.columns`, in order. Returns the rows written.
+    /// Appends `rows` to `table`, all in one transaction: every row or none. Returns the rows
+    /// written.
     async fn insert_rows(
         &self,
         dataset_id: &str,
         table: &str,
-        types: &[&str],
         rows: &Rows,
     ) -> Result<u64, DatasetError>;
 }

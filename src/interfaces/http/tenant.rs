@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -126,20 +127,16 @@ pub async fn upload(
     TenantAuthenticated(p): TenantAuthenticated,
     Path(adapter): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UploadReceipt>, ApiError> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
     if !matches!(
-        content_type.as_str(),
-        "text/csv" | "application/octet-stream"
+        content_type.as_deref(),
+        Some("text/csv" | "application/octet-stream")
     ) {
         return Err(ApiError::BadRequest {
             status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,18 +144,6 @@ pub async fn upload(
             detail: "send the file with Content-Type: text/csv".into(),
         });
     }
-    let body = body.map_err(|r| ApiError::BadRequest {
-        status: r.status(),
-        code: if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            "payload_too_large"
-        } else {
-            "malformed_body"
-        },
-        detail: if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            format!("an upload may be at most {UPLOAD_MAX_BYTES} bytes")
-        } else {
-            r.body_text()
-        },
-    })?;
+    let body = body?;
     Ok(Json(state.services.upload(&p, &adapter, &body).await?))
 }

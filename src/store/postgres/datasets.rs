@@ -403,14 +403,14 @@ impl DatasetBackend for PgDatasets {
         &self,
         dataset_id: &str,
         table: &str,
-        types: &[&str],
         rows: &Rows,
     ) -> Result<u64, DatasetError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let target = format!("{}.{}", quote(dataset_id), quote(table));
         let mut written = 0;
         // Every value travels as text and is cast to its column's type by the server.
-        let casts: Vec<&str> = types
+        let casts: Vec<&str> = rows
+            .types
             .iter()
             .map(|t| sql_type(t, SqlDialect::Postgres))
             .collect();

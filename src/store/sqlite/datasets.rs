@@ -64,32 +64,13 @@ impl SqliteDatasets {
         (at.elapsed() < KEPT_FOR).then_some(conn)
     }
 
-    /// A `query_only` connection to the dataset whose queries stop at the deadline: the one
-    /// that provisioned it if `reuse` and it is still kept, else a new read-only one.
+    /// A read-only, `query_only` connection to the dataset whose queries stop at the deadline.
     async fn open_for_query(
         &self,
         dataset_id: &str,
         limits: QueryLimits,
     ) -> Result<SqliteConnection, DatasetError> {
-        self.query_connection(dataset_id, limits, false).await
-    }
-
-    async fn query_connection(
-        &self,
-        dataset_id: &str,
-        limits: QueryLimits,
-        reuse: bool,
-    ) -> Result<SqliteConnection, DatasetError> {
-        let mut conn = match self.take(dataset_id).filter(|_| reuse) {
-            Some(mut conn) => {
-                // Verification's own fixed statements: read-only, with no deadline to keep.
-                conn.execute("PRAGMA query_only = ON")
-                    .await
-                    .map_err(classify)?;
-                return Ok(conn);
-            }
-            None => self.open(dataset_id, true).await?,
-        };
+        let mut conn = self.open(dataset_id, true).await?;
         conn.execute("PRAGMA query_only = ON")
             .await
             .map_err(classify)?;
@@ -316,9 +297,18 @@ impl DatasetBackend for SqliteDatasets {
         limits: QueryLimits,
         _expected: &[String],
     ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
-        // One connection for both, the provisioning one where it is kept: opening a SQLite
-        // connection costs more than either.
-        let mut conn = self.query_connection(dataset_id, limits, true).await?;
+        // One connection for both, the provisioning one where it is kept (opening a SQLite
+        // connection costs more than either), switched to `query_only`; verification's own
+        // fixed statements need no deadline.
+        let mut conn = match self.take(dataset_id) {
+            Some(mut conn) => {
+                conn.execute("PRAGMA query_only = ON")
+                    .await
+                    .map_err(classify)?;
+                conn
+            }
+            None => self.open_for_query(dataset_id, limits).await?,
+        };
         let result = run_query(&mut conn, "SELECT 1 AS test", limits).await?;
         let tables = tables_of(&mut conn).await?;
         // Dropped, not closed: its driver thread closes the file without the step waiting.
@@ -351,7 +341,6 @@ impl DatasetBackend for SqliteDatasets {
         &self,
         dataset_id: &str,
         table: &str,
-        _types: &[&str],
         rows: &Rows,
     ) -> Result<u64, DatasetError> {
         let mut conn = self.open(dataset_id, false).await?;
