@@ -45,6 +45,9 @@ pub struct QueryLimits {
     pub timeout_ms: u64,
     /// How many rows it may return; more are cut off and the result marked truncated.
     pub max_rows: u64,
+    /// How many bytes of values it may return; rows past the bound are cut off and the result
+    /// marked truncated, and a single value larger than it refuses the query.
+    pub max_bytes: u64,
 }
 
 impl Default for QueryLimits {
@@ -52,6 +55,7 @@ impl Default for QueryLimits {
         Self {
             timeout_ms: 5_000,
             max_rows: 10_000,
+            max_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -135,6 +135,7 @@ struct RawDataset {
     tables: Spanned<Vec<String>>,
     query_timeout_ms: Option<Spanned<i64>>,
     query_max_rows: Option<Spanned<i64>>,
+    query_max_bytes: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +462,15 @@ pub(super) fn parse(
                 match u64::try_from(*r.get_ref()) {
                     Ok(n @ 1..=1_000_000) => query.max_rows = n,
                     _ => c.at(r, "dataset.query_max_rows must be from 1 to 1000000"),
+                }
+            }
+            if let Some(b) = &d.query_max_bytes {
+                match u64::try_from(*b.get_ref()) {
+                    Ok(n @ 1024..=268_435_456) => query.max_bytes = n,
+                    _ => c.at(
+                        b,
+                        "dataset.query_max_bytes must be from 1024 to 268435456 (256 MiB)",
+                    ),
                 }
             }
             let template = d.name.get_ref();

@@ -12,10 +12,11 @@ use utoipa::ToSchema;
 
 use super::onboarding::ChecklistEntry;
 use super::{Actor, ServiceError, Services};
-use crate::domain::query::check_read_only;
+use crate::domain::query::{check_query, QueryRejection};
 use crate::domain::{Customer, CustomerStatus, NewEvent};
 use crate::store::datasets::{
     write_table_export, DatasetBackend, DatasetError, DatasetSpec, ExportManifest, QueryResult,
+    ReaderPassword,
 };
 use crate::store::DatasetRecord;
 
@@ -121,6 +122,17 @@ impl Services {
         })
     }
 
+    /// The password of the dataset's own database login: derived from `KEY_HASH_SECRET` and the
+    /// dataset id, so every process sharing the secret computes the same one and none is ever
+    /// stored.
+    pub fn reader_password(&self, dataset_id: &str) -> ReaderPassword {
+        use base64::Engine;
+        let key = self
+            .key_hash
+            .derive(&format!("dataset-reader-password:{dataset_id}"));
+        ReaderPassword::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key[..]))
+    }
+
     /// Whether onboarding `customer` creates its dataset in the registering transaction: its
     /// data store lives in the registry's database and no injected fault needs the step alone.
     pub(super) fn provisions_at_registration(&self, customer: &Customer) -> bool {
@@ -137,8 +149,10 @@ impl Services {
         customer: &Customer,
         existing: Option<&DatasetRecord>,
     ) -> (DatasetSpec, DatasetRecord, NewEvent) {
+        let dataset_id = self.product.dataset_id(customer.id.as_str());
         let spec = DatasetSpec {
-            dataset_id: self.product.dataset_id(customer.id.as_str()),
+            reader_password: self.reader_password(&dataset_id),
+            dataset_id,
             tables: self.product.tables_for_tier(customer.usage_tier.as_deref()),
         };
         let tables: Vec<String> = spec.tables.iter().map(|(t, _)| t.clone()).collect();
@@ -222,13 +236,18 @@ impl Services {
     ) -> Result<QueryResult, ServiceError> {
         let customer = self.current(customer_id).await?;
         let backend = self.backend_of(&customer)?;
-        let sql = check_read_only(sql, backend.dialect()).map_err(|e| e.at("sql"))?;
+        let sql = check_query(sql, backend.dialect()).map_err(|e| match e {
+            QueryRejection::Invalid(e) => ServiceError::from(e.at("sql")),
+            QueryRejection::Refused(reason) => ServiceError::QueryRefused(reason),
+        })?;
         if self.store.get_dataset(customer_id).await?.is_none() {
             return Err(ServiceError::NoDataset(customer_id.to_owned()));
         }
+        let dataset_id = self.product.dataset_id(customer_id);
         backend
             .query(
-                &self.product.dataset_id(customer_id),
+                &dataset_id,
+                &self.reader_password(&dataset_id),
                 &sql,
                 self.product.query,
             )

@@ -78,13 +78,38 @@ pub fn classify_ref(e: &sqlx::Error) -> bool {
     }
 }
 
-/// What to provision: the dataset's id and its tables.
+/// What to provision: the dataset's id, its tables and its reader's password.
 #[derive(Debug, Clone)]
 pub struct DatasetSpec {
     /// The dataset id (a file or schema name).
     pub dataset_id: String,
     /// Tables and their columns.
     pub tables: Vec<(String, Vec<Column>)>,
+    /// The password of the dataset's own database login, where the backend has logins.
+    pub reader_password: ReaderPassword,
+}
+
+/// The password a dataset's own database login (PostgreSQL) authenticates with. Derived by the
+/// services from `KEY_HASH_SECRET`, never stored or shown: the type redacts itself.
+#[derive(Clone)]
+pub struct ReaderPassword(secrecy::SecretString);
+
+impl ReaderPassword {
+    /// Wraps a password.
+    pub fn new(password: String) -> Self {
+        Self(secrecy::SecretString::from(password))
+    }
+
+    /// The password itself, for the connection that logs in with it.
+    pub(crate) fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+impl std::fmt::Debug for ReaderPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReaderPassword([redacted])")
+    }
 }
 
 /// The answer to a dataset query.
@@ -189,10 +214,13 @@ pub trait DatasetBackend: Send + Sync {
         dataset_id: &str,
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, DatasetError>;
 
-    /// Runs a checked read-only query inside the dataset, bounded by `limits`.
+    /// Runs a checked read-only query inside the dataset, bounded by `limits`, as the
+    /// dataset's own reader (logging in with `reader_password` where the backend has logins).
+    /// Nothing the query does outlives it.
     async fn query(
         &self,
         dataset_id: &str,
+        reader_password: &ReaderPassword,
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError>;
@@ -204,11 +232,8 @@ pub trait DatasetBackend: Send + Sync {
         &self,
         dataset_id: &str,
         limits: QueryLimits,
-        _expected: &[String],
-    ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError> {
-        let result = self.query(dataset_id, "SELECT 1 AS test", limits).await?;
-        Ok((result, self.describe(dataset_id).await?))
-    }
+        expected: &[String],
+    ) -> Result<(QueryResult, Option<BTreeMap<String, Vec<String>>>), DatasetError>;
 
     /// Every row of a table, as JSON objects.
     async fn table_rows(

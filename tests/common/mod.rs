@@ -32,6 +32,17 @@ pub struct TestDb {
     pub dir: tempfile::TempDir,
     pub database_url: Option<String>,
     pg_name: Option<String>,
+    /// An ordinary role made to own the database (and dropped with it).
+    pg_owner: Option<String>,
+}
+
+/// The prefix of the dataset roles Onramp makes for a database (see the PostgreSQL datasets).
+fn dataset_role_prefix(database: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "onr_{}_",
+        &hex::encode(sha2::Sha256::digest(database.as_bytes()))[..8]
+    )
 }
 
 impl TestDb {
@@ -43,6 +54,7 @@ impl TestDb {
                 dir,
                 database_url: None,
                 pg_name: None,
+                pg_owner: None,
             },
             Backend::Postgres => {
                 let name = format!("onramp_test_{}", uuid::Uuid::new_v4().simple());
@@ -63,9 +75,58 @@ impl TestDb {
                     dir,
                     database_url: Some(format!("{base}/{name}")),
                     pg_name: Some(name),
+                    pg_owner: None,
                 }
             }
         }
+    }
+
+    /// A fresh PostgreSQL database owned by a new ordinary role with only `LOGIN CREATEROLE`
+    /// (no superuser), as README's deployment section sets Onramp up; the URL logs in as it.
+    pub async fn new_with_ordinary_owner() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("onramp_test_{suffix}");
+        let owner = format!("onramp_owner_{}", &suffix[..12]);
+        let admin = postgres_admin_url();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("PostgreSQL must be running for the postgres tests");
+        for sql in [
+            format!("CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD 'owner-password'"),
+            format!("CREATE DATABASE {name} OWNER {owner}"),
+            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC"),
+        ] {
+            sqlx::query(&sql).execute(&mut conn).await.expect(&sql);
+        }
+        let mut url = url::Url::parse(&admin).expect("admin URL");
+        url.set_username(&owner).unwrap();
+        url.set_password(Some("owner-password")).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            backend: Backend::Postgres,
+            dir,
+            database_url: Some(url.to_string()),
+            pg_name: Some(name),
+            pg_owner: Some(owner),
+        }
+    }
+
+    /// The dataset roles that exist for this database.
+    pub async fn dataset_roles(&self) -> Vec<String> {
+        let Some(name) = &self.pg_name else {
+            return vec![];
+        };
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url())
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY 1",
+        )
+        .bind(dataset_role_prefix(name))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -100,6 +161,7 @@ impl Drop for TestDb {
         let Some(name) = self.pg_name.take() else {
             return;
         };
+        let owner = self.pg_owner.take();
         let admin = postgres_admin_url();
         // Drop runs outside any runtime we may block: use a thread with its own.
         let _ = std::thread::spawn(move || {
@@ -114,6 +176,20 @@ impl Drop for TestDb {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut conn)
                         .await;
+                    // Roles belong to the server, not the database: the datasets' readers
+                    // (of datasets never offboarded) and the owner go too.
+                    let roles: Vec<String> = sqlx::query_scalar(
+                        "SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1)",
+                    )
+                    .bind(dataset_role_prefix(&name))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                    for role in roles.into_iter().chain(owner) {
+                        let _ = sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+                            .execute(&mut conn)
+                            .await;
+                    }
                 }
             });
         })
@@ -211,6 +287,26 @@ impl TestApp {
             viewer,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Runs `sql` in the customer's dataset over HTTP with `token`.
+    pub async fn query(
+        &self,
+        token: &str,
+        customer_id: &str,
+        sql: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = self
+            .post(
+                &format!("/api/v1/customers/{customer_id}/query"),
+                token,
+                &serde_json::json!({ "sql": sql }),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {

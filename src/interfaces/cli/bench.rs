@@ -545,10 +545,13 @@ async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Resul
         .tables_for_tier(services.product.default_tier.as_deref());
     let (mut ddl, _) = timed(n, concurrency, {
         let backend = backend.clone();
+        let services = services.clone();
         move |i| {
             let backend = backend.clone();
+            let dataset_id = format!("bench_ddl_{i:07}");
             let spec = DatasetSpec {
-                dataset_id: format!("bench_ddl_{i:07}"),
+                reader_password: services.reader_password(&dataset_id),
+                dataset_id,
                 tables: tables.clone(),
             };
             async move { Ok(backend.provision(&spec).await?) }

@@ -1,31 +1,90 @@
-//! PostgreSQL datasets: one schema per customer, and a `NOLOGIN` role per dataset that can use
-//! that schema and read its tables and nothing else. Queries run in a `READ ONLY` transaction
-//! as that role, with `search_path` set to the schema and a statement timeout, so the database
-//! itself refuses writes and anything outside the schema (the registry, other customers).
+//! PostgreSQL datasets: one schema per customer, and a role per dataset that can use that
+//! schema and read its tables and nothing else.
+//!
+//! A customer's query runs on a connection *logged in* as that role (a `LOGIN` role with a
+//! password derived from `KEY_HASH_SECRET`, member of nothing, no attributes), never on
+//! Onramp's own login: no statement can switch to another role, because the session's own user
+//! is the dataset's. Inside, it runs in a `READ ONLY` transaction with the schema as its search
+//! path and a statement timeout, and the role's own defaults say the same, so even a connection
+//! used outside that transaction can do no more. Each dataset has a small pool of such
+//! connections; after each query the session is discarded (`DISCARD ALL`: advisory locks,
+//! settings, temporary objects, prepared statements) and a connection whose query failed is
+//! closed, so nothing a query does outlives it.
+//!
+//! The password reaches the server only as a SCRAM-SHA-256 verifier computed here, so neither
+//! the statement text nor the server's logs ever hold it.
 //!
 //! Roles are global to the server, so their names carry a tag of the database
 //! (`onr_<db tag>_<dataset hash>`): datasets of different databases never share a role.
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use hmac::{Mac, SimpleHmac};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Column, ConnectOptions, Executor, PgConnection, Row, Statement};
-use std::collections::BTreeMap;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, Row, Statement};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::domain::query::SqlDialect;
 use crate::domain::upload::Rows;
 use crate::product::QueryLimits;
 use crate::store::datasets::{
     classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
-    DatasetSpec, QueryResult,
+    DatasetSpec, QueryResult, ReaderPassword,
 };
 
 /// Datasets as schemas in one PostgreSQL database.
 pub struct PgDatasets {
     pool: PgPool,
     role_prefix: String,
+    database: String,
+    /// Each dataset's pool of connections logged in as its reader, by dataset id.
+    readers: Mutex<HashMap<String, ReaderPool>>,
+}
+
+/// A pool of connections logged in as one dataset's reader.
+struct ReaderPool {
+    pool: PgPool,
+    used: Instant,
+}
+
+/// At most this many datasets keep a reader pool; the least recently used is closed first.
+const READER_POOLS: usize = 64;
+/// Connections per dataset pool in this process.
+const READER_CONNECTIONS: u32 = 2;
+/// A reader connection idle this long is closed.
+const READER_IDLE: Duration = Duration::from_secs(60);
+/// Sessions one dataset role may hold on the server, across every Onramp process.
+const READER_CONNECTION_LIMIT: u32 = 8;
+/// PBKDF2 iterations of the SCRAM verifier (PostgreSQL's default).
+const SCRAM_ITERATIONS: u32 = 4096;
+
+/// A SCRAM-SHA-256 verifier of `password` in PostgreSQL's `rolpassword` form, with a random
+/// salt. Given as a role's password, the server stores it as it is (RFC 5802, RFC 7677).
+pub(crate) fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+    let hmac = |key: &[u8], text: &[u8]| {
+        let mut mac =
+            <SimpleHmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(text);
+        mac.finalize().into_bytes()
+    };
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(client_key);
+    let server_key = hmac(&salted, b"Server Key");
+    zeroize::Zeroize::zeroize(&mut salted);
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key),
+        b64.encode(server_key)
+    )
 }
 
 /// The reader role of a dataset, under a database's role prefix.
@@ -57,9 +116,9 @@ pub(crate) async fn provision_in(
     conn: &mut PgConnection,
     spec: &DatasetSpec,
     role: &str,
+    database: &str,
 ) -> Result<(), sqlx::Error> {
     let schema = quote(&spec.dataset_id);
-    let reader = quote(role);
     // Serialise provisioning of one dataset across processes: CREATE ... IF NOT EXISTS is
     // not safe against a concurrent create of the same name.
     let mut sql = format!(
@@ -84,21 +143,52 @@ pub(crate) async fn provision_in(
             cols.join(", ")
         ));
     }
+    sql.push_str(&reader_sql(&spec.dataset_id, role, &spec.reader_password));
     sql.push_str(&format!(
+        "GRANT CONNECT ON DATABASE {} TO {};\n",
+        quote(database),
+        quote(role)
+    ));
+    conn.execute(sql.as_str()).await?;
+    Ok(())
+}
+
+/// The statements that create (or repair) a dataset's reader: a `LOGIN` role with the
+/// password's verifier and nothing else (no attributes, no memberships), its defaults (read
+/// only, the schema as search path, bounded time), and its grants on the schema. Onramp's own
+/// role is made a member, so verification can read as the reader and offboarding can end its
+/// sessions.
+fn reader_sql(dataset_id: &str, role: &str, password: &ReaderPassword) -> String {
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    let verifier = literal(&scram_verifier(password.expose(), &salt, SCRAM_ITERATIONS));
+    let schema = quote(dataset_id);
+    let reader = quote(role);
+    format!(
         "DO $onramp$ BEGIN\n\
            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN\n\
-             CREATE ROLE {reader} NOLOGIN;\n\
+             CREATE ROLE {reader} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT \
+               NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {READER_CONNECTION_LIMIT} \
+               PASSWORD {verifier};\n\
+           ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name} \
+                 AND (rolsuper OR rolreplication OR rolbypassrls)) THEN\n\
+             RAISE EXCEPTION 'role % has privileges a dataset reader must not have', {name};\n\
+           ELSE\n\
+             ALTER ROLE {reader} LOGIN NOCREATEDB NOCREATEROLE NOINHERIT \
+               CONNECTION LIMIT {READER_CONNECTION_LIMIT} PASSWORD {verifier};\n\
            END IF;\n\
            IF NOT pg_has_role(current_user, {name}, 'MEMBER') THEN\n\
              GRANT {reader} TO CURRENT_USER;\n\
            END IF;\n\
          END $onramp$;\n\
+         ALTER ROLE {reader} SET default_transaction_read_only = on;\n\
+         ALTER ROLE {reader} SET search_path = {schema};\n\
+         ALTER ROLE {reader} SET statement_timeout = '60s';\n\
+         ALTER ROLE {reader} SET idle_in_transaction_session_timeout = '60s';\n\
          GRANT USAGE ON SCHEMA {schema} TO {reader};\n\
          GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader};\n",
         name = literal(role),
-    ));
-    conn.execute(sql.as_str()).await?;
-    Ok(())
+    )
 }
 
 /// The tables of a dataset and their columns, or `None` when its schema does not exist. Read
@@ -168,7 +258,13 @@ fn grouped(rows: Vec<(Option<String>, Option<String>)>) -> Option<BTreeMap<Strin
     Some(out)
 }
 
-/// Runs a checked query inside a transaction from `begin_as_reader`.
+/// Runs a checked query inside a read-only transaction as the dataset's reader.
+///
+/// Each row comes back as one JSON text built by the server (so every column type has a JSON
+/// form), with the columns renamed by position first, so that two columns of one name both
+/// survive. Rows are read one at a time: a row larger than the byte bound arrives only as its
+/// length, and rows stop at the byte or row bound, so the answer never holds more than the
+/// bounds allow whatever the query makes.
 async fn run_query(
     conn: &mut PgConnection,
     sql: &str,
@@ -182,26 +278,52 @@ async fn run_query(
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
+    let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+    let alias_list = if aliases.is_empty() {
+        String::new()
+    } else {
+        format!("({})", aliases.join(", "))
+    };
     let wrapped = format!(
-        "SELECT row_to_json(q)::text FROM ({sql}\n) AS q LIMIT {}",
-        limits.max_rows + 1
+        "SELECT octet_length(j), CASE WHEN octet_length(j) <= {max_bytes} THEN j END \
+         FROM (SELECT row_to_json(q)::text AS j FROM ({sql}\n) AS q{alias_list} LIMIT {limit}) AS r",
+        max_bytes = limits.max_bytes,
+        limit = limits.max_rows + 1,
     );
-    let texts: Vec<String> = sqlx::query_scalar(&wrapped)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| refused(e, limits.timeout_ms))?;
-    let truncated = texts.len() as u64 > limits.max_rows;
-    let rows: Vec<Vec<serde_json::Value>> = json_rows(texts)
-        .into_iter()
-        .take(limits.max_rows as usize)
-        .map(|obj| match obj {
-            serde_json::Value::Object(map) => columns
-                .iter()
-                .map(|c| map.get(c).cloned().unwrap_or_default())
-                .collect(),
-            _ => vec![],
-        })
-        .collect();
+    let max_rows = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
+    let max_bytes = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut truncated = false;
+    {
+        let mut stream = sqlx::query_as::<_, (Option<i32>, Option<String>)>(&wrapped)
+            .persistent(false)
+            .fetch(&mut *conn);
+        while let Some((length, text)) = stream
+            .try_next()
+            .await
+            .map_err(|e| refused(e, limits.timeout_ms))?
+        {
+            let length = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
+            if rows.len() == max_rows || bytes.saturating_add(length) > max_bytes {
+                truncated = true;
+                break;
+            }
+            let Some(text) = text else {
+                truncated = true;
+                break;
+            };
+            bytes += length;
+            let row = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(map)) => aliases
+                    .iter()
+                    .map(|c| map.get(c).cloned().unwrap_or_default())
+                    .collect(),
+                _ => vec![serde_json::Value::Null; aliases.len()],
+            };
+            rows.push(row);
+        }
+    }
     Ok(QueryResult {
         row_count: rows.len(),
         columns,
@@ -233,7 +355,100 @@ impl PgDatasets {
         Ok(Self {
             pool,
             role_prefix: role_prefix(&database),
+            database,
+            readers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The pool of connections logged in as the dataset's reader, made on first use. Pools
+    /// connect lazily, hold at most [`READER_CONNECTIONS`], close idle connections, and keep
+    /// no prepared statements; the least recently used pool is closed past [`READER_POOLS`].
+    fn reader_pool(&self, dataset_id: &str, password: &ReaderPassword) -> PgPool {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = readers.get_mut(dataset_id) {
+            entry.used = Instant::now();
+            return entry.pool.clone();
+        }
+        if readers.len() >= READER_POOLS {
+            if let Some(oldest) = readers
+                .iter()
+                .min_by_key(|(_, r)| r.used)
+                .map(|(id, _)| id.clone())
+            {
+                if let Some(old) = readers.remove(&oldest) {
+                    tokio::spawn(async move { old.pool.close().await });
+                }
+            }
+        }
+        let options: PgConnectOptions = self
+            .pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .username(&self.role(dataset_id))
+            .password(password.expose())
+            .application_name("onramp-dataset-query")
+            .statement_cache_capacity(0);
+        let pool = PgPoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .min_connections(0)
+            .idle_timeout(READER_IDLE)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        readers.insert(
+            dataset_id.to_owned(),
+            ReaderPool {
+                pool: pool.clone(),
+                used: Instant::now(),
+            },
+        );
+        pool
+    }
+
+    /// Closes the dataset's reader pool, if this process has one.
+    async fn forget_reader(&self, dataset_id: &str) {
+        let removed = self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dataset_id);
+        if let Some(r) = removed {
+            r.pool.close().await;
+        }
+    }
+
+    /// A connection logged in as the dataset's reader. When the login is refused (a dataset
+    /// provisioned before readers could log in, or a changed `KEY_HASH_SECRET`) and the
+    /// dataset exists, its reader is repaired once with the current password.
+    async fn reader_connection(
+        &self,
+        dataset_id: &str,
+        password: &ReaderPassword,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, DatasetError> {
+        match self.reader_pool(dataset_id, password).acquire().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if !login_refused(&e) => return Err(classify(e)),
+            Err(_) => {}
+        }
+        self.forget_reader(dataset_id).await;
+        if !self.exists(dataset_id).await? {
+            return Err(DatasetError::NotFound(dataset_id.to_owned()));
+        }
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended({}, 0));\n{}GRANT CONNECT ON DATABASE {} TO {};",
+            literal(dataset_id),
+            reader_sql(dataset_id, &self.role(dataset_id), password),
+            quote(&self.database),
+            quote(&self.role(dataset_id)),
+        );
+        tx.execute(sql.as_str()).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        tracing::info!(dataset_id, "repaired the dataset's reader login");
+        self.reader_pool(dataset_id, password)
+            .acquire()
+            .await
+            .map_err(classify)
     }
 
     /// A `READ ONLY` transaction running as the dataset's role, with its search path and the
@@ -287,6 +502,12 @@ impl PgDatasets {
     }
 }
 
+/// Whether the server refused to log the reader in (bad password, no `LOGIN`, no such role).
+fn login_refused(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("28P01") | Some("28000")))
+}
+
 fn refused(e: sqlx::Error, timeout_ms: u64) -> DatasetError {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
@@ -312,13 +533,14 @@ impl DatasetBackend for PgDatasets {
 
     async fn provision(&self, spec: &DatasetSpec) -> Result<(), DatasetError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        provision_in(&mut tx, spec, &self.role(&spec.dataset_id))
+        provision_in(&mut tx, spec, &self.role(&spec.dataset_id), &self.database)
             .await
             .map_err(classify)?;
         tx.commit().await.map_err(classify)
     }
 
     async fn drop_dataset(&self, dataset_id: &str) -> Result<(), DatasetError> {
+        self.forget_reader(dataset_id).await;
         let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(dataset_id)
@@ -328,9 +550,32 @@ impl DatasetBackend for PgDatasets {
         tx.execute(format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(dataset_id)).as_str())
             .await
             .map_err(classify)?;
-        tx.execute(format!("DROP ROLE IF EXISTS {}", quote(&self.role(dataset_id))).as_str())
-            .await
-            .map_err(classify)?;
+        // The reader's sessions in other processes end with it; then the role goes.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(self.role(dataset_id))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        // Its grants (CONNECT on the database) go first, or the role could not be dropped.
+        let role = self.role(dataset_id);
+        tx.execute(
+            format!(
+                "DO $onramp$ BEGIN\n\
+                   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN\n\
+                     DROP OWNED BY {reader};\n\
+                     DROP ROLE {reader};\n\
+                   END IF;\n\
+                 END $onramp$",
+                name = literal(&role),
+                reader = quote(&role),
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(classify)?;
         tx.commit().await.map_err(classify)
     }
 
@@ -345,18 +590,39 @@ impl DatasetBackend for PgDatasets {
     async fn query(
         &self,
         dataset_id: &str,
+        reader_password: &ReaderPassword,
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
-        let mut tx = self.begin_as_reader(dataset_id, limits).await?;
-        match run_query(&mut tx, sql, limits).await {
-            Ok(result) => {
-                tx.rollback().await.map_err(classify)?;
+        let mut conn = self.reader_connection(dataset_id, reader_password).await?;
+        let outcome = async {
+            conn.execute("BEGIN READ ONLY").await.map_err(classify)?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(limits.timeout_ms.to_string())
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
+            let result = run_query(&mut conn, sql, limits).await?;
+            if result.truncated {
+                return Ok((result, false));
+            }
+            // Whatever the query set, took or made in the session goes with it.
+            conn.execute("ROLLBACK").await.map_err(classify)?;
+            conn.execute("DISCARD ALL").await.map_err(classify)?;
+            Ok::<_, DatasetError>((result, true))
+        }
+        .await;
+        match outcome {
+            Ok((result, true)) => Ok(result),
+            Ok((result, false)) => {
+                // Rows past the bound are still on the wire: close rather than drain them.
+                let _ = conn.detach().close().await;
                 Ok(result)
             }
             Err(e) => {
-                drop(tx);
-                // A dropped schema leaves the role behind: name the real cause.
+                let _ = conn.detach().close().await;
+                // A dropped schema leaves no grants behind: name the real cause.
                 match self.exists(dataset_id).await {
                     Ok(false) => Err(DatasetError::NotFound(dataset_id.to_owned())),
                     _ => Err(e),

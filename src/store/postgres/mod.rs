@@ -29,6 +29,7 @@ pub const REGISTRY_SCHEMA: &str = "onramp";
 pub struct PgStore {
     pool: PgPool,
     role_prefix: String,
+    database: String,
 }
 
 impl PgStore {
@@ -52,6 +53,7 @@ impl PgStore {
         Ok(Self {
             pool,
             role_prefix: datasets::role_prefix(&database),
+            database,
         })
     }
 }
@@ -275,7 +277,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         insert_customer_rows(&mut tx, customer, Some(run), idempotency, Some(dataset)).await?;
         let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
-        datasets::provision_in(&mut tx, spec, &role).await?;
+        datasets::provision_in(&mut tx, spec, &role, &self.database).await?;
         append_all(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())

@@ -1,8 +1,8 @@
 //! SQLite datasets: one database file per customer, `<dir>/<dataset_id>.db`.
 //!
-//! Queries run on a read-only connection with `query_only` set, opened on that one file, so a
-//! query can reach nothing but the customer's own tables; a progress handler stops it at its
-//! deadline.
+//! Customers' queries run on a read-only handle of that one file with an authorizer that allows
+//! only reads (see `tenant_query`), so a query can reach nothing but the customer's own tables;
+//! verification's own fixed statements run through sqlx on the provisioning connection.
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -21,7 +21,7 @@ use crate::domain::upload::{Cell, Rows};
 use crate::product::QueryLimits;
 use crate::store::datasets::{
     classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
-    DatasetSpec, QueryResult,
+    DatasetSpec, QueryResult, ReaderPassword,
 };
 
 /// Datasets as SQLite files in one directory.
@@ -282,13 +282,15 @@ impl DatasetBackend for SqliteDatasets {
     async fn query(
         &self,
         dataset_id: &str,
+        _reader_password: &ReaderPassword,
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
-        let mut conn = self.open_for_query(dataset_id, limits).await?;
-        let result = run_query(&mut conn, sql, limits).await;
-        let _ = conn.close().await;
-        result
+        let path = self.path(dataset_id);
+        if !path.is_file() {
+            return Err(DatasetError::NotFound(dataset_id.to_owned()));
+        }
+        super::tenant_query::query(&path, sql, limits).await
     }
 
     async fn verify(

@@ -18,6 +18,7 @@ mod credentials;
 pub mod datasets;
 mod keys;
 mod runs;
+mod tenant_query;
 
 use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
 use super::{

@@ -1,0 +1,185 @@
+//! A customer's query on a SQLite dataset, confined by SQLite itself.
+//!
+//! The query runs through `rusqlite` rather than the registry's sqlx driver because only the C
+//! API has the controls SQLite documents for running untrusted SQL, and rusqlite exposes them
+//! safely: an authorizer that allows reads and nothing else (no `ATTACH`, no `PRAGMA`, no
+//! writes, no extension loading), `sqlite3_limit` bounds on the size of any value and of the
+//! statement, a progress handler that stops the query at its deadline, and an interrupt handle
+//! for the caller's own deadline. The file is opened read-only on a blocking thread of its own,
+//! and closed when the query ends, so nothing outlives it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::domain::query::MAX_QUERY_BYTES;
+use crate::product::QueryLimits;
+use crate::store::datasets::{DatasetError, QueryResult};
+
+/// Functions a dataset query may never call, even where the statement check missed them.
+const DENIED_FUNCTIONS: &[&str] = &["load_extension", "readfile", "writefile", "edit"];
+
+/// What the authorizer allows: reading the dataset's own tables and calling ordinary
+/// functions. Everything else is refused while the statement is prepared.
+fn authorize(ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { .. } if matches!(ctx.database_name, Some("main") | None) => {
+            Authorization::Allow
+        }
+        AuthAction::Function { function_name }
+            if !DENIED_FUNCTIONS.contains(&function_name.to_ascii_lowercase().as_str()) =>
+        {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+/// Opens `path` read-only with the confinement above.
+fn open(path: &Path, limits: QueryLimits, deadline: Instant) -> Result<Connection, DatasetError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DatasetError::Transient(e.to_string()))?;
+    let max_value = i32::try_from(limits.max_bytes).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value);
+    conn.set_limit(
+        Limit::SQLITE_LIMIT_SQL_LENGTH,
+        i32::try_from(MAX_QUERY_BYTES).unwrap_or(i32::MAX),
+    );
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
+    conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 100);
+    conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50);
+    conn.set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, 32);
+    conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1_000);
+    conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 0);
+    conn.busy_timeout(Duration::from_millis(limits.timeout_ms.min(5_000)))
+        .map_err(|e| DatasetError::Transient(e.to_string()))?;
+    conn.authorizer(Some(authorize));
+    conn.progress_handler(1_000, Some(move || Instant::now() >= deadline));
+    Ok(conn)
+}
+
+fn refused(e: rusqlite::Error, limits: QueryLimits) -> DatasetError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message) => match f.code {
+            ErrorCode::OperationInterrupted => DatasetError::QueryTimeout(limits.timeout_ms),
+            ErrorCode::TooBig => DatasetError::QueryRefused(format!(
+                "a value in the result would be larger than {} bytes",
+                limits.max_bytes
+            )),
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                DatasetError::Transient(e.to_string())
+            }
+            ErrorCode::AuthorizationForStatementDenied => DatasetError::QueryRefused(
+                "the query reaches for something other than the dataset's own tables".into(),
+            ),
+            _ => DatasetError::QueryRefused(message.clone().unwrap_or_else(|| e.to_string())),
+        },
+        rusqlite::Error::MultipleStatement => {
+            DatasetError::QueryRefused("exactly one statement is allowed".into())
+        }
+        _ => DatasetError::QueryRefused(e.to_string()),
+    }
+}
+
+/// The JSON value of a cell and the bytes it adds to the answer.
+fn cell(value: ValueRef<'_>) -> (serde_json::Value, usize) {
+    use serde_json::Value;
+    match value {
+        ValueRef::Null => (Value::Null, 4),
+        ValueRef::Integer(i) => (Value::from(i), 20),
+        ValueRef::Real(f) => (Value::from(f), 24),
+        ValueRef::Text(t) => (
+            Value::String(String::from_utf8_lossy(t).into_owned()),
+            t.len() + 2,
+        ),
+        ValueRef::Blob(b) => (
+            Value::String(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                b,
+            )),
+            b.len().div_ceil(3) * 4 + 2,
+        ),
+    }
+}
+
+fn run(conn: &Connection, sql: &str, limits: QueryLimits) -> Result<QueryResult, DatasetError> {
+    let mut statement = conn.prepare(sql).map_err(|e| refused(e, limits))?;
+    let columns: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let width = columns.len();
+    let max_rows = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
+    let max_bytes = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut truncated = false;
+    let mut cursor = statement.raw_query();
+    while let Some(row) = cursor.next().map_err(|e| refused(e, limits))? {
+        if rows.len() == max_rows {
+            truncated = true;
+            break;
+        }
+        let mut values = Vec::with_capacity(width);
+        let mut row_bytes = 2;
+        for i in 0..width {
+            let (value, size) = cell(row.get_ref(i).map_err(|e| refused(e, limits))?);
+            row_bytes += size;
+            values.push(value);
+        }
+        if bytes + row_bytes > max_bytes {
+            truncated = true;
+            break;
+        }
+        bytes += row_bytes;
+        rows.push(values);
+    }
+    Ok(QueryResult {
+        row_count: rows.len(),
+        columns,
+        rows,
+        truncated,
+    })
+}
+
+/// Runs a checked query on the dataset file at `path`, on a blocking thread, answering within
+/// the query's time limit (plus a second for the thread to stop) whatever the statement does.
+pub async fn query(
+    path: &Path,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<QueryResult, DatasetError> {
+    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let path = path.to_owned();
+    let sql = sql.to_owned();
+    let (handle_tx, mut handle_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::task::spawn_blocking(move || {
+        let conn = open(&path, limits, deadline)?;
+        let _ = handle_tx.send(conn.get_interrupt_handle());
+        run(&conn, &sql, limits)
+    });
+    let grace = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(1);
+    match tokio::time::timeout(grace, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(DatasetError::Permanent(format!(
+            "the query's thread failed: {join}"
+        ))),
+        Err(_) => {
+            // The progress handler did not stop it (the statement is outside the virtual
+            // machine, e.g. sorting in one step): interrupt it from here.
+            if let Ok(handle) = handle_rx.try_recv() {
+                handle.interrupt();
+            }
+            Err(DatasetError::QueryTimeout(limits.timeout_ms))
+        }
+    }
+}
