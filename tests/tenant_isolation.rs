@@ -430,7 +430,206 @@ async fn postgres_onramp_needs_no_superuser() {
     );
 }
 
+/// A NUL anywhere in a request is bad input (422 naming the field), and every other malformed
+/// request is a problem object too, identically on both backends; none changes anything.
+async fn malformed_requests_are_problems_that_change_nothing(backend: Backend) {
+    let app = two_tenants(backend, Product::builtin()).await;
+    let before = app.snapshot().await;
+    let problem = |r: reqwest::Response| async move {
+        let status = r.status();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(content_type, "application/problem+json", "{status} {v}");
+        (status, v)
+    };
+    let nul_gets = [
+        ("/api/v1/customers/acme%00", "path"),
+        ("/api/v1/customers?q=a%00b", "q"),
+        ("/api/v1/customers?industry=%00", "industry"),
+        ("/api/v1/customers?tag=x%00", "tag"),
+        ("/api/v1/audit?type=a%00", "type"),
+        ("/api/v1/audit?customer_id=acme%00", "customer_id"),
+        ("/api/v1/customers/acme/credentials/x%00y", "path"),
+    ];
+    for (path, field) in nul_gets {
+        let (status, v) = problem(app.get(path, &app.admin).send().await.unwrap()).await;
+        assert_eq!(
+            (status, v["code"].as_str(), v["errors"][0]["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("validation_failed"),
+                Some(field)
+            ),
+            "{path}: {v}"
+        );
+    }
+    let (status, v) = problem(
+        app.get("/api/v1/customers?cursor=AAAA", &app.admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor")),
+        "{v}"
+    );
+    let nul_bodies = [
+        json!({"customer_id": "newco", "customer_name": "New\u{0}Co", "industry": "other"}),
+        json!({"customer_id": "newco", "customer_name": "New Co", "industry": "other", "tags": ["a", "b\u{0}"]}),
+    ];
+    for body in nul_bodies {
+        let text = body.to_string();
+        assert!(text.contains("\\u0000"));
+        let r = app
+            .client
+            .post(app.url("/api/v1/customers"))
+            .bearer_auth(&app.operator)
+            .header("content-type", "application/json")
+            .body(text.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = problem(r).await;
+        assert_eq!(
+            (status, v["errors"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("nul_character")),
+            "{text}: {v}"
+        );
+    }
+    let (status, v) = problem(
+        app.get("/api/v1/customers?limit=-1", &app.admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("limit")),
+        "{v}"
+    );
+    let (status, v) = problem(
+        app.get("/api/v1/audit?since=yesterday", &app.admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("since")),
+        "{v}"
+    );
+    let (status, _) = problem(
+        app.get("/api/v1/customers/%FF%FE", &app.admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let r = app
+        .client
+        .post(app.url("/api/v1/customers"))
+        .bearer_auth(&app.operator)
+        .header("content-type", "text/plain")
+        .body(customer("newco").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = app
+        .client
+        .delete(app.url("/api/v1/customers"))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(app.snapshot().await, before, "refusals change nothing");
+}
+
+/// Names shown to operators cannot reorder or hide text; they are stored composed, and a
+/// lookalike name finds the original.
+async fn display_text_cannot_deceive(backend: Backend) {
+    let app = two_tenants(backend, Product::builtin()).await;
+    let before = app.snapshot().await;
+    for (field, body) in [
+        (
+            "customer_name",
+            json!({"customer_id": "evil", "customer_name": "Acme\u{202E}gnp.exe", "industry": "other"}),
+        ),
+        (
+            "customer_name",
+            json!({"customer_id": "evil", "customer_name": "Ac\u{200B}me", "industry": "other"}),
+        ),
+        (
+            "contact.name",
+            json!({"customer_id": "evil", "customer_name": "Evil", "industry": "other", "contact": {"name": "\u{2066}Bob"}}),
+        ),
+    ] {
+        let (status, v) = json_of(
+            app.post("/api/v1/customers", &app.operator, &body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (
+                status,
+                v["errors"][0]["field"].as_str(),
+                v["errors"][0]["code"].as_str()
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(field),
+                Some("invalid_characters")
+            ),
+            "{body}: {v}"
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+    let (status, v) = json_of(
+        app.post(
+            "/api/v1/customers",
+            &app.operator,
+            &json!({"customer_id": "cafe", "customer_name": "Cafe\u{301} Ltd", "industry": "other"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["customer"]["customer_name"], "Caf\u{e9} Ltd", "{v}");
+    // A Cyrillic lookalike of "acme" finds acme's record.
+    let (status, v) = json_of(
+        app.get("/api/v1/customers?q=%D0%B0cme", &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["acme"], "{v}");
+}
+
 on_both_backends!(
+    display_text_cannot_deceive,
+    malformed_requests_are_problems_that_change_nothing,
     every_attempt_is_refused_with_a_viewer_or_operator_token,
     the_database_refuses_what_the_statement_check_would,
     results_are_bounded_in_bytes_and_keep_every_column,

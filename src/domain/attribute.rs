@@ -58,14 +58,7 @@ impl AttributeFormat {
     pub fn parse(&self, value: &str) -> Result<String, Invalid> {
         match self {
             Self::Text => {
-                if value.is_empty() || value.chars().count() > 1000 || value.chars().any(char::is_control) {
-                    Err(Invalid::new(
-                        "invalid_text",
-                        "must be 1 to 1000 characters without control characters",
-                    ))
-                } else {
-                    Ok(value.to_owned())
-                }
+                super::text::display_text("the value", value, 1000, true)
             }
             Self::GoogleAdsCustomerId => {
                 let b = value.as_bytes();

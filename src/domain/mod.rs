@@ -12,6 +12,7 @@ pub mod refusal;
 pub mod role;
 pub mod run;
 pub mod status;
+pub mod text;
 pub mod upload;
 pub mod values;
 

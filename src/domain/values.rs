@@ -99,31 +99,20 @@ impl Serialize for CustomerId {
 /// The longest display name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// A customer's display name (`Topgolf Entertainment`): trimmed, 1 to 200 characters, no
-/// control characters.
+/// A customer's display name (`Topgolf Entertainment`): trimmed, NFC, 1 to 200 characters, no
+/// control, bidirectional-control or invisible characters (see [`super::text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerName(String);
 
 impl CustomerName {
     /// Parses a display name.
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let trimmed = s.trim();
-        if trimmed.is_empty() {
-            return Err(Invalid::new("required", "customer_name must not be empty"));
-        }
-        if trimmed.chars().count() > MAX_NAME_CHARS {
-            return Err(Invalid::new(
-                "too_long",
-                format!("customer_name must be at most {MAX_NAME_CHARS} characters"),
-            ));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(Invalid::new(
-                "invalid_characters",
-                "customer_name must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_owned()))
+        super::text::display_text("customer_name", s, MAX_NAME_CHARS, true).map(Self)
+    }
+
+    /// The folded form used to find customers with names a person could mistake for this one.
+    pub fn folded(&self) -> String {
+        super::text::fold_name(&self.0)
     }
 
     /// Rebuilds a name the store already holds.

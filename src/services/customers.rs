@@ -165,21 +165,14 @@ fn optional_text(
     max: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let v = value?.trim();
-    if v.is_empty() {
-        return None;
+    match crate::domain::text::display_text(field, value?, max, false) {
+        Ok(v) if v.is_empty() => None,
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e.at(field));
+            None
+        }
     }
-    if v.chars().count() > max || v.chars().any(char::is_control) {
-        errors.push(
-            Invalid::new(
-                "invalid_text",
-                format!("must be at most {max} characters without control characters"),
-            )
-            .at(field),
-        );
-        return None;
-    }
-    Some(v.to_owned())
 }
 
 fn parse_contact(input: Option<&ContactInput>, errors: &mut Vec<FieldError>) -> Contact {
@@ -490,6 +483,7 @@ impl Services {
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                .filter(|id| !id.is_empty() && !id.chars().any(char::is_control))
                 .or_else(|| {
                     errors.push(
                         Invalid::new("invalid_cursor", "cursor is not one this API returned")
@@ -505,7 +499,11 @@ impl Services {
             statuses: statuses.filter(|s| s.len() < ALL_STATUSES.len()),
             industry: q.industry.clone(),
             tag: q.tag.clone(),
-            name_contains: q.q.clone().filter(|s| !s.is_empty()),
+            name_contains: q
+                .q
+                .as_deref()
+                .map(crate::domain::text::fold_name)
+                .filter(|s| !s.is_empty()),
         };
         Ok((filter, PageRequest { limit, after }))
     }

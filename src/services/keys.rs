@@ -235,11 +235,13 @@ impl Services {
     ) -> Result<IssuedKey, ServiceError> {
         actor.require(Role::Operator)?;
         let mut errors = Vec::new();
-        let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            errors
-                .push(Invalid::new("invalid_text", "name must be 1 to 100 characters").at("name"));
-        }
+        let name = match crate::domain::text::display_text("name", &req.name, 100, true) {
+            Ok(name) => name,
+            Err(e) => {
+                errors.push(e.at("name"));
+                String::new()
+            }
+        };
         check_labels("scopes", &req.scopes, true, &mut errors);
         check_labels(
             "allowed_adapters",

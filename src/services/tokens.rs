@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{Actor, ServiceError, Services};
-use crate::domain::{Invalid, NewEvent, Role};
+use crate::domain::{NewEvent, Role};
 use crate::store::AdminTokenRecord;
 
 const PREFIX: &str = "onr_at_";
@@ -53,14 +53,9 @@ impl Services {
         name: &str,
     ) -> Result<CreatedToken, ServiceError> {
         actor.require(Role::Admin)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(
-                Invalid::new("invalid_text", "token name must be 1 to 100 characters")
-                    .at("name")
-                    .into(),
-            );
-        }
+        let name =
+            crate::domain::text::display_text("name", name, 100, true).map_err(|e| e.at("name"))?;
+        let name = name.as_str();
         let mut id_bytes = [0u8; 8];
         let mut secret_bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id_bytes);

@@ -86,7 +86,8 @@ pub struct CustomerFilter {
     pub industry: Option<String>,
     /// Only customers with this tag.
     pub tag: Option<String>,
-    /// Only names containing this text, in any case.
+    /// Only customers whose folded name (`domain::text::fold_name`) contains this text, which
+    /// the caller folds the same way; `%` and `_` in it are literal.
     pub name_contains: Option<String>,
 }
 

@@ -94,7 +94,7 @@ impl CustomerJson {
                     .map(|(k, v)| (k.clone(), v.to_json()))
                     .collect(),
             ),
-            name_folded: c.name.as_str().to_lowercase(),
+            name_folded: c.name.folded(),
         }
     }
 }

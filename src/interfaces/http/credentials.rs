@@ -1,7 +1,7 @@
 //! `/api/v1/customers/{id}/credentials`: the credentials vault. Every route returns metadata
 //! only, except `GET .../value` (admin), whose every read is an event.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{AnyAuthenticated, Authenticated};
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::services::credentials::{
     CredentialList, CredentialValue, CredentialView, PutCredential, VersionAction, VersionView,
@@ -94,7 +94,7 @@ pub struct DueQuery {
 pub async fn store(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, credential_type)): Path<(String, String)>,
+    ApiPath((customer_id, credential_type)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<PutCredential>,
 ) -> Result<Json<CredentialView>, ApiError> {
     Ok(Json(
@@ -117,7 +117,7 @@ pub async fn store(
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
     Ok(Json(
         state
@@ -140,7 +140,7 @@ pub async fn list(
 pub async fn versions(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, credential_type)): Path<(String, String)>,
+    ApiPath((customer_id, credential_type)): ApiPath<(String, String)>,
 ) -> Result<Json<VersionList>, ApiError> {
     Ok(Json(VersionList {
         items: state
@@ -167,7 +167,12 @@ pub async fn versions(
 pub async fn change_version(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, credential_type, version, action)): Path<(String, String, i64, String)>,
+    ApiPath((customer_id, credential_type, version, action)): ApiPath<(
+        String,
+        String,
+        i64,
+        String,
+    )>,
 ) -> Result<Json<VersionList>, ApiError> {
     let action: VersionAction = action
         .parse()
@@ -195,7 +200,7 @@ pub async fn change_version(
 pub async fn validate(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, credential_type)): Path<(String, String)>,
+    ApiPath((customer_id, credential_type)): ApiPath<(String, String)>,
 ) -> Result<Json<CredentialView>, ApiError> {
     Ok(Json(
         state
@@ -219,8 +224,8 @@ pub async fn validate(
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, credential_type)): Path<(String, String)>,
-    Query(q): Query<RevokeQuery>,
+    ApiPath((customer_id, credential_type)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<RevokeQuery>,
 ) -> Result<Json<CredentialView>, ApiError> {
     Ok(Json(
         state
@@ -246,7 +251,7 @@ pub async fn revoke(
 pub async fn value(
     State(state): State<AppState>,
     auth: AnyAuthenticated,
-    Path((customer_id, credential_type)): Path<(String, String)>,
+    ApiPath((customer_id, credential_type)): ApiPath<(String, String)>,
 ) -> Result<Json<CredentialValue>, ApiError> {
     let s = &state.services;
     Ok(Json(match auth {
@@ -272,7 +277,7 @@ pub async fn value(
 pub async fn due(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Query(q): Query<DueQuery>,
+    ApiQuery(q): ApiQuery<DueQuery>,
 ) -> Result<Json<DueList>, ApiError> {
     Ok(Json(DueList {
         items: state

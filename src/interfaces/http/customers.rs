@@ -1,6 +1,6 @@
 //! `/api/v1/customers`: onboard, read, list, update and offboard customers.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::services::audit::{AuditQuery, EventList};
 use crate::services::customers::{
@@ -103,7 +103,7 @@ pub async fn onboard(
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<CustomerList>, ApiError> {
     Ok(Json(state.services.list_customers(&actor, &q).await?))
 }
@@ -123,7 +123,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let view = state.services.get_customer(&actor, &customer_id).await?;
     Ok(with_etag(view, StatusCode::OK))
@@ -151,7 +151,7 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> Result<Response, ApiError> {
@@ -183,7 +183,7 @@ pub async fn update(
 pub async fn offboard(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<OffboardRequest>,
 ) -> Result<Json<OffboardResult>, ApiError> {
     Ok(Json(
@@ -206,8 +206,8 @@ pub async fn offboard(
 pub async fn customer_audit(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
-    Query(mut q): Query<AuditQuery>,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiQuery(mut q): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     state.services.get_customer(&actor, &customer_id).await?;
     q.customer_id = Some(customer_id);

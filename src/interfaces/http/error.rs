@@ -23,6 +23,8 @@ pub enum ApiError {
     },
     /// No route.
     NotFound,
+    /// The route exists, but not for this method.
+    MethodNotAllowed,
     /// A rate limit is spent.
     RateLimited {
         /// What is limited.
@@ -96,6 +98,12 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
             }
+            ApiError::MethodNotAllowed => Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the route does not answer this method",
+                None,
+            ),
             ApiError::RateLimited {
                 detail,
                 retry_after_secs,

@@ -1,7 +1,7 @@
 //! `/api/v1/customers/{id}/integration-keys`: issue (the secret is in this one answer), list,
 //! rotate with an optional grace period, revoke.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::AppState;
 use crate::services::keys::{IssueKeyRequest, IssuedKey, KeyView, RotateKeyRequest};
 
@@ -53,7 +53,7 @@ pub struct KeyList {
 pub async fn issue(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<IssueKeyRequest>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let issued = state
@@ -75,7 +75,7 @@ pub async fn issue(
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(KeyList {
         items: state
@@ -102,7 +102,7 @@ pub async fn list(
 pub async fn rotate(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, key_id)): Path<(String, String)>,
+    ApiPath((customer_id, key_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<RotateKeyRequest>,
 ) -> Result<Json<IssuedKey>, ApiError> {
     Ok(Json(
@@ -127,7 +127,7 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, key_id)): Path<(String, String)>,
+    ApiPath((customer_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     Ok(Json(
         state

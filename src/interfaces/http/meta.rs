@@ -1,6 +1,6 @@
 //! The product's industries, the operator-wide audit log, and health.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
+use super::json::ApiQuery;
 use super::AppState;
 use crate::product::Industry;
 use crate::services::audit::{AuditQuery, EventList};
@@ -54,7 +55,7 @@ pub async fn industries(
 pub async fn audit(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     Ok(Json(state.services.list_events(&actor, &q).await?))
 }

@@ -87,7 +87,8 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(keys::router())
         .merge(tenant::router())
         .merge(meta::router())
-        .fallback(|| async { ApiError::NotFound });
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let mcp = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), mcp_auth))
         .service(crate::interfaces::mcp::http_service(
@@ -101,7 +102,9 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .route("/health", get(meta::health))
         .route("/openapi.json", get(|| async { Json(openapi::ApiDoc::openapi()) }))
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(json::refuse_nul))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

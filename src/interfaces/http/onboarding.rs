@@ -1,13 +1,13 @@
 //! `/api/v1/customers/{id}/onboarding`, `/query` and `/config`: a customer's run and
 //! checklist, retrying a run, the dataset query, and the resolved configuration.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::AppState;
 use crate::services::datasets::{CustomerConfig, QueryRequest};
 use crate::services::onboarding::OnboardingStatus;
@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
 pub async fn status(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<OnboardingStatus>, ApiError> {
     Ok(Json(
         state
@@ -63,7 +63,7 @@ pub async fn status(
 pub async fn retry(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<OnboardingResult>, ApiError> {
     Ok(Json(
         state
@@ -87,7 +87,7 @@ pub async fn retry(
 pub async fn check(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path((customer_id, item)): Path<(String, String)>,
+    ApiPath((customer_id, item)): ApiPath<(String, String)>,
 ) -> Result<Json<OnboardingStatus>, ApiError> {
     Ok(Json(
         state
@@ -116,7 +116,7 @@ pub async fn check(
 pub async fn query(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> Result<Json<QueryResult>, ApiError> {
     Ok(Json(
@@ -140,7 +140,7 @@ pub async fn query(
 pub async fn config(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<CustomerConfig>, ApiError> {
     Ok(Json(
         state.services.customer_config(&actor, &customer_id).await?,

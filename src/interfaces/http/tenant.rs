@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
 use super::auth::TenantAuthenticated;
 use super::error::{ApiError, Problem};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::AppState;
 use crate::services::keys::{IssuedKey, RotateKeyRequest};
 use crate::services::tenant_tokens::{MeView, TokenGrant};
@@ -125,7 +125,7 @@ pub async fn rotate_own_key(
 pub async fn upload(
     State(state): State<AppState>,
     TenantAuthenticated(p): TenantAuthenticated,
-    Path(adapter): Path<String>,
+    ApiPath(adapter): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UploadReceipt>, ApiError> {

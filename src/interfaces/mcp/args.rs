@@ -14,6 +14,15 @@ pub fn parse<T: DeserializeOwned>(
     arguments: JsonObject,
 ) -> Result<T, Vec<FieldError>> {
     let mut errors = Vec::new();
+    if let Some(field) =
+        crate::domain::text::nul_path(&serde_json::Value::Object(arguments.clone()))
+    {
+        return Err(vec![Invalid::new(
+            "nul_character",
+            "must not contain a NUL character",
+        )
+        .at(field)]);
+    }
     let properties = schema.get("properties").and_then(|p| p.as_object());
     for key in arguments.keys() {
         if !properties.is_some_and(|p| p.contains_key(key)) {

@@ -706,3 +706,31 @@ impl DatasetBackend for PgDatasets {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scram_verifier_matches_postgresql_s_own() {
+        // PostgreSQL 15 stored this for `CREATE ROLE r PASSWORD 'correct horse battery staple'`.
+        let stored = "SCRAM-SHA-256$4096:Wq3rdUCLTYi3sIT9is3lcw==$zd7dD3golqVF3m9IYKzg5Cv5IAJrjBonesp9aYCbBBM=:v7TgL6tbqbBmVHzDYWZ973qB1X7JnGSyOlXBMlZV0wk=";
+        use base64::Engine;
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("Wq3rdUCLTYi3sIT9is3lcw==")
+            .unwrap();
+        assert_eq!(
+            scram_verifier("correct horse battery staple", &salt, 4096),
+            stored
+        );
+    }
+
+    #[test]
+    fn reader_statements_never_hold_the_password() {
+        let password = ReaderPassword::new("s3cret-password-value".into());
+        let sql = reader_sql("tenant_acme", "onr_0000_reader", &password);
+        assert!(!sql.contains("s3cret-password-value"));
+        assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
+        assert_eq!(format!("{password:?}"), "ReaderPassword([redacted])");
+    }
+}

@@ -287,6 +287,32 @@ impl Store for PgStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
+        // Once after the migration that changed how names fold (0006): recompute them, by
+        // one process (the marker row is locked and deleted in the same transaction).
+        let mut tx = self.pool.begin().await?;
+        let pending: Option<i32> =
+            sqlx::query_scalar("DELETE FROM name_refold_pending RETURNING pending")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if pending.is_some() {
+            let names: Vec<(String, String)> =
+                sqlx::query_as("SELECT customer_id, customer_name FROM customers")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let (ids, folded): (Vec<String>, Vec<String>) = names
+                .into_iter()
+                .map(|(id, name)| (id, crate::domain::text::fold_name(&name)))
+                .unzip();
+            sqlx::query(
+                "UPDATE customers SET name_folded = f.folded \
+                 FROM unnest($1::text[], $2::text[]) AS f(id, folded) WHERE customer_id = f.id",
+            )
+            .bind(ids)
+            .bind(folded)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

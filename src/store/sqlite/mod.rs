@@ -151,6 +151,28 @@ impl Store for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.writer)
             .await?;
+        // Once after the migration that changed how names fold (0007): recompute them.
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM name_refold_pending")
+            .fetch_one(&self.writer)
+            .await?;
+        if pending > 0 {
+            let mut tx = self.writer.begin().await?;
+            let names: Vec<(String, String)> =
+                sqlx::query_as("SELECT customer_id, customer_name FROM customers")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (id, name) in names {
+                sqlx::query("UPDATE customers SET name_folded = $1 WHERE customer_id = $2")
+                    .bind(crate::domain::text::fold_name(&name))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM name_refold_pending")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
