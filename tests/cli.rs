@@ -452,4 +452,34 @@ async fn the_cli_shows_runs_queries_and_offboards_with_an_export(backend: Backen
         5,
         "no dataset left"
     );
+
+    // Everything Onramp wrote is its user's alone: the registry (and SQLite's files beside it),
+    // datasets, key files and exports.
+    onramp(
+        &db,
+        None,
+        &["customers", "onboard", "beta", "Beta", "--industry", "golf"],
+    )
+    .ok();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(dir: &std::path::Path, seen: &mut Vec<(std::path::PathBuf, u32)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                seen.push((path.clone(), mode));
+                if path.is_dir() {
+                    walk(&path, seen);
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        walk(db.data_dir(), &mut seen);
+        assert!(seen.len() >= 5, "{seen:?}");
+        for (path, mode) in seen {
+            let expected = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, expected, "{} is {mode:o}", path.display());
+        }
+    }
 }

@@ -627,7 +627,57 @@ async fn display_text_cannot_deceive(backend: Backend) {
     assert_eq!(ids, ["acme"], "{v}");
 }
 
+/// 100 identical requests at once under one `Idempotency-Key`: one onboarding; every answer is
+/// that onboarding replayed or "in progress, retry"; none says the customer already exists.
+async fn one_idempotency_key_onboards_once_under_concurrency(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let body = customer("racer");
+    let requests = (0..100).map(|_| {
+        app.post("/api/v1/customers", &app.operator, &body)
+            .header("Idempotency-Key", "race-key-0001")
+            .send()
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let mut created = 0;
+    for r in responses {
+        let r = r.unwrap();
+        let status = r.status();
+        let retry_after = r.headers().get("retry-after").cloned();
+        let v: Value = r.json().await.unwrap();
+        match status {
+            StatusCode::CREATED | StatusCode::OK => {
+                assert_eq!(v["customer"]["customer_id"], "racer", "{v}");
+                assert_eq!(v["onboarding"]["status"], "succeeded", "{v}");
+                created += 1;
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(v["code"], "idempotency_key_in_progress", "{v}");
+                assert!(retry_after.is_some(), "409 in progress carries Retry-After");
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!(created >= 1);
+    let events = app
+        .services
+        .store
+        .list_events(&onramp::store::EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "customer.registered")
+            .count(),
+        1
+    );
+}
+
 on_both_backends!(
+    one_idempotency_key_onboards_once_under_concurrency,
     display_text_cannot_deceive,
     malformed_requests_are_problems_that_change_nothing,
     every_attempt_is_refused_with_a_viewer_or_operator_token,

@@ -334,22 +334,8 @@ impl Services {
         ));
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
-            if let Some(rec) = self.store.get_idempotency(key).await? {
-                if rec.fingerprint != fingerprint {
-                    return Err(ServiceError::IdempotencyKeyReused(key.to_owned()));
-                }
-                let first: serde_json::Value = serde_json::from_str(&rec.body).map_err(|e| {
-                    ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string()))
-                })?;
-                let customer_id = first["customer_id"].as_str().unwrap_or_default();
-                let (customer, onboarding) = self.customer_with_run(customer_id).await?;
-                return Ok(Onboarded {
-                    response: OnboardResponse {
-                        customer,
-                        onboarding,
-                    },
-                    replayed: true,
-                });
+            if let Some(replayed) = self.replay(key, &fingerprint).await? {
+                return Ok(replayed);
             }
         }
 
@@ -371,14 +357,14 @@ impl Services {
         };
         let idempotency = idempotency_key.map(|key| IdempotencyRecord {
             key: key.to_owned(),
-            fingerprint,
+            fingerprint: fingerprint.clone(),
             status: 201,
             body: json!({ "customer_id": customer.id }).to_string(),
             created_at: registered,
         });
         let mut run = run;
         run.staged_credentials = self.stage_credentials(customer.id.as_str(), &req.credentials);
-        if self.provisions_at_registration(&customer) {
+        let inserted = if self.provisions_at_registration(&customer) {
             // Atomic where it can be: the dataset lives in the registry's database, so the
             // customer, its run and its dataset are created in one transaction.
             let (spec, record, provisioned) = self.dataset_plan(&customer, None);
@@ -402,11 +388,27 @@ impl Services {
                     &spec,
                     &record,
                 )
-                .await?;
+                .await
         } else {
             self.store
                 .insert_customer(&customer, event, Some(&run), idempotency.as_ref())
-                .await?;
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = inserted {
+            let e = ServiceError::from(e);
+            // A concurrent request with the same key registered the customer first; the insert
+            // waited for its transaction, so its idempotency record is there to answer from.
+            if let (
+                ServiceError::CustomerExists(_) | ServiceError::IdempotencyKeyInProgress(_),
+                Some(key),
+            ) = (&e, idempotency_key)
+            {
+                if let Some(replayed) = self.replay(key, &fingerprint).await? {
+                    return Ok(replayed);
+                }
+            }
+            return Err(e);
         }
         let customer_id = customer.id.clone();
         let (run, finished) = self.drive_registered(run, customer).await?;
@@ -422,6 +424,36 @@ impl Services {
             },
             replayed: false,
         })
+    }
+
+    /// The answer to a request whose idempotency key was used before: `None` when it was not,
+    /// the first request's outcome when it has finished, 409 `idempotency_key_in_progress`
+    /// while it runs, 422 `idempotency_key_reused` when the key came with another request.
+    async fn replay(
+        &self,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Onboarded>, ServiceError> {
+        let Some(rec) = self.store.get_idempotency(key).await? else {
+            return Ok(None);
+        };
+        if rec.fingerprint != fingerprint {
+            return Err(ServiceError::IdempotencyKeyReused(key.to_owned()));
+        }
+        let first: serde_json::Value = serde_json::from_str(&rec.body)
+            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        let customer_id = first["customer_id"].as_str().unwrap_or_default();
+        let (customer, onboarding) = self.customer_with_run(customer_id).await?;
+        if !onboarding.status.is_final() {
+            return Err(ServiceError::IdempotencyKeyInProgress(key.to_owned()));
+        }
+        Ok(Some(Onboarded {
+            response: OnboardResponse {
+                customer,
+                onboarding,
+            },
+            replayed: true,
+        }))
     }
 
     /// One customer: from the registry, else from the legacy tenants file when the product has one.

@@ -223,6 +223,12 @@ pub(super) fn open_keyring(config: &Config) -> Result<Keyring, KeyringError> {
 
 /// Opens the registry (migrating it) and wires the services; prints why when it cannot.
 pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
+    // A data dir made before Onramp kept its files private is closed to others at start.
+    #[cfg(unix)]
+    if config.data_dir.is_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
     let product = load_product(config).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)

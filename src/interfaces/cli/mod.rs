@@ -389,6 +389,10 @@ fn init_logging(default: &str) {
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    // Everything Onramp writes (the registry, datasets, key files, exports, and the files
+    // SQLite makes beside them) is for its own user alone: files 0600, directories 0700.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -111,7 +111,13 @@ impl IntoResponse for ApiError {
                 retry_after = Some(retry_after_secs);
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail, None)
             }
-            ApiError::Service(e) => Problem::from(&e),
+            ApiError::Service(e) => {
+                if matches!(e, ServiceError::IdempotencyKeyInProgress(_)) {
+                    // The first request with the key is still onboarding; it takes a second or so.
+                    retry_after = Some(1);
+                }
+                Problem::from(&e)
+            }
         };
         let mut response = problem_response(problem);
         if let Some(secs) = retry_after {
