@@ -676,6 +676,109 @@ async fn one_idempotency_key_onboards_once_under_concurrency(backend: Backend) {
     );
 }
 
+/// Thousands of clients that connect and send nothing, or half a request head, neither stop
+/// the server answering others nor stay connected past the header timeout; past the
+/// connection bound new connections are closed, not queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_clients_cannot_starve_the_server() {
+    use onramp::interfaces::http::server::ConnectionLimits;
+    use onramp::interfaces::http::ServeOptions;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let runner = RunnerOptions::new(db.data_dir());
+    let options = ServeOptions {
+        connections: ConnectionLimits {
+            header_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(2),
+            max_connections: 3_000,
+        },
+        ..ServeOptions::default()
+    };
+    let app = TestApp::start_serving(db, Product::builtin(), runner, options).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for i in 0..2_500 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    // Everyone else is still served, promptly.
+    let started = Instant::now();
+    for _ in 0..20 {
+        let r = app.client.get(app.url("/health")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (status, _) = app.query(&app.viewer, "nobody", "SELECT 1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A slow body is cut off too.
+    let mut slow_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow_body
+        .write_all(
+            format!(
+                "POST /api/v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+                app.operator
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Past the header timeout the server has closed every idle connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for mut s in idle.drain(..) {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("the server closed the idle connection")
+            .unwrap_or(0);
+        // Closed outright, or answered 408 and closed.
+        if n > 0 {
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"));
+        }
+    }
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), slow_body.read(&mut buf))
+        .await
+        .expect("the slow body was cut off")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || !answer.starts_with("HTTP/1.1 2"), "{answer}");
+
+    // At the connection bound, a new connection is closed at once instead of waiting.
+    let mut held = Vec::new();
+    for _ in 0..3_000 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), extra.read(&mut buf))
+        .await
+        .expect("refused at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "served again once clients leave"
+    );
+}
+
 on_both_backends!(
     one_idempotency_key_onboards_once_under_concurrency,
     display_text_cannot_deceive,

@@ -275,9 +275,18 @@ impl TestApp {
             .token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = onramp::interfaces::http::app_with(services.clone(), &options)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let app = onramp::interfaces::http::app_with(services.clone(), &options);
+        let connections = options.connections;
+        tokio::spawn(async move {
+            onramp::interfaces::http::server::serve_router(
+                listener,
+                app,
+                connections,
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        });
         Self {
             db,
             services,

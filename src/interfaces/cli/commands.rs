@@ -307,6 +307,9 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             mcp_allowed_hosts,
             exchange_rate_per_key,
             exchange_rate_per_address,
+            header_timeout,
+            body_timeout,
+            max_connections,
         } => {
             let options = crate::interfaces::http::ServeOptions {
                 mcp_allowed_hosts: if mcp_allowed_hosts.iter().any(|h| h == "*") {
@@ -317,6 +320,14 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                 exchange_limits: crate::interfaces::http::limits::ExchangeLimits {
                     per_key_per_minute: exchange_rate_per_key,
                     per_address_per_minute: exchange_rate_per_address,
+                },
+                connections: crate::interfaces::http::server::ConnectionLimits {
+                    header_timeout: std::time::Duration::from_secs(header_timeout),
+                    body_timeout: std::time::Duration::from_secs(body_timeout),
+                    max_connections: max_connections.map_or_else(
+                        crate::interfaces::http::server::default_max_connections,
+                        |n| usize::try_from(n).unwrap_or(usize::MAX),
+                    ),
                 },
             };
             serve(services, &listen, options).await

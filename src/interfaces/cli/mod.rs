@@ -89,6 +89,17 @@ enum Command {
         /// Token exchanges allowed per minute from each client address (0: no limit).
         #[arg(long, env = "ONRAMP_EXCHANGE_RATE_PER_ADDRESS", default_value_t = 600)]
         exchange_rate_per_address: u32,
+        /// Seconds a client has to send a request's head; also how long a kept-alive
+        /// connection may wait idle for its next request.
+        #[arg(long, env = "ONRAMP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's body.
+        #[arg(long, env = "ONRAMP_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
+        /// Connections open at once; past it new ones are closed (default: the open-file
+        /// limit less 256, at most 10000).
+        #[arg(long, env = "ONRAMP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: Option<u64>,
     },
     /// Serve MCP over stdin and stdout, for an AI agent that starts Onramp itself.
     Mcp {

@@ -11,6 +11,7 @@ pub mod limits;
 mod meta;
 mod onboarding;
 pub mod openapi;
+pub mod server;
 mod tenant;
 
 use axum::extract::{DefaultBodyLimit, Request as AxumRequest};
@@ -47,6 +48,8 @@ pub struct ServeOptions {
     pub mcp_allowed_hosts: Vec<String>,
     /// Rate limits of the token exchange.
     pub exchange_limits: limits::ExchangeLimits,
+    /// Timeouts and the bound on open connections.
+    pub connections: server::ConnectionLimits,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +57,7 @@ impl Default for ServeOptions {
         Self {
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             exchange_limits: limits::ExchangeLimits::default(),
+            connections: server::ConnectionLimits::default(),
         }
     }
 }
@@ -104,6 +108,9 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            options.connections.body_timeout,
+        ))
         .layer(middleware::from_fn(json::refuse_nul))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -125,10 +132,8 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, backend = services.store.backend(), product = %services.product.name, "onramp serving");
     let worker = tokio::spawn(recover_runs_forever(services.clone()));
-    let app = app_with(services, &options).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let app = app_with(services, &options);
+    let served = server::serve_router(listener, app, options.connections, shutdown_signal()).await;
     worker.abort();
     served
 }
