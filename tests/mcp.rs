@@ -114,7 +114,7 @@ async fn replay_seed(client: &Client, db: &TestDb) {
     // Step 1: the customer does not exist yet: null, not an error.
     let r = call(client, "get_customer", json!({"customer_id": "acme_corp"})).await;
     assert_ne!(r.is_error, Some(true));
-    assert_eq!(r.structured_content, Some(Value::Null));
+    assert_eq!(r.structured_content, Some(json!({"customer": null})));
 
     // Steps 2-3: onboard.
     let result = ok(
@@ -187,6 +187,7 @@ async fn replay_seed(client: &Client, db: &TestDb) {
 
     // Automated check 1: in the registry and active.
     let customer = ok(client, "get_customer", json!({"customer_id": "acme_corp"})).await;
+    let customer = &customer["customer"];
     assert_eq!(customer["status"], "active");
     assert_eq!(customer["customer_name"], "Acme Corporation");
 
@@ -197,7 +198,7 @@ async fn replay_seed(client: &Client, db: &TestDb) {
         json!({"industry": "ecommerce"}),
     )
     .await;
-    assert!(listed
+    assert!(listed["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -208,7 +209,7 @@ async fn replay_seed(client: &Client, db: &TestDb) {
         json!({"industry": "golf"}),
     )
     .await;
-    assert_eq!(golf, json!([]));
+    assert_eq!(golf, json!({"items": []}));
 
     // Automated check 3: the dataset answers the seed's query.
     let q = ok(
@@ -271,7 +272,7 @@ async fn replay_seed(client: &Client, db: &TestDb) {
     assert_eq!(off["data_deleted"], true);
     assert!(off["receipt"].is_object(), "{off}");
     let gone = ok(client, "get_customer", json!({"customer_id": "acme_corp"})).await;
-    assert_eq!(gone["status"], "deleted");
+    assert_eq!(gone["customer"]["status"], "deleted");
     let problem = refused(
         client,
         "query_dataset",
@@ -510,7 +511,7 @@ async fn roles_limit_what_an_agent_can_do(backend: Backend) {
     assert_eq!(p["code"], "forbidden");
     assert_eq!(p["status"], 403);
     let found = call(&client, "get_customer", json!({"customer_id": "acme_corp"})).await;
-    assert_eq!(found.structured_content, Some(Value::Null));
+    assert_eq!(found.structured_content, Some(json!({"customer": null})));
     assert_eq!(common::snapshot(db.store().await.as_ref()).await, before);
     client.cancel().await.unwrap();
 
@@ -563,6 +564,8 @@ on_both_backends!(
     tools_are_typed_and_hinted,
     bad_arguments_are_refused_and_change_nothing,
     roles_limit_what_an_agent_can_do,
+    the_python_sdk_reads_every_tool_over_stdio,
+    the_python_sdk_reads_every_tool_over_http,
 );
 
 /// In stdio mode stdout carries nothing but protocol, even with every log level on.
@@ -655,4 +658,72 @@ fn stdio_stdout_is_only_protocol() {
         !stderr.contains("EAAtraceSecret12345") && !stdout.contains("EAAtraceSecret12345"),
         "a credential value reached the logs or a response"
     );
+}
+
+/// Runs the official MCP Python SDK's client script (`tests/python/mcp_sdk_client.py`) with
+/// `args`; it calls every tool and checks each result against the tool's output schema.
+fn python_sdk(args: &[String]) {
+    let python = std::env::var("ONRAMP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(common::repo_path("tests/python/mcp_sdk_client.py"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("python3 runs (pip install -r tests/python/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all tools read"),
+        "the Python SDK client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn the_python_sdk_reads_every_tool_over_stdio(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut argv = vec!["stdio".to_owned(), env!("CARGO_BIN_EXE_onramp").to_owned()];
+    argv.extend(db.cli_args());
+    argv.extend([
+        "--product".to_owned(),
+        common::repo_path(PRODUCT).display().to_string(),
+        "mcp".to_owned(),
+        "--role".to_owned(),
+        "admin".to_owned(),
+    ]);
+    python_sdk(&argv);
+}
+
+async fn the_python_sdk_reads_every_tool_over_http(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (server, token) = http_server(&db, "admin");
+    python_sdk(&["http".to_owned(), format!("{}/mcp", server.base), token]);
+}
+
+/// A message that is not JSON, or not sent as JSON, gets JSON-RPC's own error object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_json_gets_a_json_rpc_error() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (server, token) = http_server(&db, "viewer");
+    let client = reqwest::Client::new();
+    for (content_type, body, status, code) in [
+        ("application/json", "not json", 400, -32700),
+        ("application/json", "{\"jsonrpc\": \"2.0\", ", 400, -32700),
+        ("text/plain", "{}", 415, -32600),
+    ] {
+        let r = client
+            .post(format!("{}/mcp", server.base))
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["jsonrpc"].as_str(), v["error"]["code"].as_i64()),
+            (Some("2.0"), Some(code)),
+            "{v}"
+        );
+    }
 }

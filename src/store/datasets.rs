@@ -118,7 +118,7 @@ pub struct QueryResult {
     /// Column names, in order.
     pub columns: Vec<String>,
     /// Rows, each a list of values in column order.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub rows: Vec<Vec<serde_json::Value>>,
     /// How many rows are returned.
     pub row_count: usize,

@@ -17,7 +17,7 @@ mod tenant;
 use axum::extract::{DefaultBodyLimit, Request as AxumRequest};
 use axum::http::{HeaderName, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -67,14 +67,65 @@ pub fn app(services: Services) -> Router {
     app_with(services, &ServeOptions::default())
 }
 
-/// `/mcp` answers only requests with a valid admin token; the MCP tools see its actor.
+/// `/mcp` answers only requests with a valid admin token; the MCP tools see its actor. A
+/// message that is not JSON gets JSON-RPC's own error (parse error, or invalid request for
+/// the wrong content type) before the MCP server reads it.
 async fn mcp_auth(
     auth::Authenticated(actor): auth::Authenticated,
     mut request: AxumRequest,
     next: Next,
 ) -> Response {
     request.extensions_mut().insert(actor);
-    next.run(request).await
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let rpc_error = |status: axum::http::StatusCode, code: i32, message: String| {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": code, "message": message },
+        });
+        (status, Json(body)).into_response()
+    };
+    let json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return rpc_error(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32600,
+            "Invalid Request: MCP messages are sent with Content-Type: application/json".into(),
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return rpc_error(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            format!(
+                "Invalid Request: the message is larger than {MAX_BODY_BYTES} bytes or was cut off"
+            ),
+        ),
+    };
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        return rpc_error(
+            axum::http::StatusCode::BAD_REQUEST,
+            -32700,
+            format!("Parse error: the message is not JSON ({e})"),
+        );
+    }
+    next.run(AxumRequest::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The whole application.

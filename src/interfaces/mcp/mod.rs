@@ -4,6 +4,7 @@
 //! codes as the HTTP API.
 
 mod args;
+mod output;
 mod resources;
 pub mod tools;
 

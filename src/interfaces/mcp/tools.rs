@@ -11,12 +11,17 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::args;
+use super::{args, output};
 use crate::domain::Role;
 use crate::interfaces::problem::Problem;
 use crate::services::credentials::PutCredential;
+use crate::services::credentials::{CredentialList, CredentialView};
+use crate::services::customers::OffboardResult;
 use crate::services::customers::{ListQuery, OffboardRequest, OnboardRequest, UpdateRequest};
+use crate::services::onboarding::OnboardingStatus;
+use crate::services::views::{CustomerList, CustomerView, OnboardResponse, OnboardingResult};
 use crate::services::{Actor, ServiceError, Services};
+use crate::store::datasets::QueryResult;
 
 /// One customer, by id.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -134,6 +139,7 @@ pub struct ToolSpec {
     /// Calling it again with the same arguments changes nothing more.
     pub idempotent: bool,
     schema: fn() -> Result<Arc<JsonObject>, String>,
+    output: fn() -> Arc<JsonObject>,
 }
 
 impl ToolSpec {
@@ -143,8 +149,14 @@ impl ToolSpec {
     }
 
     /// The MCP description of the tool.
+    /// The output schema: what `structuredContent` holds when the call succeeds.
+    pub fn output_schema(&self) -> Arc<JsonObject> {
+        (self.output)()
+    }
+
     pub fn tool(&self) -> Tool {
         Tool::new(self.name, self.description, self.input_schema())
+            .with_raw_output_schema(self.output_schema())
             .with_title(self.title)
             .with_annotations(
                 ToolAnnotations::with_title(self.title)
@@ -168,6 +180,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<CustomerIdArgs>,
+        output: || output::optional::<CustomerView>("customer"),
     },
     ToolSpec {
         name: "list_customers_by_industry",
@@ -179,6 +192,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<IndustryArgs>,
+        output: output::items::<CustomerView>,
     },
     ToolSpec {
         name: "list_customers",
@@ -190,6 +204,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<ListQuery>,
+        output: output::object::<CustomerList>,
     },
     ToolSpec {
         name: "get_onboarding_status",
@@ -201,6 +216,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<OnboardingStatus>,
     },
     ToolSpec {
         name: "query_dataset",
@@ -213,6 +229,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<QueryArgs>,
+        output: output::object::<QueryResult>,
     },
     ToolSpec {
         name: "list_credentials",
@@ -226,6 +243,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<CredentialList>,
     },
     ToolSpec {
         name: "store_credential",
@@ -238,6 +256,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: false,
         schema: schema_for_input::<StoreCredentialSchema>,
+        output: output::object::<CredentialView>,
     },
     ToolSpec {
         name: "onboard_customer",
@@ -250,6 +269,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: false,
         schema: schema_for_input::<OnboardArgs>,
+        output: output::object::<OnboardResponse>,
     },
     ToolSpec {
         name: "update_customer",
@@ -262,6 +282,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: true,
         idempotent: true,
         schema: schema_for_input::<UpdateArgs>,
+        output: output::object::<CustomerView>,
     },
     ToolSpec {
         name: "retry_onboarding",
@@ -273,6 +294,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: false,
         schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<OnboardingResult>,
     },
     ToolSpec {
         name: "complete_checklist_item",
@@ -284,6 +306,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         idempotent: true,
         schema: schema_for_input::<ChecklistArgs>,
+        output: output::object::<OnboardingStatus>,
     },
     ToolSpec {
         name: "offboard_customer",
@@ -296,6 +319,7 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: true,
         idempotent: false,
         schema: schema_for_input::<OffboardArgs>,
+        output: output::object::<OffboardResult>,
     },
 ];
 
@@ -347,13 +371,21 @@ pub async fn call(
         "get_customer" => {
             let a = parse!(CustomerIdArgs);
             match services.get_customer(actor, &a.customer_id).await {
-                Err(ServiceError::CustomerNotFound(_)) => Ok(Value::Null),
-                other => service(other),
+                Ok(customer) => json(serde_json::json!({ "customer": customer })),
+                Err(ServiceError::CustomerNotFound(_)) => {
+                    Ok(serde_json::json!({ "customer": null }))
+                }
+                Err(e) => Err(Box::new(Problem::from(&e))),
             }
         }
         "list_customers_by_industry" => {
             let a = parse!(IndustryArgs);
-            service(services.customers_in_industry(actor, &a.industry).await)
+            service(
+                services
+                    .customers_in_industry(actor, &a.industry)
+                    .await
+                    .map(|items| serde_json::json!({ "items": items })),
+            )
         }
         "list_customers" => {
             let q = parse!(ListQuery);
@@ -441,6 +473,43 @@ mod tests {
                     || p.get("$ref").is_some()
                     || p.get("anyOf").is_some();
                 assert!(described, "{}.{field} has no description", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_output_schema_is_an_object_whose_references_resolve() {
+        fn refs(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        for spec in TOOLS {
+            let schema = spec.output_schema();
+            assert_eq!(
+                schema.get("type"),
+                Some(&serde_json::json!("object")),
+                "{}",
+                spec.name
+            );
+            let mut found = Vec::new();
+            refs(&Value::Object((*schema).clone()), &mut found);
+            for r in found {
+                let name = r
+                    .strip_prefix("#/$defs/")
+                    .unwrap_or_else(|| panic!("{}: {r}", spec.name));
+                assert!(
+                    schema["$defs"].get(name).is_some(),
+                    "{}: {r} is not defined",
+                    spec.name
+                );
             }
         }
     }
