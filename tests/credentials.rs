@@ -517,7 +517,12 @@ async fn versions_revocation_and_rotation(backend: Backend) {
     );
     assert!(current_value(&app, base).await.1.contains(GOOD));
     let (s, p) = post(&app, &format!("{base}/versions/2/enable"), &app.operator).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a destroyed version stays destroyed: {p}"
+    );
+    assert_eq!(p["code"], "invalid_version_state", "{p}");
     let (s, p) = post(&app, &format!("{base}/versions/1/explode"), &app.operator).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
 

@@ -86,6 +86,7 @@ impl From<&ServiceError> for Problem {
             S::CredentialNotFound(_) => (StatusCode::NOT_FOUND, "credential_not_found"),
             S::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
             S::KeyRevoked(_) => (StatusCode::CONFLICT, "key_revoked"),
+            S::VersionState(_) => (StatusCode::CONFLICT, "invalid_version_state"),
             S::KeyChanged(_) => (StatusCode::CONFLICT, "key_changed"),
             S::CredentialUnreadable(_) => {
                 tracing::error!(error = %e, "vault integrity");

@@ -885,24 +885,17 @@ impl Services {
             VersionAction::Destroy => VersionState::Destroyed,
         };
         if !v.state.can_become(to) {
-            return Err(Invalid::new(
-                "invalid_version_state",
-                format!(
-                    "version {version} is {} and cannot become {}",
-                    v.state.as_str(),
-                    to.as_str()
-                ),
-            )
-            .at("version")
-            .into());
+            return Err(ServiceError::VersionState(format!(
+                "version {version} is {} and cannot become {}",
+                v.state.as_str(),
+                to.as_str()
+            )));
         }
         if to == VersionState::Enabled && record.status == CredentialStatus::Revoked {
-            return Err(Invalid::new(
-                "credential_revoked",
-                "the credential is revoked: store a new value instead of enabling an old one",
-            )
-            .at("version")
-            .into());
+            return Err(ServiceError::VersionState(
+                "the credential is revoked: store a new value instead of enabling an old one"
+                    .into(),
+            ));
         }
         v.state = to;
         if to == VersionState::Destroyed {

@@ -32,6 +32,21 @@ pub struct ContactInput {
     pub name: Option<String>,
 }
 
+/// An optional nested object, refusing the array form serde would otherwise accept for a
+/// struct (`[null, null]` for `{"email": null, "name": null}`).
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+        None => Ok(None),
+        Some(map) => serde_json::from_value(serde_json::Value::Object(map))
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// A request to onboard a customer: the GrowthNav `OnboardingRequest`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +71,7 @@ pub struct OnboardRequest {
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     /// Primary contact.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only")]
     pub contact: Option<ContactInput>,
     /// Who asked for this onboarding.
     #[serde(default)]
@@ -84,6 +99,7 @@ pub struct UpdateRequest {
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
     /// New contact, replacing the old one.
+    #[serde(default, deserialize_with = "object_only")]
     pub contact: Option<ContactInput>,
     /// New usage tier.
     pub usage_tier: Option<String>,
@@ -511,18 +527,29 @@ impl Services {
         }
         let after = match &q.cursor {
             None => None,
-            Some(c) => URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .filter(|id| !id.is_empty() && !id.chars().any(char::is_control))
-                .or_else(|| {
-                    errors.push(
-                        Invalid::new("invalid_cursor", "cursor is not one this API returned")
-                            .at("cursor"),
-                    );
-                    None
-                }),
+            // A cursor is only a position in id order, so any base64url text is one: what it
+            // decodes to is the id to start after (control characters, which no id holds,
+            // dropped).
+            Some(c) => base64::engine::GeneralPurpose::new(
+                &base64::alphabet::URL_SAFE,
+                base64::engine::general_purpose::NO_PAD.with_decode_allow_trailing_bits(true),
+            )
+            .decode(c)
+            .ok()
+            .filter(|_| !c.is_empty())
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .chars()
+                    .filter(|ch| !ch.is_control())
+                    .collect::<String>()
+            })
+            .or_else(|| {
+                errors.push(
+                    Invalid::new("invalid_cursor", "cursor is not one this API returned")
+                        .at("cursor"),
+                );
+                None
+            }),
         };
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
@@ -606,15 +633,6 @@ impl Services {
     ) -> Result<CustomerView, ServiceError> {
         actor.require(Role::Operator)?;
         let current = self.current(customer_id).await?;
-        if let Some(expected) = if_match {
-            if expected != current.version {
-                return Err(ServiceError::VersionMismatch {
-                    customer_id: customer_id.to_owned(),
-                    expected,
-                    found: current.version,
-                });
-            }
-        }
         if current.status == CustomerStatus::Deleted {
             return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
         }
@@ -670,6 +688,17 @@ impl Services {
         };
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
+        }
+        // The precondition after the body's own checks: a bad body is refused as such, whatever
+        // version it names.
+        if let Some(expected) = if_match {
+            if expected != current.version {
+                return Err(ServiceError::VersionMismatch {
+                    customer_id: customer_id.to_owned(),
+                    expected,
+                    found: current.version,
+                });
+            }
         }
         if let Some(to) = status.filter(|s| *s != current.status) {
             if matches!(

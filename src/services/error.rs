@@ -94,6 +94,9 @@ pub enum ServiceError {
     /// The key was revoked.
     #[error("integration key '{0}' is revoked")]
     KeyRevoked(String),
+    /// A credential version cannot move to the state asked for from the one it is in.
+    #[error("{0}")]
+    VersionState(String),
     /// The key was rotated (or revoked) after the token or read this request relies on: a
     /// replayed or concurrent rotation.
     #[error("integration key '{0}' was rotated or revoked after this request's token was issued; exchange the current key and retry")]

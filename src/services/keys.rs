@@ -43,8 +43,21 @@ pub struct IssueKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     /// How long the old secret keeps working, in seconds (0 to 604800; default 0: at once).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub grace_seconds: u32,
+}
+
+/// A whole number, also when written with a zero fraction (`60.0`), as JSON Schema's
+/// `integer` allows.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number of seconds, found {n}"
+        )))
+    }
 }
 
 /// An integration key, without its secret.

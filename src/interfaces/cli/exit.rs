@@ -44,7 +44,7 @@ pub fn report(e: &ServiceError) -> ExitCode {
         | S::CredentialNotFound(_)
         | S::KeyNotFound(_)
         | S::AdapterNotFound(_) => NOT_FOUND,
-        S::KeyRevoked(_) | S::KeyChanged(_) => CONFLICT,
+        S::KeyRevoked(_) | S::KeyChanged(_) | S::VersionState(_) => CONFLICT,
         S::CredentialUnreadable(_) => INTEGRITY,
         S::CustomerExists(_)
         | S::InvalidTransition(_)

@@ -161,7 +161,8 @@ pub async fn versions(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed: unknown action or a destroyed version", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_version_state: a destroyed version, or enabling a revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: unknown action", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn change_version(

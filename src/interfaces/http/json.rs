@@ -73,6 +73,14 @@ where
             if let Some(field) = crate::domain::text::nul_path(&value) {
                 return Err(nul_refused(field));
             }
+            // Every body of this API is an object; serde would also take a struct as an array.
+            if !value.is_object() {
+                return Err(ApiError::BadRequest {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "malformed_body",
+                    detail: "the body must be a JSON object".into(),
+                });
+            }
         }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(ApiJson(value))
@@ -135,8 +143,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        // A parameter given with no value (`?status=&limit=10`) is taken as not given.
+        let given: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(_, v)| !v.is_empty()))
+            .finish();
         let deserializer =
-            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|e| {

@@ -11,6 +11,7 @@ pub mod limits;
 mod meta;
 mod onboarding;
 pub mod openapi;
+mod openapi_rules;
 pub mod server;
 mod tenant;
 
@@ -24,7 +25,6 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 use crate::services::Services;
 use error::ApiError;
@@ -106,13 +106,15 @@ async fn mcp_auth(
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return rpc_error(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            -32600,
-            format!(
+        Err(_) => {
+            return rpc_error(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!(
                 "Invalid Request: the message is larger than {MAX_BODY_BYTES} bytes or was cut off"
             ),
-        ),
+            )
+        }
     };
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         return rpc_error(
@@ -131,6 +133,7 @@ async fn mcp_auth(
 /// The whole application.
 pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let document = std::sync::Arc::new(openapi::document(&services.product));
     let state = AppState {
         services: services.clone(),
         exchange_limiter: limits::ExchangeLimiter::new(options.exchange_limits),
@@ -155,7 +158,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .nest("/api/v1", api)
         .route_service("/mcp", mcp)
         .route("/health", get(meta::health))
-        .route("/openapi.json", get(|| async { Json(openapi::ApiDoc::openapi()) }))
+        .route("/openapi.json", get(move || async move { Json(serde_json::Value::clone(&document)) }))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

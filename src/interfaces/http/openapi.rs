@@ -48,3 +48,11 @@ impl Modify for BearerAuth {
         );
     }
 }
+
+/// The OpenAPI document as served: the handlers' annotations with the product's rules and the
+/// server's shared responses and bounds written in.
+pub fn document(product: &crate::product::Product) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    super::openapi_rules::apply(&mut doc, product);
+    doc
+}

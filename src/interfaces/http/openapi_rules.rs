@@ -1,0 +1,345 @@
+//! The rules the server enforces, written into the OpenAPI document, so that every request the
+//! document calls valid is one the server accepts and every answer it can give is listed.
+//!
+//! The annotations on the handlers describe shapes; what depends on the product (customer id
+//! pattern, industries, tiers, data stores, credential types, attribute formats, checklist items,
+//! adapters) and what every route shares (the problem responses, the text rules, bounds on query
+//! parameters and headers) is added here, to the document as JSON, once per server.
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::attribute::AttributeFormat;
+use crate::domain::values::MAX_CUSTOMER_ID_LEN;
+use crate::product::{AttributeKind, Product};
+
+/// Characters free text must not hold (controls, bidirectional controls, invisible ones).
+const BAD_TEXT: &str = "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0";
+
+/// Free text shown to operators: some visible character, none of [`BAD_TEXT`].
+fn text(max: usize) -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max,
+        "pattern": format!("^[^{BAD_TEXT}]*[^\\s{BAD_TEXT}][^{BAD_TEXT}]*$"),
+    })
+}
+
+/// Optional free text: [`text`], or empty (taken as not given), or null.
+fn optional_text(max: usize) -> Value {
+    json!({ "anyOf": [text(max), { "type": "string", "maxLength": 0 }, { "type": "null" }] })
+}
+
+/// `schema`, or null (an optional field sent as null counts as not given).
+fn nullable(schema: Value) -> Value {
+    json!({ "anyOf": [schema, { "type": "null" }] })
+}
+
+/// Any string without a NUL.
+fn no_nul() -> Value {
+    json!({ "type": "string", "pattern": "^[^\\u0000]*$" })
+}
+
+fn enumeration<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
+    let values: Vec<&str> = values.into_iter().collect();
+    if values.is_empty() {
+        // Nothing is valid; say so rather than describe any string.
+        json!({ "type": "string", "enum": [] , "description": "the product defines none" })
+    } else {
+        json!({ "type": "string", "enum": values })
+    }
+}
+
+const EMAIL: &str = "^[a-z0-9]{1,16}([._+-][a-z0-9]{1,16}){0,2}@([a-z0-9]{1,20}(-[a-z0-9]{1,20})?\\.){1,4}[a-z]{2,24}$";
+const TAG: &str = "^[a-z0-9][a-z0-9_.:-]{0,63}$";
+const SCOPE: &str = "^[a-z_]+:[a-z_*]+$";
+
+fn attribute_value(format: &AttributeFormat) -> Value {
+    match format {
+        AttributeFormat::Text => text(1000),
+        AttributeFormat::GoogleAdsCustomerId => {
+            json!({ "type": "string", "pattern": "^[0-9]{3}-[0-9]{3}-[0-9]{4}$" })
+        }
+        AttributeFormat::MetaAdAccountId => {
+            json!({ "type": "string", "pattern": "^act_[0-9]{1,20}$" })
+        }
+        AttributeFormat::Email => json!({ "type": "string", "maxLength": 254, "pattern": EMAIL }),
+        AttributeFormat::Country => {
+            enumeration(isocountry::CountryCode::iter().map(|c| c.alpha2()))
+        }
+        AttributeFormat::Timezone => enumeration(chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())),
+        AttributeFormat::Url => json!({
+            "type": "string",
+            "pattern": "^https?://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$",
+        }),
+        AttributeFormat::Pattern(re) => json!({ "type": "string", "pattern": re.as_str() }),
+    }
+}
+
+/// The product's attributes as an object schema; `required` lists the required ones.
+fn attributes(product: &Product, with_required: bool, nullable: bool) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for (name, def) in &product.attributes {
+        let one = attribute_value(&def.format);
+        let mut schema = match def.kind {
+            AttributeKind::String => one,
+            AttributeKind::List => json!({
+                "type": "array",
+                "items": one,
+                "minItems": usize::from(def.required),
+                "maxItems": def.max_items,
+            }),
+        };
+        if nullable {
+            schema = json!({ "oneOf": [schema, { "type": "null" }] });
+        }
+        if !def.description.is_empty() {
+            schema["description"] = json!(def.description);
+        }
+        properties.insert(name.clone(), schema);
+        if def.required && with_required {
+            required.push(name.clone());
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn customer_id(product: &Product) -> Value {
+    json!({
+        "type": "string",
+        "pattern": product.customer_id.pattern(),
+        "maxLength": MAX_CUSTOMER_ID_LEN,
+    })
+}
+
+/// The schema of a parameter, by its name and place.
+fn parameter(product: &Product, name: &str, place: &str, path: &str) -> Option<Value> {
+    let statuses: Vec<&str> = crate::domain::status::ALL_STATUSES
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    Some(match (name, place) {
+        ("customer_id", "path") => customer_id(product),
+        ("industry", _) => enumeration(product.industries.iter().map(|i| i.id.as_str())),
+        ("status", "query") => {
+            let one = format!("({})", statuses.join("|"));
+            json!({ "type": "string", "pattern": format!("^(all|{one}(,{one})*)$") })
+        }
+        ("tag", _) => json!({ "type": "string", "pattern": TAG }),
+        ("limit", _) => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ("within_days", _) => json!({ "type": "integer", "minimum": 0, "maximum": 3650 }),
+        ("cursor", _) if path.ends_with("/audit") => {
+            json!({ "type": "string", "pattern": "^[0-9]{1,18}$" })
+        }
+        ("cursor", _) => json!({
+            "type": "string",
+            "minLength": 2,
+            "maxLength": 400,
+            "pattern": "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$",
+        }),
+        ("since" | "until", "query") => json!({
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        }),
+        ("destroy", "query") => enumeration(["true", "false"]),
+        ("credential_type", _) => enumeration(product.credentials.keys().map(String::as_str)),
+        ("action", "path") => enumeration(["disable", "enable", "destroy"]),
+        ("version", "path") => json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX }),
+        ("item", "path") => enumeration(product.checklist.iter().map(|c| c.id.as_str())),
+        ("adapter", "path") => enumeration(product.adapters.keys().map(String::as_str)),
+        ("Idempotency-Key", "header") => {
+            json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" })
+        }
+        ("If-Match", "header") => {
+            json!({ "type": "string", "pattern": "^(\\*|(W/)?\"?-?[0-9]{1,18}\"?)$" })
+        }
+        (_, "path" | "query") => no_nul(),
+        _ => return None,
+    })
+}
+
+/// Problem responses every route can give, beside those its annotation lists.
+fn shared_responses(op: &Map<String, Value>, public: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out = vec![
+        ("400", "Malformed request (path not UTF-8, body not JSON)"),
+        (
+            "422",
+            "A parameter or field breaks its rule (named in `errors`)",
+        ),
+        ("500", "Internal error (logged; no details)"),
+        ("503", "A store is busy or unreachable; retry"),
+    ];
+    if !public {
+        out.push(("401", "No token, or not a valid one"));
+    }
+    if op.contains_key("requestBody") {
+        out.push(("413", "Body too large"));
+        out.push(("415", "Body not sent as the documented content type"));
+    }
+    out
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/problem+json": {
+            "schema": { "$ref": "#/components/schemas/Problem" }
+        } },
+    })
+}
+
+fn patch_request_bodies(doc: &mut Value, product: &Product) {
+    let schemas = &mut doc["components"]["schemas"];
+    let industries = enumeration(product.industries.iter().map(|i| i.id.as_str()));
+    let tiers = enumeration(product.tiers.keys().map(String::as_str));
+    let stores = enumeration(product.data_stores.keys().map(String::as_str));
+    let tags =
+        json!({ "type": "array", "items": { "type": "string", "pattern": TAG }, "maxItems": 32 });
+    let credentials = {
+        let mut properties = Map::new();
+        for (name, credential) in &product.credentials {
+            let value = match &credential.pattern {
+                Some(re) => json!({ "type": "string", "maxLength": 4096, "pattern": re.as_str() }),
+                None => text(4096),
+            };
+            properties.insert(name.clone(), value);
+        }
+        json!({ "type": "object", "properties": properties, "additionalProperties": false })
+    };
+    let contact = json!({
+        "type": "object",
+        "properties": {
+            "email": json!({ "anyOf": [
+                { "type": "string", "maxLength": 254, "pattern": EMAIL },
+                { "type": "string", "maxLength": 0 },
+                { "type": "null" },
+            ] }),
+            "name": optional_text(200),
+        },
+        "additionalProperties": false,
+    });
+    // The dataset name holds the id and must stay a valid identifier (63 bytes).
+    let room = 63usize.saturating_sub(product.dataset_name.replace("{customer_id}", "").len());
+    let mut new_id = customer_id(product);
+    new_id["maxLength"] = json!(room.min(MAX_CUSTOMER_ID_LEN));
+    schemas["OnboardRequest"] = json!({
+        "type": "object",
+        "description": schemas["OnboardRequest"]["description"],
+        "properties": {
+            "customer_id": new_id,
+            "customer_name": text(200),
+            "industry": industries,
+            "data_store": nullable(stores),
+            "tags": tags,
+            "attributes": attributes(product, true, false),
+            "contact": nullable(contact.clone()),
+            "created_by": optional_text(200),
+            "usage_tier": nullable(tiers.clone()),
+            "credentials": credentials,
+        },
+        "required": ["customer_id", "customer_name", "industry"],
+        "additionalProperties": false,
+    });
+    let transitions: Vec<&str> = ["active", "paused", "churned"].into();
+    schemas["UpdateRequest"] = json!({
+        "type": "object",
+        "description": schemas["UpdateRequest"]["description"],
+        "properties": {
+            "customer_name": nullable(text(200)),
+            "tags": nullable(tags),
+            "attributes": nullable(attributes(product, false, true)),
+            "contact": nullable(contact),
+            "usage_tier": nullable(tiers),
+            "status": nullable(enumeration(transitions)),
+        },
+        "additionalProperties": false,
+    });
+    schemas["IssueKeyRequest"] = json!({
+        "type": "object",
+        "description": schemas["IssueKeyRequest"]["description"],
+        "properties": {
+            "name": text(100),
+            "scopes": { "type": "array", "items": { "type": "string", "pattern": SCOPE }, "maxItems": 50 },
+            "allowed_adapters": { "type": "array", "items": enumeration(product.adapters.keys().map(String::as_str)), "maxItems": 50 },
+            "expires_at": { "type": ["string", "null"], "format": "date-time" },
+        },
+        "required": ["name"],
+        "additionalProperties": false,
+    });
+    schemas["RotateKeyRequest"] = json!({
+        "type": "object",
+        "description": schemas["RotateKeyRequest"]["description"],
+        "properties": {
+            "grace_seconds": { "type": "integer", "minimum": 0, "maximum": 604_800 },
+        },
+        "additionalProperties": false,
+    });
+    schemas["OffboardRequest"] = json!({
+        "type": "object",
+        "description": schemas["OffboardRequest"]["description"],
+        "properties": {
+            "delete_data": { "type": "boolean" },
+            "confirm": nullable(no_nul()),
+            "reason": optional_text(1000),
+            "export": { "type": "boolean" },
+        },
+        "additionalProperties": false,
+        // An export is taken only when the data is deleted.
+        "if": { "properties": { "export": { "const": true } }, "required": ["export"] },
+        "then": { "properties": { "delete_data": { "const": true } }, "required": ["delete_data"] },
+    });
+    schemas["QueryRequest"]["properties"]["sql"]["minLength"] = json!(1);
+    schemas["QueryRequest"]["properties"]["sql"]["maxLength"] =
+        json!(crate::domain::query::MAX_QUERY_BYTES);
+}
+
+/// The document, with the product's and the server's rules written in.
+pub fn apply(doc: &mut Value, product: &Product) {
+    let paths: Vec<String> = doc["paths"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for path in paths {
+        let public = path == "/health";
+        let Some(ops) = doc["paths"][&path].as_object_mut() else {
+            continue;
+        };
+        for (_, op) in ops.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for p in params.iter_mut() {
+                    let name = p["name"].as_str().unwrap_or_default().to_owned();
+                    let place = p["in"].as_str().unwrap_or_default().to_owned();
+                    if let Some(schema) = parameter(product, &name, &place, &path) {
+                        p["schema"] = if place == "query" {
+                            // A parameter given with no value counts as not given.
+                            json!({ "anyOf": [schema, { "type": "string", "maxLength": 0 }] })
+                        } else {
+                            schema
+                        };
+                    }
+                }
+            }
+            for (status, description) in shared_responses(op, public) {
+                let responses = op
+                    .entry("responses")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .expect("responses are an object");
+                if !responses.contains_key(status) {
+                    responses.insert(status.to_owned(), problem_response(description));
+                }
+            }
+        }
+    }
+    patch_request_bodies(doc, product);
+}
