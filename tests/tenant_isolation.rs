@@ -786,6 +786,87 @@ async fn idle_and_slow_clients_cannot_starve_the_server() {
     );
 }
 
+/// On a server that checks passwords (SCRAM-SHA-256 for every login, as in production), each
+/// dataset's reader logs in with its own derived password: onboarding, queries (including after
+/// the reader's password changed under it, which Onramp repairs) and offboarding all work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_readers_log_in_with_their_password_on_a_password_checking_server() {
+    let cluster = common::ScratchCluster::start();
+    let db = TestDb::new_on(&cluster.admin_url).await;
+    let runner = RunnerOptions::new(db.data_dir());
+    let app = TestApp::start_on(db, Product::builtin(), runner).await;
+    let (status, v) = json_of(
+        app.post("/api/v1/customers", &app.operator, &customer("acme"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = app
+        .query(&app.viewer, "acme", "SELECT current_user::text AS me")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["rows"][0][0].as_str().unwrap().starts_with("onr_"), "{v}");
+
+    // Someone changes the reader's password: the next query repairs the login and answers.
+    let reader = v["rows"][0][0].as_str().unwrap().to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.admin_url)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER ROLE \"{reader}\" PASSWORD 'changed-elsewhere'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(&reader)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // The pooled connection the server holds may still be the old session; within a couple of
+    // queries the pool logs in again and the repair takes over.
+    let mut answered = false;
+    for _ in 0..3 {
+        let (status, _) = app.query(&app.viewer, "acme", "SELECT 1 AS one").await;
+        if status == StatusCode::OK {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the reader's login was repaired");
+    // The server does check: the reader's name with any other password is refused.
+    let mut wrong = url::Url::parse(app.db.database_url.as_ref().unwrap()).unwrap();
+    wrong.set_username(&reader).unwrap();
+    wrong.set_password(Some("changed-elsewhere")).unwrap();
+    assert!(
+        <sqlx::PgConnection as sqlx::Connection>::connect(wrong.as_str())
+            .await
+            .is_err(),
+        "a wrong password is refused"
+    );
+    let (status, v) = json_of(
+        app.post(
+            "/api/v1/customers/acme/offboard",
+            &app.admin,
+            &json!({"delete_data": true, "confirm": "acme"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname = $1")
+        .bind(&reader)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(app);
+}
+
 on_both_backends!(
     one_idempotency_key_onboards_once_under_concurrency,
     display_text_cannot_deceive,

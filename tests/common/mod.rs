@@ -34,6 +34,8 @@ pub struct TestDb {
     pg_name: Option<String>,
     /// An ordinary role made to own the database (and dropped with it).
     pg_owner: Option<String>,
+    /// The server the database lives on (as an admin URL), when not the usual one.
+    pg_admin: Option<String>,
 }
 
 /// The prefix of the dataset roles Onramp makes for a database (see the PostgreSQL datasets).
@@ -55,6 +57,7 @@ impl TestDb {
                 database_url: None,
                 pg_name: None,
                 pg_owner: None,
+                pg_admin: None,
             },
             Backend::Postgres => {
                 let name = format!("onramp_test_{}", uuid::Uuid::new_v4().simple());
@@ -76,6 +79,7 @@ impl TestDb {
                     database_url: Some(format!("{base}/{name}")),
                     pg_name: Some(name),
                     pg_owner: None,
+                    pg_admin: None,
                 }
             }
         }
@@ -109,6 +113,30 @@ impl TestDb {
             database_url: Some(url.to_string()),
             pg_name: Some(name),
             pg_owner: Some(owner),
+            pg_admin: None,
+        }
+    }
+
+    /// A fresh database on the server of `admin_url` (a scratch cluster of a test's own).
+    pub async fn new_on(admin_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = format!("onramp_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url)
+            .await
+            .expect("the scratch server answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let mut url = url::Url::parse(admin_url).expect("admin URL");
+        url.set_path(&format!("/{name}"));
+        Self {
+            backend: Backend::Postgres,
+            dir,
+            database_url: Some(url.to_string()),
+            pg_name: Some(name),
+            pg_owner: None,
+            pg_admin: Some(admin_url.to_owned()),
         }
     }
 
@@ -162,7 +190,7 @@ impl Drop for TestDb {
             return;
         };
         let owner = self.pg_owner.take();
-        let admin = postgres_admin_url();
+        let admin = self.pg_admin.take().unwrap_or_else(postgres_admin_url);
         // Drop runs outside any runtime we may block: use a thread with its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -409,4 +437,129 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// A PostgreSQL cluster of a test's own, made with `initdb` from the machine's PostgreSQL
+/// packages, that authenticates every TCP login by password (SCRAM-SHA-256): the way a
+/// production server does, where the shared test server trusts every local login. Stopped and
+/// removed on drop.
+pub struct ScratchCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+    /// `postgres://postgres:<password>@127.0.0.1:<port>/postgres`.
+    pub admin_url: String,
+}
+
+impl ScratchCluster {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server packages are installed")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file())
+            .max()
+            .expect("initdb is installed");
+        let dir = tempfile::tempdir().expect("temp dir");
+        // initdb refuses to run as root: the cluster then belongs to the `postgres` user.
+        let as_postgres = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let data = dir.path().join("data");
+        if as_postgres {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .expect("chown");
+        }
+        let password = "scratch-superuser-password";
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, password).unwrap();
+        if as_postgres {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres", pwfile.to_str().unwrap()])
+                .status()
+                .expect("chown");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self {
+            admin_url: format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+            as_postgres,
+        };
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            cluster.dir.path().display()
+        );
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "-s",
+                "start",
+            ],
+        );
+        cluster
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let status = if self.as_postgres {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        } else {
+            std::process::Command::new(&program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        }
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(status.success(), "{tool} {args:?} failed");
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-s",
+                "stop",
+            ],
+        );
+    }
 }
