@@ -99,7 +99,7 @@ impl TestDb {
         for sql in [
             format!("CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD 'owner-password'"),
             format!("CREATE DATABASE {name} OWNER {owner}"),
-            format!("REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC"),
+            format!("REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC"),
         ] {
             sqlx::query(&sql).execute(&mut conn).await.expect(&sql);
         }

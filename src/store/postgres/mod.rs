@@ -29,7 +29,6 @@ pub const REGISTRY_SCHEMA: &str = "onramp";
 pub struct PgStore {
     pool: PgPool,
     role_prefix: String,
-    database: String,
 }
 
 impl PgStore {
@@ -53,7 +52,6 @@ impl PgStore {
         Ok(Self {
             pool,
             role_prefix: datasets::role_prefix(&database),
-            database,
         })
     }
 }
@@ -277,7 +275,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         insert_customer_rows(&mut tx, customer, Some(run), idempotency, Some(dataset)).await?;
         let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
-        datasets::provision_in(&mut tx, spec, &role, &self.database).await?;
+        datasets::provision_in(&mut tx, spec, &role).await?;
         append_all(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
