@@ -87,6 +87,12 @@ fn attempts() -> Vec<&'static str> {
         "SELECT to_regclass('tenant_beta.conversions')",
         "SELECT current_setting('data_directory')",
         "SELECT pg_sleep(30)",
+        // Refused names spelled so a parser other than PostgreSQL's misreads them, and
+        // functions that run a query string of their own.
+        "SELECT U&\"pg\\005fadvisory\\005flock\"(1), U&\"pg\\005fsleep\"(4)",
+        "SELECT U&\"query\\005fto\\005fxml\"('select * from onramp.admin_tokens',true,false,'')",
+        "SELECT * FROM ts_stat('SELECT array_to_tsvector(array_agg(nspname::text)) FROM pg_namespace')",
+        "SELECT ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery')",
         // SQLite's own ways out of a file.
         "ATTACH DATABASE '../onramp.db' AS registry",
         "SELECT * FROM registry.customers",

@@ -52,6 +52,8 @@ impl From<Invalid> for QueryRejection {
 /// Functions that read or act outside the dataset, by exact (lower-case) name.
 const REFUSED_FUNCTIONS: &[&str] = &[
     "set_config",
+    "ts_stat",
+    "ts_rewrite",
     "current_setting",
     "dblink",
     "nextval",
@@ -158,6 +160,20 @@ fn cast_refused(data_type: &DataType) -> Option<String> {
         .then(|| format!("casts to {text} are not available to dataset queries"))
 }
 
+/// Whether `sql` holds `U&"` or `U&'` (any case, optionally spaced before the quote), the
+/// start of a PostgreSQL Unicode-escaped identifier or string.
+fn has_unicode_escape(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    bytes.windows(2).enumerate().any(|(i, w)| {
+        w[0].eq_ignore_ascii_case(&b'u')
+            && w[1] == b'&'
+            && bytes[i + 2..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'"' || *b == b'\'')
+    })
+}
+
 /// Checks a query and returns it without trailing semicolons, ready to run.
 pub fn check_query(sql: &str, dialect: SqlDialect) -> Result<String, QueryRejection> {
     if sql.trim().is_empty() {
@@ -174,6 +190,14 @@ pub fn check_query(sql: &str, dialect: SqlDialect) -> Result<String, QueryReject
     // statement from the one checked here (SQLite's driver loops forever on what follows it).
     if sql.contains('\0') {
         return Err(Invalid::new("nul_byte", "sql must not contain a NUL character").into());
+    }
+    // PostgreSQL reads `U&"..."` (and `U&'...'`) with escapes decoded, where the parser here
+    // sees an operator and an undecoded name: a way to spell a refused name past this check.
+    if dialect == SqlDialect::Postgres && has_unicode_escape(sql) {
+        return Err(QueryRejection::Refused(
+            "Unicode-escaped names and strings (U&\"...\") are not available to dataset queries"
+                .into(),
+        ));
     }
     let parsed = match dialect {
         SqlDialect::Sqlite => Parser::new(&SQLiteDialect {})
@@ -347,6 +371,9 @@ mod tests {
             "WITH x AS (SELECT * FROM onramp.customers) SELECT 1",
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM pg_authid)",
             "SELECT public.f()",
+            "SELECT U&\"pg\\005fadvisory\\005flock\"(1)",
+            "SELECT u& \"query\\005fto\\005fxml\"('select 1', true, false, '')",
+            "SELECT * FROM ts_stat('SELECT array_to_tsvector(array_agg(nspname::text)) FROM pg_namespace')",
         ];
         for sql in postgres {
             assert!(

@@ -384,12 +384,28 @@ impl PgDatasets {
             .username(&self.role(dataset_id))
             .password(password.expose())
             .application_name("onramp-dataset-query")
+            // `ROLLBACK` outside a transaction is only a warning: not one worth a log line.
+            .options([("client_min_messages", "error")])
             .statement_cache_capacity(0);
         let pool = PgPoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .min_connections(0)
             .idle_timeout(READER_IDLE)
             .acquire_timeout(Duration::from_secs(5))
+            // Every connection coming back, including one whose request was dropped in the
+            // middle of a query, ends its transaction and discards its session (advisory
+            // locks, settings, temporary objects, prepared statements, listeners) or is closed.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let reset = tokio::time::timeout(Duration::from_secs(2), async {
+                        conn.execute("ROLLBACK").await?;
+                        conn.execute("DISCARD ALL").await?;
+                        Ok::<_, sqlx::Error>(())
+                    })
+                    .await;
+                    Ok(matches!(reset, Ok(Ok(()))))
+                })
+            })
             .connect_lazy_with(options);
         readers.insert(
             dataset_id.to_owned(),
@@ -589,7 +605,10 @@ impl DatasetBackend for PgDatasets {
         limits: QueryLimits,
     ) -> Result<QueryResult, DatasetError> {
         let mut conn = self.reader_connection(dataset_id, reader_password).await?;
-        let outcome = async {
+        // The server's own deadline, a second past the database's: a statement that does not
+        // check for interrupts (some string functions) is abandoned, not waited for.
+        let deadline = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(1);
+        let outcome = tokio::time::timeout(deadline, async {
             conn.execute("BEGIN READ ONLY").await.map_err(classify)?;
             sqlx::query("SELECT set_config('statement_timeout', $1, true)")
                 .bind(limits.timeout_ms.to_string())
@@ -598,21 +617,36 @@ impl DatasetBackend for PgDatasets {
                 .await
                 .map_err(classify)?;
             let result = run_query(&mut conn, sql, limits).await?;
-            if result.truncated {
-                return Ok((result, false));
-            }
-            // Whatever the query set, took or made in the session goes with it.
-            conn.execute("ROLLBACK").await.map_err(classify)?;
-            conn.execute("DISCARD ALL").await.map_err(classify)?;
-            Ok::<_, DatasetError>((result, true))
-        }
-        .await;
+            // Truncated: rows past the bound are still on the wire, so the connection is
+            // closed rather than drained. Otherwise its session is discarded and it goes back
+            // to the pool.
+            let reusable = !result.truncated;
+            Ok::<_, DatasetError>((result, reusable))
+        })
+        .await
+        .unwrap_or(Err(DatasetError::QueryTimeout(limits.timeout_ms)));
         match outcome {
-            Ok((result, true)) => Ok(result),
+            Ok((result, true)) => {
+                // Discarded here, before the answer is sent (the release hook does it again
+                // for connections that come back any other way).
+                let reset = async {
+                    conn.execute("ROLLBACK").await?;
+                    conn.execute("DISCARD ALL").await
+                }
+                .await;
+                if reset.is_err() {
+                    let _ = conn.detach().close().await;
+                }
+                Ok(result)
+            }
             Ok((result, false)) => {
-                // Rows past the bound are still on the wire: close rather than drain them.
                 let _ = conn.detach().close().await;
                 Ok(result)
+            }
+            Err(e @ DatasetError::QueryTimeout(_)) => {
+                // Dropped, not closed: closing would wait for the statement to answer.
+                drop(conn.detach());
+                Err(e)
             }
             Err(e) => {
                 let _ = conn.detach().close().await;

@@ -20,6 +20,13 @@ use crate::domain::query::MAX_QUERY_BYTES;
 use crate::product::QueryLimits;
 use crate::store::datasets::{DatasetError, QueryResult};
 
+/// The most columns a query's result may have.
+const MAX_COLUMNS: i32 = 64;
+/// SQLite queries running at once in this process; each holds a blocking thread, and a
+/// statement SQLite cannot interrupt holds it past the deadline, so they are bounded.
+const CONCURRENT_QUERIES: usize = 4;
+static QUERY_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_QUERIES);
+
 /// Functions a dataset query may never call, even where the statement check missed them.
 const DENIED_FUNCTIONS: &[&str] = &["load_extension", "readfile", "writefile", "edit"];
 
@@ -54,6 +61,9 @@ fn open(path: &Path, limits: QueryLimits, deadline: Instant) -> Result<Connectio
         i32::try_from(MAX_QUERY_BYTES).unwrap_or(i32::MAX),
     );
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
+    // Bounds what one result row can make SQLite hold: at most this many values, each at most
+    // the byte bound.
+    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, MAX_COLUMNS);
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 100);
     conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50);
     conn.set_limit(Limit::SQLITE_LIMIT_FUNCTION_ARG, 32);
@@ -86,6 +96,17 @@ fn refused(e: rusqlite::Error, limits: QueryLimits) -> DatasetError {
             DatasetError::QueryRefused("exactly one statement is allowed".into())
         }
         _ => DatasetError::QueryRefused(e.to_string()),
+    }
+}
+
+/// The bytes a cell adds to the answer, without converting it.
+fn size_of(value: ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Null => 4,
+        ValueRef::Integer(_) => 20,
+        ValueRef::Real(_) => 24,
+        ValueRef::Text(t) => t.len() + 2,
+        ValueRef::Blob(b) => b.len().div_ceil(3) * 4 + 2,
     }
 }
 
@@ -131,12 +152,19 @@ fn run(conn: &Connection, sql: &str, limits: QueryLimits) -> Result<QueryResult,
         }
         let mut values = Vec::with_capacity(width);
         let mut row_bytes = 2;
+        let mut fits = true;
         for i in 0..width {
-            let (value, size) = cell(row.get_ref(i).map_err(|e| refused(e, limits))?);
+            let raw = row.get_ref(i).map_err(|e| refused(e, limits))?;
+            // Sized before it is copied, so a row past the bound is never built.
+            if bytes + row_bytes + size_of(raw) > max_bytes {
+                fits = false;
+                break;
+            }
+            let (value, size) = cell(raw);
             row_bytes += size;
             values.push(value);
         }
-        if bytes + row_bytes > max_bytes {
+        if !fits {
             truncated = true;
             break;
         }
@@ -158,11 +186,19 @@ pub async fn query(
     sql: &str,
     limits: QueryLimits,
 ) -> Result<QueryResult, DatasetError> {
+    let wait = Duration::from_millis(limits.timeout_ms);
+    let Ok(Ok(slot)) = tokio::time::timeout(wait, QUERY_SLOTS.acquire()).await else {
+        return Err(DatasetError::Transient(
+            "every dataset query slot is busy; retry shortly".into(),
+        ));
+    };
     let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
     let path = path.to_owned();
     let sql = sql.to_owned();
     let (handle_tx, mut handle_rx) = tokio::sync::oneshot::channel();
     let task = tokio::task::spawn_blocking(move || {
+        // The slot is held by the thread, so it is free again only when SQLite has stopped.
+        let _slot = slot;
         let conn = open(&path, limits, deadline)?;
         let _ = handle_tx.send(conn.get_interrupt_handle());
         run(&conn, &sql, limits)
