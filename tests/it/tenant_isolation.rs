@@ -4,11 +4,10 @@
 //! a viewer or operator token would, over HTTP, and again straight at the dataset backend (past
 //! the statement check) to prove the database itself refuses.
 
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, TestDb};
+use crate::common::{Backend, TestApp, TestDb};
 use onramp::product::Product;
 use onramp::services::RunnerOptions;
 use proptest::strategy::{Strategy, ValueTree};

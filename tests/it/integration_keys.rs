@@ -2,13 +2,11 @@
 //! an HMAC, checksum refusals without a look-up, rotation with and without grace, revocation and
 //! expiry taking effect at once, offboarding revoking keys, and bad input changing nothing.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::cli::onramp;
-use common::{Backend, TestApp, TestDb};
+use crate::common::cli::onramp;
+use crate::common::{Backend, TestApp, TestDb};
 
 async fn app(backend: Backend) -> TestApp {
     let app = TestApp::start(backend).await;

@@ -2,8 +2,7 @@
 //! stdio (`onramp mcp`) and over streamable HTTP (`onramp serve`, `/mcp`). The GrowthNav seed's
 //! MCP workflow and "Automated Checks" are replayed end to end on both transports.
 
-mod common;
-
+use crate::common;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -11,8 +10,8 @@ use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioC
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
-use common::cli::{onramp, Server};
-use common::{Backend, TestDb};
+use crate::common::cli::{onramp, Server};
+use crate::common::{Backend, TestDb};
 
 const PRODUCT: &str = "examples/growthnav/onramp.toml";
 

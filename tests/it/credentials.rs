@@ -3,14 +3,12 @@
 //! a real local provider endpoint, rotation deadlines, offboarding, and secrets kept out of every
 //! response, event and log line.
 
-mod common;
-
 use axum::http::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::cli::{onramp, Server};
-use common::{Backend, TestApp, TestDb};
+use crate::common::cli::{onramp, Server};
+use crate::common::{Backend, TestApp, TestDb};
 use onramp::product::Product;
 
 const GOOD: &str = "EAAgood7Xq2LmP9sTzR4";
@@ -63,7 +61,7 @@ required = true
 rotation_days = 1
 forbidden_scopes = ["withdraw"]
 "#,
-        include_str!("../src/product/builtin.toml").replace(
+        include_str!("../../src/product/builtin.toml").replace(
             r#""register", "provision_dataset""#,
             r#""register", "store_credentials", "provision_dataset""#
         )

@@ -417,7 +417,6 @@ pub async fn snapshot(store: &dyn Store) -> Snapshot {
 }
 
 /// Generates one test per backend from `async fn name(backend: Backend)` functions.
-#[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {

@@ -2,13 +2,12 @@
 //! check the customer does not exist, onboard it, the automated checks, the troubleshooting
 //! messages, and offboarding with data kept.
 
-mod common;
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::cli::onramp;
-use common::{Backend, TestApp};
+use crate::common::cli::onramp;
+use crate::common::{Backend, TestApp};
 use onramp::product::Product;
 
 const PRODUCT: &str = "examples/growthnav/onramp.toml";

@@ -2,13 +2,12 @@
 //! injected faults retried or rolled back; stuck runs resumed; the dataset query confined to
 //! the customer's own data; offboarding with an export and a receipt.
 
-mod common;
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use common::{Backend, TestApp, TestDb};
+use crate::common::{Backend, TestApp, TestDb};
 use onramp::product::Product;
 use onramp::services::faults::FaultPlan;
 use onramp::services::{Actor, RunnerOptions};

@@ -2,13 +2,12 @@
 //! malformed, unknown, revoked or expired key or token; 403 for a valid one without the scope;
 //! a token never reaches another customer's data. Both backends.
 
-mod common;
-
+use crate::common;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use onramp::interfaces::http::limits::ExchangeLimits;
 use onramp::interfaces::http::ServeOptions;
 
@@ -20,7 +19,7 @@ async fn app(backend: Backend) -> TestApp {
 async fn app_serving(backend: Backend, options: ServeOptions) -> TestApp {
     let toml = format!(
         "{}\n[credentials.exchange_key]\ndescription = \"Exchange API key\"\n",
-        include_str!("../src/product/builtin.toml")
+        include_str!("../../src/product/builtin.toml")
     );
     let product = onramp::product::Product::from_toml(&toml, "tokens", None).unwrap();
     let db = common::TestDb::new(backend).await;

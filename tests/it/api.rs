@@ -1,11 +1,9 @@
 //! The HTTP API, spoken to like a client, on both backends.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 
 fn acme() -> Value {
     json!({

@@ -1,13 +1,12 @@
 //! The `onramp` binary: audit verification against tampering, product checks, tokens, the
 //! server process, and exit codes.
 
-mod common;
-
+use crate::common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::cli::onramp;
-use common::{Backend, TestDb};
+use crate::common::cli::onramp;
+use crate::common::{Backend, TestDb};
 
 fn seed_history(db: &TestDb) {
     onramp(

@@ -2,13 +2,12 @@
 //! `--status=all` and `--format=json|csv`, update to paused, the legacy `tenants.yaml`
 //! fallback, and its migration into the registry.
 
-mod common;
-
+use crate::common;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::cli::onramp;
-use common::{Backend, TestApp};
+use crate::common::cli::onramp;
+use crate::common::{Backend, TestApp};
 use onramp::product::Product;
 
 const PRODUCT: &str = "examples/paidsocialnav/onramp.toml";

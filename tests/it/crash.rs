@@ -2,14 +2,13 @@
 //! then started again. Every registered customer must end up active with its dataset, or
 //! failed with none; no dataset may be left without a customer whose run succeeded.
 
-mod common;
-
+use crate::common;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::cli::{onramp, Server};
-use common::{Backend, TestDb};
+use crate::common::cli::{onramp, Server};
+use crate::common::{Backend, TestDb};
 use onramp::domain::run::{RunStatus, StepStatus};
 use onramp::domain::CustomerStatus;
 use onramp::product::Product;

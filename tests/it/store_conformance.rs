@@ -1,12 +1,11 @@
 //! The store conformance suite: the same tests against SQLite and PostgreSQL.
 
-mod common;
-
+use crate::common;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use common::{Backend, TestDb};
+use crate::common::{Backend, TestDb};
 use onramp::domain::{
     AttributeValue, Contact, Customer, CustomerId, CustomerIdRule, CustomerName, CustomerStatus,
     Email, NewEvent, Role, Tags, OPERATOR_CHAIN,
