@@ -4,22 +4,28 @@
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.
 
+pub mod audit;
 pub mod credentials;
+pub mod customers;
 pub mod datasets;
 pub mod keys;
 pub mod postgres;
 mod rows;
 pub mod runs;
+mod sql;
 pub mod sqlite;
+pub mod tokens;
 
+pub use audit::{ChainHead, EventFilter, EventStore};
+pub use customers::{CustomerFilter, CustomerStore, IdempotencyRecord};
 pub use runs::{ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord};
+pub use tokens::{AdminTokenRecord, AdminTokenStore};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::{Customer, CustomerStatus, Event, NewEvent, Role};
+use crate::domain::{Customer, NewEvent};
 
 /// What the store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -77,20 +83,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Which customers a listing returns.
-#[derive(Debug, Clone, Default)]
-pub struct CustomerFilter {
-    /// Only these statuses; `None` for every status.
-    pub statuses: Option<Vec<CustomerStatus>>,
-    /// Only this industry.
-    pub industry: Option<String>,
-    /// Only customers with this tag.
-    pub tag: Option<String>,
-    /// Only customers whose folded name (`domain::text::fold_name`) contains this text, which
-    /// the caller folds the same way; `%` and `_` in it are literal.
-    pub name_contains: Option<String>,
-}
-
 /// A keyset page request: items after `after`, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
@@ -123,70 +115,18 @@ impl<T> Page<T> {
     }
 }
 
-/// Which events an audit listing returns.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    /// Only events about this customer.
-    pub customer_id: Option<String>,
-    /// Only events of this type.
-    pub event_type: Option<String>,
-    /// Only events at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// Only events before this time.
-    pub until: Option<DateTime<Utc>>,
-    /// Only events with a larger id (the cursor).
-    pub after_id: Option<i64>,
-    /// How many at most.
-    pub limit: u32,
-}
-
-/// A stored response for an `Idempotency-Key`.
-#[derive(Debug, Clone)]
-pub struct IdempotencyRecord {
-    /// The client's key.
-    pub key: String,
-    /// SHA-256 of the request it was first used with.
-    pub fingerprint: String,
-    /// The HTTP status of the first response.
-    pub status: u16,
-    /// The first response's body.
-    pub body: String,
-    /// When it was first used.
-    pub created_at: DateTime<Utc>,
-}
-
-/// An admin API token, as stored: the secret only as a hash.
-#[derive(Debug, Clone)]
-pub struct AdminTokenRecord {
-    /// Public id, part of the token.
-    pub id: String,
-    /// A name for people.
-    pub name: String,
-    /// What it may do.
-    pub role: Role,
-    /// SHA-256 of the secret part, hex.
-    pub secret_hash: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// The last event of one chain.
-#[derive(Debug, Clone)]
-pub struct ChainHead {
-    /// Chain name.
-    pub chain: String,
-    /// Its length.
-    pub seq: i64,
-    /// Its last hash.
-    pub hash: String,
-}
-
 /// The registry's persistence, implemented once per backend.
 #[async_trait]
 pub trait Store:
-    RunStore + credentials::CredentialStore + keys::IntegrationKeyStore + Send + Sync + 'static
+    CustomerStore
+    + RunStore
+    + credentials::CredentialStore
+    + keys::IntegrationKeyStore
+    + EventStore
+    + AdminTokenStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
@@ -196,16 +136,6 @@ pub trait Store:
 
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Registers a new customer with its event and, when given, its onboarding run and the
-    /// idempotency record of the request that created it, all in one transaction.
-    async fn insert_customer(
-        &self,
-        customer: &Customer,
-        event: NewEvent,
-        run: Option<&RunRecord>,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Event, StoreError>;
 
     /// Whether this registry can create the datasets of a data store that lives in its own
     /// database (`registry` on PostgreSQL) inside its transactions.
@@ -230,57 +160,6 @@ pub trait Store:
             "this registry cannot create datasets inside its own transactions".into(),
         )))
     }
-
-    /// One customer by id.
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError>;
-
-    /// A page of customers ordered by id.
-    async fn list_customers(
-        &self,
-        filter: &CustomerFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Customer>, StoreError>;
-
-    /// Saves a changed customer if the stored version is still `expected_version`, with its event.
-    async fn update_customer(
-        &self,
-        customer_id: &str,
-        customer: &Customer,
-        expected_version: i64,
-        event: NewEvent,
-    ) -> Result<Event, StoreError>;
-
-    /// How many customers are registered, in every status.
-    async fn count_customers(&self) -> Result<i64, StoreError>;
-
-    /// The record stored for an idempotency key.
-    async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
-
-    /// Stores a new admin token with its event.
-    async fn insert_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: NewEvent,
-    ) -> Result<Event, StoreError>;
-
-    /// One admin token by id.
-    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError>;
-
-    /// Appends an event that goes with no other change.
-    async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError>;
-
-    /// Events matching a filter, oldest first.
-    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
-
-    /// Events ordered by chain, then position, after the given place: for verification.
-    async fn events_in_chain_order(
-        &self,
-        after: Option<(&str, i64)>,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError>;
-
-    /// Every chain's head.
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError>;
 }
 
 /// Opens the registry: PostgreSQL when `database_url` is given, else SQLite in `data_dir`.

@@ -8,17 +8,12 @@ use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use std::str::FromStr;
 use std::time::Duration;
 
-mod credentials;
 pub mod datasets;
-mod keys;
 mod runs;
 
-use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
-use super::{
-    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, DatasetRecord, EventFilter,
-    IdempotencyRecord, Page, PageRequest, RunRecord, Store, StoreError,
-};
-use crate::domain::event::{format_time, group_by_chain, seal_chain, GENESIS_HASH};
+use super::rows::{CustomerJson, EventRow};
+use super::{DatasetRecord, IdempotencyRecord, RunRecord, Store, StoreError};
+use crate::domain::event::{group_by_chain, seal_chain, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
 use crate::store::datasets::DatasetSpec;
 
@@ -54,7 +49,33 @@ impl PgStore {
             role_prefix: datasets::role_prefix(&database),
         })
     }
+
+    /// A write transaction.
+    pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Where reads go.
+    pub(super) fn reads(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Where a single-statement write goes.
+    pub(super) fn writes(&self) -> &PgPool {
+        &self.pool
+    }
 }
+
+/// What a claiming `SELECT` ends with, so that two claimers never take one row.
+const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+crate::store::sql::credential_store!(PgStore);
+crate::store::sql::customer_store!(PgStore);
+crate::store::sql::event_store!(PgStore);
+crate::store::sql::admin_token_store!(PgStore);
+crate::store::sql::run_store!(PgStore);
+crate::store::sql::row_writes!(PgConnection, Postgres);
+crate::store::sql::integration_keys!(PgStore);
 
 /// Creates an empty database named `name` on the server of `server_url` and returns its URL.
 /// Used for scratch registries (benchmarks); `name` must be a plain identifier.
@@ -169,45 +190,36 @@ async fn insert_customer_rows(
     c: &Customer,
     run: Option<&RunRecord>,
     idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    insert_customer_and_dataset_rows(conn, c, run, idempotency, None).await
+}
+
+/// Inserts a customer, its run, its idempotency record and, when given, its dataset's record
+/// inside the caller's transaction.
+async fn insert_customer_and_dataset_rows(
+    conn: &mut PgConnection,
+    c: &Customer,
+    run: Option<&RunRecord>,
+    idempotency: Option<&IdempotencyRecord>,
     dataset: Option<&DatasetRecord>,
 ) -> Result<(), StoreError> {
     let json = CustomerJson::of(c);
-    // The customer, its run and the run's steps in one statement.
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-        "WITH customer AS (INSERT INTO customers (customer_id, customer_name, name_folded, industry, \
-         data_store, status, tags, attributes, contact_email, contact_name, created_by, usage_tier, \
-         version, created_at, updated_at) ",
-    );
-    q.push_values([c], |mut row, c| {
-        row.push_bind(c.id.as_str())
-            .push_bind(c.name.as_str())
-            .push_bind(&json.name_folded)
-            .push_bind(&c.industry)
-            .push_bind(&c.data_store)
-            .push_bind(c.status.as_str())
-            .push_bind(&json.tags)
-            .push_bind(&json.attributes)
-            .push_bind(c.contact.email.as_ref().map(|e| e.as_str()))
-            .push_bind(&c.contact.name)
-            .push_bind(&c.created_by)
-            .push_bind(&c.usage_tier)
-            .push_bind(c.version)
-            .push_bind(c.created_at)
-            .push_bind(c.updated_at);
-    });
+    // The customer, its dataset's record, its run and the run's steps in one statement.
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("WITH customer AS (");
+    push_customer_insert(&mut q, c, &json);
     q.push(")");
     if let Some(d) = dataset {
         q.push(", dataset AS (");
-        runs::push_dataset_upsert(&mut q, d);
+        push_dataset_upsert(&mut q, d);
         q.push(")");
     }
     if let Some(run) = run {
         q.push(", run AS (");
-        runs::push_run_insert(&mut q, run);
+        push_run_insert(&mut q, run);
         q.push(")");
         if !run.steps.is_empty() {
             q.push(" ");
-            runs::push_steps_insert(&mut q, &run.customer_id, &run.run_id, &run.steps);
+            push_steps_insert(&mut q, &run.customer_id, &run.run_id, &run.steps);
         } else {
             q.push(" SELECT 1");
         }
@@ -224,33 +236,18 @@ async fn insert_customer_rows(
         other => other?,
     };
     if let Some(run) = run {
-        runs::insert_staged_rows(conn, run).await?;
+        insert_staged_rows(conn, run).await?;
     }
     if let Some(rec) = idempotency {
-        let stored = sqlx::query(
-            "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&rec.key)
-        .bind(&rec.fingerprint)
-        .bind(c.id.as_str())
-        .bind(i64::from(rec.status))
-        .bind(&rec.body)
-        .bind(rec.created_at)
-        .execute(&mut *conn)
-        .await;
-        match stored {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
-            }
-            other => other?,
-        };
+        insert_idempotency_row(conn, rec, c.id.as_str()).await?;
     }
     Ok(())
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Customers with `tag` among their tags, for a listing being built.
+fn push_tag_filter(q: &mut QueryBuilder<'_, Postgres>, tag: String) {
+    q.push(" AND tags @> ")
+        .push_bind(sqlx::types::Json(vec![tag]));
 }
 
 #[async_trait]
@@ -273,7 +270,8 @@ impl Store for PgStore {
         dataset: &DatasetRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_customer_rows(&mut tx, customer, Some(run), idempotency, Some(dataset)).await?;
+        insert_customer_and_dataset_rows(&mut tx, customer, Some(run), idempotency, Some(dataset))
+            .await?;
         let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
         datasets::provision_in(&mut tx, spec, &role).await?;
         append_all(&mut tx, events).await?;
@@ -317,191 +315,5 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn insert_customer(
-        &self,
-        c: &Customer,
-        event: NewEvent,
-        run: Option<&RunRecord>,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_customer_rows(&mut tx, c, run, idempotency, None).await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        let row: Option<CustomerRow> =
-            sqlx::query_as("SELECT * FROM customers WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(Customer::try_from).transpose()
-    }
-
-    async fn list_customers(
-        &self,
-        filter: &CustomerFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Customer>, StoreError> {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM customers WHERE TRUE");
-        match filter.statuses.as_deref() {
-            // Equality lets the (status, industry, customer_id) index return rows in key order;
-            // `= ANY(array)` would make PostgreSQL sort the whole match first.
-            Some([one]) => {
-                q.push(" AND status = ").push_bind(one.as_str());
-            }
-            Some(many) => {
-                let names: Vec<String> = many.iter().map(|s| s.as_str().to_owned()).collect();
-                q.push(" AND status = ANY(").push_bind(names).push(")");
-            }
-            None => {}
-        }
-        if let Some(industry) = &filter.industry {
-            q.push(" AND industry = ").push_bind(industry.clone());
-        }
-        if let Some(tag) = &filter.tag {
-            q.push(" AND tags @> ")
-                .push_bind(sqlx::types::Json(vec![tag.clone()]));
-        }
-        if let Some(text) = &filter.name_contains {
-            q.push(" AND name_folded LIKE ")
-                .push_bind(like_contains(text))
-                .push(" ESCAPE '\\'");
-        }
-        if let Some(after) = &page.after {
-            q.push(" AND customer_id > ").push_bind(after.clone());
-        }
-        q.push(" ORDER BY customer_id LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        let items = rows
-            .into_iter()
-            .map(Customer::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |c| {
-            c.id.to_string()
-        }))
-    }
-
-    async fn update_customer(
-        &self,
-        customer_id: &str,
-        c: &Customer,
-        expected_version: i64,
-        event: NewEvent,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        runs::update_customer_row(&mut tx, customer_id, c, expected_version).await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn count_customers(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row: Option<IdempotencyRow> = sqlx::query_as(
-            "SELECT key, fingerprint, status, body, created_at FROM idempotency_keys WHERE key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn insert_admin_token(
-        &self,
-        t: &AdminTokenRecord,
-        event: NewEvent,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO admin_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.id)
-        .bind(&t.name)
-        .bind(t.role.as_str())
-        .bind(&t.secret_hash)
-        .bind(t.created_at)
-        .bind(t.revoked_at)
-        .execute(&mut *tx)
-        .await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as("SELECT * FROM admin_tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(AdminTokenRecord::try_from).transpose()
-    }
-
-    async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM events WHERE TRUE");
-        if let Some(c) = &f.customer_id {
-            q.push(" AND customer_id = ").push_bind(c.clone());
-        }
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t.clone());
-        }
-        if let Some(since) = f.since {
-            q.push(" AND occurred_at >= ").push_bind(format_time(since));
-        }
-        if let Some(until) = f.until {
-            q.push(" AND occurred_at < ").push_bind(format_time(until));
-        }
-        if let Some(after) = f.after_id {
-            q.push(" AND id > ").push_bind(after);
-        }
-        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(f.limit));
-        let rows: Vec<EventRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn events_in_chain_order(
-        &self,
-        after: Option<(&str, i64)>,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        let (chain, seq) = after.unwrap_or(("", 0));
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT * FROM events WHERE (chain, chain_seq) > ($1, $2) ORDER BY chain, chain_seq LIMIT $3",
-        )
-        .bind(chain)
-        .bind(seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT chain, seq, hash FROM event_chain_heads WHERE seq > 0 ORDER BY chain",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(chain, seq, hash)| ChainHead { chain, seq, hash })
-            .collect())
     }
 }

@@ -14,18 +14,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-mod credentials;
 pub mod datasets;
-mod keys;
 mod runs;
 mod tenant_query;
 
-use super::rows::{CustomerJson, CustomerRow, EventRow, IdempotencyRow, TokenRow};
-use super::{
-    like_contains, AdminTokenRecord, ChainHead, CustomerFilter, EventFilter, IdempotencyRecord,
-    Page, PageRequest, RunRecord, Store, StoreError,
-};
-use crate::domain::event::{format_time, group_by_chain, seal_chain, GENESIS_HASH};
+use super::rows::{CustomerJson, EventRow};
+use super::{IdempotencyRecord, RunRecord, Store, StoreError};
+use crate::domain::event::{group_by_chain, seal_chain, GENESIS_HASH};
 use crate::domain::{Customer, Event, NewEvent};
 
 /// The file name of the registry inside the data dir.
@@ -69,10 +64,32 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    /// A write transaction: `BEGIN IMMEDIATE` on the one writer connection.
+    pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Where reads go: the read-only pool.
+    pub(super) fn reads(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// Where a single-statement write goes: the one writer connection.
+    pub(super) fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
 }
+
+/// What a claiming `SELECT` ends with, so that two claimers never take one row.
+const FOR_UPDATE_SKIP_LOCKED: &str = "";
+
+crate::store::sql::credential_store!(SqliteStore);
+crate::store::sql::customer_store!(SqliteStore);
+crate::store::sql::event_store!(SqliteStore);
+crate::store::sql::admin_token_store!(SqliteStore);
+crate::store::sql::run_store!(SqliteStore);
+crate::store::sql::row_writes!(SqliteConnection, Sqlite);
+crate::store::sql::integration_keys!(SqliteStore);
 
 /// Seals `event` onto its chain and inserts it; the caller's transaction holds the write lock.
 async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, StoreError> {
@@ -137,6 +154,38 @@ async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Resul
     Ok(())
 }
 
+/// Inserts a customer, its run and its idempotency record inside the caller's transaction.
+async fn insert_customer_rows(
+    conn: &mut SqliteConnection,
+    c: &Customer,
+    run: Option<&RunRecord>,
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    let json = CustomerJson::of(c);
+    let mut q = QueryBuilder::new("");
+    push_customer_insert(&mut q, c, &json);
+    match q.build().execute(&mut *conn).await {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::CustomerExists(c.id.to_string()))
+        }
+        other => other?,
+    };
+    if let Some(run) = run {
+        runs::insert_run_rows(conn, run).await?;
+    }
+    if let Some(rec) = idempotency {
+        insert_idempotency_row(conn, rec, c.id.as_str()).await?;
+    }
+    Ok(())
+}
+
+/// Customers with `tag` among their tags, for a listing being built.
+fn push_tag_filter(q: &mut QueryBuilder<'_, Sqlite>, tag: String) {
+    q.push(" AND EXISTS (SELECT 1 FROM json_each(customers.tags) WHERE json_each.value = ")
+        .push_bind(tag)
+        .push(")");
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -179,236 +228,5 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
-    }
-
-    async fn insert_customer(
-        &self,
-        c: &Customer,
-        event: NewEvent,
-        run: Option<&RunRecord>,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.begin().await?;
-        let json = CustomerJson::of(c);
-        let inserted = sqlx::query(
-            "INSERT INTO customers (customer_id, customer_name, name_folded, industry, data_store, status, tags, \
-             attributes, contact_email, contact_name, created_by, usage_tier, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.id.as_str())
-        .bind(c.name.as_str())
-        .bind(&json.name_folded)
-        .bind(&c.industry)
-        .bind(&c.data_store)
-        .bind(c.status.as_str())
-        .bind(&json.tags)
-        .bind(&json.attributes)
-        .bind(c.contact.email.as_ref().map(|e| e.as_str()))
-        .bind(&c.contact.name)
-        .bind(&c.created_by)
-        .bind(&c.usage_tier)
-        .bind(c.version)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::CustomerExists(c.id.to_string()))
-            }
-            other => other?,
-        };
-        if let Some(run) = run {
-            runs::insert_run_rows(&mut tx, run).await?;
-        }
-        if let Some(rec) = idempotency {
-            let stored = sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, customer_id, status, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&rec.key)
-            .bind(&rec.fingerprint)
-            .bind(c.id.as_str())
-            .bind(i64::from(rec.status))
-            .bind(&rec.body)
-            .bind(rec.created_at)
-            .execute(&mut *tx)
-            .await;
-            match stored {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::IdempotencyKeyTaken(rec.key.clone()))
-                }
-                other => other?,
-            };
-        }
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        let row: Option<CustomerRow> =
-            sqlx::query_as("SELECT * FROM customers WHERE customer_id = ?")
-                .bind(customer_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        row.map(Customer::try_from).transpose()
-    }
-
-    async fn list_customers(
-        &self,
-        filter: &CustomerFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Customer>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM customers WHERE 1 = 1");
-        if let Some(statuses) = &filter.statuses {
-            q.push(" AND status IN (");
-            let mut list = q.separated(", ");
-            for s in statuses {
-                list.push_bind(s.as_str());
-            }
-            q.push(")");
-        }
-        if let Some(industry) = &filter.industry {
-            q.push(" AND industry = ").push_bind(industry.clone());
-        }
-        if let Some(tag) = &filter.tag {
-            q.push(" AND EXISTS (SELECT 1 FROM json_each(customers.tags) WHERE json_each.value = ")
-                .push_bind(tag.clone())
-                .push(")");
-        }
-        if let Some(text) = &filter.name_contains {
-            q.push(" AND name_folded LIKE ")
-                .push_bind(like_contains(text))
-                .push(" ESCAPE '\\'");
-        }
-        if let Some(after) = &page.after {
-            q.push(" AND customer_id > ").push_bind(after.clone());
-        }
-        q.push(" ORDER BY customer_id LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(&self.reader).await?;
-        let items = rows
-            .into_iter()
-            .map(Customer::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |c| {
-            c.id.to_string()
-        }))
-    }
-
-    async fn update_customer(
-        &self,
-        customer_id: &str,
-        c: &Customer,
-        expected_version: i64,
-        event: NewEvent,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.begin().await?;
-        runs::update_customer_row(&mut tx, customer_id, c, expected_version).await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn count_customers(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
-            .fetch_one(&self.reader)
-            .await?)
-    }
-
-    async fn get_idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row: Option<IdempotencyRow> = sqlx::query_as(
-            "SELECT key, fingerprint, status, body, created_at FROM idempotency_keys WHERE key = ?",
-        )
-        .bind(key)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn insert_admin_token(
-        &self,
-        t: &AdminTokenRecord,
-        event: NewEvent,
-    ) -> Result<Event, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO admin_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&t.id)
-            .bind(&t.name)
-            .bind(t.role.as_str())
-            .bind(&t.secret_hash)
-            .bind(t.created_at)
-            .bind(t.revoked_at)
-            .execute(&mut *tx)
-            .await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as("SELECT * FROM admin_tokens WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(AdminTokenRecord::try_from).transpose()
-    }
-
-    async fn append_event(&self, event: NewEvent) -> Result<Event, StoreError> {
-        let mut tx = self.begin().await?;
-        let event = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn list_events(&self, f: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM events WHERE 1 = 1");
-        if let Some(c) = &f.customer_id {
-            q.push(" AND customer_id = ").push_bind(c.clone());
-        }
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t.clone());
-        }
-        if let Some(since) = f.since {
-            q.push(" AND occurred_at >= ").push_bind(format_time(since));
-        }
-        if let Some(until) = f.until {
-            q.push(" AND occurred_at < ").push_bind(format_time(until));
-        }
-        if let Some(after) = f.after_id {
-            q.push(" AND id > ").push_bind(after);
-        }
-        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(f.limit));
-        let rows: Vec<EventRow> = q.build_query_as().fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn events_in_chain_order(
-        &self,
-        after: Option<(&str, i64)>,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        let (chain, seq) = after.unwrap_or(("", 0));
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT * FROM events WHERE (chain, chain_seq) > (?, ?) ORDER BY chain, chain_seq LIMIT ?",
-        )
-        .bind(chain)
-        .bind(seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
-        let rows: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT chain, seq, hash FROM event_chain_heads ORDER BY chain")
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(chain, seq, hash)| ChainHead { chain, seq, hash })
-            .collect())
     }
 }
