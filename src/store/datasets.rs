@@ -190,6 +190,89 @@ pub fn sql_type(column_type: &str, dialect: SqlDialect) -> &'static str {
     }
 }
 
+/// `CREATE TABLE IF NOT EXISTS` for one of a spec's tables, named `qualified` (already
+/// quoted, with its schema where the backend has one).
+pub fn create_table_sql(
+    qualified: &str,
+    columns: &[crate::product::Column],
+    dialect: SqlDialect,
+) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", quote(&c.name), sql_type(&c.column_type, dialect)))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {qualified} ({})",
+        cols.join(", ")
+    )
+}
+
+/// Collects a query's rows within its bounds: at most `max_rows` rows and `max_bytes` bytes of
+/// JSON. A row that would pass either bound is not taken, and the result says `truncated`.
+#[derive(Debug)]
+pub struct ResultCollector {
+    columns: Vec<String>,
+    rows: Vec<Vec<serde_json::Value>>,
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+    truncated: bool,
+}
+
+impl ResultCollector {
+    /// A collector for rows of `columns` within `limits`.
+    pub fn new(columns: Vec<String>, limits: crate::product::QueryLimits) -> Self {
+        Self {
+            columns,
+            rows: Vec::new(),
+            bytes: 0,
+            max_rows: usize::try_from(limits.max_rows).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
+            truncated: false,
+        }
+    }
+
+    /// How many columns each row has.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether another row of `size` bytes fits; when it does not, the result is truncated
+    /// and the caller stops reading.
+    pub fn admits(&mut self, size: usize) -> bool {
+        let fits =
+            self.rows.len() < self.max_rows && self.bytes.saturating_add(size) <= self.max_bytes;
+        self.truncated |= !fits;
+        fits
+    }
+
+    /// Bytes still free under the byte bound.
+    pub fn bytes_left(&self) -> usize {
+        self.max_bytes.saturating_sub(self.bytes)
+    }
+
+    /// Marks the result truncated (the caller stopped for a reason of its own).
+    pub fn truncate(&mut self) {
+        self.truncated = true;
+    }
+
+    /// Takes a row of `size` bytes that [`ResultCollector::admits`] let in.
+    pub fn push(&mut self, row: Vec<serde_json::Value>, size: usize) {
+        self.bytes += size;
+        self.rows.push(row);
+    }
+
+    /// The answer.
+    pub fn finish(self) -> QueryResult {
+        QueryResult {
+            row_count: self.rows.len(),
+            columns: self.columns,
+            rows: self.rows,
+            truncated: self.truncated,
+        }
+    }
+}
+
 /// Quotes an identifier. Dataset, table and column names are checked identifiers (letters,
 /// digits, `_`, `-`), so doubling quotes is only a second line of defence.
 pub fn quote(ident: &str) -> String {

@@ -32,8 +32,8 @@ use crate::domain::query::SqlDialect;
 use crate::domain::upload::Rows;
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
-    DatasetSpec, QueryResult, ReaderPassword,
+    classify, create_table_sql, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend,
+    DatasetError, DatasetSpec, QueryResult, ReaderPassword, ResultCollector,
 };
 
 /// Datasets as schemas in one PostgreSQL database.
@@ -129,21 +129,9 @@ pub(crate) async fn provision_in(
         literal(&spec.dataset_id)
     );
     for (table, columns) in &spec.tables {
-        let cols: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {}",
-                    quote(&c.name),
-                    sql_type(&c.column_type, SqlDialect::Postgres)
-                )
-            })
-            .collect();
-        sql.push_str(&format!(
-            "CREATE TABLE IF NOT EXISTS {schema}.{} ({});\n",
-            quote(table),
-            cols.join(", ")
-        ));
+        let qualified = format!("{schema}.{}", quote(table));
+        sql.push_str(&create_table_sql(&qualified, columns, SqlDialect::Postgres));
+        sql.push_str(";\n");
     }
     sql.push_str(&reader_sql(&spec.dataset_id, role, &spec.reader_password));
     conn.execute(sql.as_str()).await?;
@@ -287,46 +275,33 @@ async fn run_query(
         max_bytes = limits.max_bytes,
         limit = limits.max_rows + 1,
     );
-    let max_rows = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
-    let max_bytes = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    let mut truncated = false;
+    let mut out = ResultCollector::new(columns, limits);
+    let mut stream = sqlx::query_as::<_, (Option<i32>, Option<String>)>(&wrapped)
+        .persistent(false)
+        .fetch(&mut *conn);
+    while let Some((length, text)) = stream
+        .try_next()
+        .await
+        .map_err(|e| refused(e, limits.timeout_ms))?
     {
-        let mut stream = sqlx::query_as::<_, (Option<i32>, Option<String>)>(&wrapped)
-            .persistent(false)
-            .fetch(&mut *conn);
-        while let Some((length, text)) = stream
-            .try_next()
-            .await
-            .map_err(|e| refused(e, limits.timeout_ms))?
-        {
-            let length = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
-            if rows.len() == max_rows || bytes.saturating_add(length) > max_bytes {
-                truncated = true;
-                break;
-            }
-            let Some(text) = text else {
-                truncated = true;
-                break;
-            };
-            bytes += length;
-            let row = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(serde_json::Value::Object(map)) => aliases
-                    .iter()
-                    .map(|c| map.get(c).cloned().unwrap_or_default())
-                    .collect(),
-                _ => vec![serde_json::Value::Null; aliases.len()],
-            };
-            rows.push(row);
+        let length = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
+        if !out.admits(length) {
+            break;
         }
+        let Some(text) = text else {
+            out.truncate();
+            break;
+        };
+        let row = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(map)) => aliases
+                .iter()
+                .map(|c| map.get(c).cloned().unwrap_or_default())
+                .collect(),
+            _ => vec![serde_json::Value::Null; aliases.len()],
+        };
+        out.push(row, length);
     }
-    Ok(QueryResult {
-        row_count: rows.len(),
-        columns,
-        rows,
-        truncated,
-    })
+    Ok(out.finish())
 }
 
 /// Schemas that are never datasets.

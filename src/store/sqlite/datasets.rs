@@ -20,8 +20,8 @@ use crate::domain::query::SqlDialect;
 use crate::domain::upload::{Cell, Rows};
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend, DatasetError,
-    DatasetSpec, QueryResult, ReaderPassword,
+    classify, create_table_sql, insert_sql, quote, rows_per_insert, DatasetBackend, DatasetError,
+    DatasetSpec, QueryResult, ReaderPassword, ResultCollector,
 };
 
 /// Datasets as SQLite files in one directory.
@@ -143,27 +143,20 @@ async fn run_query(
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
-    let max = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
-    let mut rows = Vec::new();
-    let mut truncated = false;
+    let mut out = ResultCollector::new(columns, limits);
     let mut stream = statement.query().fetch(&mut *conn);
     while let Some(row) = stream
         .try_next()
         .await
         .map_err(|e| refused(e, limits.timeout_ms))?
     {
-        if rows.len() == max {
-            truncated = true;
+        // Verification's own statements only: their rows are a few bytes.
+        if !out.admits(0) {
             break;
         }
-        rows.push((0..row.len()).map(|i| cell(&row, i)).collect::<Vec<_>>());
+        out.push((0..row.len()).map(|i| cell(&row, i)).collect(), 0);
     }
-    Ok(QueryResult {
-        row_count: rows.len(),
-        columns,
-        rows,
-        truncated,
-    })
+    Ok(out.finish())
 }
 
 fn cell(row: &SqliteRow, i: usize) -> serde_json::Value {
@@ -223,26 +216,8 @@ impl DatasetBackend for SqliteDatasets {
         let mut conn = self.open(&spec.dataset_id, false).await?;
         let mut tx = conn.begin().await.map_err(classify)?;
         for (table, columns) in &spec.tables {
-            let cols: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {}",
-                        quote(&c.name),
-                        sql_type(&c.column_type, SqlDialect::Sqlite)
-                    )
-                })
-                .collect();
-            tx.execute(
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {} ({})",
-                    quote(table),
-                    cols.join(", ")
-                )
-                .as_str(),
-            )
-            .await
-            .map_err(classify)?;
+            let sql = create_table_sql(&quote(table), columns, SqlDialect::Sqlite);
+            tx.execute(sql.as_str()).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;
         self.keep(&spec.dataset_id, conn);

@@ -18,7 +18,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::domain::query::MAX_QUERY_BYTES;
 use crate::product::QueryLimits;
-use crate::store::datasets::{DatasetError, QueryResult};
+use crate::store::datasets::{DatasetError, QueryResult, ResultCollector};
 
 /// The most columns a query's result may have.
 const MAX_COLUMNS: i32 = 64;
@@ -110,24 +110,18 @@ fn size_of(value: ValueRef<'_>) -> usize {
     }
 }
 
-/// The JSON value of a cell and the bytes it adds to the answer.
-fn cell(value: ValueRef<'_>) -> (serde_json::Value, usize) {
+/// The JSON value of a cell (its size is [`size_of`]).
+fn cell(value: ValueRef<'_>) -> serde_json::Value {
     use serde_json::Value;
     match value {
-        ValueRef::Null => (Value::Null, 4),
-        ValueRef::Integer(i) => (Value::from(i), 20),
-        ValueRef::Real(f) => (Value::from(f), 24),
-        ValueRef::Text(t) => (
-            Value::String(String::from_utf8_lossy(t).into_owned()),
-            t.len() + 2,
-        ),
-        ValueRef::Blob(b) => (
-            Value::String(base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                b,
-            )),
-            b.len().div_ceil(3) * 4 + 2,
-        ),
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => Value::from(f),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            b,
+        )),
     }
 }
 
@@ -138,45 +132,30 @@ fn run(conn: &Connection, sql: &str, limits: QueryLimits) -> Result<QueryResult,
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let width = columns.len();
-    let max_rows = usize::try_from(limits.max_rows).unwrap_or(usize::MAX);
-    let max_bytes = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    let mut truncated = false;
+    let mut out = ResultCollector::new(columns, limits);
     let mut cursor = statement.raw_query();
     while let Some(row) = cursor.next().map_err(|e| refused(e, limits))? {
-        if rows.len() == max_rows {
-            truncated = true;
+        if !out.admits(0) {
             break;
         }
-        let mut values = Vec::with_capacity(width);
+        let mut values = Vec::with_capacity(out.width());
         let mut row_bytes = 2;
-        let mut fits = true;
-        for i in 0..width {
+        for i in 0..out.width() {
             let raw = row.get_ref(i).map_err(|e| refused(e, limits))?;
             // Sized before it is copied, so a row past the bound is never built.
-            if bytes + row_bytes + size_of(raw) > max_bytes {
-                fits = false;
+            row_bytes += size_of(raw);
+            if row_bytes > out.bytes_left() {
                 break;
             }
-            let (value, size) = cell(raw);
-            row_bytes += size;
-            values.push(value);
+            values.push(cell(raw));
         }
-        if !fits {
-            truncated = true;
+        if values.len() < out.width() || !out.admits(row_bytes) {
+            out.truncate();
             break;
         }
-        bytes += row_bytes;
-        rows.push(values);
+        out.push(values, row_bytes);
     }
-    Ok(QueryResult {
-        row_count: rows.len(),
-        columns,
-        rows,
-        truncated,
-    })
+    Ok(out.finish())
 }
 
 /// Runs a checked query on the dataset file at `path`, on a blocking thread, answering within
