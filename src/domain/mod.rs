@@ -7,6 +7,7 @@ pub mod customer;
 pub mod envelope;
 pub mod event;
 pub mod integration_key;
+pub mod job;
 pub mod query;
 pub mod refusal;
 pub mod role;

@@ -51,6 +51,17 @@ pub struct VerifyReport {
     pub broken: Option<BrokenLink>,
 }
 
+/// Events of one type on one UTC day.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct EventCount {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The event type.
+    pub event_type: String,
+    /// How many.
+    pub events: i64,
+}
+
 impl Services {
     /// Events matching the query, oldest first.
     pub async fn list_events(
@@ -91,6 +102,27 @@ impl Services {
             items: page.items,
             next_cursor: page.next,
         })
+    }
+
+    /// How many events of each type happened each UTC day from `since` on, as the
+    /// `outbox.event_counts` job has counted them so far.
+    pub async fn event_counts(
+        &self,
+        _actor: &Actor,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<EventCount>, ServiceError> {
+        let since = since.map(|d| d.format("%Y-%m-%d").to_string());
+        Ok(self
+            .store
+            .event_counts(since.as_deref())
+            .await?
+            .into_iter()
+            .map(|(day, event_type, events)| EventCount {
+                day,
+                event_type,
+                events,
+            })
+            .collect())
     }
 
     /// Walks every chain, recomputing each hash, and names the first broken link.

@@ -3,7 +3,8 @@
 //!
 //! Off unless `ONRAMP_FAULTS` is set (and loudly logged when it is). Its form is a list of
 //! `STEP[@CUSTOMER]=KIND` separated by `;`, where KIND is `transient:N`, `permanent` or
-//! `stall:MS`: `provision_dataset=transient:2;verify_dataset@acme=permanent`. Transient faults
+//! `stall:MS`: `provision_dataset=transient:2;verify_dataset@acme=permanent`. A background
+//! job stalls mid-run with `job:NAME=stall:MS`. Transient faults
 //! count the step's persisted attempts, so they behave the same across restarts.
 
 use std::time::Duration;
@@ -59,7 +60,9 @@ impl FaultPlan {
                 Some((s, c)) => (s, Some(c.to_owned())),
                 None => (target, None),
             };
-            if step_kind(step).is_none() {
+            if step.strip_prefix("job:").is_some_and(|j| j.is_empty())
+                || (!step.starts_with("job:") && step_kind(step).is_none())
+            {
                 return Err(format!("fault '{part}': unknown step '{step}'"));
             }
             let kind = match kind.split_once(':') {
@@ -90,6 +93,14 @@ impl FaultPlan {
     /// Whether any fault targets `step`.
     pub fn targets(&self, step: &str) -> bool {
         self.0.iter().any(|f| f.step == step)
+    }
+
+    /// How long the job `name` stalls mid-run (a `job:NAME=stall:MS` fault), if it does.
+    pub fn job_stall(&self, name: &str) -> Option<Duration> {
+        self.0.iter().find_map(|f| match f.kind {
+            FaultKind::Stall(d) if f.step.strip_prefix("job:") == Some(name) => Some(d),
+            _ => None,
+        })
     }
 
     /// Whether any fault is in force.
@@ -137,6 +148,13 @@ mod tests {
             assert!(FaultPlan::parse(bad).is_err(), "{bad}");
         }
         assert!(!FaultPlan::parse("").unwrap().is_active());
+        let jobs = FaultPlan::parse("job:outbox.event_counts=stall:250").unwrap();
+        assert_eq!(
+            jobs.job_stall("outbox.event_counts"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(jobs.job_stall("recover_runs"), None);
+        assert!(FaultPlan::parse("job:=stall:5").is_err());
     }
 
     #[tokio::test]

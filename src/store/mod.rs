@@ -8,6 +8,7 @@ pub mod audit;
 pub mod credentials;
 pub mod customers;
 pub mod datasets;
+pub mod jobs;
 pub mod keys;
 pub mod postgres;
 mod rows;
@@ -72,6 +73,12 @@ pub enum StoreError {
     /// The integration key was rotated or revoked since the caller read it.
     #[error("integration key '{0}' changed since it was read")]
     KeyChanged(String),
+    /// Another process took over the job (its lease ran out).
+    #[error("job '{0}' is now held by another process")]
+    JobLeaseLost(String),
+    /// An event log consumer's cursor moved since the caller read it.
+    #[error("the cursor of consumer '{0}' moved since it was read")]
+    CursorMoved(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -124,6 +131,7 @@ pub trait Store:
     + keys::IntegrationKeyStore
     + EventStore
     + AdminTokenStore
+    + jobs::JobStore
     + Send
     + Sync
     + 'static

@@ -459,3 +459,71 @@ impl From<IntegrationKeyRow> for super::keys::IntegrationKeyRecord {
         }
     }
 }
+
+fn outcome(job: &str, text: &str) -> Result<crate::domain::job::AttemptOutcome, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("job {job} has an attempt outcome '{text}'")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct JobRow {
+    pub name: String,
+    pub next_run_ms: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: i64,
+    pub attempt_id: Option<i64>,
+    pub failures: i64,
+    pub runs: i64,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl TryFrom<JobRow> for super::jobs::JobRecord {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> Result<Self, StoreError> {
+        let last_outcome = r
+            .last_outcome
+            .as_deref()
+            .map(|o| outcome(&r.name, o))
+            .transpose()?;
+        Ok(Self {
+            name: r.name,
+            next_run_ms: r.next_run_ms,
+            lease_owner: r.lease_owner,
+            lease_expires_ms: r.lease_expires_ms,
+            attempt_id: r.attempt_id,
+            failures: r.failures,
+            runs: r.runs,
+            last_finished_at: r.last_finished_at,
+            last_outcome,
+            last_error: r.last_error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct JobAttemptRow {
+    pub id: i64,
+    pub job: String,
+    pub owner: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+impl TryFrom<JobAttemptRow> for super::jobs::JobAttemptRecord {
+    type Error = StoreError;
+    fn try_from(r: JobAttemptRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            outcome: outcome(&r.job, &r.outcome)?,
+            id: r.id,
+            job: r.job,
+            owner: r.owner,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            detail: r.detail,
+        })
+    }
+}

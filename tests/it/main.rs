@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod credentials;
 mod integration_keys;
+mod jobs;
 mod mcp;
 mod onboarding_runs;
 mod seed_growthnav;

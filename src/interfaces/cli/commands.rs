@@ -330,7 +330,8 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                     ),
                 },
             };
-            serve(services, &listen, options).await
+            let jobs = crate::jobs::Jobs::new(services.clone(), job_lease(&config));
+            serve(services, jobs, &listen, options).await
         }
         Command::Mcp { role } => {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
@@ -370,6 +371,13 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         } => query(&services, &actor, &customer_id, &sql, format).await,
         Command::Admin(AdminCommand::Token(TokenCommand::Create { role, name, format })) => {
             create_token(&services, &actor, role, &name, format).await
+        }
+        Command::Jobs(command) => {
+            let jobs = crate::jobs::Jobs::new(services, job_lease(&config));
+            return match super::jobs::run(&jobs, command).await {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => super::jobs::report(&e),
+            };
         }
     };
     finish(result)
@@ -416,8 +424,14 @@ fn product_check(file: &Path) -> ExitCode {
     }
 }
 
+/// How long this process holds a background job without renewing it.
+fn job_lease(config: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs(config.job_lease_seconds)
+}
+
 async fn serve(
     services: Services,
+    jobs: crate::jobs::Jobs,
     listen: &str,
     options: crate::interfaces::http::ServeOptions,
 ) -> CliResult {
@@ -430,7 +444,7 @@ async fn serve(
         services.store.backend(),
         services.product.name
     );
-    crate::interfaces::http::serve(listener, services, options)
+    crate::interfaces::http::serve(listener, services, jobs, options)
         .await
         .map_err(anyhow::Error::from)?;
     Ok(exit::OK)
@@ -731,6 +745,20 @@ async fn audit(s: &Services, actor: &Actor, command: AuditCommand) -> CliResult 
                             e.customer_id.clone().unwrap_or_else(|| "-".into()),
                             e.actor.clone(),
                         ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Counts { since, format } => {
+            let counts = s.event_counts(actor, since).await?;
+            match format {
+                Format::Json => output::json(&counts),
+                _ => {
+                    let mut t = output::table(&["DAY", "EVENT TYPE", "EVENTS"]);
+                    for c in &counts {
+                        t.add_row([c.day.clone(), c.event_type.clone(), c.events.to_string()]);
                     }
                     println!("{t}");
                 }

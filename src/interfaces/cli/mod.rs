@@ -5,6 +5,7 @@ mod bench;
 mod bench_keys;
 mod commands;
 pub mod exit;
+mod jobs;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -51,6 +52,10 @@ pub struct Config {
     /// died is resumed by another once this has passed.
     #[arg(long, global = true, env = "ONRAMP_RUN_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub run_lease_seconds: u64,
+    /// How long a process holds a background job without renewing it; a job whose process
+    /// died is taken over by another once this has passed.
+    #[arg(long, global = true, env = "ONRAMP_JOB_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_lease_seconds: u64,
     /// The vault's master key file (`v<N>:<base64>` per line). ONRAMP_MASTER_KEY, when set,
     /// holds the keys instead. With neither, a development key is made in the data dir.
     #[arg(long, global = true, env = "ONRAMP_MASTER_KEY_FILE")]
@@ -143,6 +148,9 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Background jobs: list them, run one now, see its attempts.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -347,6 +355,15 @@ enum AuditCommand {
     List(commands::AuditListArgs),
     /// Verify every hash chain and name the first broken link.
     Verify {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Events per UTC day and type, as the `outbox.event_counts` job has counted them.
+    Counts {
+        /// From this day on (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,

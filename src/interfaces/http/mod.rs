@@ -177,36 +177,20 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until Ctrl-C or SIGTERM.
+/// Serves the API on `listener`, and runs the background jobs, until Ctrl-C or SIGTERM.
 pub async fn serve(
     listener: TcpListener,
     services: Services,
+    jobs: crate::jobs::Jobs,
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, backend = services.store.backend(), product = %services.product.name, "onramp serving");
-    let worker = tokio::spawn(recover_runs_forever(services.clone()));
+    let worker = tokio::spawn(jobs.run_forever());
     let app = app_with(services, &options);
     let served = server::serve_router(listener, app, options.connections, shutdown_signal()).await;
     worker.abort();
     served
-}
-
-/// The background job that resumes onboarding runs whose process died: once at start, then
-/// every half lease.
-async fn recover_runs_forever(services: Services) {
-    let every = (services.runner.lease / 2).clamp(
-        std::time::Duration::from_millis(200),
-        std::time::Duration::from_secs(15),
-    );
-    loop {
-        match services.recover_runs().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(runs = n, "resumed onboarding runs"),
-            Err(e) => tracing::error!(error = %e, "resuming onboarding runs failed"),
-        }
-        tokio::time::sleep(every).await;
-    }
 }
 
 async fn shutdown_signal() {

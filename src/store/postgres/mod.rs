@@ -76,6 +76,7 @@ crate::store::sql::admin_token_store!(PgStore);
 crate::store::sql::run_store!(PgStore);
 crate::store::sql::row_writes!(PgConnection, Postgres);
 crate::store::sql::integration_keys!(PgStore);
+crate::store::sql::job_store!(PgStore);
 
 /// Creates an empty database named `name` on the server of `server_url` and returns its URL.
 /// Used for scratch registries (benchmarks); `name` must be a plain identifier.
@@ -110,8 +111,6 @@ pub async fn drop_database(server_url: &str, name: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Seals `event` onto its chain and inserts it, holding the chain head's row lock until the
-/// caller's transaction ends.
 /// The chain's head (sequence and hash), locked for this transaction; a new chain starts at
 /// the genesis hash. One round trip: the upsert creates the head or locks the existing one.
 async fn lock_head(conn: &mut PgConnection, chain: &str) -> Result<(i64, String), StoreError> {
@@ -125,28 +124,23 @@ async fn lock_head(conn: &mut PgConnection, chain: &str) -> Result<(i64, String)
     .await?)
 }
 
+/// Seals `event` onto its chain and inserts it, holding the chain head's row lock until the
+/// caller's transaction ends.
 async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<Event, StoreError> {
     let chain = event.chain().as_str().to_owned();
     let (seq, prev) = lock_head(conn, &chain).await?;
-    let sealed = event.seal(seq + 1, prev);
+    let sealed = [event.seal(seq + 1, prev)];
     // The event and the chain's new head in one statement.
-    let row: EventRow = sqlx::query_as(
-        "WITH head AS (UPDATE event_chain_heads SET seq = $2, hash = $10 WHERE chain = $1) \
-         INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
-         request_id, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
-    )
-    .bind(&sealed.chain)
-    .bind(sealed.chain_seq)
-    .bind(&sealed.event_type)
-    .bind(&sealed.actor)
-    .bind(&sealed.customer_id)
-    .bind(&sealed.payload)
-    .bind(&sealed.occurred_at)
-    .bind(&sealed.request_id)
-    .bind(&sealed.prev_hash)
-    .bind(&sealed.hash)
-    .fetch_one(&mut *conn)
-    .await?;
+    let mut q = QueryBuilder::new("WITH head AS (UPDATE event_chain_heads SET seq = ");
+    q.push_bind(sealed[0].chain_seq)
+        .push(", hash = ")
+        .push_bind(&sealed[0].hash)
+        .push(" WHERE chain = ")
+        .push_bind(&chain)
+        .push(") ");
+    push_events_insert(&mut q, &sealed);
+    q.push(" RETURNING *");
+    let row: EventRow = q.build_query_as().fetch_one(&mut *conn).await?;
     Ok(row.into())
 }
 
@@ -163,22 +157,8 @@ async fn append_all(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<()
             .push_bind(hash)
             .push(" WHERE chain = ")
             .push_bind(chain)
-            .push(
-                ") INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, \
-                 occurred_at, request_id, prev_hash, hash) ",
-            );
-        q.push_values(&sealed, |mut row, e| {
-            row.push_bind(&e.chain)
-                .push_bind(e.chain_seq)
-                .push_bind(&e.event_type)
-                .push_bind(&e.actor)
-                .push_bind(&e.customer_id)
-                .push_bind(&e.payload)
-                .push_bind(&e.occurred_at)
-                .push_bind(&e.request_id)
-                .push_bind(&e.prev_hash)
-                .push_bind(&e.hash);
-        });
+            .push(") ");
+        push_events_insert(&mut q, &sealed);
         q.build().execute(&mut *conn).await?;
     }
     Ok(())

@@ -33,6 +33,7 @@
 mod audit;
 mod credentials;
 mod customers;
+mod jobs;
 mod keys;
 mod runs;
 mod tokens;
@@ -40,6 +41,7 @@ mod tokens;
 pub(crate) use audit::event_store;
 pub(crate) use credentials::credential_store;
 pub(crate) use customers::customer_store;
+pub(crate) use jobs::job_store;
 pub(crate) use keys::integration_keys;
 pub(crate) use runs::{row_writes, run_store};
 pub(crate) use tokens::admin_token_store;

@@ -206,7 +206,7 @@ macro_rules! run_store {
 /// Expands, in a backend's module, the row writes that several of its transactions share, for
 /// its connection type `$conn` and database `$db`: `update_customer_row`, `customer_conflict`,
 /// `upsert_dataset_row`, `insert_staged_rows`, `insert_idempotency_row`, and the statement
-/// pieces PostgreSQL composes into one round trip (`push_customer_insert`, `push_run_insert`, `push_steps_insert`,
+/// pieces PostgreSQL composes into one round trip (`push_events_insert`, `push_customer_insert`, `push_run_insert`, `push_steps_insert`,
 /// `push_step_upsert`, `push_dataset_upsert`).
 macro_rules! row_writes {
     ($conn:ty, $db:ty) => {
@@ -268,6 +268,29 @@ macro_rules! row_writes {
                     found,
                 },
             }
+        }
+
+        /// `INSERT INTO events` for `sealed`, for a statement being built.
+        fn push_events_insert<'a>(
+            q: &mut sqlx::QueryBuilder<'a, $db>,
+            sealed: &'a [crate::domain::event::SealedEvent],
+        ) {
+            q.push(
+                "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, \
+                 occurred_at, request_id, prev_hash, hash) ",
+            );
+            q.push_values(sealed, |mut row, e| {
+                row.push_bind(&e.chain)
+                    .push_bind(e.chain_seq)
+                    .push_bind(&e.event_type)
+                    .push_bind(&e.actor)
+                    .push_bind(&e.customer_id)
+                    .push_bind(&e.payload)
+                    .push_bind(&e.occurred_at)
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.prev_hash)
+                    .push_bind(&e.hash);
+            });
         }
 
         /// `INSERT INTO customers` for `c`, for a statement being built.

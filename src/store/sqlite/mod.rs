@@ -90,65 +90,40 @@ crate::store::sql::admin_token_store!(SqliteStore);
 crate::store::sql::run_store!(SqliteStore);
 crate::store::sql::row_writes!(SqliteConnection, Sqlite);
 crate::store::sql::integration_keys!(SqliteStore);
+crate::store::sql::job_store!(SqliteStore);
 
-/// Seals `event` onto its chain and inserts it; the caller's transaction holds the write lock.
-async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, StoreError> {
-    let chain = event.chain().as_str().to_owned();
+/// The head (sequence and hash) of `chain`; a new chain starts at the genesis hash. The
+/// caller's transaction holds the one write lock, so the head cannot move under it.
+async fn chain_head(conn: &mut SqliteConnection, chain: &str) -> Result<(i64, String), StoreError> {
     let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = ?")
-            .bind(&chain)
+        sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = $1")
+            .bind(chain)
             .fetch_optional(&mut *conn)
             .await?;
-    let (seq, prev) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
-    let sealed = event.seal(seq + 1, prev);
-    let row: EventRow = sqlx::query_as(
-        "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
-         request_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(&sealed.chain)
-    .bind(sealed.chain_seq)
-    .bind(&sealed.event_type)
-    .bind(&sealed.actor)
-    .bind(&sealed.customer_id)
-    .bind(&sealed.payload)
-    .bind(&sealed.occurred_at)
-    .bind(&sealed.request_id)
-    .bind(&sealed.prev_hash)
-    .bind(&sealed.hash)
-    .fetch_one(&mut *conn)
-    .await?;
-    // The insert's trigger moves the chain's head (migration 0006).
+    Ok(head.unwrap_or((0, GENESIS_HASH.to_owned())))
+}
+
+/// Seals `event` onto its chain and inserts it; the insert's trigger moves the chain's head
+/// (migration 0006).
+async fn append(conn: &mut SqliteConnection, event: NewEvent) -> Result<Event, StoreError> {
+    let (seq, prev) = chain_head(conn, event.chain().as_str()).await?;
+    let sealed = [event.seal(seq + 1, prev)];
+    let mut q = QueryBuilder::new("");
+    push_events_insert(&mut q, &sealed);
+    q.push(" RETURNING *");
+    let row: EventRow = q.build_query_as().fetch_one(&mut *conn).await?;
     Ok(row.into())
 }
 
 /// Seals and inserts several events, reading each chain's head once: two statements per chain
-/// however many events an update brings.
+/// however many events an update brings. The trigger moves each head row by row, in chain
+/// order.
 async fn append_all(conn: &mut SqliteConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
     for (chain, batch) in group_by_chain(events) {
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM event_chain_heads WHERE chain = ?")
-                .bind(&chain)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
+        let (seq, hash) = chain_head(conn, &chain).await?;
         let (sealed, _, _) = seal_chain(batch, seq, hash);
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO events (chain, chain_seq, event_type, actor, customer_id, payload, occurred_at, \
-             request_id, prev_hash, hash) ",
-        );
-        q.push_values(&sealed, |mut row, e| {
-            row.push_bind(&e.chain)
-                .push_bind(e.chain_seq)
-                .push_bind(&e.event_type)
-                .push_bind(&e.actor)
-                .push_bind(&e.customer_id)
-                .push_bind(&e.payload)
-                .push_bind(&e.occurred_at)
-                .push_bind(&e.request_id)
-                .push_bind(&e.prev_hash)
-                .push_bind(&e.hash);
-        });
-        // The insert's trigger moves the chain's head, row by row in chain order.
+        let mut q = QueryBuilder::new("");
+        push_events_insert(&mut q, &sealed);
         q.build().execute(&mut *conn).await?;
     }
     Ok(())

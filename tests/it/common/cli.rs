@@ -74,6 +74,20 @@ impl Server {
         Self::launch(db, Some(product), None, 30, rust_log)
     }
 
+    /// Starts `onramp serve` on a free port against `db`, with injected faults and a job
+    /// lease of `job_lease_seconds`.
+    pub fn start_jobs(db: &TestDb, faults: Option<&str>, job_lease_seconds: u64) -> Self {
+        // A short run lease too, so that run recovery (every half of it) runs often.
+        Self::launch_with(
+            db,
+            None,
+            faults,
+            1,
+            "warn",
+            &["--job-lease-seconds", &job_lease_seconds.to_string()],
+        )
+    }
+
     fn launch(
         db: &TestDb,
         product: Option<&str>,
@@ -81,9 +95,21 @@ impl Server {
         lease_seconds: u64,
         rust_log: &str,
     ) -> Self {
+        Self::launch_with(db, product, faults, lease_seconds, rust_log, &[])
+    }
+
+    fn launch_with(
+        db: &TestDb,
+        product: Option<&str>,
+        faults: Option<&str>,
+        lease_seconds: u64,
+        rust_log: &str,
+        extra: &[&str],
+    ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
         cmd.args(db.cli_args());
+        cmd.args(extra);
         if let Some(p) = product {
             cmd.arg("--product").arg(super::repo_path(p));
         }
@@ -129,6 +155,11 @@ impl Server {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("onramp serve printed its address");
         Server { child, base, logs }
+    }
+
+    /// The owner name this process takes leases under begins with this.
+    pub fn owner_prefix(&self) -> String {
+        format!("onramp-{}-", self.child.id())
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

@@ -1,0 +1,399 @@
+//! The jobs runtime: Onramp's named background jobs and the one dispatcher that runs them.
+//!
+//! Each job is a [`Job`]: a name, what it does, how often, and `run`. The catalogue
+//! ([`Jobs::new`]) lists them all; a new capability adds its job there. Every process that
+//! runs jobs (each `onramp serve`, or `onramp jobs run`) claims a due job by taking its lease in
+//! the registry, so one job runs in one process at a time however many processes share the
+//! database. While a job runs its process renews the lease; when the process dies the lease
+//! runs out and another process takes the job over (the dead attempt is recorded abandoned).
+//! A failed attempt is retried with exponential backoff; every attempt is recorded with its
+//! outcome (`onramp jobs status`).
+//!
+//! Outbox consumers ([`outbox`]) are jobs too: each keeps a durable cursor over the event log
+//! and takes events in log order, at least once, so in order per customer.
+
+pub mod outbox;
+
+use async_trait::async_trait;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::job::{next_run_ms, AttemptOutcome};
+use crate::services::{ServiceError, Services};
+use crate::store::jobs::{ClaimWhen, ClaimedJob, JobAttemptRecord, JobFinish, JobRecord};
+use crate::store::StoreError;
+
+/// What a job's attempt can fail with, and what the runtime refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No job has this name.
+    #[error("there is no job '{0}' (onramp jobs list names them)")]
+    Unknown(String),
+    /// Another process holds the job now.
+    #[error("job '{name}' is running in {owner}; try again when it ends")]
+    Busy {
+        /// The job.
+        name: String,
+        /// The process that holds it.
+        owner: String,
+    },
+    /// A service the job called failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The registry failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One named background job.
+#[async_trait]
+pub trait Job: Send + Sync {
+    /// Its name, stable: it keys the job's row and appears in `onramp jobs`.
+    fn name(&self) -> &'static str;
+    /// What it does, for people.
+    fn description(&self) -> &'static str;
+    /// How long after a successful attempt it is due again.
+    fn every(&self) -> Duration;
+    /// The event log consumer it drives, if it is one.
+    fn consumer(&self) -> Option<&'static str> {
+        None
+    }
+    /// Does the work once; the answer says what it did.
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError>;
+}
+
+/// What a running job may use.
+pub struct JobContext<'a> {
+    /// The services.
+    pub services: &'a Services,
+    /// The claim it runs under.
+    pub claim: &'a ClaimedJob,
+}
+
+impl JobContext<'_> {
+    /// Waits here when a test's fault plan stalls this job (`job:NAME=stall:MS`), so a test can
+    /// stop the process while the job is held mid-run.
+    pub async fn fault_point(&self) {
+        if let Some(stall) = self.services.runner.faults.job_stall(&self.claim.name) {
+            tracing::warn!(job = %self.claim.name, ?stall, "injected fault: job stalls");
+            tokio::time::sleep(stall).await;
+        }
+    }
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobReport {
+    /// The job.
+    pub name: String,
+    /// The attempt.
+    pub attempt_id: i64,
+    /// How it ended.
+    #[serde(serialize_with = "outcome_str")]
+    pub outcome: AttemptOutcome,
+    /// What it did, or why it failed.
+    pub detail: String,
+}
+
+fn outcome_str<S: serde::Serializer>(o: &AttemptOutcome, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(o.as_str())
+}
+
+/// A job of the catalogue with its stored state.
+#[derive(Debug, Clone)]
+pub struct JobStatus {
+    /// The job's name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Its period.
+    pub every: Duration,
+    /// Its row, once a process has registered it.
+    pub record: Option<JobRecord>,
+    /// The consumer it drives and that consumer's cursor (the last event id it took).
+    pub cursor: Option<(&'static str, i64)>,
+}
+
+/// The catalogue of jobs and the dispatcher that claims and runs them.
+#[derive(Clone)]
+pub struct Jobs {
+    services: Services,
+    catalogue: Arc<Vec<Arc<dyn Job>>>,
+    lease: Duration,
+    poll: Duration,
+}
+
+impl Jobs {
+    /// Every job Onramp runs, for `services`, each held under a lease of `lease`.
+    pub fn new(services: Services, lease: Duration) -> Self {
+        let catalogue: Vec<Arc<dyn Job>> = vec![
+            Arc::new(RecoverRuns {
+                // Half a run's lease: a run whose process died resumes soon after its lease.
+                every: (services.runner.lease / 2)
+                    .clamp(Duration::from_millis(200), Duration::from_secs(15)),
+            }),
+            Arc::new(outbox::OutboxJob::new(outbox::EventCounts)),
+        ];
+        let shortest = catalogue
+            .iter()
+            .map(|j| j.every())
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        Self {
+            services,
+            catalogue: Arc::new(catalogue),
+            lease,
+            poll: (shortest / 2).clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        }
+    }
+
+    /// The jobs, in catalogue order.
+    pub fn catalogue(&self) -> impl Iterator<Item = &Arc<dyn Job>> {
+        self.catalogue.iter()
+    }
+
+    fn find(&self, name: &str) -> Result<&Arc<dyn Job>, JobError> {
+        self.catalogue
+            .iter()
+            .find(|j| j.name() == name)
+            .ok_or_else(|| JobError::Unknown(name.to_owned()))
+    }
+
+    fn owner(&self) -> &str {
+        &self.services.runner.owner
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.services.clock.now().timestamp_millis()
+    }
+
+    /// Stores the catalogue's jobs that are not stored yet, due now.
+    pub async fn register(&self) -> Result<(), JobError> {
+        let names: Vec<&str> = self.catalogue.iter().map(|j| j.name()).collect();
+        let consumers: Vec<&str> = self.catalogue.iter().filter_map(|j| j.consumer()).collect();
+        self.services
+            .store
+            .register_jobs(&names, &consumers, self.now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Claims the jobs that are due and runs them, all at once; returns how each went.
+    pub async fn run_due(&self) -> Result<Vec<JobReport>, JobError> {
+        let names: Vec<&str> = self.catalogue.iter().map(|j| j.name()).collect();
+        let claims = self
+            .services
+            .store
+            .claim_jobs(
+                &names,
+                ClaimWhen::Due,
+                self.owner(),
+                self.services.clock.now(),
+                self.lease_ms(),
+                u32::try_from(names.len()).unwrap_or(u32::MAX),
+            )
+            .await?;
+        let runs = claims.into_iter().map(|claim| async move {
+            let job = self.find(&claim.name)?;
+            Ok::<_, JobError>(self.execute(job.as_ref(), claim).await)
+        });
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .filter_map(|r| r.transpose())
+            .collect()
+    }
+
+    /// Runs `name` now, due or not, unless another process holds it.
+    pub async fn run_now(&self, name: &str) -> Result<JobReport, JobError> {
+        let job = self.find(name)?;
+        self.register().await?;
+        let mut claims = self
+            .services
+            .store
+            .claim_jobs(
+                &[job.name()],
+                ClaimWhen::Now,
+                self.owner(),
+                self.services.clock.now(),
+                self.lease_ms(),
+                1,
+            )
+            .await?;
+        let Some(claim) = claims.pop() else {
+            let owner = self
+                .services
+                .store
+                .jobs()
+                .await?
+                .into_iter()
+                .find(|r| r.name == name)
+                .and_then(|r| r.lease_owner)
+                .unwrap_or_else(|| "another process".to_owned());
+            return Err(JobError::Busy {
+                name: name.to_owned(),
+                owner,
+            });
+        };
+        self.execute(job.as_ref(), claim)
+            .await
+            .ok_or_else(|| JobError::Store(StoreError::JobLeaseLost(name.to_owned())))
+    }
+
+    /// Claims and runs due jobs until the task is dropped: what `onramp serve` runs.
+    pub async fn run_forever(self) {
+        if let Err(e) = self.register().await {
+            tracing::error!(error = %e, "cannot register the jobs");
+        }
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let jobs = self.clone();
+            running.spawn(async move {
+                match jobs.run_due().await {
+                    Ok(reports) => {
+                        for r in reports.iter().filter(|r| r.outcome != AttemptOutcome::Succeeded)
+                        {
+                            tracing::warn!(job = %r.name, outcome = %r.outcome, detail = %r.detail, "job attempt did not succeed");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
+                }
+            });
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// The catalogue with each job's stored state.
+    pub async fn status(&self) -> Result<Vec<JobStatus>, JobError> {
+        let records = self.services.store.jobs().await?;
+        let cursors = self.services.store.outbox_cursors().await?;
+        Ok(self
+            .catalogue
+            .iter()
+            .map(|j| JobStatus {
+                name: j.name(),
+                description: j.description(),
+                every: j.every(),
+                record: records.iter().find(|r| r.name == j.name()).cloned(),
+                cursor: j.consumer().map(|c| {
+                    let at = cursors
+                        .iter()
+                        .find(|(name, _)| name == c)
+                        .map_or(0, |(_, id)| *id);
+                    (c, at)
+                }),
+            })
+            .collect())
+    }
+
+    /// A job's latest attempts, newest first.
+    pub async fn attempts(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<JobAttemptRecord>, JobError> {
+        let job = self.find(name)?;
+        Ok(self.services.store.job_attempts(job.name(), limit).await?)
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs a claimed job, renewing its lease meanwhile, and records how it ended. `None` when
+    /// the lease was lost (another process took the job over): the attempt stops there.
+    #[tracing::instrument(skip_all, fields(job = %claim.name, attempt = claim.attempt_id))]
+    async fn execute(&self, job: &dyn Job, claim: ClaimedJob) -> Option<JobReport> {
+        let ctx = JobContext {
+            services: &self.services,
+            claim: &claim,
+        };
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                let until = self.now_ms().saturating_add(self.lease_ms());
+                match self
+                    .services
+                    .store
+                    .extend_job_lease(&claim, self.owner(), until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(error = %e, "renewing a job's lease failed"),
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = job.run(&ctx) => r,
+            () = renew => {
+                tracing::error!("lost the job's lease to another process; stopping the attempt");
+                return None;
+            }
+        };
+        let failures = match &result {
+            Ok(_) => 0,
+            Err(_) => u32::try_from(claim.failures + 1).unwrap_or(u32::MAX),
+        };
+        let finish = JobFinish {
+            at: self.services.clock.now(),
+            outcome: if result.is_ok() {
+                AttemptOutcome::Succeeded
+            } else {
+                AttemptOutcome::Failed
+            },
+            detail: match &result {
+                Ok(detail) => detail.clone(),
+                Err(e) => e.to_string(),
+            },
+            next_run_ms: next_run_ms(
+                self.now_ms(),
+                job.every(),
+                failures,
+                rand::thread_rng().gen(),
+            ),
+        };
+        if let Err(e) = self
+            .services
+            .store
+            .finish_job(&claim, self.owner(), &finish)
+            .await
+        {
+            tracing::error!(error = %e, "recording the job's attempt failed");
+        }
+        Some(JobReport {
+            name: claim.name.clone(),
+            attempt_id: claim.attempt_id,
+            outcome: finish.outcome,
+            detail: finish.detail,
+        })
+    }
+}
+
+/// Resumes onboarding runs whose process died (their lease ran out).
+struct RecoverRuns {
+    every: Duration,
+}
+
+#[async_trait]
+impl Job for RecoverRuns {
+    fn name(&self) -> &'static str {
+        "recover_runs"
+    }
+
+    fn description(&self) -> &'static str {
+        "resume onboarding runs whose process stopped, once their lease has run out"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        ctx.fault_point().await;
+        let n = ctx.services.recover_runs().await?;
+        Ok(format!("resumed {n} run(s)"))
+    }
+}
