@@ -5,6 +5,7 @@
 //! here), [`services`] (use cases), [`jobs`] (background work) and [`interfaces`] (HTTP API,
 //! MCP and CLI).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod domain;
 pub mod interfaces;

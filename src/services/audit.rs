@@ -64,6 +64,7 @@ pub struct EventCount {
 
 impl Services {
     /// Events matching the query, oldest first.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn list_events(
         &self,
         _actor: &Actor,
@@ -106,6 +107,7 @@ impl Services {
 
     /// How many events of each type happened each UTC day from `since` on, as the
     /// `outbox.event_counts` job has counted them so far.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn event_counts(
         &self,
         _actor: &Actor,
@@ -126,6 +128,7 @@ impl Services {
     }
 
     /// Walks every chain, recomputing each hash, and names the first broken link.
+    #[tracing::instrument(skip_all)]
     pub async fn verify_audit(&self) -> Result<VerifyReport, ServiceError> {
         const BATCH: u32 = 2000;
         let heads = self.store.chain_heads().await?;

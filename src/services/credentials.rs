@@ -392,6 +392,7 @@ impl Services {
     }
 
     /// Stores a new version of a customer's credential and makes it current.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn put_credential(
         &self,
         actor: &Actor,
@@ -579,6 +580,7 @@ impl Services {
     }
 
     /// A customer's credentials (metadata only) and the required types it lacks.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn list_credentials(
         &self,
         _actor: &Actor,
@@ -613,6 +615,7 @@ impl Services {
     }
 
     /// One credential's versions, oldest first.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn credential_versions(
         &self,
         _actor: &Actor,
@@ -675,6 +678,7 @@ impl Services {
     }
 
     /// The current value of a credential, for an admin; the read is recorded as an event.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn read_credential_value(
         &self,
         actor: &Actor,
@@ -805,6 +809,7 @@ impl Services {
 
     /// Asks the provider's check endpoint whether the current value works, and records the
     /// outcome, the scopes it reports and when.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn validate_credential(
         &self,
         actor: &Actor,
@@ -862,6 +867,7 @@ impl Services {
     }
 
     /// Disables, enables or destroys one version; the newest enabled version becomes current.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn change_credential_version(
         &self,
         actor: &Actor,
@@ -928,6 +934,7 @@ impl Services {
     }
 
     /// Revokes a credential: no version stays readable; with `destroy`, every value is erased.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn revoke_credential(
         &self,
         actor: &Actor,
@@ -978,6 +985,7 @@ impl Services {
     }
 
     /// Credentials whose rotation is due within `within_days` (or overdue), soonest first.
+    #[tracing::instrument(skip_all)]
     pub async fn credentials_due(
         &self,
         _actor: &Actor,
@@ -1037,6 +1045,7 @@ impl Services {
 
     /// Rewraps every data key sealed under an older master key onto the current one, in
     /// batches; servers keep reading throughout. Returns how many were rewrapped.
+    #[tracing::instrument(skip_all)]
     pub async fn rewrap_credentials(&self, actor: &Actor) -> Result<u64, ServiceError> {
         actor.require(Role::Admin)?;
         let to = self.keyring.current();

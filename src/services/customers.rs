@@ -473,6 +473,7 @@ impl Services {
     }
 
     /// One customer: from the registry, else from the legacy tenants file when the product has one.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn get_customer(
         &self,
         _actor: &Actor,
@@ -568,6 +569,7 @@ impl Services {
     }
 
     /// A page of customers.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn list_customers(
         &self,
         _actor: &Actor,
@@ -587,6 +589,7 @@ impl Services {
 
     /// Every customer in an industry that has not been deleted, whatever its status, ordered
     /// by id: the GrowthNav `list_customers_by_industry` look-up. Pages through the registry.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn customers_in_industry(
         &self,
         actor: &Actor,

@@ -259,6 +259,7 @@ impl Services {
     }
 
     /// The customer's resolved configuration: dataset, tier, tables, attributes, checklist.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn customer_config(
         &self,
         actor: &Actor,

@@ -240,6 +240,7 @@ impl Services {
     }
 
     /// Issues a key; the answer holds its secret, shown this once.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn issue_integration_key(
         &self,
         actor: &Actor,
@@ -306,6 +307,7 @@ impl Services {
     }
 
     /// A customer's keys, without secrets.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn list_integration_keys(
         &self,
         _actor: &Actor,
@@ -317,6 +319,7 @@ impl Services {
     }
 
     /// Gives a key a new secret; the old one keeps working for `grace_seconds`.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn rotate_integration_key(
         &self,
         actor: &Actor,
@@ -334,6 +337,7 @@ impl Services {
     /// exchanged from the key's current secret may do it, so a replayed rotation (the same
     /// request, or any made with a token from before the last rotation) is refused with
     /// `key_changed` and changes nothing.
+    #[tracing::instrument(skip_all)]
     pub async fn rotate_own_integration_key(
         &self,
         p: &TenantPrincipal,
@@ -385,6 +389,7 @@ impl Services {
     }
 
     /// Revokes a key: it stops working at once.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn revoke_integration_key(
         &self,
         actor: &Actor,
@@ -419,6 +424,7 @@ impl Services {
     /// Checks a presented key: well-formed with a good checksum (no look-up otherwise), known,
     /// its secret matching in constant time, not revoked, not expired. Every refusal is the same
     /// to the caller.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn verify_integration_key(
         &self,
         presented: &str,

@@ -161,6 +161,7 @@ impl LegacyTenants {
 impl Services {
     /// Imports a legacy tenants file into the registry. Tenants already registered are skipped,
     /// so running it again changes nothing. `progress` is called after each tenant.
+    #[tracing::instrument(skip_all)]
     pub async fn import_legacy(
         &self,
         actor: &Actor,

@@ -719,6 +719,7 @@ impl Services {
 
     /// Takes over runs whose lease has run out (their process died or hung) and drives each to
     /// its end. Returns how many it took.
+    #[tracing::instrument(skip_all)]
     pub async fn recover_runs(&self) -> Result<usize, ServiceError> {
         let now = now_ms(self.clock.now());
         let claimed = self
@@ -744,6 +745,7 @@ impl Services {
     }
 
     /// A customer's latest run and checklist.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn onboarding_status(
         &self,
         _actor: &Actor,
@@ -784,6 +786,7 @@ impl Services {
     }
 
     /// Marks a manual checklist item done (again is a no-op that keeps the first marking).
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn mark_checklist(
         &self,
         actor: &Actor,
@@ -829,6 +832,7 @@ impl Services {
     }
 
     /// Resumes a stuck run, or starts a new run for a customer whose onboarding failed.
+    #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
     pub async fn retry_onboarding(
         &self,
         actor: &Actor,

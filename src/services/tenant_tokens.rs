@@ -125,6 +125,7 @@ impl Services {
     }
 
     /// Exchanges an integration key for an access token.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn exchange_integration_key(
         &self,
         presented: &str,
@@ -194,6 +195,7 @@ impl Services {
     }
 
     /// The customer behind a token.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn me(&self, p: &TenantPrincipal) -> Result<MeView, ServiceError> {
         let c = self.current(&p.customer_id).await?;
         Ok(MeView {
@@ -207,6 +209,7 @@ impl Services {
     }
 
     /// A credential's value for a customer's own token with `credentials:read`.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn read_credential_value_as_tenant(
         &self,
         p: &TenantPrincipal,

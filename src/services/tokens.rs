@@ -46,6 +46,7 @@ fn hash_secret(secret: &str) -> String {
 
 impl Services {
     /// Makes an admin token with `role`.
+    #[tracing::instrument(skip_all)]
     pub async fn create_admin_token(
         &self,
         actor: &Actor,
@@ -88,6 +89,7 @@ impl Services {
     }
 
     /// Checks a bearer token and returns the actor it stands for.
+    #[tracing::instrument(skip_all, level = "debug")]
     pub async fn authenticate(
         &self,
         token: &str,

@@ -148,12 +148,12 @@ impl ToolSpec {
         (self.schema)().unwrap_or_else(|e| panic!("input schema of {}: {e}", self.name))
     }
 
-    /// The MCP description of the tool.
     /// The output schema: what `structuredContent` holds when the call succeeds.
     pub fn output_schema(&self) -> Arc<JsonObject> {
         (self.output)()
     }
 
+    /// The MCP description of the tool.
     pub fn tool(&self) -> Tool {
         Tool::new(self.name, self.description, self.input_schema())
             .with_raw_output_schema(self.output_schema())

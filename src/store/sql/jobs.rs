@@ -62,24 +62,38 @@ macro_rules! job_store {
                         return Ok(Vec::new());
                     }
                     let now_ms = now.timestamp_millis();
+                    let candidates = |lock: &'static str| {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "SELECT name, failures, attempt_id FROM jobs WHERE lease_expires_ms < ",
+                        );
+                        q.push_bind(now_ms).push(" AND name IN (");
+                        let mut list = q.separated(", ");
+                        for name in names {
+                            list.push_bind(*name);
+                        }
+                        q.push(")");
+                        if when == ClaimWhen::Due {
+                            q.push(" AND next_run_ms <= ").push_bind(now_ms);
+                        }
+                        q.push(" ORDER BY next_run_ms LIMIT ")
+                            .push_bind(i64::from(limit))
+                            .push(lock);
+                        q
+                    };
+                    // Most polls find nothing due: they look first without a write
+                    // transaction (which SQLite would serialise with every other write).
+                    let seen: Vec<(String, i64, Option<i64>)> = candidates("")
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await?;
+                    if seen.is_empty() {
+                        return Ok(Vec::new());
+                    }
                     let mut tx = self.write().await?;
-                    let mut q = sqlx::QueryBuilder::new(
-                        "SELECT name, failures, attempt_id FROM jobs WHERE lease_expires_ms < ",
-                    );
-                    q.push_bind(now_ms).push(" AND name IN (");
-                    let mut list = q.separated(", ");
-                    for name in names {
-                        list.push_bind(*name);
-                    }
-                    q.push(")");
-                    if when == ClaimWhen::Due {
-                        q.push(" AND next_run_ms <= ").push_bind(now_ms);
-                    }
-                    q.push(" ORDER BY next_run_ms LIMIT ")
-                        .push_bind(i64::from(limit))
-                        .push(FOR_UPDATE_SKIP_LOCKED);
-                    let free: Vec<(String, i64, Option<i64>)> =
-                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    let free: Vec<(String, i64, Option<i64>)> = candidates(FOR_UPDATE_SKIP_LOCKED)
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await?;
                     let mut claimed = Vec::with_capacity(free.len());
                     for (name, failures, stale) in free {
                         if let Some(stale) = stale {

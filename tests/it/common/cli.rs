@@ -95,7 +95,16 @@ impl Server {
         lease_seconds: u64,
         rust_log: &str,
     ) -> Self {
-        Self::launch_with(db, product, faults, lease_seconds, rust_log, &[])
+        // Jobs (run recovery among them) pass from a killed server to a new one as soon as
+        // its runs do.
+        Self::launch_with(
+            db,
+            product,
+            faults,
+            lease_seconds,
+            rust_log,
+            &["--job-lease-seconds", &lease_seconds.to_string()],
+        )
     }
 
     fn launch_with(
