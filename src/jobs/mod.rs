@@ -17,7 +17,7 @@ pub mod outbox;
 use async_trait::async_trait;
 use rand::Rng;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::domain::job::{next_run_ms, AttemptOutcome};
 use crate::services::{ServiceError, Services};
@@ -179,9 +179,11 @@ impl Jobs {
         Ok(())
     }
 
-    /// Claims the jobs that are due and runs them, all at once; returns how each went.
+    /// Claims the jobs that are due and runs them, each in a task of its own, all at once;
+    /// returns how each went.
     pub async fn run_due(&self) -> Result<Vec<JobReport>, JobError> {
         let names: Vec<&str> = self.catalogue.iter().map(|j| j.name()).collect();
+        let claimed_at = Instant::now();
         let claims = self
             .services
             .store
@@ -194,21 +196,29 @@ impl Jobs {
                 u32::try_from(names.len()).unwrap_or(u32::MAX),
             )
             .await?;
-        let runs = claims.into_iter().map(|claim| async move {
-            let job = self.find(&claim.name)?;
-            Ok::<_, JobError>(self.execute(job.as_ref(), claim).await)
-        });
-        futures_util::future::join_all(runs)
-            .await
-            .into_iter()
-            .filter_map(|r| r.transpose())
-            .collect()
+        let mut running = tokio::task::JoinSet::new();
+        for claim in claims {
+            let job = self.find(&claim.name)?.clone();
+            let jobs = self.clone();
+            running.spawn(async move { jobs.execute(job.as_ref(), claim, claimed_at).await });
+        }
+        let mut reports = Vec::new();
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok(Ok(Some(report))) => reports.push(report),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "recording a job's attempt failed"),
+                Err(e) => tracing::error!(error = %e, "a job's task panicked"),
+            }
+        }
+        Ok(reports)
     }
 
     /// Runs `name` now, due or not, unless another process holds it.
     pub async fn run_now(&self, name: &str) -> Result<JobReport, JobError> {
         let job = self.find(name)?;
         self.register().await?;
+        let claimed_at = Instant::now();
         let mut claims = self
             .services
             .store
@@ -236,19 +246,29 @@ impl Jobs {
                 owner,
             });
         };
-        self.execute(job.as_ref(), claim)
-            .await
+        self.execute(job.as_ref(), claim, claimed_at)
+            .await?
             .ok_or_else(|| JobError::Store(StoreError::JobLeaseLost(name.to_owned())))
     }
 
-    /// Claims and runs due jobs until the task is dropped: what `onramp serve` runs.
+    /// Claims and runs due jobs until the task is dropped: what `onramp serve` runs. A job
+    /// running when the task is dropped keeps its lease until it runs out; the process that
+    /// takes the job over then records that attempt abandoned.
     pub async fn run_forever(self) {
-        if let Err(e) = self.register().await {
-            tracing::error!(error = %e, "cannot register the jobs");
-        }
+        let mut registered = false;
         let mut running = tokio::task::JoinSet::new();
         loop {
-            while running.try_join_next().is_some() {}
+            if !registered {
+                match self.register().await {
+                    Ok(()) => registered = true,
+                    Err(e) => tracing::error!(error = %e, "cannot register the jobs; retrying"),
+                }
+            }
+            while let Some(done) = running.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a job dispatch panicked");
+                }
+            }
             let jobs = self.clone();
             running.spawn(async move {
                 match jobs.run_due().await {
@@ -302,35 +322,56 @@ impl Jobs {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Runs a claimed job, renewing its lease meanwhile, and records how it ended. `None` when
-    /// the lease was lost (another process took the job over): the attempt stops there.
+    /// Runs a claimed job, renewing its lease meanwhile, and records how it ended. `Ok(None)`
+    /// when the lease was lost or could not be renewed in time (another process may take the
+    /// job over): the attempt stops there, before the lease, counted from `claimed_at` (taken
+    /// before the claim), can have run out.
     #[tracing::instrument(skip_all, fields(job = %claim.name, attempt = claim.attempt_id))]
-    async fn execute(&self, job: &dyn Job, claim: ClaimedJob) -> Option<JobReport> {
+    async fn execute(
+        &self,
+        job: &dyn Job,
+        claim: ClaimedJob,
+        claimed_at: Instant,
+    ) -> Result<Option<JobReport>, JobError> {
         let ctx = JobContext {
             services: &self.services,
             claim: &claim,
         };
+        // Stop a tenth of the lease before it can have run out: a slow or failing renewal must
+        // not let the job run on while another process takes it over.
+        let margin = self.lease / 10;
         let renew = async {
+            let mut held_until = claimed_at + self.lease;
             loop {
-                tokio::time::sleep(self.lease / 3).await;
+                let wake = (Instant::now() + self.lease / 3).min(held_until - margin);
+                tokio::time::sleep_until(wake.into()).await;
+                if Instant::now() + margin >= held_until {
+                    return;
+                }
+                let started = Instant::now();
                 let until = self.now_ms().saturating_add(self.lease_ms());
-                match self
+                let renewal = self
                     .services
                     .store
-                    .extend_job_lease(&claim, self.owner(), until)
-                    .await
+                    .extend_job_lease(&claim, self.owner(), until);
+                match tokio::time::timeout(
+                    (held_until - margin).saturating_duration_since(started),
+                    renewal,
+                )
+                .await
                 {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => tracing::warn!(error = %e, "renewing a job's lease failed"),
+                    Ok(Ok(true)) => held_until = started + self.lease,
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "renewing a job's lease failed"),
+                    Err(_) => tracing::warn!("renewing a job's lease timed out"),
                 }
             }
         };
         let result = tokio::select! {
             r = job.run(&ctx) => r,
             () = renew => {
-                tracing::error!("lost the job's lease to another process; stopping the attempt");
-                return None;
+                tracing::error!("the job's lease was lost or could not be renewed; stopping the attempt");
+                return Ok(None);
             }
         };
         let failures = match &result {
@@ -355,20 +396,16 @@ impl Jobs {
                 rand::thread_rng().gen(),
             ),
         };
-        if let Err(e) = self
-            .services
+        self.services
             .store
             .finish_job(&claim, self.owner(), &finish)
-            .await
-        {
-            tracing::error!(error = %e, "recording the job's attempt failed");
-        }
-        Some(JobReport {
+            .await?;
+        Ok(Some(JobReport {
             name: claim.name.clone(),
             attempt_id: claim.attempt_id,
             outcome: finish.outcome,
             detail: finish.detail,
-        })
+        }))
     }
 }
 

@@ -22,8 +22,11 @@ const BATCH: u32 = 500;
 /// Events one attempt takes at most before it lets the next attempt go on.
 const PER_ATTEMPT: usize = 20_000;
 /// How long a hole in the ids (an event still being committed) holds a consumer back before
-/// it is taken as an id no event will ever have (its transaction rolled back).
-const HOLE_GRACE: Duration = Duration::from_secs(3);
+/// it is taken as an id no event will ever have (its transaction rolled back). Onramp's write
+/// transactions last milliseconds; a pool waits at most 10 s for a connection and SQLite's
+/// writer 10 s for its lock, so a transaction that drew an id commits well within this or not
+/// at all.
+const HOLE_GRACE: Duration = Duration::from_secs(30);
 
 /// Something that takes the event log's events, in order.
 #[async_trait]

@@ -127,8 +127,9 @@ pub trait JobStore: Send + Sync {
         until_ms: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Ends a held attempt and releases the job; [`StoreError::JobLeaseLost`] when `owner` no
-    /// longer holds it (the attempt's outcome is recorded either way).
+    /// Ends a held attempt and releases the job; [`StoreError::JobLeaseLost`] (and nothing
+    /// recorded: the process that took the job over has recorded the attempt abandoned) when
+    /// `owner` no longer holds it.
     async fn finish_job(
         &self,
         job: &ClaimedJob,

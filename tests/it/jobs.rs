@@ -100,7 +100,7 @@ async fn a_job_runs_in_one_process_at_a_time(backend: Backend) {
 
 async fn a_dead_process_s_job_is_taken_over_after_its_lease(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let (a, b) = two_processes(&db, Duration::from_millis(400)).await;
+    let (a, b) = two_processes(&db, Duration::from_secs(2)).await;
     a.register().await.unwrap();
     let store = db.store().await;
     // A process claims the job and dies without ending its attempt.
@@ -110,7 +110,7 @@ async fn a_dead_process_s_job_is_taken_over_after_its_lease(backend: Backend) {
             ClaimWhen::Now,
             "dead-process",
             Utc::now(),
-            400,
+            2_000,
             1,
         )
         .await
@@ -121,7 +121,7 @@ async fn a_dead_process_s_job_is_taken_over_after_its_lease(backend: Backend) {
         b.run_now("recover_runs").await,
         Err(JobError::Busy { .. })
     ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     let report = b.run_now("recover_runs").await.unwrap();
     assert_eq!(report.outcome, AttemptOutcome::Succeeded, "{report:?}");
     let attempts = a.attempts("recover_runs", 10).await.unwrap();

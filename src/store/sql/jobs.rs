@@ -166,16 +166,8 @@ macro_rules! job_store {
                 ) -> Result<(), StoreError> {
                     let succeeded = finish.outcome == AttemptOutcome::Succeeded;
                     let mut tx = self.write().await?;
-                    sqlx::query(
-                        "UPDATE job_attempts SET outcome = $1, finished_at = $2, detail = $3 \
-                         WHERE id = $4",
-                    )
-                    .bind(finish.outcome.as_str())
-                    .bind(finish.at)
-                    .bind(&finish.detail)
-                    .bind(job.attempt_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    // The job's row first (claims lock it first too), and only if this attempt
+                    // still holds it: a process that lost the job records nothing.
                     let released = sqlx::query(
                         "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = 0, \
                          attempt_id = NULL, next_run_ms = $1, \
@@ -198,6 +190,21 @@ macro_rules! job_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    if released == 0 {
+                        tx.rollback().await?;
+                        return Err(StoreError::JobLeaseLost(job.name.clone()));
+                    }
+                    sqlx::query(
+                        "UPDATE job_attempts SET outcome = $1, finished_at = $2, detail = $3 \
+                         WHERE id = $4 AND outcome = $5",
+                    )
+                    .bind(finish.outcome.as_str())
+                    .bind(finish.at)
+                    .bind(&finish.detail)
+                    .bind(job.attempt_id)
+                    .bind(AttemptOutcome::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                     sqlx::query(
                         "DELETE FROM job_attempts WHERE job = $1 AND id < \
                          (SELECT min(id) FROM (SELECT id FROM job_attempts WHERE job = $2 \
@@ -209,9 +216,6 @@ macro_rules! job_store {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    if released == 0 {
-                        return Err(StoreError::JobLeaseLost(job.name.clone()));
-                    }
                     Ok(())
                 }
 
