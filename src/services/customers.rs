@@ -715,7 +715,7 @@ impl Services {
             if to.is_offboarded() {
                 return Err(Invalid::new(
                     "use_offboard",
-                    format!("status '{to}' is reached by offboarding: POST /api/v1/customers/{customer_id}/offboard"),
+                    format!("status '{to}' is reached by offboarding the customer, which revokes its access and keeps or deletes its data"),
                 )
                 .at("status")
                 .into());

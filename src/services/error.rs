@@ -46,7 +46,7 @@ pub enum ServiceError {
     #[error("the onboarding of '{0}' is in progress; retry when it has finished or its lease has run out")]
     RunInProgress(String),
     /// The customer's status is set by its onboarding run.
-    #[error("the status of '{0}' is set by its onboarding run: retry the run instead (POST /api/v1/customers/{0}/onboarding/retry)")]
+    #[error("the status of '{0}' is set by its onboarding run: retry the run instead")]
     StatusOwnedByOnboarding(String),
     /// The customer has no dataset to work on.
     #[error("customer '{0}' has no dataset")]
