@@ -16,13 +16,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::output::{self, Format};
 use super::Config;
+use crate::app::{Application, MasterKeys, ProductSource, Settings};
 use crate::domain::Role;
 use crate::product::Product;
 use crate::services::customers::{ListQuery, OnboardRequest};
-use crate::services::{Actor, RunnerOptions, Services, SystemClock};
+use crate::services::{Actor, Services};
 use crate::store;
-use crate::store::datasets::DataStores;
 use crate::store::datasets::DatasetSpec;
+use secrecy::SecretString;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -137,17 +138,11 @@ impl Scratch {
     }
 
     pub(super) async fn services(&self, product: Product) -> anyhow::Result<Services> {
-        let store = store::open(self.dir.path(), self.database_url()).await?;
-        store.migrate().await?;
-        let datasets = DataStores::open(&product, self.dir.path(), self.database_url()).await?;
-        Ok(Services::new(
-            store,
-            product,
-            Arc::new(SystemClock),
-            datasets,
-            RunnerOptions::new(self.dir.path()),
-            Arc::new(crate::services::keyring::Keyring::ephemeral()),
-        )?)
+        let mut settings = Settings::new(self.dir.path());
+        settings.database_url = self.database_url().map(SecretString::from);
+        settings.product = ProductSource::Loaded(Box::new(product));
+        settings.master_keys = MasterKeys::Ephemeral;
+        Ok(Application::build(settings).await?.services)
     }
 
     pub(super) async fn drop(self) -> anyhow::Result<()> {

@@ -7,7 +7,6 @@ use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use zeroize::Zeroize;
 
 use super::exit;
@@ -16,6 +15,7 @@ use super::{
     AdminCommand, AuditCommand, Command, Config, CredentialsCommand, CustomersCommand, KeysCommand,
     OnboardingCommand, ProductCommand, TokenCommand, VaultCommand,
 };
+use crate::app::{Application, ProductSource, Settings};
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
 use crate::services::audit::AuditQuery;
@@ -23,11 +23,9 @@ use crate::services::credentials::{CredentialView, PutCredential, SecretInput};
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
-use crate::services::faults::FaultPlan;
-use crate::services::keyring::{HashSecret, KeySource, Keyring, KeyringError};
+use crate::services::keyring::KeyringError;
 use crate::services::keys::{IssueKeyRequest, IssuedKey, KeyView, RotateKeyRequest};
-use crate::services::{Actor, RunnerOptions, ServiceError, Services, SystemClock};
-use crate::store::datasets::DataStores;
+use crate::services::{Actor, ServiceError, Services};
 
 /// Arguments of `customers onboard`.
 #[derive(Debug, Args)]
@@ -196,93 +194,24 @@ impl From<anyhow::Error> for CliError {
 
 type CliResult = Result<u8, CliError>;
 
-fn load_product(config: &Config) -> Result<Product, ProductError> {
-    match &config.product {
-        Some(path) => Product::load(path),
-        None => Ok(Product::builtin()),
-    }
+/// The settings this command line gives, with the environment-only ones.
+pub(super) fn settings(config: &Config) -> Settings {
+    let mut settings = Settings::new(&config.data_dir).from_env();
+    settings.database_url = config.database_url.clone().map(SecretString::from);
+    settings.product = match &config.product {
+        Some(path) => ProductSource::File(path.clone()),
+        None => ProductSource::Builtin,
+    };
+    settings.run_lease = std::time::Duration::from_secs(config.run_lease_seconds);
+    settings.job_lease = std::time::Duration::from_secs(config.job_lease_seconds);
+    settings.master_key_file = config.master_key_file.clone();
+    settings.production |= config.production;
+    settings
 }
 
-/// Loads the vault's master keys, warning loudly about a development key.
-pub(super) fn open_keyring(config: &Config) -> Result<Keyring, KeyringError> {
-    let env = std::env::var("ONRAMP_MASTER_KEY").ok();
-    let keyring = Keyring::load(
-        &config.data_dir,
-        env.as_deref(),
-        config.master_key_file.as_deref(),
-        config.is_production(),
-    )?;
-    if let KeySource::Development(path) = keyring.source() {
-        tracing::warn!(
-            key_file = %path.display(),
-            "USING A DEVELOPMENT MASTER KEY: credentials are encrypted with a key stored next to them. Set ONRAMP_MASTER_KEY or --master-key-file for real use; --production refuses to start without one"
-        );
-    }
-    Ok(keyring)
-}
-
-/// Opens the registry (migrating it) and wires the services; prints why when it cannot.
-pub(super) async fn open(config: &Config) -> Result<Services, ExitCode> {
-    // A data dir made before Onramp kept its files private is closed to others at start.
-    #[cfg(unix)]
-    if config.data_dir.is_dir() {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
-    }
-    let product = load_product(config).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(exit::CONFIG)
-    })?;
-    let store = crate::store::open(&config.data_dir, config.database_url.as_deref())
-        .await
-        .map_err(|e| {
-            eprintln!("error: cannot open the registry: {e}");
-            ExitCode::from(exit::CONFIG)
-        })?;
-    store.migrate().await.map_err(|e| {
-        eprintln!("error: cannot migrate the registry: {e}");
-        ExitCode::from(exit::CONFIG)
-    })?;
-    let datasets = DataStores::open(&product, &config.data_dir, config.database_url.as_deref())
-        .await
-        .map_err(|e| {
-            eprintln!("error: cannot open the product's data stores: {e}");
-            ExitCode::from(exit::CONFIG)
-        })?;
-    let mut runner = RunnerOptions::new(&config.data_dir);
-    runner.lease = std::time::Duration::from_secs(config.run_lease_seconds);
-    if let Ok(spec) = std::env::var("ONRAMP_FAULTS") {
-        runner.faults = FaultPlan::parse(&spec).map_err(|e| {
-            eprintln!("error: ONRAMP_FAULTS: {e}");
-            ExitCode::from(exit::CONFIG)
-        })?;
-    }
-    let keyring = open_keyring(config).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(exit::CONFIG)
-    })?;
-    let key_hash = HashSecret::load(
-        &config.data_dir,
-        std::env::var("KEY_HASH_SECRET").ok().as_deref(),
-        config.is_production(),
-    )
-    .map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(exit::CONFIG)
-    })?;
-    if key_hash.is_development() {
-        tracing::warn!("USING A DEVELOPMENT KEY_HASH_SECRET from the data dir: set KEY_HASH_SECRET for real use; --production refuses to start without it");
-    }
-    Services::new(
-        store,
-        product,
-        Arc::new(SystemClock),
-        datasets,
-        runner,
-        Arc::new(keyring),
-    )
-    .map(|s| s.with_key_hash(key_hash))
-    .map_err(|e| {
+/// Starts Onramp (opening and migrating the registry); prints why when it cannot.
+pub(super) async fn open(config: &Config) -> Result<Application, ExitCode> {
+    Application::build(settings(config)).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
     })
@@ -296,10 +225,11 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         }
         other => other,
     };
-    let services = match open(&config).await {
-        Ok(s) => s,
+    let app = match open(&config).await {
+        Ok(app) => app,
         Err(code) => return code,
     };
+    let services = app.services.clone();
     let actor = Actor::cli();
     let result = match command {
         Command::Serve {
@@ -330,8 +260,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                     ),
                 },
             };
-            let jobs = crate::jobs::Jobs::new(services.clone(), job_lease(&config));
-            serve(services, jobs, &listen, options).await
+            serve(services, app.jobs, &listen, options).await
         }
         Command::Mcp { role } => {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
@@ -373,8 +302,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             create_token(&services, &actor, role, &name, format).await
         }
         Command::Jobs(command) => {
-            let jobs = crate::jobs::Jobs::new(services, job_lease(&config));
-            return match super::jobs::run(&jobs, command).await {
+            return match super::jobs::run(&app.jobs, command).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => super::jobs::report(&e),
             };
@@ -422,11 +350,6 @@ fn product_check(file: &Path) -> ExitCode {
             ExitCode::from(exit::CONFIG)
         }
     }
-}
-
-/// How long this process holds a background job without renewing it.
-fn job_lease(config: &Config) -> std::time::Duration {
-    std::time::Duration::from_secs(config.job_lease_seconds)
 }
 
 async fn serve(

@@ -6,11 +6,11 @@ pub mod cli;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use onramp::app::{Application, MasterKeys, ProductSource, Settings};
 use onramp::domain::Role;
 use onramp::interfaces::http::ServeOptions;
 use onramp::product::Product;
-use onramp::services::{Actor, RunnerOptions, Services, SystemClock};
-use onramp::store::datasets::DataStores;
+use onramp::services::{Actor, RunnerOptions, Services};
 use onramp::store::{self, CustomerFilter, PageRequest, Store};
 
 /// Which backend a test runs on.
@@ -235,20 +235,18 @@ pub async fn services(db: &TestDb, product: Product) -> Services {
     services_with(db, product, RunnerOptions::new(db.data_dir())).await
 }
 
-/// Wires services with the given runner options (faults, lease).
+/// Wires services with the given runner options (faults, lease), through
+/// `Application::build` as every command starts, with keys that live only in memory.
 pub async fn services_with(db: &TestDb, product: Product, runner: RunnerOptions) -> Services {
-    let datasets = DataStores::open(&product, db.data_dir(), db.database_url.as_deref())
+    let mut settings = Settings::new(db.data_dir());
+    settings.database_url = db.database_url.clone().map(Into::into);
+    settings.product = ProductSource::Loaded(Box::new(product));
+    settings.master_keys = MasterKeys::Ephemeral;
+    settings.runner = Some(runner);
+    Application::build(settings)
         .await
-        .expect("data stores");
-    Services::new(
-        db.store().await,
-        product,
-        Arc::new(SystemClock),
-        datasets,
-        runner,
-        Arc::new(onramp::services::keyring::Keyring::ephemeral()),
-    )
-    .expect("services")
+        .expect("onramp starts")
+        .services
 }
 
 /// A running server with a token of each role.
