@@ -12,19 +12,18 @@ use zeroize::Zeroize;
 use super::exit;
 use super::output::{self, Format};
 use super::{
-    AdminCommand, AuditCommand, Command, Config, CredentialsCommand, CustomersCommand, KeysCommand,
-    OnboardingCommand, ProductCommand, TokenCommand, VaultCommand,
+    AdminCommand, AuditCommand, Command, Config, CustomersCommand, OnboardingCommand,
+    ProductCommand, TokenCommand, VaultCommand,
 };
 use crate::app::{Application, ProductSource, Settings};
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
 use crate::services::audit::AuditQuery;
-use crate::services::credentials::{CredentialView, PutCredential, SecretInput};
+use crate::services::credentials::SecretInput;
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
 };
 use crate::services::keyring::KeyringError;
-use crate::services::keys::{IssueKeyRequest, IssuedKey, KeyView, RotateKeyRequest};
 use crate::services::{Actor, ServiceError, Services};
 
 /// Arguments of `customers onboard`.
@@ -175,7 +174,7 @@ pub struct AuditListArgs {
     format: Format,
 }
 
-enum CliError {
+pub(super) enum CliError {
     Service(ServiceError),
     Other(anyhow::Error),
 }
@@ -192,7 +191,7 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
-type CliResult = Result<u8, CliError>;
+pub(super) type CliResult = Result<u8, CliError>;
 
 /// The settings this command line gives, with the environment-only ones.
 pub(super) fn settings(config: &Config) -> Settings {
@@ -289,8 +288,8 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Product(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Customers(c) => customers(&services, &actor, *c).await,
         Command::Audit(a) => audit(&services, &actor, a).await,
-        Command::Credentials(c) => credentials(&services, &actor, c).await,
-        Command::Keys(k) => keys(&services, &actor, k).await,
+        Command::Credentials(c) => super::credentials::run(&services, &actor, c).await,
+        Command::Keys(k) => super::keys::run(&services, &actor, k).await,
         Command::Vault(VaultCommand::RotateMasterKey) => rotate_master_key(&services, &actor).await,
         Command::Onboarding(o) => onboarding(&services, &actor, o).await,
         Command::Query {
@@ -850,142 +849,6 @@ async fn query(
     Ok(exit::OK)
 }
 
-fn credential_rows(items: &[CredentialView], format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => output::json(&items),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record([
-                "customer_id",
-                "credential_type",
-                "status",
-                "current_version",
-                "fingerprint",
-                "last_validated_at",
-                "rotate_by",
-            ])?;
-            for c in items {
-                w.write_record([
-                    c.customer_id.clone(),
-                    c.credential_type.clone(),
-                    c.status.as_str().to_owned(),
-                    c.current_version.map(|v| v.to_string()).unwrap_or_default(),
-                    c.fingerprint.clone().unwrap_or_default(),
-                    c.last_validated_at
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default(),
-                    c.rotate_by.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                ])?;
-            }
-            w.flush()?;
-        }
-        Format::Table => {
-            let mut t = output::table(&[
-                "customer",
-                "type",
-                "status",
-                "version",
-                "fingerprint",
-                "validated",
-                "rotate by",
-                "problem",
-            ]);
-            for c in items {
-                t.add_row(vec![
-                    c.customer_id.clone(),
-                    c.credential_type.clone(),
-                    c.status.as_str().to_owned(),
-                    c.current_version
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    c.fingerprint.clone().unwrap_or_default(),
-                    c.last_validated_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_else(|| "never".into()),
-                    c.rotate_by
-                        .map(|t| t.format("%Y-%m-%d").to_string())
-                        .unwrap_or_default(),
-                    c.validation_error.clone().unwrap_or_default(),
-                ]);
-            }
-            println!("{t}");
-        }
-    }
-    Ok(())
-}
-
-async fn credentials(s: &Services, actor: &Actor, c: CredentialsCommand) -> CliResult {
-    match c {
-        CredentialsCommand::Put {
-            customer_id,
-            credential_type,
-            scopes,
-            format,
-        } => {
-            use std::io::Read;
-            let mut raw = String::new();
-            std::io::stdin()
-                .read_to_string(&mut raw)
-                .map_err(anyhow::Error::from)?;
-            // One trailing newline (from echo or a heredoc) is not part of the value.
-            let value = raw.strip_suffix('\n').unwrap_or(&raw);
-            let value = value.strip_suffix('\r').unwrap_or(value).to_owned();
-            raw.zeroize();
-            let req = PutCredential {
-                value: SecretString::from(value),
-                scopes,
-            };
-            let view = s
-                .put_credential(actor, &customer_id, &credential_type, &req)
-                .await?;
-            credential_rows(std::slice::from_ref(&view), format)?;
-        }
-        CredentialsCommand::List {
-            customer_id,
-            format,
-        } => {
-            let list = s.list_credentials(actor, &customer_id).await?;
-            if format == Format::Json {
-                output::json(&list);
-            } else {
-                credential_rows(&list.items, format)?;
-                if !list.missing_required.is_empty() && format == Format::Table {
-                    println!("missing required: {}", list.missing_required.join(", "));
-                }
-            }
-        }
-        CredentialsCommand::Validate {
-            customer_id,
-            credential_type,
-            format,
-        } => {
-            let view = s
-                .validate_credential(actor, &customer_id, &credential_type)
-                .await?;
-            credential_rows(std::slice::from_ref(&view), format)?;
-        }
-        CredentialsCommand::Revoke {
-            customer_id,
-            credential_type,
-            destroy,
-            format,
-        } => {
-            let view = s
-                .revoke_credential(actor, &customer_id, &credential_type, destroy)
-                .await?;
-            credential_rows(std::slice::from_ref(&view), format)?;
-        }
-        CredentialsCommand::Due {
-            within_days,
-            format,
-        } => {
-            let items = s.credentials_due(actor, within_days).await?;
-            credential_rows(&items, format)?;
-        }
-    }
-    Ok(exit::OK)
-}
-
 async fn rotate_master_key(s: &Services, actor: &Actor) -> CliResult {
     match s.keyring.add_version() {
         Ok(v) => eprintln!("master key version {v} added and current"),
@@ -1033,129 +896,4 @@ fn read_credentials(
         out.insert(t.to_owned(), SecretInput(SecretString::from(value)));
     }
     Ok(out)
-}
-
-fn key_rows(items: &[KeyView], format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => output::json(&items),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record([
-                "key_id",
-                "customer_id",
-                "name",
-                "status",
-                "scopes",
-                "allowed_adapters",
-                "expires_at",
-                "last_used_at",
-            ])?;
-            for k in items {
-                w.write_record([
-                    k.key_id.clone(),
-                    k.customer_id.clone(),
-                    k.name.clone(),
-                    k.status.clone(),
-                    k.scopes.join(" "),
-                    k.allowed_adapters.join(" "),
-                    k.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                    k.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                ])?;
-            }
-            w.flush()?;
-        }
-        Format::Table => {
-            let mut t = output::table(&[
-                "key id",
-                "name",
-                "status",
-                "scopes",
-                "adapters",
-                "expires",
-                "last used",
-            ]);
-            for k in items {
-                t.add_row(vec![
-                    k.key_id.clone(),
-                    k.name.clone(),
-                    k.status.clone(),
-                    k.scopes.join(", "),
-                    k.allowed_adapters.join(", "),
-                    k.expires_at
-                        .map(|t| t.format("%Y-%m-%d").to_string())
-                        .unwrap_or_else(|| "never".into()),
-                    k.last_used_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_else(|| "never".into()),
-                ]);
-            }
-            println!("{t}");
-        }
-    }
-    Ok(())
-}
-
-fn print_issued(issued: &IssuedKey, format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => output::json(issued),
-        _ => {
-            key_rows(std::slice::from_ref(&issued.key), format)?;
-            eprintln!("The key's secret, shown this once (store it now):");
-            println!("{}", issued.secret);
-        }
-    }
-    Ok(())
-}
-
-async fn keys(s: &Services, actor: &Actor, k: KeysCommand) -> CliResult {
-    match k {
-        KeysCommand::Issue {
-            customer_id,
-            name,
-            scopes,
-            adapters,
-            expires_at,
-            format,
-        } => {
-            let req = IssueKeyRequest {
-                name,
-                scopes,
-                allowed_adapters: adapters,
-                expires_at,
-            };
-            let issued = s.issue_integration_key(actor, &customer_id, &req).await?;
-            print_issued(&issued, format)?;
-        }
-        KeysCommand::List {
-            customer_id,
-            format,
-        } => key_rows(&s.list_integration_keys(actor, &customer_id).await?, format)?,
-        KeysCommand::Rotate {
-            customer_id,
-            key_id,
-            grace_seconds,
-            format,
-        } => {
-            let issued = s
-                .rotate_integration_key(
-                    actor,
-                    &customer_id,
-                    &key_id,
-                    &RotateKeyRequest { grace_seconds },
-                )
-                .await?;
-            print_issued(&issued, format)?;
-        }
-        KeysCommand::Revoke {
-            customer_id,
-            key_id,
-            format,
-        } => {
-            let view = s
-                .revoke_integration_key(actor, &customer_id, &key_id)
-                .await?;
-            key_rows(std::slice::from_ref(&view), format)?;
-        }
-    }
-    Ok(exit::OK)
 }

@@ -4,8 +4,10 @@
 mod bench;
 mod bench_keys;
 mod commands;
+mod credentials;
 pub mod exit;
 mod jobs;
+mod keys;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -135,13 +137,13 @@ enum Command {
     },
     /// The credentials vault.
     #[command(subcommand)]
-    Credentials(CredentialsCommand),
+    Credentials(credentials::CredentialsCommand),
     /// The vault's master keys.
     #[command(subcommand)]
     Vault(VaultCommand),
     /// Customers' integration keys.
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(keys::KeysCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -228,118 +230,6 @@ enum OnboardingCommand {
     },
     /// Resume every run whose lease ran out, then exit.
     Recover,
-}
-
-#[derive(Debug, Subcommand)]
-enum CredentialsCommand {
-    /// Store a new version of a credential; the value is read from stdin, never from argv.
-    Put {
-        /// Customer id.
-        customer_id: String,
-        /// Credential type (the product's [credentials.*]).
-        credential_type: String,
-        /// Scopes the credential was granted, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        scopes: Option<Vec<String>>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// A customer's credentials (metadata only).
-    List {
-        /// Customer id.
-        customer_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Check a credential against the provider's endpoint and record the outcome.
-    Validate {
-        /// Customer id.
-        customer_id: String,
-        /// Credential type.
-        credential_type: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Revoke a credential; --destroy erases every version.
-    Revoke {
-        /// Customer id.
-        customer_id: String,
-        /// Credential type.
-        credential_type: String,
-        /// Erase every stored version for good.
-        #[arg(long)]
-        destroy: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Credentials past or near their rotation deadline.
-    Due {
-        /// Look this many days ahead.
-        #[arg(long, default_value_t = 14)]
-        within_days: u32,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Issue a key; its secret is printed this once.
-    Issue {
-        /// Customer id.
-        customer_id: String,
-        /// A name for people.
-        #[arg(long)]
-        name: String,
-        /// Scopes, comma-separated (ship:upload,jobs:read).
-        #[arg(long, value_delimiter = ',')]
-        scopes: Vec<String>,
-        /// Allowed adapters, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        adapters: Vec<String>,
-        /// When it stops working (RFC 3339).
-        #[arg(long)]
-        expires_at: Option<chrono::DateTime<chrono::Utc>>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// A customer's keys, without secrets.
-    List {
-        /// Customer id.
-        customer_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Give a key a new secret (printed this once).
-    Rotate {
-        /// Customer id.
-        customer_id: String,
-        /// Key id.
-        key_id: String,
-        /// Seconds the old secret keeps working.
-        #[arg(long, default_value_t = 0)]
-        grace_seconds: u32,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Revoke a key at once.
-    Revoke {
-        /// Customer id.
-        customer_id: String,
-        /// Key id.
-        key_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
 }
 
 #[derive(Debug, Subcommand)]
