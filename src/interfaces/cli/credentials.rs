@@ -72,9 +72,8 @@ pub enum CredentialsCommand {
 fn credential_rows(items: &[CredentialView], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => output::json(&items),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record([
+        Format::Csv => output::csv_rows(
+            &[
                 "customer_id",
                 "credential_type",
                 "status",
@@ -82,9 +81,9 @@ fn credential_rows(items: &[CredentialView], format: Format) -> anyhow::Result<(
                 "fingerprint",
                 "last_validated_at",
                 "rotate_by",
-            ])?;
-            for c in items {
-                w.write_record([
+            ],
+            items.iter().map(|c| {
+                vec![
                     c.customer_id.clone(),
                     c.credential_type.clone(),
                     c.status.as_str().to_owned(),
@@ -94,10 +93,9 @@ fn credential_rows(items: &[CredentialView], format: Format) -> anyhow::Result<(
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_default(),
                     c.rotate_by.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                ])?;
-            }
-            w.flush()?;
-        }
+                ]
+            }),
+        )?,
         Format::Table => {
             let mut t = output::table(&[
                 "customer",

@@ -67,9 +67,8 @@ pub enum KeysCommand {
 fn key_rows(items: &[KeyView], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => output::json(&items),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record([
+        Format::Csv => output::csv_rows(
+            &[
                 "key_id",
                 "customer_id",
                 "name",
@@ -78,9 +77,9 @@ fn key_rows(items: &[KeyView], format: Format) -> anyhow::Result<()> {
                 "allowed_adapters",
                 "expires_at",
                 "last_used_at",
-            ])?;
-            for k in items {
-                w.write_record([
+            ],
+            items.iter().map(|k| {
+                vec![
                     k.key_id.clone(),
                     k.customer_id.clone(),
                     k.name.clone(),
@@ -89,10 +88,9 @@ fn key_rows(items: &[KeyView], format: Format) -> anyhow::Result<()> {
                     k.allowed_adapters.join(" "),
                     k.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                     k.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                ])?;
-            }
-            w.flush()?;
-        }
+                ]
+            }),
+        )?,
         Format::Table => {
             let mut t = output::table(&[
                 "key id",

@@ -27,6 +27,20 @@ pub fn json<T: Serialize>(value: &T) {
     );
 }
 
+/// Prints a header row and one row per record as CSV on stdout.
+pub fn csv_rows(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(std::io::stdout());
+    w.write_record(header)?;
+    for row in rows {
+        w.write_record(row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 /// A table with the house style.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
