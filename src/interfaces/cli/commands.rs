@@ -12,13 +12,12 @@ use zeroize::Zeroize;
 use super::exit;
 use super::output::{self, Format};
 use super::{
-    AdminCommand, AuditCommand, Command, Config, CustomersCommand, OnboardingCommand,
-    ProductCommand, TokenCommand, VaultCommand,
+    AdminCommand, Command, Config, CustomersCommand, OnboardingCommand, ProductCommand,
+    TokenCommand, VaultCommand,
 };
 use crate::app::{Application, ProductSource, Settings};
 use crate::domain::{Invalid, Role};
 use crate::product::{AttributeKind, Product, ProductError};
-use crate::services::audit::AuditQuery;
 use crate::services::credentials::SecretInput;
 use crate::services::customers::{
     ContactInput, ListQuery, OffboardRequest, OnboardRequest, UpdateRequest,
@@ -151,29 +150,6 @@ pub struct OffboardArgs {
     format: Format,
 }
 
-/// Arguments of `audit list`.
-#[derive(Debug, Args)]
-pub struct AuditListArgs {
-    /// Only events about this customer.
-    #[arg(long)]
-    customer: Option<String>,
-    /// Only events of this type.
-    #[arg(long = "type")]
-    event_type: Option<String>,
-    /// Only events at or after this time (RFC 3339).
-    #[arg(long)]
-    since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only events before this time (RFC 3339).
-    #[arg(long)]
-    until: Option<chrono::DateTime<chrono::Utc>>,
-    /// At most this many.
-    #[arg(long, default_value_t = 100)]
-    limit: u32,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
-}
-
 pub(super) enum CliError {
     Service(ServiceError),
     Other(anyhow::Error),
@@ -287,7 +263,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         }
         Command::Product(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Customers(c) => customers(&services, &actor, *c).await,
-        Command::Audit(a) => audit(&services, &actor, a).await,
+        Command::Audit(a) => super::audit::run(&services, &actor, a).await,
         Command::Credentials(c) => super::credentials::run(&services, &actor, c).await,
         Command::Keys(k) => super::keys::run(&services, &actor, k).await,
         Command::Vault(VaultCommand::RotateMasterKey) => rotate_master_key(&services, &actor).await,
@@ -613,103 +589,6 @@ async fn import(s: &Services, actor: &Actor, file: &Path, format: Format) -> Cli
     } else {
         exit::OK
     })
-}
-
-async fn audit(s: &Services, actor: &Actor, command: AuditCommand) -> CliResult {
-    match command {
-        AuditCommand::List(a) => {
-            let q = AuditQuery {
-                customer_id: a.customer,
-                event_type: a.event_type,
-                since: a.since,
-                until: a.until,
-                limit: Some(a.limit),
-                cursor: None,
-            };
-            let list = s.list_events(actor, &q).await?;
-            match a.format {
-                Format::Json => output::json(&list.items),
-                Format::Csv => {
-                    let mut w = csv::Writer::from_writer(std::io::stdout());
-                    w.write_record([
-                        "id",
-                        "occurred_at",
-                        "type",
-                        "customer_id",
-                        "actor",
-                        "request_id",
-                        "payload",
-                        "hash",
-                    ])
-                    .map_err(anyhow::Error::from)?;
-                    for e in &list.items {
-                        w.write_record([
-                            e.id.to_string(),
-                            e.occurred_at.clone(),
-                            e.event_type.clone(),
-                            e.customer_id.clone().unwrap_or_default(),
-                            e.actor.clone(),
-                            e.request_id.clone().unwrap_or_default(),
-                            e.payload_text.clone(),
-                            e.hash.clone(),
-                        ])
-                        .map_err(anyhow::Error::from)?;
-                    }
-                    w.flush().map_err(anyhow::Error::from)?;
-                }
-                Format::Table => {
-                    let mut t = output::table(&["ID", "TIME", "TYPE", "CUSTOMER", "ACTOR"]);
-                    for e in &list.items {
-                        t.add_row([
-                            e.id.to_string(),
-                            e.occurred_at.clone(),
-                            e.event_type.clone(),
-                            e.customer_id.clone().unwrap_or_else(|| "-".into()),
-                            e.actor.clone(),
-                        ]);
-                    }
-                    println!("{t}");
-                }
-            }
-            Ok(exit::OK)
-        }
-        AuditCommand::Counts { since, format } => {
-            let counts = s.event_counts(actor, since).await?;
-            match format {
-                Format::Json => output::json(&counts),
-                _ => {
-                    let mut t = output::table(&["DAY", "EVENT TYPE", "EVENTS"]);
-                    for c in &counts {
-                        t.add_row([c.day.clone(), c.event_type.clone(), c.events.to_string()]);
-                    }
-                    println!("{t}");
-                }
-            }
-            Ok(exit::OK)
-        }
-        AuditCommand::Verify { format } => {
-            let report = s.verify_audit().await?;
-            match format {
-                Format::Json => output::json(&report),
-                _ => match &report.broken {
-                    None => println!(
-                        "✓ audit log verified: {} events in {} chains",
-                        report.events_checked, report.chains
-                    ),
-                    Some(b) => println!(
-                        "✗ audit log broken: chain '{}' at position {}{}: {}",
-                        b.chain,
-                        b.chain_seq,
-                        b.event_id
-                            .map(|id| format!(" (event {id})"))
-                            .unwrap_or_default(),
-                        b.reason
-                    ),
-                },
-            }
-            Ok(if report.ok { exit::OK } else { exit::INTEGRITY })
-        }
-    }
 }
 
 async fn create_token(

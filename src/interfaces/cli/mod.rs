@@ -1,6 +1,7 @@
 //! The command line: `onramp <noun> <verb>`. Tables for people, `--format json|csv` for
 //! scripts, and exit codes that mean something (see [`exit`]).
 
+mod audit;
 mod bench;
 mod bench_keys;
 mod commands;
@@ -146,7 +147,7 @@ enum Command {
     Keys(keys::KeysCommand),
     /// The audit log.
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit(audit::AuditCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -237,27 +238,6 @@ enum VaultCommand {
     /// Add a new master key version (key file or development key) and rewrap every data key
     /// onto the newest version; with ONRAMP_MASTER_KEY, only rewrap onto its newest entry.
     RotateMasterKey,
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// List events, oldest first.
-    List(commands::AuditListArgs),
-    /// Verify every hash chain and name the first broken link.
-    Verify {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Events per UTC day and type, as the `outbox.event_counts` job has counted them.
-    Counts {
-        /// From this day on (YYYY-MM-DD).
-        #[arg(long)]
-        since: Option<chrono::NaiveDate>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
 }
 
 #[derive(Debug, Subcommand)]
