@@ -177,10 +177,10 @@ impl Application {
                 std::fs::Permissions::from_mode(0o700),
             );
         }
-        let product = match &settings.product {
+        let product = match settings.product {
             ProductSource::Builtin => Product::builtin(),
-            ProductSource::File(path) => Product::load(path)?,
-            ProductSource::Loaded(p) => (**p).clone(),
+            ProductSource::File(path) => Product::load(&path)?,
+            ProductSource::Loaded(p) => *p,
         };
         let url = settings
             .database_url
@@ -189,8 +189,8 @@ impl Application {
         let store = crate::store::open(&settings.data_dir, url.as_deref()).await?;
         store.migrate().await?;
         let datasets = DataStores::open(&product, &settings.data_dir, url.as_deref()).await?;
-        let runner = match &settings.runner {
-            Some(runner) => runner.clone(),
+        let runner = match settings.runner {
+            Some(runner) => runner,
             None => {
                 let mut runner = RunnerOptions::new(&settings.data_dir);
                 runner.lease = settings.run_lease;

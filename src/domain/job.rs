@@ -1,6 +1,7 @@
 //! Background jobs and the event log's consumers: how an attempt ends, when a job runs next,
 //! and which events a consumer may take. Pure.
 
+use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use super::run::backoff;
 use super::Invalid;
 
 /// How one attempt of a job ended (or that it has not yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// Still running: its process holds the job's lease.
     Running,

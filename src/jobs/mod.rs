@@ -90,14 +90,9 @@ pub struct JobReport {
     /// The attempt.
     pub attempt_id: i64,
     /// How it ended.
-    #[serde(serialize_with = "outcome_str")]
     pub outcome: AttemptOutcome,
     /// What it did, or why it failed.
     pub detail: String,
-}
-
-fn outcome_str<S: serde::Serializer>(o: &AttemptOutcome, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(o.as_str())
 }
 
 /// A job of the catalogue with its stored state.
@@ -111,6 +106,8 @@ pub struct JobStatus {
     pub every: Duration,
     /// Its row, once a process has registered it.
     pub record: Option<JobRecord>,
+    /// The process that holds it now, while one does (its lease has not run out).
+    pub held_by: Option<String>,
     /// The consumer it drives and that consumer's cursor (the last event id it took).
     pub cursor: Option<(&'static str, i64)>,
 }
@@ -148,11 +145,6 @@ impl Jobs {
         }
     }
 
-    /// The jobs, in catalogue order.
-    pub fn catalogue(&self) -> impl Iterator<Item = &Arc<dyn Job>> {
-        self.catalogue.iter()
-    }
-
     fn find(&self, name: &str) -> Result<&Arc<dyn Job>, JobError> {
         self.catalogue
             .iter()
@@ -174,7 +166,7 @@ impl Jobs {
         let consumers: Vec<&str> = self.catalogue.iter().filter_map(|j| j.consumer()).collect();
         self.services
             .store
-            .register_jobs(&names, &consumers, self.now_ms())
+            .register_jobs(&names, &consumers, self.services.clock.now())
             .await?;
         Ok(())
     }
@@ -289,21 +281,30 @@ impl Jobs {
     pub async fn status(&self) -> Result<Vec<JobStatus>, JobError> {
         let records = self.services.store.jobs().await?;
         let cursors = self.services.store.outbox_cursors().await?;
+        let now_ms = self.now_ms();
         Ok(self
             .catalogue
             .iter()
-            .map(|j| JobStatus {
-                name: j.name(),
-                description: j.description(),
-                every: j.every(),
-                record: records.iter().find(|r| r.name == j.name()).cloned(),
-                cursor: j.consumer().map(|c| {
-                    let at = cursors
-                        .iter()
-                        .find(|(name, _)| name == c)
-                        .map_or(0, |(_, id)| *id);
-                    (c, at)
-                }),
+            .map(|j| {
+                let record = records.iter().find(|r| r.name == j.name()).cloned();
+                let held_by = record
+                    .as_ref()
+                    .filter(|r| r.lease_expires_ms > now_ms)
+                    .and_then(|r| r.lease_owner.clone());
+                JobStatus {
+                    name: j.name(),
+                    description: j.description(),
+                    every: j.every(),
+                    record,
+                    held_by,
+                    cursor: j.consumer().map(|c| {
+                        let at = cursors
+                            .iter()
+                            .find(|(name, _)| name == c)
+                            .map_or(0, |(_, id)| *id);
+                        (c, at)
+                    }),
+                }
             })
             .collect())
     }

@@ -40,7 +40,7 @@ pub struct JobRecord {
 }
 
 /// One attempt of a job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JobAttemptRecord {
     /// Its id.
     pub id: i64,
@@ -97,13 +97,13 @@ pub const ATTEMPTS_KEPT: i64 = 200;
 /// The jobs runtime's tables.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Adds the named jobs that are not stored yet, first due at `first_run_ms`, and a cursor
-    /// at the log's start for each consumer that has none.
+    /// Adds the named jobs that are not stored yet, due at `now`, and a cursor at the log's
+    /// start for each consumer that has none.
     async fn register_jobs(
         &self,
         jobs: &[&str],
         consumers: &[&str],
-        first_run_ms: i64,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
     /// Claims up to `limit` of `names` that no live lease holds (and, with

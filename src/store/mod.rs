@@ -1,5 +1,7 @@
-//! Persistence: one trait, [`Store`], and one implementation per backend ([`sqlite`] and
-//! [`postgres`]), each with its own SQL and its own embedded migrations. SQL lives only here.
+//! Persistence: one trait per capability (customers, runs, vault, integration keys, audit log,
+//! admin tokens, jobs), gathered by [`Store`], implemented for each backend ([`sqlite`] and
+//! [`postgres`]) with its own embedded migrations. Statements both engines accept are written
+//! once (`sql`); the backends hold what differs. SQL lives only here.
 //!
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.

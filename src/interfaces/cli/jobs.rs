@@ -65,22 +65,7 @@ pub async fn run(jobs: &Jobs, command: JobsCommand) -> Result<u8, JobError> {
         } => {
             let attempts = jobs.attempts(&name, limit).await?;
             match format {
-                Format::Json => output::json(
-                    &attempts
-                        .iter()
-                        .map(|a| {
-                            json!({
-                                "id": a.id,
-                                "job": a.job,
-                                "owner": a.owner,
-                                "started_at": a.started_at,
-                                "finished_at": a.finished_at,
-                                "outcome": a.outcome.as_str(),
-                                "detail": a.detail,
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                ),
+                Format::Json => output::json(&attempts),
                 _ => {
                     let mut t = output::table(&[
                         "ATTEMPT", "OWNER", "STARTED", "ENDED", "OUTCOME", "DETAIL",
@@ -117,7 +102,7 @@ async fn list(jobs: &Jobs, format: Format) -> Result<u8, JobError> {
                         "description": s.description,
                         "every_ms": s.every.as_millis() as u64,
                         "next_run_ms": r.map(|r| r.next_run_ms),
-                        "held_by": r.and_then(|r| (r.lease_expires_ms > now_ms).then(|| r.lease_owner.clone()).flatten()),
+                        "held_by": s.held_by,
                         "runs": r.map_or(0, |r| r.runs),
                         "failures": r.map_or(0, |r| r.failures),
                         "last_outcome": r.and_then(|r| r.last_outcome).map(|o| o.as_str()),
@@ -140,10 +125,6 @@ async fn list(jobs: &Jobs, format: Format) -> Result<u8, JobError> {
                         format!("in {:.1}s", wait as f64 / 1000.0)
                     }
                 });
-                let held = r
-                    .filter(|r| r.lease_expires_ms > now_ms)
-                    .and_then(|r| r.lease_owner.clone())
-                    .unwrap_or_default();
                 let last = r.map_or(String::new(), |r| match (&r.last_outcome, &r.last_error) {
                     (_, Some(e)) => format!("failed {}x: {e}", r.failures),
                     (Some(o), None) => o.to_string(),
@@ -157,7 +138,7 @@ async fn list(jobs: &Jobs, format: Format) -> Result<u8, JobError> {
                     s.name.to_owned(),
                     format!("{:?}", s.every),
                     next,
-                    held,
+                    s.held_by.clone().unwrap_or_default(),
                     r.map_or(0, |r| r.runs).to_string(),
                     last,
                     what,

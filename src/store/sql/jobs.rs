@@ -22,7 +22,7 @@ macro_rules! job_store {
                     &self,
                     jobs: &[&str],
                     consumers: &[&str],
-                    first_run_ms: i64,
+                    now: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
                     for name in jobs {
@@ -31,7 +31,7 @@ macro_rules! job_store {
                              ON CONFLICT (name) DO NOTHING",
                         )
                         .bind(name)
-                        .bind(first_run_ms)
+                        .bind(now.timestamp_millis())
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -41,7 +41,7 @@ macro_rules! job_store {
                              VALUES ($1, 0, $2) ON CONFLICT (consumer) DO NOTHING",
                         )
                         .bind(consumer)
-                        .bind(Utc::now())
+                        .bind(now)
                         .execute(&mut *tx)
                         .await?;
                     }
