@@ -1,7 +1,9 @@
 //! The customer record as the registry holds it.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 use super::{AttributeValue, CustomerId, CustomerName, CustomerStatus, Email, Tags};
 
@@ -43,4 +45,59 @@ pub struct Customer {
     pub created_at: DateTime<Utc>,
     /// When the record last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a customer record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The registry.
+    Registry,
+    /// The product's legacy tenants file; not yet imported.
+    Legacy,
+}
+
+/// A customer's contact.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ContactView {
+    /// Primary contact email.
+    pub email: Option<String>,
+    /// Primary contact name.
+    pub name: Option<String>,
+}
+
+/// A customer as every interface shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CustomerView {
+    /// Unique id.
+    pub customer_id: String,
+    /// Display name.
+    pub customer_name: String,
+    /// Industry id.
+    pub industry: Option<String>,
+    /// Data store holding the customer's dataset.
+    pub data_store: Option<String>,
+    /// The dataset id, from the product's template.
+    pub dataset_id: Option<String>,
+    /// Lifecycle status.
+    pub status: CustomerStatus,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Product-defined attributes: a string or a list of strings each.
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Contact.
+    pub contact: ContactView,
+    /// Who asked for the onboarding.
+    pub created_by: Option<String>,
+    /// Product tier.
+    pub usage_tier: Option<String>,
+    /// Version for `If-Match`; 0 for legacy records.
+    pub version: i64,
+    /// Registration time.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Where the record comes from.
+    pub source: Source,
 }

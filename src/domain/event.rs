@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
+use super::events::EventBody;
 use super::CustomerId;
 
 /// The chain that holds events about no single customer (tokens, imports).
@@ -41,14 +42,12 @@ impl ChainKey {
 /// An event about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    /// Dotted type, such as `customer.registered`.
-    pub event_type: String,
+    /// What happened: its type and typed payload, from the catalog.
+    pub body: EventBody,
     /// Who did it: `token:<id>` for an API token, `cli:<user>` for the CLI.
     pub actor: String,
     /// The customer it concerns; also decides the chain.
     pub customer_id: Option<CustomerId>,
-    /// What happened, as JSON.
-    pub payload: serde_json::Value,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// The request that caused it, when there was one.
@@ -66,7 +65,8 @@ impl NewEvent {
 
     /// Fixes the event's place in its chain: its sequence number and the previous event's hash.
     pub fn seal(self, chain_seq: i64, prev_hash: String) -> SealedEvent {
-        let payload = self.payload.to_string();
+        let payload = self.body.to_json().to_string();
+        let event_type = self.body.event_type().as_str().to_owned();
         let occurred_at = format_time(self.occurred_at);
         let chain = self.chain().as_str().to_owned();
         let customer_id = self.customer_id.map(|c| c.as_str().to_owned());
@@ -74,7 +74,7 @@ impl NewEvent {
             chain: &chain,
             chain_seq,
             prev_hash: &prev_hash,
-            event_type: &self.event_type,
+            event_type: &event_type,
             actor: &self.actor,
             customer_id: customer_id.as_deref(),
             occurred_at: &occurred_at,
@@ -84,7 +84,7 @@ impl NewEvent {
         SealedEvent {
             chain,
             chain_seq,
-            event_type: self.event_type,
+            event_type,
             actor: self.actor,
             customer_id,
             payload,
@@ -188,6 +188,11 @@ pub struct Event {
 }
 
 impl Event {
+    /// The event's payload, typed by the catalog.
+    pub fn body(&self) -> Result<EventBody, super::events::DecodeError> {
+        EventBody::decode(&self.event_type, &self.payload_text)
+    }
+
     /// Recomputes this event's hash from its stored fields.
     pub fn computed_hash(&self) -> String {
         event_hash(&HashInput {
@@ -319,15 +324,17 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::ChecklistCompleted;
     use crate::domain::{CustomerId, CustomerIdRule};
 
     fn new_event(customer: Option<&str>, n: i64) -> NewEvent {
         NewEvent {
-            event_type: "customer.updated".into(),
+            body: EventBody::ChecklistCompleted(ChecklistCompleted {
+                item: format!("item-{n}"),
+            }),
             actor: "cli:ops".into(),
             customer_id: customer
                 .map(|c| CustomerId::parse(c, &CustomerIdRule::default()).unwrap()),
-            payload: serde_json::json!({"n": n}),
             occurred_at: DateTime::from_timestamp(1_700_000_000 + n, 123_456_000).unwrap(),
             request_id: None,
         }

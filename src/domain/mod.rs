@@ -4,8 +4,10 @@
 pub mod attribute;
 pub mod credential;
 pub mod customer;
+pub mod dataset;
 pub mod envelope;
 pub mod event;
+pub mod events;
 pub mod integration_key;
 pub mod job;
 pub mod query;
@@ -20,6 +22,7 @@ pub mod values;
 pub use attribute::{AttributeFormat, AttributeValue};
 pub use customer::{Contact, Customer};
 pub use event::{ChainKey, Event, NewEvent, OPERATOR_CHAIN};
+pub use events::{EventBody, EventType};
 pub use refusal::{FieldError, Invalid};
 pub use role::Role;
 pub use status::{CustomerStatus, InvalidTransition};

@@ -177,3 +177,27 @@ impl Services {
         }
     }
 }
+
+/// One event type of the catalog, as interfaces list it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatalogEntry {
+    /// The dotted type, such as `customer.registered`.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// The version of its payload's shape.
+    pub version: u16,
+    /// When it is appended.
+    pub description: String,
+}
+
+/// Every event type Onramp appends, in catalog order.
+pub fn event_catalog() -> Vec<CatalogEntry> {
+    crate::domain::EventType::ALL
+        .iter()
+        .map(|t| CatalogEntry {
+            event_type: t.as_str(),
+            version: t.version(),
+            description: t.description(),
+        })
+        .collect()
+}

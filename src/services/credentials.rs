@@ -4,12 +4,15 @@
 //! and rotation deadlines. Values never appear in events, errors, logs or responses; the one
 //! route that returns a value is admin-only and records every read as an event.
 
+use crate::domain::events::{
+    CredentialRevoked, CredentialStored, CredentialValidated, CredentialVersionRef,
+    CredentialsDestroyed, EventBody, VaultRewrapped,
+};
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::OsRng;
 use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -310,16 +313,14 @@ impl Services {
         &self,
         actor: &Actor,
         customer_id: &str,
-        event_type: &str,
-        payload: serde_json::Value,
+        body: EventBody,
         at: DateTime<Utc>,
     ) -> NewEvent {
         NewEvent {
-            event_type: event_type.into(),
+            body,
             actor: actor.name.clone(),
             // Only ever called after the customer was read from the registry.
             customer_id: Some(CustomerId::from_trusted(customer_id.to_owned())),
-            payload,
             occurred_at: at,
             request_id: actor.request_id.clone(),
         }
@@ -483,8 +484,12 @@ impl Services {
         let event = self.credential_event(
             actor,
             customer_id,
-            "credential.stored",
-            json!({"credential_type": t.name, "version": version, "fingerprint": print, "scopes": scopes}),
+            EventBody::CredentialStored(CredentialStored {
+                credential_type: t.name.clone(),
+                version,
+                fingerprint: print,
+                scopes: scopes.clone(),
+            }),
             now,
         );
         self.store
@@ -707,8 +712,10 @@ impl Services {
             .append_event(self.credential_event(
                 actor,
                 customer_id,
-                "credential.read",
-                json!({"credential_type": credential_type, "version": v.version}),
+                EventBody::CredentialRead(CredentialVersionRef {
+                    credential_type: credential_type.to_owned(),
+                    version: v.version,
+                }),
                 self.clock.now(),
             ))
             .await?;
@@ -849,14 +856,13 @@ impl Services {
         let event = self.credential_event(
             actor,
             customer_id,
-            "credential.validated",
-            json!({
-                "credential_type": credential_type,
-                "version": v.version,
-                "reached_provider": outcome.reached,
-                "status": record.status,
-                "scopes": outcome.scopes,
-                "error": outcome.error,
+            EventBody::CredentialValidated(CredentialValidated {
+                credential_type: credential_type.to_owned(),
+                version: v.version,
+                reached_provider: outcome.reached,
+                status: record.status,
+                scopes: outcome.scopes.clone(),
+                error: outcome.error.clone(),
             }),
             now,
         );
@@ -917,8 +923,17 @@ impl Services {
         let event = self.credential_event(
             actor,
             customer_id,
-            &format!("credential.version_{}", to.as_str()),
-            json!({"credential_type": credential_type, "version": version}),
+            {
+                let changed = CredentialVersionRef {
+                    credential_type: credential_type.to_owned(),
+                    version,
+                };
+                match to {
+                    VersionState::Enabled => EventBody::CredentialVersionEnabled(changed),
+                    VersionState::Disabled => EventBody::CredentialVersionDisabled(changed),
+                    VersionState::Destroyed => EventBody::CredentialVersionDestroyed(changed),
+                }
+            },
             now,
         );
         self.store
@@ -974,8 +989,11 @@ impl Services {
         let event = self.credential_event(
             actor,
             customer_id,
-            "credential.revoked",
-            json!({"credential_type": credential_type, "destroyed": destroy, "versions": changes.iter().map(|c| c.version).collect::<Vec<_>>()}),
+            EventBody::CredentialRevoked(CredentialRevoked {
+                credential_type: credential_type.to_owned(),
+                destroyed: destroy,
+                versions: changes.iter().map(|c| c.version).collect(),
+            }),
             now,
         );
         self.store
@@ -1033,8 +1051,10 @@ impl Services {
         let event = self.credential_event(
             actor,
             customer_id,
-            "credentials.destroyed",
-            json!({"credential_types": types, "reason": reason}),
+            EventBody::CredentialsDestroyed(CredentialsDestroyed {
+                credential_types: types.clone(),
+                reason: reason.to_owned(),
+            }),
             now,
         );
         self.store
@@ -1083,10 +1103,12 @@ impl Services {
         }
         self.store
             .append_event(NewEvent {
-                event_type: "vault.rewrapped".into(),
+                body: EventBody::VaultRewrapped(VaultRewrapped {
+                    master_key_version: to.version,
+                    rewrapped: total,
+                }),
                 actor: actor.name.clone(),
                 customer_id: None,
-                payload: json!({"master_key_version": to.version, "rewrapped": total}),
                 occurred_at: self.clock.now(),
                 request_id: actor.request_id.clone(),
             })

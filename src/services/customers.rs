@@ -1,5 +1,6 @@
 //! Customer use cases: onboard (validate, register), read, list, update, offboard.
 
+use crate::domain::events::{CustomerChanged, CustomerOffboarded, CustomerRegistered, EventBody};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use schemars::JsonSchema;
@@ -360,14 +361,13 @@ impl Services {
         let registered = self.clock.now();
         let run = self.new_run(customer.id.as_str(), started, registered);
         let event = NewEvent {
-            event_type: "customer.registered".into(),
+            body: EventBody::CustomerRegistered(CustomerRegistered {
+                customer: CustomerView::of(&customer, &self.product),
+                run_id: run.run_id.clone(),
+                steps: self.product.steps.clone(),
+            }),
             actor: actor.name.clone(),
             customer_id: Some(customer.id.clone()),
-            payload: json!({
-                "customer": CustomerView::of(&customer, &self.product),
-                "run_id": run.run_id,
-                "steps": self.product.steps,
-            }),
             occurred_at: registered,
             request_id: actor.request_id.clone(),
         };
@@ -757,16 +757,19 @@ impl Services {
         }
         next.version = current.version + 1;
         next.updated_at = self.clock.now();
-        let event_type = if changes.contains_key("status") && changes.len() == 1 {
-            "customer.status_changed"
-        } else {
-            "customer.updated"
+        let status_only = changes.contains_key("status") && changes.len() == 1;
+        let changed = CustomerChanged {
+            changes,
+            version: next.version,
         };
         let event = NewEvent {
-            event_type: event_type.into(),
+            body: if status_only {
+                EventBody::CustomerStatusChanged(changed)
+            } else {
+                EventBody::CustomerUpdated(changed)
+            },
             actor: actor.name.clone(),
             customer_id: Some(next.id.clone()),
-            payload: json!({ "changes": changes, "version": next.version }),
             occurred_at: next.updated_at,
             request_id: actor.request_id.clone(),
         };
@@ -845,17 +848,16 @@ impl Services {
         next.version = current.version + 1;
         next.updated_at = self.clock.now();
         let event = NewEvent {
-            event_type: "customer.offboarded".into(),
+            body: EventBody::CustomerOffboarded(CustomerOffboarded {
+                from_status: current.status,
+                to_status: next.status,
+                delete_data: req.delete_data,
+                reason,
+                version: next.version,
+                receipt: receipt.clone(),
+            }),
             actor: actor.name.clone(),
             customer_id: Some(next.id.clone()),
-            payload: json!({
-                "from_status": current.status,
-                "to_status": next.status,
-                "delete_data": req.delete_data,
-                "reason": reason,
-                "version": next.version,
-                "receipt": receipt,
-            }),
             occurred_at: next.updated_at,
             request_id: actor.request_id.clone(),
         };

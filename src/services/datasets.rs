@@ -1,9 +1,8 @@
 //! Customer datasets as the use cases see them: provisioning for a tier, the read-only query,
 //! the resolved configuration, and deletion with an export and a receipt.
 
-use chrono::{DateTime, Utc};
+use crate::domain::events::{DatasetChanged, EventBody};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::onboarding::ChecklistEntry;
 use super::{Actor, ServiceError, Services};
+pub use crate::domain::dataset::{DeletionReceipt, ExportInfo};
 use crate::domain::query::{check_query, QueryRejection};
 use crate::domain::{Customer, CustomerStatus, NewEvent};
 use crate::store::datasets::{
@@ -26,39 +26,6 @@ use crate::store::DatasetRecord;
 pub struct QueryRequest {
     /// One read-only SQL statement, run inside the customer's dataset.
     pub sql: String,
-}
-
-/// Where an export went.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ExportInfo {
-    /// The export's directory.
-    pub path: String,
-    /// SHA-256 of its `manifest.json`.
-    pub manifest_sha256: String,
-    /// The manifest.
-    pub manifest: ExportManifest,
-}
-
-/// What deleting a customer's data removed: returned by offboarding and kept as an event.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct DeletionReceipt {
-    /// The customer.
-    pub customer_id: String,
-    /// The dataset removed, if there was one.
-    pub dataset_id: Option<String>,
-    /// Its tables.
-    pub tables_removed: Vec<String>,
-    /// The contact, tag and attribute fields cleared from the record.
-    pub fields_cleared: Vec<String>,
-    /// When.
-    pub deleted_at: DateTime<Utc>,
-    /// By whom.
-    pub deleted_by: String,
-    /// The export taken first, if asked for.
-    pub export: Option<ExportInfo>,
-    /// The credential types whose every stored version was destroyed.
-    #[serde(default)]
-    pub credentials_destroyed: Vec<String>,
 }
 
 /// One table of the resolved configuration.
@@ -169,21 +136,22 @@ impl Services {
             updated_at: now,
         };
         let event = NewEvent {
-            event_type: if existing.is_some() {
-                "dataset.updated"
-            } else {
-                "dataset.provisioned"
-            }
-            .into(),
+            body: {
+                let changed = DatasetChanged {
+                    dataset_id: record.dataset_id.clone(),
+                    data_store: record.data_store.clone(),
+                    tier: record.tier.clone(),
+                    tables: record.tables.clone(),
+                    schema_version: record.schema_version,
+                };
+                if existing.is_some() {
+                    EventBody::DatasetUpdated(changed)
+                } else {
+                    EventBody::DatasetProvisioned(changed)
+                }
+            },
             actor: "onramp".into(),
             customer_id: Some(customer.id.clone()),
-            payload: json!({
-                "dataset_id": record.dataset_id,
-                "data_store": record.data_store,
-                "tier": record.tier,
-                "tables": record.tables,
-                "schema_version": record.schema_version,
-            }),
             occurred_at: now,
             request_id: None,
         };

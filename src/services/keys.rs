@@ -3,11 +3,14 @@
 //! stored only as an HMAC-SHA256 under `KEY_HASH_SECRET`; rotation with an optional grace period
 //! for the old secret; revocation that takes effect at once.
 
+use crate::domain::events::{
+    EventBody, IntegrationKeyIssued, IntegrationKeyRevoked, IntegrationKeyRotated,
+    IntegrationKeysRevoked, KeyRef,
+};
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::OsRng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::tenant_tokens::TenantPrincipal;
@@ -208,18 +211,17 @@ impl Services {
         &self,
         actor: &Actor,
         k: &IntegrationKeyRecord,
-        event_type: &str,
-        extra: serde_json::Value,
+        body: impl FnOnce(KeyRef) -> EventBody,
     ) -> NewEvent {
-        let mut payload = json!({"key_id": k.key_id, "name": k.name, "scopes": k.scopes, "allowed_adapters": k.allowed_adapters});
-        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(e.clone());
-        }
         NewEvent {
-            event_type: event_type.into(),
+            body: body(KeyRef {
+                key_id: k.key_id.clone(),
+                name: k.name.clone(),
+                scopes: k.scopes.clone(),
+                allowed_adapters: k.allowed_adapters.clone(),
+            }),
             actor: actor.name.clone(),
             customer_id: Some(CustomerId::from_trusted(k.customer_id.clone())),
-            payload,
             occurred_at: self.clock.now(),
             request_id: actor.request_id.clone(),
         }
@@ -293,12 +295,12 @@ impl Services {
             revoked_at: None,
             last_used_at: None,
         };
-        let event = self.key_event(
-            actor,
-            &record,
-            "integration_key.issued",
-            json!({"expires_at": req.expires_at}),
-        );
+        let event = self.key_event(actor, &record, |key| {
+            EventBody::IntegrationKeyIssued(IntegrationKeyIssued {
+                key,
+                expires_at: req.expires_at,
+            })
+        });
         self.store.insert_integration_key(&record, event).await?;
         Ok(IssuedKey {
             secret: format_key(&key_id, &secret),
@@ -373,12 +375,12 @@ impl Services {
             (req.grace_seconds > 0).then(|| now + Duration::seconds(i64::from(req.grace_seconds)));
         k.secret_hash = self.key_hash.hash(&secret);
         k.rotated_at = Some(now);
-        let event = self.key_event(
-            actor,
-            &k,
-            "integration_key.rotated",
-            json!({"grace_seconds": req.grace_seconds}),
-        );
+        let event = self.key_event(actor, &k, |key| {
+            EventBody::IntegrationKeyRotated(IntegrationKeyRotated {
+                key,
+                grace_seconds: req.grace_seconds,
+            })
+        });
         self.store
             .update_integration_key(&k, &expected, event)
             .await?;
@@ -407,7 +409,9 @@ impl Services {
             k.revoked_at = Some(self.clock.now());
             k.previous_secret_hash = None;
             k.previous_valid_until = None;
-            let event = self.key_event(actor, &k, "integration_key.revoked", json!({}));
+            let event = self.key_event(actor, &k, |key| {
+                EventBody::IntegrationKeyRevoked(IntegrationKeyRevoked { key })
+            });
             match self
                 .store
                 .update_integration_key(&k, &expected, event)
@@ -478,10 +482,11 @@ impl Services {
         reason: &str,
     ) -> Result<u64, ServiceError> {
         let event = NewEvent {
-            event_type: "integration_keys.revoked".into(),
+            body: EventBody::IntegrationKeysRevoked(IntegrationKeysRevoked {
+                reason: reason.to_owned(),
+            }),
             actor: actor.name.clone(),
             customer_id: Some(CustomerId::from_trusted(customer_id.to_owned())),
-            payload: json!({"reason": reason}),
             occurred_at: self.clock.now(),
             request_id: actor.request_id.clone(),
         };

@@ -11,6 +11,7 @@
 //! `name` and `industry` are read as the customer's name and industry; every other field maps
 //! to an attribute (through the product's `[legacy] fields`, or by its own name).
 
+use crate::domain::events::{EventBody, LegacyImported};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -235,15 +236,14 @@ impl Services {
         if summary.created > 0 {
             self.store
                 .append_event(NewEvent {
-                    event_type: "legacy.imported".into(),
+                    body: EventBody::LegacyImported(LegacyImported {
+                        file: path.display().to_string(),
+                        created: summary.created as u64,
+                        skipped: summary.skipped as u64,
+                        refused: summary.refused as u64,
+                    }),
                     actor: actor.name.clone(),
                     customer_id: None,
-                    payload: json!({
-                        "file": path.display().to_string(),
-                        "created": summary.created,
-                        "skipped": summary.skipped,
-                        "refused": summary.refused,
-                    }),
                     occurred_at: self.clock.now(),
                     request_id: actor.request_id.clone(),
                 })

@@ -7,6 +7,9 @@
 //! change is persisted before the next begins, so a process that dies anywhere leaves a run
 //! that the next holder of its lease resumes (or finishes rolling back).
 
+use crate::domain::events::{
+    ChecklistCompleted, DatasetDropped, EventBody, OnboardingFailed, OnboardingRetried, RunFinished,
+};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use rand::Rng;
@@ -567,10 +570,12 @@ impl Services {
             }
             let mut attempt_progress = progress.clone();
             attempt_progress.events.push(NewEvent {
-                event_type: "customer.activated".into(),
+                body: EventBody::CustomerActivated(RunFinished {
+                    run_id: run.run_id.clone(),
+                    version: next.version,
+                }),
                 actor: "onramp".into(),
                 customer_id: Some(customer.id.clone()),
-                payload: json!({"run_id": run.run_id, "version": next.version}),
                 occurred_at: now,
                 request_id: None,
             });
@@ -659,10 +664,13 @@ impl Services {
             next.updated_at = now;
         }
         progress.events.push(NewEvent {
-            event_type: "customer.onboarding_failed".into(),
+            body: EventBody::CustomerOnboardingFailed(OnboardingFailed {
+                run_id: run.run_id.clone(),
+                errors: run.errors.clone(),
+                version: next.version,
+            }),
             actor: "onramp".into(),
             customer_id: Some(customer.id.clone()),
-            payload: json!({"run_id": run.run_id, "errors": run.errors, "version": next.version}),
             occurred_at: now,
             request_id: None,
         });
@@ -702,10 +710,13 @@ impl Services {
         // failed or was cut off before its record was saved): it may have existed.
         let recorded = self.store.get_dataset(customer_id).await?.is_some();
         let event = NewEvent {
-            event_type: "dataset.dropped".into(),
+            body: EventBody::DatasetDropped(DatasetDropped {
+                dataset_id,
+                reason: reason.to_owned(),
+                was_recorded: recorded,
+            }),
             actor: "onramp".into(),
             customer_id: Some(customer.id.clone()),
-            payload: json!({"dataset_id": dataset_id, "reason": reason, "was_recorded": recorded}),
             occurred_at: self.clock.now(),
             request_id: None,
         };
@@ -818,10 +829,11 @@ impl Services {
             done_at: self.clock.now(),
         };
         let event = NewEvent {
-            event_type: "checklist.completed".into(),
+            body: EventBody::ChecklistCompleted(ChecklistCompleted {
+                item: item_id.to_owned(),
+            }),
             actor: actor.name.clone(),
             customer_id: Some(customer.id.clone()),
-            payload: json!({"item": item_id}),
             occurred_at: record.done_at,
             request_id: actor.request_id.clone(),
         };
@@ -860,10 +872,13 @@ impl Services {
                 next.updated_at = now;
                 let new_run = self.new_run(customer_id, now, now);
                 let event = NewEvent {
-                    event_type: "onboarding.retried".into(),
+                    body: EventBody::OnboardingRetried(OnboardingRetried {
+                        run_id: new_run.run_id.clone(),
+                        previous_run_id: run.run_id.clone(),
+                        version: next.version,
+                    }),
                     actor: actor.name.clone(),
                     customer_id: Some(customer.id.clone()),
-                    payload: json!({"run_id": new_run.run_id, "previous_run_id": run.run_id, "version": next.version}),
                     occurred_at: now,
                     request_id: actor.request_id.clone(),
                 };

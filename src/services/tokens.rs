@@ -4,9 +4,9 @@
 //! secret (32 random bytes, hex) is compared by its SHA-256 in constant time. A fast hash is
 //! right here: the secret has 256 bits of entropy, so there is nothing to brute-force.
 
+use crate::domain::events::{AdminTokenCreated, EventBody};
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -72,10 +72,13 @@ impl Services {
             revoked_at: None,
         };
         let event = NewEvent {
-            event_type: "admin_token.created".into(),
+            body: EventBody::AdminTokenCreated(AdminTokenCreated {
+                token_id: id.clone(),
+                name: name.to_owned(),
+                role,
+            }),
             actor: actor.name.clone(),
             customer_id: None,
-            payload: json!({"token_id": id, "name": name, "role": role}),
             occurred_at: record.created_at,
             request_id: actor.request_id.clone(),
         };

@@ -3,8 +3,8 @@
 //! scope and the adapter in its key's `allowed_adapters`; the file is checked whole before a row
 //! is written, and the rows go in one transaction, so a refused file loads nothing.
 
+use crate::domain::events::{DatasetUploaded, EventBody};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -99,16 +99,15 @@ impl Services {
         let actor = p.actor();
         self.store
             .append_event(NewEvent {
-                event_type: "dataset.uploaded".into(),
+                body: EventBody::DatasetUploaded(DatasetUploaded {
+                    adapter: receipt.adapter.clone(),
+                    table: receipt.table.clone(),
+                    rows_loaded: receipt.rows_loaded,
+                    bytes: body.len() as u64,
+                    sha256: receipt.sha256.clone(),
+                }),
                 actor: actor.name,
                 customer_id: Some(CustomerId::from_trusted(p.customer_id.clone())),
-                payload: json!({
-                    "adapter": receipt.adapter,
-                    "table": receipt.table,
-                    "rows_loaded": receipt.rows_loaded,
-                    "bytes": body.len(),
-                    "sha256": receipt.sha256,
-                }),
                 occurred_at: self.clock.now(),
                 request_id: None,
             })

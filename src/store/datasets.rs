@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
+pub use crate::domain::dataset::{ExportManifest, ExportedTable};
 use crate::domain::query::SqlDialect;
 use crate::product::{Column, Product, QueryLimits};
 
@@ -124,28 +125,6 @@ pub struct QueryResult {
     pub row_count: usize,
     /// Whether more rows were cut off at the row limit.
     pub truncated: bool,
-}
-
-/// One exported table.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
-pub struct ExportedTable {
-    /// Table name.
-    pub name: String,
-    /// File, relative to the export directory (JSON Lines, one object per row).
-    pub file: String,
-    /// How many rows.
-    pub rows: u64,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-}
-
-/// The manifest of a dataset export, written beside the table files as `manifest.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
-pub struct ExportManifest {
-    /// The dataset.
-    pub dataset_id: String,
-    /// The tables.
-    pub tables: Vec<ExportedTable>,
 }
 
 /// Writes rows as JSON Lines and returns the table's manifest entry.

@@ -482,3 +482,29 @@ async fn the_cli_shows_runs_queries_and_offboards_with_an_export(backend: Backen
         }
     }
 }
+
+#[tokio::test]
+async fn audit_catalog_lists_every_event_type_and_readme_does_too() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let listed = onramp(&db, None, &["audit", "catalog", "--format", "json"])
+        .ok()
+        .json();
+    let listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = onramp::domain::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(listed, all);
+    let readme = std::fs::read_to_string(crate::common::repo_path("README.md")).unwrap();
+    for t in all {
+        assert!(
+            readme.contains(&format!("| `{t}` | 1 |")),
+            "README's event catalog does not list {t}"
+        );
+    }
+}

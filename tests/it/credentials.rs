@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::common;
 use crate::common::cli::{onramp, Server};
 use crate::common::{Backend, TestApp, TestDb};
 use onramp::product::Product;
@@ -606,6 +607,14 @@ async fn offboarding_with_data_destroys_credentials(backend: Backend) {
     assert!(!raw_dump(&app).await.contains(GOOD));
     let (_, audit) = get(&app, "/api/v1/customers/acme_corp/audit", &app.admin).await;
     assert!(audit.contains("credentials.destroyed"));
+    let types = common::event_types(app.services.store.as_ref()).await;
+    for t in [
+        "credential.stored",
+        "credentials.destroyed",
+        "customer.offboarded",
+    ] {
+        assert!(types.contains(t), "no {t} event in {types:?}");
+    }
 }
 
 /// A real `onramp serve` at debug level: no log line holds a secret it handled.

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::cli::{onramp, Server};
 use crate::common::{self, Backend, TestDb};
+use onramp::domain::events::{ChecklistCompleted, EventBody, IntegrationKeysRevoked};
 use onramp::domain::job::AttemptOutcome;
 use onramp::domain::NewEvent;
+
+const EVEN: &str = "checklist.completed";
+const ODD: &str = "integration_keys.revoked";
 use onramp::jobs::{JobError, Jobs};
 use onramp::product::Product;
 use onramp::services::Services;
@@ -16,15 +20,18 @@ use onramp::store::{EventFilter, Store, StoreError};
 
 fn event(n: usize) -> NewEvent {
     NewEvent {
-        event_type: if n.is_multiple_of(2) {
-            "test.even"
+        // Two types, to count by type: even and odd.
+        body: if n.is_multiple_of(2) {
+            EventBody::ChecklistCompleted(ChecklistCompleted {
+                item: format!("item-{n}"),
+            })
         } else {
-            "test.odd"
-        }
-        .into(),
+            EventBody::IntegrationKeysRevoked(IntegrationKeysRevoked {
+                reason: format!("test {n}"),
+            })
+        },
         actor: "test".into(),
         customer_id: None,
-        payload: serde_json::json!({ "n": n }),
         occurred_at: Utc::now(),
         request_id: None,
     }
@@ -232,11 +239,11 @@ async fn the_event_counts_consumer_takes_each_event_once(backend: Backend) {
     let counts = services.store.event_counts(None).await.unwrap();
     let today = Utc::now().format("%Y-%m-%d").to_string();
     assert!(
-        counts.contains(&(today.clone(), "test.even".into(), 13)),
+        counts.contains(&(today.clone(), EVEN.into(), 13)),
         "{counts:?}"
     );
     assert!(
-        counts.contains(&(today.clone(), "test.odd".into(), 12)),
+        counts.contains(&(today.clone(), ODD.into(), 12)),
         "{counts:?}"
     );
     // Again, from another process: nothing new, nothing counted twice.
@@ -262,7 +269,7 @@ async fn the_event_counts_consumer_takes_each_event_once(backend: Backend) {
             "event_counts",
             0,
             last_id,
-            &[(today, "test.even".into(), 100)],
+            &[(today, EVEN.into(), 100)],
             Utc::now(),
         )
         .await;

@@ -750,6 +750,11 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
         export["manifest_sha256"]
     );
     assert!(app.services.verify_audit().await.unwrap().ok);
+    // The receipt, export and manifest included, is the typed payload of the catalog.
+    let types = common::event_types(app.services.store.as_ref()).await;
+    for t in ["customer.offboarded", "dataset.dropped"] {
+        assert!(types.contains(t), "no {t} event in {types:?}");
+    }
 }
 
 /// An operator's change while the run is under way (new tags) is kept when the run activates

@@ -231,6 +231,18 @@ async fn growthnav_onboarding_replays(backend: Backend) {
     .ok()
     .json();
     assert_eq!(verify["ok"], true);
+
+    // Every event the replay appended is a type of the catalog, with its typed payload.
+    let types = common::event_types(app.services.store.as_ref()).await;
+    for t in [
+        "customer.registered",
+        "dataset.provisioned",
+        "customer.activated",
+        "customer.offboarded",
+        "admin_token.created",
+    ] {
+        assert!(types.contains(t), "no {t} event in {types:?}");
+    }
 }
 
 async fn growthnav_onboarding_through_the_cli(backend: Backend) {

@@ -2,14 +2,18 @@
 
 use crate::common;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 use crate::common::{Backend, TestDb};
+use onramp::domain::customer::CustomerView;
+use onramp::domain::events::{
+    AdminTokenCreated, ChecklistCompleted, CustomerChanged, CustomerRegistered, EventBody,
+};
 use onramp::domain::{
     AttributeValue, Contact, Customer, CustomerId, CustomerIdRule, CustomerName, CustomerStatus,
     Email, NewEvent, Role, Tags, OPERATOR_CHAIN,
 };
+use onramp::product::Product;
 use onramp::store::{
     AdminTokenRecord, CustomerFilter, EventFilter, IdempotencyRecord, PageRequest, StoreError,
 };
@@ -53,12 +57,35 @@ fn customer(
     }
 }
 
+/// An event of a catalog type, with a payload of that type.
+fn body(c: Option<&Customer>, kind: &str) -> EventBody {
+    match kind {
+        "customer.registered" => EventBody::CustomerRegistered(CustomerRegistered {
+            customer: CustomerView::of(c.expect("a customer"), &Product::builtin()),
+            run_id: "run-1".into(),
+            steps: vec![],
+        }),
+        "customer.updated" => EventBody::CustomerUpdated(CustomerChanged {
+            changes: serde_json::Map::new(),
+            version: 2,
+        }),
+        "admin_token.created" => EventBody::AdminTokenCreated(AdminTokenCreated {
+            token_id: "t1".into(),
+            name: "ops".into(),
+            role: Role::Admin,
+        }),
+        "checklist.completed" => EventBody::ChecklistCompleted(ChecklistCompleted {
+            item: "kickoff".into(),
+        }),
+        other => panic!("no test payload for {other}"),
+    }
+}
+
 fn event(c: Option<&Customer>, kind: &str, at: DateTime<Utc>) -> NewEvent {
     NewEvent {
-        event_type: kind.into(),
+        body: body(c, kind),
         actor: "test".into(),
         customer_id: c.map(|c| c.id.clone()),
-        payload: json!({"k": "v"}),
         occurred_at: at,
         request_id: Some("req-1".into()),
     }
@@ -329,7 +356,14 @@ async fn events_are_chained_per_customer_and_filterable(backend: Backend) {
         "acme's second event links to its first"
     );
     assert_eq!(all[2].computed_hash(), all[2].hash);
-    assert_eq!(all[0].payload, json!({"k": "v"}));
+    assert_eq!(
+        all[0].payload,
+        body(Some(&a), "customer.registered").to_json()
+    );
+    assert_eq!(
+        all[0].body().unwrap(),
+        body(Some(&a), "customer.registered")
+    );
     assert_eq!(all[0].request_id.as_deref(), Some("req-1"));
 
     let types = |f: EventFilter| {
@@ -532,7 +566,7 @@ async fn concurrent_writers_keep_every_chain_intact(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let who = if i % 2 == 0 { Some(&a) } else { None };
             store
-                .append_event(event(who, "test.concurrent", t0()))
+                .append_event(event(who, "checklist.completed", t0()))
                 .await
                 .unwrap();
         }));

@@ -1,4 +1,5 @@
-//! `onramp audit`: the event log: list events, verify every hash chain, count events by day.
+//! `onramp audit`: the event log: list events, verify every hash chain, count events by day,
+//! show the event catalog.
 
 use clap::{Args, Subcommand};
 
@@ -15,6 +16,12 @@ pub enum AuditCommand {
     List(AuditListArgs),
     /// Verify every hash chain and name the first broken link.
     Verify {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The event catalog: every event type, its payload version and when it is appended.
+    Catalog {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -105,6 +112,24 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: AuditCommand) -> C
                             e.event_type.clone(),
                             e.customer_id.clone().unwrap_or_else(|| "-".into()),
                             e.actor.clone(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Catalog { format } => {
+            let catalog = crate::services::audit::event_catalog();
+            match format {
+                Format::Json => output::json(&catalog),
+                _ => {
+                    let mut t = output::table(&["EVENT TYPE", "VERSION", "APPENDED WHEN"]);
+                    for e in &catalog {
+                        t.add_row([
+                            e.event_type.to_owned(),
+                            e.version.to_string(),
+                            e.description.clone(),
                         ]);
                     }
                     println!("{t}");

@@ -401,17 +401,48 @@ pub async fn snapshot(store: &dyn Store) -> Snapshot {
         .await
         .unwrap();
     let customers = page.items.iter().map(|c| format!("{c:?}")).collect();
+    let events = all_events(store)
+        .await
+        .into_iter()
+        .map(|e| (e.id, e.hash))
+        .collect();
+    Snapshot { customers, events }
+}
+
+/// Every event in the log, each checked against the catalog: its type is in it, and its
+/// payload decodes into the type's payload and encodes again to exactly the stored text (which
+/// its hash covers).
+pub async fn all_events(store: &dyn Store) -> Vec<onramp::domain::Event> {
     let events = store
         .list_events(&onramp::store::EventFilter {
             limit: 100_000,
             ..Default::default()
         })
         .await
-        .unwrap()
+        .unwrap();
+    for e in &events {
+        let body = e
+            .body()
+            .unwrap_or_else(|err| panic!("event {} ({}): {err}", e.id, e.event_type));
+        assert_eq!(body.event_type().as_str(), e.event_type);
+        assert_eq!(
+            body.to_json().to_string(),
+            e.payload_text,
+            "event {} ({}) does not encode back to its stored payload",
+            e.id,
+            e.event_type
+        );
+    }
+    events
+}
+
+/// The distinct types of the events in the log (each checked by [`all_events`]).
+pub async fn event_types(store: &dyn Store) -> std::collections::BTreeSet<String> {
+    all_events(store)
+        .await
         .into_iter()
-        .map(|e| (e.id, e.hash))
-        .collect();
-    Snapshot { customers, events }
+        .map(|e| e.event_type)
+        .collect()
 }
 
 /// Generates one test per backend from `async fn name(backend: Backend)` functions.

@@ -1,0 +1,500 @@
+//! The event catalog: every event Onramp appends, each a Rust type with a versioned payload.
+//!
+//! An event's type (`customer.registered`) and payload version name its shape; the payload
+//! serialises to the JSON object the event log stores, with its fields in the order declared
+//! here. The catalog is what the outbox's consumers (webhooks, emails, analytics) read: they
+//! decode a stored event with [`EventBody::decode`] rather than picking at JSON. Every type is
+//! at version 1; a change to a payload's shape becomes a new version of its type, and the old
+//! one keeps decoding, since stored events never change (their hash chain covers them).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::credential::CredentialStatus;
+use super::customer::CustomerView;
+use super::dataset::DeletionReceipt;
+use super::{CustomerStatus, Role};
+
+macro_rules! catalog {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident($payload:ident) = $name:literal, v $version:literal;
+    )*) => {
+        /// Every event type, by its dotted name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl EventType {
+            /// Every event type, in catalog order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            /// The dotted name stored in the event log, such as `customer.registered`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)*
+                }
+            }
+
+            /// The version of the payload's shape.
+            pub fn version(self) -> u16 {
+                match self {
+                    $(EventType::$variant => $version,)*
+                }
+            }
+
+            /// When the event is appended, in a sentence.
+            pub fn description(self) -> String {
+                let lines: &[&str] = match self {
+                    $(EventType::$variant => &[$($doc),*],)*
+                };
+                lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+            }
+
+            /// The type a stored name stands for.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(EventType::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// An event's payload, typed by its event type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventBody {
+            $( $(#[doc = $doc])* $variant($payload), )*
+        }
+
+        impl EventBody {
+            /// The event's type.
+            pub fn event_type(&self) -> EventType {
+                match self {
+                    $(EventBody::$variant(_) => EventType::$variant,)*
+                }
+            }
+
+            /// The payload as the event log stores it.
+            pub fn to_json(&self) -> serde_json::Value {
+                let value = match self {
+                    $(EventBody::$variant(p) => serde_json::to_value(p),)*
+                };
+                // Payloads are plain data (strings, numbers, lists, maps with string keys).
+                value.expect("event payloads always serialise")
+            }
+
+            /// Decodes a stored event's payload by its type.
+            pub fn decode(event_type: &str, payload: &str) -> Result<Self, DecodeError> {
+                let Some(t) = EventType::parse(event_type) else {
+                    return Err(DecodeError::UnknownType(event_type.to_owned()));
+                };
+                let bad = |e: serde_json::Error| DecodeError::Payload {
+                    event_type: t.as_str(),
+                    reason: e.to_string(),
+                };
+                Ok(match t {
+                    $(EventType::$variant => EventBody::$variant(serde_json::from_str(payload).map_err(bad)?),)*
+                })
+            }
+        }
+    };
+}
+
+/// Why a stored event does not decode into the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The type is not in the catalog.
+    #[error("'{0}' is not an event type of the catalog")]
+    UnknownType(String),
+    /// The payload does not have its type's shape.
+    #[error("the payload of a {event_type} event does not match its type: {reason}")]
+    Payload {
+        /// The event type.
+        event_type: &'static str,
+        /// What did not match.
+        reason: String,
+    },
+}
+
+catalog! {
+    /// A customer was registered and its onboarding run created.
+    CustomerRegistered(CustomerRegistered) = "customer.registered", v 1;
+    /// Fields of a customer's record changed (more than its status alone).
+    CustomerUpdated(CustomerChanged) = "customer.updated", v 1;
+    /// An operator changed a customer's status and nothing else.
+    CustomerStatusChanged(CustomerChanged) = "customer.status_changed", v 1;
+    /// A customer was offboarded: made inactive, or deleted with its data.
+    CustomerOffboarded(CustomerOffboarded) = "customer.offboarded", v 1;
+    /// A customer's onboarding run succeeded and the customer became active.
+    CustomerActivated(RunFinished) = "customer.activated", v 1;
+    /// A customer's onboarding run failed and was rolled back.
+    CustomerOnboardingFailed(OnboardingFailed) = "customer.onboarding_failed", v 1;
+    /// A failed onboarding was started over as a new run.
+    OnboardingRetried(OnboardingRetried) = "onboarding.retried", v 1;
+    /// A manual checklist item was marked done.
+    ChecklistCompleted(ChecklistCompleted) = "checklist.completed", v 1;
+    /// A customer's dataset was created for its tier.
+    DatasetProvisioned(DatasetChanged) = "dataset.provisioned", v 1;
+    /// A customer's dataset was changed to match its tier or schema.
+    DatasetUpdated(DatasetChanged) = "dataset.updated", v 1;
+    /// A customer's dataset was dropped (rollback or deletion).
+    DatasetDropped(DatasetDropped) = "dataset.dropped", v 1;
+    /// A file was uploaded into a customer's dataset.
+    DatasetUploaded(DatasetUploaded) = "dataset.uploaded", v 1;
+    /// Legacy tenants were imported into the registry (operator chain).
+    LegacyImported(LegacyImported) = "legacy.imported", v 1;
+    /// An admin API token was created (operator chain).
+    AdminTokenCreated(AdminTokenCreated) = "admin_token.created", v 1;
+    /// An integration key was issued to a customer.
+    IntegrationKeyIssued(IntegrationKeyIssued) = "integration_key.issued", v 1;
+    /// An integration key's secret was rotated.
+    IntegrationKeyRotated(IntegrationKeyRotated) = "integration_key.rotated", v 1;
+    /// An integration key was revoked.
+    IntegrationKeyRevoked(IntegrationKeyRevoked) = "integration_key.revoked", v 1;
+    /// Every integration key of a customer was revoked at once.
+    IntegrationKeysRevoked(IntegrationKeysRevoked) = "integration_keys.revoked", v 1;
+    /// A credential value was stored as a new version.
+    CredentialStored(CredentialStored) = "credential.stored", v 1;
+    /// A credential's value was read through the API or CLI.
+    CredentialRead(CredentialVersionRef) = "credential.read", v 1;
+    /// A credential was checked against its provider.
+    CredentialValidated(CredentialValidated) = "credential.validated", v 1;
+    /// A credential version was enabled.
+    CredentialVersionEnabled(CredentialVersionRef) = "credential.version_enabled", v 1;
+    /// A credential version was disabled.
+    CredentialVersionDisabled(CredentialVersionRef) = "credential.version_disabled", v 1;
+    /// A credential version was destroyed: its sealed value is gone.
+    CredentialVersionDestroyed(CredentialVersionRef) = "credential.version_destroyed", v 1;
+    /// A credential was revoked (its versions disabled, or destroyed).
+    CredentialRevoked(CredentialRevoked) = "credential.revoked", v 1;
+    /// Every credential of a customer was destroyed (offboarding with its data).
+    CredentialsDestroyed(CredentialsDestroyed) = "credentials.destroyed", v 1;
+    /// The vault's data keys were rewrapped onto the current master key (operator chain).
+    VaultRewrapped(VaultRewrapped) = "vault.rewrapped", v 1;
+}
+
+/// `customer.registered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerRegistered {
+    /// The record as registered.
+    pub customer: CustomerView,
+    /// The onboarding run started for it.
+    pub run_id: String,
+    /// The run's steps, in order.
+    pub steps: Vec<String>,
+}
+
+/// `customer.updated` and `customer.status_changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerChanged {
+    /// Each changed field of the customer's view, as `{"from": .., "to": ..}`, in the view's
+    /// field order.
+    pub changes: serde_json::Map<String, serde_json::Value>,
+    /// The record's version after the change.
+    pub version: i64,
+}
+
+/// `customer.offboarded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerOffboarded {
+    /// The status before.
+    pub from_status: CustomerStatus,
+    /// The status after: `inactive` or `deleted`.
+    pub to_status: CustomerStatus,
+    /// Whether the data was deleted.
+    pub delete_data: bool,
+    /// The operator's reason, if given.
+    pub reason: Option<String>,
+    /// The record's version after the change.
+    pub version: i64,
+    /// What deleting the data removed.
+    pub receipt: Option<DeletionReceipt>,
+}
+
+/// `customer.activated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFinished {
+    /// The run.
+    pub run_id: String,
+    /// The record's version after the change.
+    pub version: i64,
+}
+
+/// `customer.onboarding_failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnboardingFailed {
+    /// The run.
+    pub run_id: String,
+    /// Why it failed, one sentence per failed step.
+    pub errors: Vec<String>,
+    /// The record's version after the change.
+    pub version: i64,
+}
+
+/// `onboarding.retried`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnboardingRetried {
+    /// The new run.
+    pub run_id: String,
+    /// The run that failed.
+    pub previous_run_id: String,
+    /// The record's version after the change.
+    pub version: i64,
+}
+
+/// `checklist.completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistCompleted {
+    /// The checklist item's id.
+    pub item: String,
+}
+
+/// `dataset.provisioned` and `dataset.updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetChanged {
+    /// The dataset.
+    pub dataset_id: String,
+    /// The data store it lives on.
+    pub data_store: String,
+    /// The tier it was provisioned for.
+    pub tier: Option<String>,
+    /// Its tables.
+    pub tables: Vec<String>,
+    /// Its schema version.
+    pub schema_version: i64,
+}
+
+/// `dataset.dropped`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetDropped {
+    /// The dataset.
+    pub dataset_id: String,
+    /// Why it was dropped.
+    pub reason: String,
+    /// Whether the registry held a record of it (a run cut off mid-provisioning leaves none).
+    pub was_recorded: bool,
+}
+
+/// `dataset.uploaded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetUploaded {
+    /// The product's upload adapter.
+    pub adapter: String,
+    /// The table loaded.
+    pub table: String,
+    /// Rows loaded.
+    pub rows_loaded: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// The file's SHA-256, hex.
+    pub sha256: String,
+}
+
+/// `legacy.imported`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyImported {
+    /// The legacy tenants file.
+    pub file: String,
+    /// Customers created.
+    pub created: u64,
+    /// Tenants already in the registry.
+    pub skipped: u64,
+    /// Tenants refused.
+    pub refused: u64,
+}
+
+/// `admin_token.created`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminTokenCreated {
+    /// The token's public id.
+    pub token_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// `integration_key.issued`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationKeyIssued {
+    /// The key.
+    #[serde(flatten)]
+    pub key: KeyRef,
+    /// When it expires, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `integration_key.rotated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationKeyRotated {
+    /// The key.
+    #[serde(flatten)]
+    pub key: KeyRef,
+    /// How long the previous secret keeps working.
+    pub grace_seconds: u32,
+}
+
+/// `integration_key.revoked`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationKeyRevoked {
+    /// The key.
+    #[serde(flatten)]
+    pub key: KeyRef,
+}
+
+/// An integration key as its events name it (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRef {
+    /// The public key id.
+    pub key_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// The upload adapters it may use.
+    pub allowed_adapters: Vec<String>,
+}
+
+/// `integration_keys.revoked`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationKeysRevoked {
+    /// Why.
+    pub reason: String,
+}
+
+/// `credential.stored`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialStored {
+    /// The credential type.
+    pub credential_type: String,
+    /// The new version.
+    pub version: i64,
+    /// The value's fingerprint (never the value).
+    pub fingerprint: String,
+    /// The scopes stated with it.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `credential.read` and `credential.version_*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialVersionRef {
+    /// The credential type.
+    pub credential_type: String,
+    /// The version.
+    pub version: i64,
+}
+
+/// `credential.validated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialValidated {
+    /// The credential type.
+    pub credential_type: String,
+    /// The version checked.
+    pub version: i64,
+    /// Whether the provider answered.
+    pub reached_provider: bool,
+    /// The credential's status after the check.
+    pub status: CredentialStatus,
+    /// The scopes the provider reported.
+    pub scopes: Option<Vec<String>>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// `credential.revoked`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRevoked {
+    /// The credential type.
+    pub credential_type: String,
+    /// Whether the versions were destroyed rather than disabled.
+    pub destroyed: bool,
+    /// The versions changed.
+    pub versions: Vec<i64>,
+}
+
+/// `credentials.destroyed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialsDestroyed {
+    /// The credential types destroyed.
+    pub credential_types: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// `vault.rewrapped`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaultRewrapped {
+    /// The master key version the data keys now sit under.
+    pub master_key_version: u32,
+    /// How many data keys were rewrapped.
+    pub rewrapped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_parse_back() {
+        let mut seen = std::collections::HashSet::new();
+        for t in EventType::ALL {
+            assert!(seen.insert(t.as_str()), "{} twice", t.as_str());
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert!(!t.description().is_empty());
+            assert_eq!(t.version(), 1);
+        }
+        assert_eq!(EventType::parse("customer.nope"), None);
+    }
+
+    /// The JSON the event log held before the catalog, byte for byte, decodes and encodes again
+    /// to itself: key order included.
+    #[test]
+    fn payloads_keep_the_stored_json() {
+        let stored = [
+            (
+                "integration_key.issued",
+                r#"{"key_id":"0123456789abcdef","name":"ci","scopes":["upload"],"allowed_adapters":[],"expires_at":null}"#,
+            ),
+            (
+                "integration_key.rotated",
+                r#"{"key_id":"0123456789abcdef","name":"ci","scopes":["upload"],"allowed_adapters":["ads"],"grace_seconds":60}"#,
+            ),
+            (
+                "credential.validated",
+                r#"{"credential_type":"api_key","version":2,"reached_provider":true,"status":"active","scopes":null,"error":null}"#,
+            ),
+            (
+                "customer.status_changed",
+                r#"{"changes":{"status":{"from":"active","to":"suspended"}},"version":3}"#,
+            ),
+            (
+                "customer.offboarded",
+                r#"{"from_status":"active","to_status":"inactive","delete_data":false,"reason":null,"version":4,"receipt":null}"#,
+            ),
+            (
+                "dataset.provisioned",
+                r#"{"dataset_id":"acme_data","data_store":"main","tier":"basic","tables":["a","b"],"schema_version":1}"#,
+            ),
+            (
+                "vault.rewrapped",
+                r#"{"master_key_version":2,"rewrapped":17}"#,
+            ),
+        ];
+        for (t, json) in stored {
+            let body = EventBody::decode(t, json).unwrap();
+            assert_eq!(body.event_type().as_str(), t);
+            assert_eq!(body.to_json().to_string(), json);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_in_the_catalog() {
+        assert_eq!(
+            EventBody::decode("customer.nope", "{}"),
+            Err(DecodeError::UnknownType("customer.nope".into()))
+        );
+        let e = EventBody::decode("checklist.completed", r#"{"item": 3}"#).unwrap_err();
+        assert!(e.to_string().contains("checklist.completed"), "{e}");
+    }
+}
