@@ -8,8 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::FieldError;
-use crate::services::ServiceError;
-use crate::store::StoreError;
+use crate::services::{ErrorKind, ServiceError};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -56,77 +55,31 @@ impl Problem {
 
 impl From<&ServiceError> for Problem {
     fn from(e: &ServiceError) -> Self {
-        use ServiceError as S;
-        let detail = e.to_string();
-        let (status, code) = match e {
-            S::Invalid(errors) => {
-                return Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    detail,
-                    Some(errors.clone()),
-                )
-            }
-            S::CustomerNotFound(_) => (StatusCode::NOT_FOUND, "customer_not_found"),
-            S::CustomerExists(_) => (StatusCode::CONFLICT, "customer_exists"),
-            S::InvalidTransition(_) => (StatusCode::CONFLICT, "invalid_transition"),
-            S::CustomerDeleted(_) => (StatusCode::CONFLICT, "customer_deleted"),
-            S::VersionMismatch { .. } => (StatusCode::PRECONDITION_FAILED, "version_mismatch"),
-            S::IdempotencyKeyReused(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-            }
-            S::IdempotencyKeyInProgress(_) => (StatusCode::CONFLICT, "idempotency_key_in_progress"),
-            S::RunNotRetryable(_) => (StatusCode::CONFLICT, "run_not_retryable"),
-            S::RunInProgress(_) => (StatusCode::CONFLICT, "run_in_progress"),
-            S::StatusOwnedByOnboarding(_) => (StatusCode::CONFLICT, "status_owned_by_onboarding"),
-            S::NoDataset(_) => (StatusCode::CONFLICT, "no_dataset"),
-            S::AdapterNotFound(_) => (StatusCode::NOT_FOUND, "adapter_not_found"),
-            S::NotActive { .. } => (StatusCode::CONFLICT, "not_active"),
-            S::TableNotProvisioned { .. } => (StatusCode::CONFLICT, "table_not_provisioned"),
-            S::CredentialNotFound(_) => (StatusCode::NOT_FOUND, "credential_not_found"),
-            S::KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
-            S::KeyRevoked(_) => (StatusCode::CONFLICT, "key_revoked"),
-            S::VersionState(_) => (StatusCode::CONFLICT, "invalid_version_state"),
-            S::KeyChanged(_) => (StatusCode::CONFLICT, "key_changed"),
-            S::CredentialUnreadable(_) => {
-                tracing::error!(error = %e, "vault integrity");
-                (StatusCode::INTERNAL_SERVER_ERROR, "credential_unreadable")
-            }
-            S::QueryRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_refused"),
-            S::QueryTimeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_timeout"),
-            S::Dataset(d) if d.is_transient() => {
-                tracing::error!(error = %e, "dataset store unavailable");
-                return Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "a dataset store is busy or unreachable; retry shortly",
-                    None,
-                );
-            }
-            S::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            S::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            S::ScopeMissing(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
-            S::OtherCustomer => (StatusCode::FORBIDDEN, "forbidden"),
-            S::AdapterNotAllowed(_) => (StatusCode::FORBIDDEN, "adapter_not_allowed"),
-            S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
-                tracing::error!(error = %e, "registry unavailable");
-                return Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the registry is busy; retry shortly",
-                    None,
-                );
-            }
-            S::Store(_) | S::Product(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => {
-                tracing::error!(error = %e, "request failed");
-                return Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "an internal error occurred; it has been logged",
-                    None,
-                );
+        let kind = e.kind();
+        let status = match kind {
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Stale => StatusCode::PRECONDITION_FAILED,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Integrity | ErrorKind::Config | ErrorKind::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        Problem::new(status, code, detail, None)
+        match kind {
+            ErrorKind::Integrity => tracing::error!(error = %e, "vault integrity"),
+            ErrorKind::Unavailable => tracing::error!(error = %e, "store unavailable"),
+            ErrorKind::Config | ErrorKind::Internal => {
+                tracing::error!(error = %e, "request failed")
+            }
+            _ => {}
+        }
+        let errors = match e {
+            ServiceError::Invalid(errors) => Some(errors.clone()),
+            _ => None,
+        };
+        Problem::new(status, e.code(), e.public_message(), errors)
     }
 }

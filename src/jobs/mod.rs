@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::job::{next_run_ms, AttemptOutcome};
-use crate::services::{ServiceError, Services};
+use crate::services::{ErrorKind, ServiceError, Services};
 use crate::store::jobs::{ClaimWhen, ClaimedJob, JobAttemptRecord, JobFinish, JobRecord};
 use crate::store::StoreError;
 
@@ -44,6 +44,28 @@ pub enum JobError {
     /// The registry failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl JobError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JobError::Unknown(_) => ErrorKind::NotFound,
+            JobError::Busy { .. } => ErrorKind::Conflict,
+            JobError::Service(e) => e.kind(),
+            JobError::Store(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JobError::Unknown(_) => "job_not_found",
+            JobError::Busy { .. } => "job_busy",
+            JobError::Service(e) => e.code(),
+            JobError::Store(_) => "internal_error",
+        }
+    }
 }
 
 /// One named background job.

@@ -1,9 +1,45 @@
-//! The services' one error type. Interfaces map it to their own form (problem+json, exit codes)
-//! in exactly one place each.
+//! The services' error type. Every error has a [`ErrorKind`] (what sort of refusal or failure it
+//! is) and a stable [`ServiceError::code`]; interfaces map the kind to their own form (an HTTP
+//! status, an exit code) in exactly one place each, and show the code as it is.
 
 use crate::domain::{CustomerStatus, FieldError, InvalidTransition, Role};
 use crate::product::ProductError;
 use crate::store::StoreError;
+
+/// What sort of refusal or failure an error is: the one thing an interface needs to choose its
+/// answer (an HTTP status, an exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The input broke a rule; nothing changed.
+    Invalid,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Valid credentials without the right to do this.
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The caller's copy is stale (an `If-Match` version).
+    Stale,
+    /// Stored data failed an integrity check (a sealed value that does not open).
+    Integrity,
+    /// A store is busy or unreachable; retrying later may work.
+    Unavailable,
+    /// The configuration (the product file, or a file it names) is unusable.
+    Config,
+    /// Something that should not fail did.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether the caller may see the error's own message; for the rest the message is logged
+    /// and the caller gets a generic one.
+    pub fn is_public(self) -> bool {
+        !matches!(self, Self::Unavailable | Self::Config | Self::Internal)
+    }
+}
 
 /// Why a use case refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +169,102 @@ pub enum ServiceError {
     Store(StoreError),
 }
 
+impl ServiceError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        use ServiceError as S;
+        match self {
+            S::Invalid(_)
+            | S::IdempotencyKeyReused(_)
+            | S::QueryRefused(_)
+            | S::QueryTimeout(_) => K::Invalid,
+            S::Unauthenticated(_) => K::Unauthenticated,
+            S::Forbidden { .. }
+            | S::ScopeMissing(_)
+            | S::OtherCustomer
+            | S::AdapterNotAllowed(_) => K::Forbidden,
+            S::CustomerNotFound(_)
+            | S::CredentialNotFound(_)
+            | S::KeyNotFound(_)
+            | S::AdapterNotFound(_) => K::NotFound,
+            S::CustomerExists(_)
+            | S::InvalidTransition(_)
+            | S::CustomerDeleted(_)
+            | S::IdempotencyKeyInProgress(_)
+            | S::RunNotRetryable(_)
+            | S::RunInProgress(_)
+            | S::StatusOwnedByOnboarding(_)
+            | S::NoDataset(_)
+            | S::NotActive { .. }
+            | S::TableNotProvisioned { .. }
+            | S::KeyRevoked(_)
+            | S::VersionState(_)
+            | S::KeyChanged(_) => K::Conflict,
+            S::VersionMismatch { .. } => K::Stale,
+            S::CredentialUnreadable(_) => K::Integrity,
+            S::Dataset(d) if d.is_transient() => K::Unavailable,
+            S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => K::Unavailable,
+            S::Product(_) => K::Config,
+            S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => K::Internal,
+        }
+    }
+
+    /// A stable, machine-readable code naming the error: what API clients and scripts match on.
+    pub fn code(&self) -> &'static str {
+        use ServiceError as S;
+        match self {
+            S::Invalid(_) => "validation_failed",
+            S::CustomerNotFound(_) => "customer_not_found",
+            S::CustomerExists(_) => "customer_exists",
+            S::InvalidTransition(_) => "invalid_transition",
+            S::CustomerDeleted(_) => "customer_deleted",
+            S::VersionMismatch { .. } => "version_mismatch",
+            S::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            S::IdempotencyKeyInProgress(_) => "idempotency_key_in_progress",
+            S::RunNotRetryable(_) => "run_not_retryable",
+            S::RunInProgress(_) => "run_in_progress",
+            S::StatusOwnedByOnboarding(_) => "status_owned_by_onboarding",
+            S::NoDataset(_) => "no_dataset",
+            S::AdapterNotFound(_) => "adapter_not_found",
+            S::NotActive { .. } => "not_active",
+            S::TableNotProvisioned { .. } => "table_not_provisioned",
+            S::CredentialNotFound(_) => "credential_not_found",
+            S::KeyNotFound(_) => "key_not_found",
+            S::KeyRevoked(_) => "key_revoked",
+            S::VersionState(_) => "invalid_version_state",
+            S::KeyChanged(_) => "key_changed",
+            S::CredentialUnreadable(_) => "credential_unreadable",
+            S::QueryRefused(_) => "query_refused",
+            S::QueryTimeout(_) => "query_timeout",
+            S::Unauthenticated(_) => "unauthorized",
+            S::Forbidden { .. } | S::OtherCustomer => "forbidden",
+            S::ScopeMissing(_) => "insufficient_scope",
+            S::AdapterNotAllowed(_) => "adapter_not_allowed",
+            S::Dataset(d) if d.is_transient() => "unavailable",
+            S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "unavailable",
+            S::Product(_) | S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => {
+                "internal_error"
+            }
+        }
+    }
+
+    /// The sentence a caller is shown: the error's own message when its kind is public, else a
+    /// generic one that reveals nothing of the cause.
+    pub fn public_message(&self) -> String {
+        match self.kind() {
+            kind if kind.is_public() => self.to_string(),
+            ErrorKind::Unavailable => match self {
+                ServiceError::Dataset(_) => {
+                    "a dataset store is busy or unreachable; retry shortly".to_owned()
+                }
+                _ => "the registry is busy; retry shortly".to_owned(),
+            },
+            _ => "an internal error occurred; it has been logged".to_owned(),
+        }
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -157,5 +289,52 @@ impl From<StoreError> for ServiceError {
 impl From<FieldError> for ServiceError {
     fn from(e: FieldError) -> Self {
         ServiceError::Invalid(vec![e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_snake_case_and_kinds_choose_what_is_shown() {
+        let errors = [
+            ServiceError::Invalid(vec![]),
+            ServiceError::CustomerNotFound("acme".into()),
+            ServiceError::VersionMismatch {
+                customer_id: "acme".into(),
+                expected: 1,
+                found: 2,
+            },
+            ServiceError::CredentialUnreadable("api_key".into()),
+            ServiceError::Internal("the signing key is 3 bytes".into()),
+            ServiceError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        ];
+        let kinds = errors.iter().map(|e| e.kind()).collect::<Vec<_>>();
+        assert_eq!(
+            kinds,
+            [
+                ErrorKind::Invalid,
+                ErrorKind::NotFound,
+                ErrorKind::Stale,
+                ErrorKind::Integrity,
+                ErrorKind::Internal,
+                ErrorKind::Unavailable
+            ]
+        );
+        for e in &errors {
+            let code = e.code();
+            assert!(
+                !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
+        }
+        assert_eq!(errors[1].public_message(), "Customer 'acme' not found");
+        assert!(!errors[4].public_message().contains("signing"));
+        assert_eq!(errors[5].code(), "unavailable");
+        assert_eq!(
+            errors[5].public_message(),
+            "the registry is busy; retry shortly"
+        );
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::ServiceError;
+pub use error::{ErrorKind, ServiceError};
 
 use crate::domain::Role;
 use crate::product::Product;

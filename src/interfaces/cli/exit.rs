@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::services::ServiceError;
+use crate::services::{ErrorKind, ServiceError};
 
 /// Success.
 pub const OK: u8 = 0;
@@ -23,43 +23,25 @@ pub const CONFIG: u8 = 7;
 
 /// Prints an error for people and returns its exit code.
 pub fn report(e: &ServiceError) -> ExitCode {
-    use ServiceError as S;
-    let code = match e {
-        S::Invalid(errors) => {
-            eprintln!("error: the input was refused:");
-            for fe in errors {
-                eprintln!("  {}: {} ({})", fe.field, fe.message, fe.code);
-            }
-            return ExitCode::from(REFUSED);
+    if let ServiceError::Invalid(errors) = e {
+        eprintln!("error: the input was refused:");
+        for fe in errors {
+            eprintln!("  {}: {} ({})", fe.field, fe.message, fe.code);
         }
-        S::IdempotencyKeyReused(_)
-        | S::Unauthenticated(_)
-        | S::Forbidden { .. }
-        | S::ScopeMissing(_)
-        | S::OtherCustomer
-        | S::AdapterNotAllowed(_)
-        | S::QueryRefused(_)
-        | S::QueryTimeout(_) => REFUSED,
-        S::CustomerNotFound(_)
-        | S::CredentialNotFound(_)
-        | S::KeyNotFound(_)
-        | S::AdapterNotFound(_) => NOT_FOUND,
-        S::KeyRevoked(_) | S::KeyChanged(_) | S::VersionState(_) => CONFLICT,
-        S::CredentialUnreadable(_) => INTEGRITY,
-        S::CustomerExists(_)
-        | S::InvalidTransition(_)
-        | S::CustomerDeleted(_)
-        | S::VersionMismatch { .. }
-        | S::IdempotencyKeyInProgress(_)
-        | S::RunNotRetryable(_)
-        | S::RunInProgress(_)
-        | S::StatusOwnedByOnboarding(_)
-        | S::NoDataset(_)
-        | S::NotActive { .. }
-        | S::TableNotProvisioned { .. } => CONFLICT,
-        S::Product(_) => CONFIG,
-        S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => FAILURE,
-    };
+        return ExitCode::from(REFUSED);
+    }
     eprintln!("error: {e}");
-    ExitCode::from(code)
+    ExitCode::from(for_kind(e.kind()))
+}
+
+/// The exit code of each kind of error: the one place the CLI maps them.
+pub fn for_kind(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Invalid | ErrorKind::Unauthenticated | ErrorKind::Forbidden => REFUSED,
+        ErrorKind::NotFound => NOT_FOUND,
+        ErrorKind::Conflict | ErrorKind::Stale => CONFLICT,
+        ErrorKind::Integrity => INTEGRITY,
+        ErrorKind::Config => CONFIG,
+        ErrorKind::Unavailable | ErrorKind::Internal => FAILURE,
+    }
 }

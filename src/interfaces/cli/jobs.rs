@@ -154,17 +154,9 @@ async fn list(jobs: &Jobs, format: Format) -> Result<u8, JobError> {
 pub fn report(e: &JobError) -> ExitCode {
     match e {
         JobError::Service(s) => super::exit::report(s),
-        JobError::Unknown(_) => {
+        _ => {
             eprintln!("error: {e}");
-            ExitCode::from(exit::NOT_FOUND)
-        }
-        JobError::Busy { .. } => {
-            eprintln!("error: {e}");
-            ExitCode::from(exit::CONFLICT)
-        }
-        JobError::Store(_) => {
-            eprintln!("error: {e}");
-            ExitCode::from(exit::FAILURE)
+            ExitCode::from(exit::for_kind(e.kind()))
         }
     }
 }
