@@ -88,6 +88,26 @@ pub const DEFAULT_STEPS: &[&str] = &[
     "activate",
 ];
 
+impl StepStatus {
+    /// The step's next status, if the state machine allows it: a pending step starts, is
+    /// skipped (its run failed first) or, for a step with no work of its own, succeeds at once;
+    /// a running step succeeds, fails for good, or is skipped; a succeeded step is compensated
+    /// when its run rolls back. Failed, compensated and skipped are final.
+    pub fn transition(self, to: StepStatus) -> Result<StepStatus, InvalidRunTransition> {
+        use StepStatus::*;
+        match (self, to) {
+            (Pending, Running | Succeeded | Skipped)
+            | (Running, Succeeded | Failed | Skipped)
+            | (Succeeded, Compensated) => Ok(to),
+            _ => Err(InvalidRunTransition {
+                what: "step",
+                from: self.as_str(),
+                to: to.as_str(),
+            }),
+        }
+    }
+}
+
 /// Looks a step up by name.
 pub fn step_kind(name: &str) -> Option<&'static StepKind> {
     STEP_CATALOGUE.iter().find(|k| k.name == name)
@@ -195,7 +215,34 @@ named_enum!(
     }
 );
 
+/// A run or step status change the state machines do not allow: a bug in whoever asked for it,
+/// refused rather than saved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {what} cannot go from {from} to {to}")]
+pub struct InvalidRunTransition {
+    /// `run` or `step`.
+    pub what: &'static str,
+    /// The status it is in.
+    pub from: &'static str,
+    /// The status asked for.
+    pub to: &'static str,
+}
+
 impl RunStatus {
+    /// The run's next status, if the state machine allows it: a running run succeeds or starts
+    /// compensating, and a compensating run fails once every undo is done.
+    pub fn transition(self, to: RunStatus) -> Result<RunStatus, InvalidRunTransition> {
+        use RunStatus::*;
+        match (self, to) {
+            (Running, Succeeded | Compensating) | (Compensating, Failed) => Ok(to),
+            _ => Err(InvalidRunTransition {
+                what: "run",
+                from: self.as_str(),
+                to: to.as_str(),
+            }),
+        }
+    }
+
     /// Whether the run has ended.
     pub fn is_final(self) -> bool {
         matches!(self, RunStatus::Succeeded | RunStatus::Failed)
@@ -242,6 +289,39 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64, unit: f
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn step_and_run_transitions_follow_the_state_machines() {
+        use StepStatus::*;
+        let all = [Pending, Running, Succeeded, Failed, Compensated, Skipped];
+        let allowed = [
+            (Pending, Running),
+            (Pending, Succeeded),
+            (Pending, Skipped),
+            (Running, Succeeded),
+            (Running, Failed),
+            (Running, Skipped),
+            (Succeeded, Compensated),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.transition(to).is_ok(),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+        let e = Failed.transition(Running).unwrap_err();
+        assert_eq!(e.to_string(), "a step cannot go from failed to running");
+        use RunStatus as R;
+        assert_eq!(R::Running.transition(R::Compensating), Ok(R::Compensating));
+        assert_eq!(R::Compensating.transition(R::Failed), Ok(R::Failed));
+        assert!(R::Running.transition(R::Failed).is_err());
+        assert!(R::Succeeded.transition(R::Running).is_err());
+        assert!(R::Failed.transition(R::Compensating).is_err());
+    }
+
     use super::*;
 
     fn steps(list: &[(&str, StepStatus)]) -> Vec<(String, StepStatus)> {

@@ -286,6 +286,12 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<crate::domain::run::InvalidRunTransition> for ServiceError {
+    fn from(e: crate::domain::run::InvalidRunTransition) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
 impl From<FieldError> for ServiceError {
     fn from(e: FieldError) -> Self {
         ServiceError::Invalid(vec![e])

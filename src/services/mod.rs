@@ -13,6 +13,7 @@ pub mod keyring;
 pub mod keys;
 pub mod legacy;
 pub mod onboarding;
+pub mod steps;
 pub mod tenant_tokens;
 pub mod tokens;
 pub mod uploads;
@@ -132,6 +133,7 @@ pub struct Services {
     /// `KEY_HASH_SECRET`, under which integration key secrets are stored.
     pub key_hash: Arc<keyring::HashSecret>,
     legacy: Arc<legacy::LegacyTenants>,
+    steps: Arc<steps::StepRegistry>,
     http: reqwest::Client,
 }
 
@@ -147,6 +149,22 @@ impl Services {
         keyring: Arc<keyring::Keyring>,
     ) -> Result<Self, ServiceError> {
         let legacy = legacy::LegacyTenants::load(&product)?;
+        let steps = steps::StepRegistry::builtin();
+        let missing = steps.missing(&product.steps);
+        if !missing.is_empty() {
+            return Err(ServiceError::Product(
+                crate::product::ProductError::Invalid {
+                    source_name: product.source.clone(),
+                    problems: missing
+                        .into_iter()
+                        .map(|name| crate::product::Problem {
+                            line: None,
+                            message: format!("onboarding step '{name}' has no implementation"),
+                        })
+                        .collect(),
+                },
+            ));
+        }
         if runner.faults.is_active() {
             tracing::warn!(faults = ?runner.faults, "FAULT INJECTION IS ON: onboarding steps will fail on purpose");
         }
@@ -159,6 +177,7 @@ impl Services {
             keyring,
             key_hash: Arc::new(keyring::HashSecret::ephemeral()),
             legacy: Arc::new(legacy),
+            steps: Arc::new(steps),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -14,59 +14,18 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use rand::Rng;
 use serde::Serialize;
-use serde_json::json;
 use std::time::Duration;
 use utoipa::ToSchema;
 
 use super::faults::Injected;
+use super::steps::{StepContext, StepError};
 use super::views::{CustomerView, OnboardingResult, StepResult};
 use super::{Actor, ServiceError, Services};
 use crate::domain::run::{
     backoff, compensation_order, ready_steps, step_kind, RunStatus, StepStatus,
 };
 use crate::domain::{Customer, CustomerStatus, NewEvent, Role};
-use crate::store::datasets::DatasetError;
 use crate::store::{ChecklistRecord, DatasetRecord, RunRecord, RunUpdate, StepRecord, StoreError};
-
-/// Why one attempt of a step failed.
-#[derive(Debug)]
-struct StepError {
-    transient: bool,
-    message: String,
-}
-
-impl From<DatasetError> for StepError {
-    fn from(e: DatasetError) -> Self {
-        StepError {
-            transient: e.is_transient(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<ServiceError> for StepError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Dataset(d) => d.into(),
-            ServiceError::Store(s) => s.into(),
-            other => StepError {
-                transient: false,
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        let transient =
-            matches!(&e, StoreError::Database(db) if crate::store::datasets::classify_ref(db));
-        StepError {
-            transient,
-            message: e.to_string(),
-        }
-    }
-}
 
 /// Progress on a run not yet saved: step records, and the dataset record with its event.
 #[derive(Debug, Default, Clone)]
@@ -158,7 +117,10 @@ impl Services {
             .map(str::to_owned)
             .collect();
         for step in steps.iter_mut().filter(|s| ready.contains(&s.name)) {
-            step.status = StepStatus::Running;
+            step.status = step
+                .status
+                .transition(StepStatus::Running)
+                .expect("a new run's steps are pending");
             step.attempts = 1;
             step.started_at = Some(registered);
         }
@@ -339,7 +301,7 @@ impl Services {
                 .iter_mut()
                 .filter(|s| ready.contains(&s.name) && s.status == StepStatus::Pending)
             {
-                step.status = StepStatus::Running;
+                step.status = step.status.transition(StepStatus::Running)?;
                 step.attempts += 1;
                 step.started_at = Some(now);
                 step.finished_at = None;
@@ -425,12 +387,31 @@ impl Services {
                     transient: false,
                     message: "injected permanent fault".into(),
                 }),
-                Injected::None => self.perform(run, customer, name, fresh).await,
+                Injected::None => match self.steps.get(name) {
+                    Some(step) => {
+                        let cx = StepContext {
+                            services: self,
+                            run,
+                            customer,
+                            fresh,
+                        };
+                        step.perform(&cx).await
+                    }
+                    // The services refuse to start with a product step that has no
+                    // implementation, so a run never names one.
+                    None => Err(StepError {
+                        transient: false,
+                        message: format!("no step '{name}' is registered"),
+                    }),
+                },
             };
             let now = self.clock.now();
             match outcome {
                 Ok(dataset) => {
-                    step.status = StepStatus::Succeeded;
+                    step.status = match step.status.transition(StepStatus::Succeeded) {
+                        Ok(next) => next,
+                        Err(e) => return Err((step, e.to_string())),
+                    };
                     step.finished_at = Some(now);
                     step.error = None;
                     step.completed_seq = Some(now.timestamp_micros());
@@ -456,7 +437,10 @@ impl Services {
                     }
                 }
                 Err(e) => {
-                    step.status = StepStatus::Failed;
+                    step.status = match step.status.transition(StepStatus::Failed) {
+                        Ok(next) => next,
+                        Err(e) => return Err((step, e.to_string())),
+                    };
                     step.finished_at = Some(now);
                     let message = format!(
                         "{name} failed after {} attempt(s): {}",
@@ -468,72 +452,6 @@ impl Services {
                 }
             }
         }
-    }
-
-    /// Does one step's work, returning the dataset record it produced, if any. Every step is
-    /// idempotent: running it again after a crash is safe.
-    async fn perform(
-        &self,
-        run: &RunRecord,
-        customer: &Customer,
-        name: &str,
-        fresh: bool,
-    ) -> Result<Option<(DatasetRecord, NewEvent)>, StepError> {
-        match name {
-            "store_credentials" => self
-                .store_staged_credentials(&run.customer_id, &run.run_id)
-                .await
-                .map(|_| None)
-                .map_err(Into::into),
-            "provision_dataset" => Ok(self.provision(customer, fresh).await?),
-            "verify_dataset" => self.verify_dataset(customer).await.map(|_| None),
-            // validate and register happen at registration; activate ends the run.
-            _ => Ok(None),
-        }
-    }
-
-    /// Runs the seed's `SELECT 1 AS test` through the query path and checks every table and
-    /// column the tier should have.
-    async fn verify_dataset(&self, customer: &Customer) -> Result<(), StepError> {
-        let backend = self
-            .datasets
-            .get(&customer.data_store)
-            .ok_or_else(|| StepError {
-                transient: false,
-                message: format!("data store '{}' is not in the product", customer.data_store),
-            })?;
-        let dataset_id = self.product.dataset_id(customer.id.as_str());
-        let permanent = |message: String| StepError {
-            transient: false,
-            message,
-        };
-        let expected = self.product.tables_for_tier(customer.usage_tier.as_deref());
-        let names: Vec<String> = expected.iter().map(|(t, _)| t.clone()).collect();
-        let (result, tables) = backend
-            .verify(&dataset_id, self.product.query, &names)
-            .await?;
-        if result.rows != vec![vec![json!(1)]] {
-            return Err(permanent(format!(
-                "SELECT 1 AS test returned {:?}",
-                result.rows
-            )));
-        }
-        let tables =
-            tables.ok_or_else(|| permanent(format!("dataset '{dataset_id}' does not exist")))?;
-        for (table, columns) in expected {
-            let found = tables
-                .get(&table)
-                .ok_or_else(|| permanent(format!("table '{table}' is missing")))?;
-            for c in columns {
-                if !found.contains(&c.name) {
-                    return Err(permanent(format!(
-                        "table '{table}' lacks column '{}'",
-                        c.name
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The `activate` step: the customer goes live and the run succeeds, in one transaction
@@ -548,14 +466,14 @@ impl Services {
     ) -> Result<(RunRecord, Customer), ServiceError> {
         let now = self.clock.now();
         for step in run.steps.iter_mut().filter(|s| s.name == "activate") {
-            step.status = StepStatus::Succeeded;
+            step.status = step.status.transition(StepStatus::Succeeded)?;
             step.attempts += 1;
             step.started_at = Some(now);
             step.finished_at = Some(now);
             step.completed_seq = Some(now.timestamp_micros());
             progress.record(step);
         }
-        run.status = RunStatus::Succeeded;
+        run.status = run.status.transition(RunStatus::Succeeded)?;
         let mut customer = customer;
         let mut reread = false;
         loop {
@@ -609,7 +527,7 @@ impl Services {
     ) -> Result<RunRecord, ServiceError> {
         run.errors = errors;
         if run.status != RunStatus::Compensating {
-            run.status = RunStatus::Compensating;
+            run.status = run.status.transition(RunStatus::Compensating)?;
             // Whatever the failed round produced is undone below; only its step records stay.
             progress.dataset = None;
             progress.events.clear();
@@ -622,17 +540,13 @@ impl Services {
             .map(|s| (s.status, s.attempts, s.completed_seq))
             .collect();
         for i in compensation_order(&states) {
-            if run.steps[i].name == "provision_dataset" {
-                self.undo_dataset(&run.customer_id, "onboarding rolled back")
-                    .await?;
-            }
-            if run.steps[i].name == "store_credentials" {
-                self.undo_credentials(&run.customer_id, "onboarding rolled back")
+            if let Some(step) = self.steps.get(&run.steps[i].name) {
+                step.compensate(self, &run.customer_id, "onboarding rolled back")
                     .await?;
             }
             let step = &mut run.steps[i];
             if step.status == StepStatus::Succeeded {
-                step.status = StepStatus::Compensated;
+                step.status = step.status.transition(StepStatus::Compensated)?;
                 progress.record(step);
             }
         }
@@ -653,7 +567,7 @@ impl Services {
             .iter_mut()
             .filter(|s| s.status == StepStatus::Pending)
         {
-            step.status = StepStatus::Skipped;
+            step.status = step.status.transition(StepStatus::Skipped)?;
             progress.record(step);
         }
         let customer = self.current(&run.customer_id).await?;
@@ -674,7 +588,7 @@ impl Services {
             occurred_at: now,
             request_id: None,
         });
-        run.status = RunStatus::Failed;
+        run.status = run.status.transition(RunStatus::Failed)?;
         let change = (next.status != customer.status).then_some((&next, customer.version));
         let saved = self
             .save_progress(&run, &mut progress, Some(RunStatus::Failed), change)
