@@ -106,26 +106,15 @@ fn declared(name: &str) -> &'static StepKind {
     step_kind(name).expect("every registered step is declared in the catalogue")
 }
 
-/// `validate`: the request is checked at registration, before the run exists.
-struct Validate;
+/// A step whose work happens outside the run's step loop: `validate` and `register` at
+/// registration (the request is checked, then the customer and its run are recorded in one
+/// transaction), and `activate` in the transaction that ends the run.
+struct DoneElsewhere(&'static str);
 
 #[async_trait]
-impl Step for Validate {
+impl Step for DoneElsewhere {
     fn kind(&self) -> &'static StepKind {
-        declared("validate")
-    }
-    async fn perform(&self, _cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        Ok(None)
-    }
-}
-
-/// `register`: the customer and its run are recorded in one transaction at registration.
-struct Register;
-
-#[async_trait]
-impl Step for Register {
-    fn kind(&self) -> &'static StepKind {
-        declared("register")
+        declared(self.0)
     }
     async fn perform(&self, _cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         Ok(None)
@@ -224,20 +213,6 @@ impl Step for VerifyDataset {
     }
 }
 
-/// `activate`: the customer goes live in the same transaction that ends the run, so the step
-/// itself has no work of its own.
-struct Activate;
-
-#[async_trait]
-impl Step for Activate {
-    fn kind(&self) -> &'static StepKind {
-        declared("activate")
-    }
-    async fn perform(&self, _cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        Ok(None)
-    }
-}
-
 /// Every step Onramp can run, by name.
 pub struct StepRegistry {
     steps: BTreeMap<&'static str, Box<dyn Step>>,
@@ -247,12 +222,12 @@ impl StepRegistry {
     /// The built-in steps: one per catalogue entry.
     pub fn builtin() -> Self {
         let steps: Vec<Box<dyn Step>> = vec![
-            Box::new(Validate),
-            Box::new(Register),
+            Box::new(DoneElsewhere("validate")),
+            Box::new(DoneElsewhere("register")),
             Box::new(StoreCredentials),
             Box::new(ProvisionDataset),
             Box::new(VerifyDataset),
-            Box::new(Activate),
+            Box::new(DoneElsewhere("activate")),
         ];
         Self {
             steps: steps.into_iter().map(|s| (s.kind().name, s)).collect(),
