@@ -508,3 +508,90 @@ async fn audit_catalog_lists_every_event_type_and_readme_does_too() {
         );
     }
 }
+
+/// Runs `onramp` in `dir` with no `ONRAMP_*` setting inherited, plus `env`.
+fn onramp_in(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ONRAMP_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_configuration_file_sits_under_environment_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(
+        etc.join("onramp.toml"),
+        "data_dir = \"from-file\"\nrun_lease_seconds = 45\n",
+    )
+    .unwrap();
+    let config = etc.join("onramp.toml");
+    let config = config.to_str().unwrap();
+
+    // The file's data dir, relative to the file.
+    let out = onramp_in(dir.path(), &[], &["--config", config, "init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(etc.join("from-file").is_dir());
+    assert!(!dir.path().join("onramp-data").exists());
+
+    // The environment overrides the file; a flag overrides both.
+    let out = onramp_in(
+        dir.path(),
+        &[("ONRAMP_CONFIG", config), ("ONRAMP_DATA_DIR", "from-env")],
+        &["init"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("from-env").is_dir());
+    let out = onramp_in(
+        dir.path(),
+        &[("ONRAMP_CONFIG", config), ("ONRAMP_DATA_DIR", "from-env")],
+        &["--data-dir", "from-flag", "init"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("from-flag").is_dir());
+
+    // An unknown key or a value out of range is refused with the file and the key named, and
+    // nothing is created.
+    for (text, needle) in [
+        ("data_dri = \"x\"\n", "data_dri"),
+        (
+            "data_dir = \"x\"\njob_lease_seconds = 0\n",
+            "job_lease_seconds",
+        ),
+    ] {
+        std::fs::write(etc.join("bad.toml"), text).unwrap();
+        let bad = etc.join("bad.toml");
+        let out = onramp_in(
+            dir.path(),
+            &[],
+            &["--config", bad.to_str().unwrap(), "init"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{stderr}");
+        assert!(
+            stderr.contains("bad.toml") && stderr.contains(needle),
+            "{stderr}"
+        );
+        assert!(!etc.join("x").exists());
+    }
+    let out = onramp_in(dir.path(), &[], &["--config", "missing.toml", "init"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}

@@ -29,9 +29,15 @@ pub struct Cli {
 }
 
 /// Where Onramp keeps its data and what product it onboards to: one typed struct, from
-/// defaults, then `ONRAMP_` environment variables, then flags.
+/// defaults, then the configuration file, then `ONRAMP_` environment variables, then flags.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// A configuration file (TOML) whose keys are these options' long names with `_` for `-`
+    /// (`data_dir`, `database_url`, `product`, `run_lease_seconds`, `job_lease_seconds`,
+    /// `master_key_file`, `production`). Environment variables and flags override it; relative
+    /// paths in it are relative to the file.
+    #[arg(long, global = true, env = "ONRAMP_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data dir of the embedded default (SQLite registry and datasets).
     #[arg(
         long,
@@ -68,7 +74,79 @@ pub struct Config {
     pub production: bool,
 }
 
+/// The configuration file's keys: the global options, each optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    product: Option<PathBuf>,
+    run_lease_seconds: Option<u64>,
+    job_lease_seconds: Option<u64>,
+    master_key_file: Option<PathBuf>,
+    production: Option<bool>,
+}
+
 impl Config {
+    /// Fills every option that neither a flag nor an environment variable set from the
+    /// configuration file, when there is one. Refuses an unreadable file, an unknown key or a
+    /// value outside its option's range, naming the file and the key.
+    fn apply_file(&mut self, matches: &clap::ArgMatches) -> Result<(), String> {
+        use clap::parser::ValueSource;
+        let Some(path) = self.config.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the configuration file {}: {e}", path.display()))?;
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| format!("the configuration file {} is invalid: {e}", path.display()))?;
+        let base = path.parent().map(PathBuf::from).unwrap_or_default();
+        let unset = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            )
+        };
+        let lease = |key: &str, v: u64| {
+            if (1..=3600).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "the configuration file {}: {key} must be from 1 to 3600 seconds, not {v}",
+                    path.display()
+                ))
+            }
+        };
+        if let Some(v) = file.data_dir.filter(|_| unset("data_dir")) {
+            self.data_dir = base.join(v);
+        }
+        if let Some(v) = file.database_url.filter(|_| unset("database_url")) {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = file.product.filter(|_| unset("product")) {
+            self.product = Some(base.join(v));
+        }
+        if let Some(v) = file
+            .run_lease_seconds
+            .filter(|_| unset("run_lease_seconds"))
+        {
+            self.run_lease_seconds = lease("run_lease_seconds", v)?;
+        }
+        if let Some(v) = file
+            .job_lease_seconds
+            .filter(|_| unset("job_lease_seconds"))
+        {
+            self.job_lease_seconds = lease("job_lease_seconds", v)?;
+        }
+        if let Some(v) = file.master_key_file.filter(|_| unset("master_key_file")) {
+            self.master_key_file = Some(base.join(v));
+        }
+        if let Some(v) = file.production.filter(|_| unset("production")) {
+            self.production = v;
+        }
+        Ok(())
+    }
+
     /// Whether production rules apply.
     pub fn is_production(&self) -> bool {
         self.production || std::env::var("ONRAMP_ENV").is_ok_and(|v| v == "production")
@@ -291,8 +369,18 @@ pub fn main() -> ExitCode {
     // SQLite makes beside them) is for its own user alone: files 0600, directories 0700.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            if let Err(message) = cli.config.apply_file(&matches) {
+                eprintln!("error: {message}");
+                return ExitCode::from(exit::CONFIG);
+            }
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
