@@ -6,9 +6,11 @@ mod bench;
 mod bench_keys;
 mod commands;
 mod credentials;
+mod customers;
 pub mod exit;
 mod jobs;
 mod keys;
+mod onboarding;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -200,10 +202,10 @@ enum Command {
     Product(ProductCommand),
     /// The customer registry.
     #[command(subcommand)]
-    Customers(Box<CustomersCommand>),
+    Customers(Box<customers::CustomersCommand>),
     /// Onboarding runs and checklists.
     #[command(subcommand)]
-    Onboarding(OnboardingCommand),
+    Onboarding(onboarding::OnboardingCommand),
     /// Run one read-only SQL statement inside a customer's dataset.
     Query {
         /// Customer id.
@@ -244,71 +246,6 @@ enum ProductCommand {
         /// The file.
         file: PathBuf,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum CustomersCommand {
-    /// Onboard a customer.
-    Onboard(commands::OnboardArgs),
-    /// List customers.
-    List(commands::ListArgs),
-    /// A customer's resolved configuration (dataset, tier, tables, checklist).
-    Config {
-        /// Customer id.
-        customer_id: String,
-    },
-    /// Show one customer.
-    Show {
-        /// Customer id.
-        customer_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Change a customer.
-    Update(commands::UpdateArgs),
-    /// Offboard a customer: inactive with data kept, or deleted with --delete-data --yes.
-    Offboard(commands::OffboardArgs),
-    /// Import a legacy tenants.yaml (idempotent: registered tenants are skipped).
-    Import {
-        /// The tenants file.
-        file: PathBuf,
-        /// Output format of the summary.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum OnboardingCommand {
-    /// A customer's latest run and checklist.
-    Show {
-        /// Customer id.
-        customer_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Resume a stuck run, or start a new run for a failed onboarding.
-    Retry {
-        /// Customer id.
-        customer_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Mark a manual checklist item done.
-    Check {
-        /// Customer id.
-        customer_id: String,
-        /// Checklist item id.
-        item: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Resume every run whose lease ran out, then exit.
-    Recover,
 }
 
 #[derive(Debug, Subcommand)]
