@@ -179,8 +179,10 @@ catalog! {
 pub struct CustomerRegistered {
     /// The record as registered.
     pub customer: CustomerView,
-    /// The onboarding run started for it.
-    pub run_id: String,
+    /// The onboarding run started for it (absent from the earliest registrations, made before
+    /// runs existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// The run's steps, in order.
     pub steps: Vec<String>,
 }
@@ -272,8 +274,14 @@ pub struct DatasetDropped {
     pub dataset_id: String,
     /// Why it was dropped.
     pub reason: String,
-    /// Whether the registry held a record of it (a run cut off mid-provisioning leaves none).
+    /// Whether the registry held a record of it (a run cut off mid-provisioning leaves none;
+    /// absent from the earliest drops, which were all recorded).
+    #[serde(default = "recorded")]
     pub was_recorded: bool,
+}
+
+fn recorded() -> bool {
+    true
 }
 
 /// `dataset.uploaded`.
@@ -486,6 +494,20 @@ mod tests {
             assert_eq!(body.event_type().as_str(), t);
             assert_eq!(body.to_json().to_string(), json);
         }
+    }
+
+    /// Payloads of the first releases, before fields were added, still decode.
+    #[test]
+    fn the_earliest_shapes_decode() {
+        let dropped =
+            EventBody::decode("dataset.dropped", r#"{"dataset_id":"d","reason":"r"}"#).unwrap();
+        let EventBody::DatasetDropped(d) = dropped else {
+            panic!("{dropped:?}")
+        };
+        assert!(d.was_recorded);
+        let registered = r#"{"customer":{"customer_id":"acme","customer_name":"Acme","industry":null,"data_store":null,"dataset_id":null,"status":"active","tags":[],"attributes":{},"contact":{"email":null,"name":null},"created_by":null,"usage_tier":null,"version":1,"created_at":null,"updated_at":null,"source":"registry"},"steps":[]}"#;
+        let body = EventBody::decode("customer.registered", registered).unwrap();
+        assert_eq!(body.to_json().to_string(), registered);
     }
 
     #[test]

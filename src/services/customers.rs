@@ -363,7 +363,7 @@ impl Services {
         let event = NewEvent {
             body: EventBody::CustomerRegistered(CustomerRegistered {
                 customer: CustomerView::of(&customer, &self.product),
-                run_id: run.run_id.clone(),
+                run_id: Some(run.run_id.clone()),
                 steps: self.product.steps.clone(),
             }),
             actor: actor.name.clone(),
@@ -389,7 +389,9 @@ impl Services {
                 .iter_mut()
                 .filter(|s| s.name == "provision_dataset")
             {
-                step.status = crate::domain::run::StepStatus::Succeeded;
+                step.status = step
+                    .status
+                    .transition(crate::domain::run::StepStatus::Succeeded)?;
                 step.attempts = 1;
                 step.started_at = Some(registered);
                 step.finished_at = Some(registered);

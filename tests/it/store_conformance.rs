@@ -62,7 +62,7 @@ fn body(c: Option<&Customer>, kind: &str) -> EventBody {
     match kind {
         "customer.registered" => EventBody::CustomerRegistered(CustomerRegistered {
             customer: CustomerView::of(c.expect("a customer"), &Product::builtin()),
-            run_id: "run-1".into(),
+            run_id: Some("run-1".into()),
             steps: vec![],
         }),
         "customer.updated" => EventBody::CustomerUpdated(CustomerChanged {

@@ -377,6 +377,7 @@ pub(super) async fn spawn_serve(
     }
     cmd.env("RUST_LOG", "warn")
         .env_remove("ONRAMP_PRODUCT")
+        .env_remove("ONRAMP_CONFIG")
         .env_remove("KEY_HASH_SECRET")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
