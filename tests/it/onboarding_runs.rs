@@ -22,11 +22,6 @@ fn runner(db: &TestDb, faults: &str) -> RunnerOptions {
     r
 }
 
-async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn datasets_present(app: &TestApp) -> Vec<String> {
     app.services
         .datasets
@@ -39,13 +34,7 @@ async fn datasets_present(app: &TestApp) -> Vec<String> {
 
 async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (status, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("acme"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = app.onboard(&customer("acme")).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["customer"]["status"], "active");
     let run = &v["onboarding"];
@@ -106,7 +95,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     }
 
     // The run and the checklist.
-    let (_, ob) = json_of(
+    let (_, ob) = common::status_and_json(
         app.get("/api/v1/customers/acme/onboarding", &app.viewer)
             .send()
             .await
@@ -131,7 +120,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
         .send()
         .await
         .unwrap();
-    let (status, v) = json_of(r).await;
+    let (status, v) = common::status_and_json(r).await;
     assert_eq!(
         (status, v["errors"][0]["code"].as_str()),
         (
@@ -155,7 +144,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
         .send()
         .await
         .unwrap();
-    let (status, v) = json_of(r).await;
+    let (status, v) = common::status_and_json(r).await;
     assert_eq!(status, StatusCode::OK);
     let item = v["checklist"]
         .as_array()
@@ -168,7 +157,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     assert!(item["done_by"].as_str().unwrap().starts_with("token:"));
 
     // The seed's verification query, and the resolved config.
-    let (status, q) = json_of(
+    let (status, q) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/query",
             &app.viewer,
@@ -184,7 +173,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
         q,
         json!({"columns": ["test"], "rows": [[1]], "row_count": 1, "truncated": false})
     );
-    let (_, config) = json_of(
+    let (_, config) = common::status_and_json(
         app.get("/api/v1/customers/acme/config", &app.viewer)
             .send()
             .await
@@ -209,7 +198,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     assert_eq!(names, ["conversions", "daily_metrics"]);
 
     // A tier change provisions what the new tier adds.
-    let (status, _) = json_of(
+    let (status, _) = common::status_and_json(
         app.patch(
             "/api/v1/customers/acme",
             &app.operator,
@@ -221,7 +210,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, config) = json_of(
+    let (_, config) = common::status_and_json(
         app.get("/api/v1/customers/acme/config", &app.viewer)
             .send()
             .await
@@ -230,7 +219,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     .await;
     assert_eq!(config["schema_version"], 2);
     assert_eq!(config["tables"].as_array().unwrap().len(), 3);
-    let (status, _) = json_of(
+    let (status, _) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/query",
             &app.viewer,
@@ -251,13 +240,7 @@ async fn transient_faults_are_retried_to_success(backend: Backend) {
         "provision_dataset=transient:2;verify_dataset=transient:1",
     );
     let app = TestApp::start_on(db, Product::builtin(), r).await;
-    let (status, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("acme"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = app.onboard(&customer("acme")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v["onboarding"]["status"], "succeeded");
     let attempts: Vec<_> = v["onboarding"]["steps"]
@@ -286,13 +269,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
         "verify_dataset=permanent;provision_dataset@other=transient:99",
     );
     let app = TestApp::start_on(db, Product::builtin(), r).await;
-    let (status, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("acme"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = app.onboard(&customer("acme")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v["customer"]["status"], "failed");
     let run = &v["onboarding"];
@@ -333,13 +310,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
         .is_none());
 
     // Exhausted transient retries are a permanent failure too.
-    let (_, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("other"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = app.onboard(&customer("other")).await;
     assert_eq!(v["customer"]["status"], "failed");
     assert_eq!(
         v["onboarding"]["steps"][2]["attempts"], 5,
@@ -348,7 +319,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
     assert!(datasets_present(&app).await.is_empty());
 
     // The status of a customer being onboarded is the run's to set.
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.patch(
             "/api/v1/customers/acme",
             &app.operator,
@@ -372,7 +343,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
         .unwrap();
     assert!(retried.is_success);
     assert_ne!(retried.run_id, run["run_id"].as_str().unwrap());
-    let (_, c) = json_of(
+    let (_, c) = common::status_and_json(
         app.get("/api/v1/customers/acme", &app.viewer)
             .send()
             .await
@@ -388,7 +359,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let (status, v) = json_of(r).await;
+    let (status, v) = common::status_and_json(r).await;
     assert_eq!(
         (status, v["code"].as_str()),
         (StatusCode::CONFLICT, Some("run_not_retryable"))
@@ -488,7 +459,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
             &app.viewer,
             &json!({ "sql": sql }),
         );
-        async move { json_of(req.send().await.unwrap()).await }
+        async move { common::status_and_json(req.send().await.unwrap()).await }
     };
     let (status, v) = q("SELECT * FROM conversions").await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -562,7 +533,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
         tables_before
     );
 
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/ghost/query",
             &app.viewer,
@@ -611,7 +582,7 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
         }
     }
     // Without data: everything kept, the dataset still answers.
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/beta/offboard",
             &app.operator,
@@ -648,7 +619,7 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
 
     // Without confirmation: refused, nothing changed.
     let before = app.snapshot().await;
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/offboard",
             &app.operator,
@@ -668,7 +639,7 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
         .await
         .contains(&"tenant_acme".to_owned()));
 
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/offboard",
             &app.operator,
@@ -719,7 +690,7 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
         ["tenant_beta"],
         "acme's dataset is gone"
     );
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/query",
             &app.viewer,

@@ -19,22 +19,11 @@ fn customer(id: &str) -> Value {
     json!({"customer_id": id, "customer_name": format!("{id} Inc"), "industry": "other"})
 }
 
-async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Two customers, `acme` (the attacker's) and `beta` (the victim), each with a row.
 async fn two_tenants(backend: Backend, product: Product) -> TestApp {
     let app = TestApp::start_with(backend, product).await;
     for id in ["acme", "beta"] {
-        let (status, v) = json_of(
-            app.post("/api/v1/customers", &app.operator, &customer(id))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, v) = app.onboard(&customer(id)).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
     }
     app
@@ -398,13 +387,7 @@ async fn postgres_onramp_needs_no_superuser() {
     let db = TestDb::new_with_ordinary_owner().await;
     let runner = RunnerOptions::new(db.data_dir());
     let app = TestApp::start_on(db, Product::builtin(), runner).await;
-    let (status, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("acme"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = app.onboard(&customer("acme")).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let (status, v) = app
         .query(&app.viewer, "acme", "SELECT count(*) AS n FROM conversions")
@@ -416,7 +399,7 @@ async fn postgres_onramp_needs_no_superuser() {
     );
     let roles_with_dataset = app.db.dataset_roles().await;
     assert_eq!(roles_with_dataset.len(), 1, "{roles_with_dataset:?}");
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/offboard",
             &app.admin,
@@ -586,13 +569,7 @@ async fn display_text_cannot_deceive(backend: Backend) {
             json!({"customer_id": "evil", "customer_name": "Evil", "industry": "other", "contact": {"name": "\u{2066}Bob"}}),
         ),
     ] {
-        let (status, v) = json_of(
-            app.post("/api/v1/customers", &app.operator, &body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, v) = app.onboard(&body).await;
         assert_eq!(
             (
                 status,
@@ -608,7 +585,7 @@ async fn display_text_cannot_deceive(backend: Backend) {
         );
     }
     assert_eq!(app.snapshot().await, before);
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers",
             &app.operator,
@@ -622,7 +599,7 @@ async fn display_text_cannot_deceive(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["customer"]["customer_name"], "Caf\u{e9} Ltd", "{v}");
     // A Cyrillic lookalike of "acme" finds acme's record.
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.get("/api/v1/customers?q=%D0%B0cme", &app.viewer)
             .send()
             .await
@@ -800,13 +777,7 @@ async fn postgres_readers_log_in_with_their_password_on_a_password_checking_serv
     let db = TestDb::new_on(&cluster.admin_url).await;
     let runner = RunnerOptions::new(db.data_dir());
     let app = TestApp::start_on(db, Product::builtin(), runner).await;
-    let (status, v) = json_of(
-        app.post("/api/v1/customers", &app.operator, &customer("acme"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = app.onboard(&customer("acme")).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let (status, v) = app
         .query(&app.viewer, "acme", "SELECT current_user::text AS me")
@@ -851,7 +822,7 @@ async fn postgres_readers_log_in_with_their_password_on_a_password_checking_serv
             .is_err(),
         "a wrong password is refused"
     );
-    let (status, v) = json_of(
+    let (status, v) = common::status_and_json(
         app.post(
             "/api/v1/customers/acme/offboard",
             &app.admin,

@@ -324,6 +324,20 @@ impl TestApp {
         }
     }
 
+    /// Onboards a customer over HTTP as the operator: `POST /api/v1/customers` with `body`.
+    pub async fn onboard(
+        &self,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        status_and_json(
+            self.post("/api/v1/customers", &self.operator, body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// Runs `sql` in the customer's dataset over HTTP with `token`.
     pub async fn query(
         &self,
@@ -380,6 +394,12 @@ impl TestApp {
     pub async fn snapshot(&self) -> Snapshot {
         snapshot(self.services.store.as_ref()).await
     }
+}
+
+/// A response's status and JSON body (null when the body is not JSON).
+pub async fn status_and_json(r: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// The registry and event log, in full.
