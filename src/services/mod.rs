@@ -134,6 +134,8 @@ pub struct Services {
     pub key_hash: Arc<keyring::HashSecret>,
     legacy: Arc<legacy::LegacyTenants>,
     steps: Arc<steps::StepRegistry>,
+    /// Admin API tokens.
+    pub admin_tokens: tokens::AdminTokens,
     http: reqwest::Client,
 }
 
@@ -168,7 +170,9 @@ impl Services {
         if runner.faults.is_active() {
             tracing::warn!(faults = ?runner.faults, "FAULT INJECTION IS ON: onboarding steps will fail on purpose");
         }
+        let admin_tokens = tokens::AdminTokens::new(store.clone(), clock.clone());
         Ok(Self {
+            admin_tokens,
             store,
             product: Arc::new(product),
             clock,

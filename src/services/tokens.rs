@@ -1,5 +1,10 @@
 //! Admin API tokens: made by the CLI, shown once, stored only as a hash.
 //!
+//! This capability is in the shape every capability moves to: its own type ([`AdminTokens`])
+//! that owns exactly its dependencies (its store trait and the clock), and its own error enum
+//! ([`TokenError`]) with a `kind()` and a stable `code()`. [`Services`] holds it and converts
+//! its errors for the interfaces that still take a [`ServiceError`].
+//!
 //! A token reads `onr_at_<id>_<secret>`: the id finds the record without scanning, and the
 //! secret (32 random bytes, hex) is compared by its SHA-256 in constant time. A fast hash is
 //! right here: the secret has 256 bits of entropy, so there is nothing to brute-force.
@@ -8,11 +13,12 @@ use crate::domain::events::{AdminTokenCreated, EventBody};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use super::{Actor, ServiceError, Services};
-use crate::domain::{NewEvent, Role};
-use crate::store::AdminTokenRecord;
+use super::{Actor, Clock, ErrorKind, ServiceError, Services};
+use crate::domain::{FieldError, NewEvent, Role};
+use crate::store::{AdminTokenRecord, AdminTokenStore, StoreError};
 
 const PREFIX: &str = "onr_at_";
 
@@ -44,18 +50,94 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-impl Services {
+/// Why an admin-token operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The input broke a rule (the token's name).
+    #[error("{}", .0.message)]
+    Invalid(FieldError),
+    /// The bearer token is malformed, unknown, wrong or revoked (which, is not said).
+    #[error("the bearer token is not valid")]
+    Unauthenticated,
+    /// Only admins make tokens.
+    #[error("this action needs the {required} role; the token has {actual}")]
+    Forbidden {
+        /// The role needed.
+        required: Role,
+        /// The role held.
+        actual: Role,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TokenError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TokenError::Invalid(_) => ErrorKind::Invalid,
+            TokenError::Unauthenticated => ErrorKind::Unauthenticated,
+            TokenError::Forbidden { .. } => ErrorKind::Forbidden,
+            TokenError::Store(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Invalid(_) => "validation_failed",
+            TokenError::Unauthenticated => "unauthorized",
+            TokenError::Forbidden { .. } => "forbidden",
+            TokenError::Store(_) => "internal_error",
+        }
+    }
+}
+
+impl From<TokenError> for ServiceError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(f) => ServiceError::Invalid(vec![f]),
+            TokenError::Unauthenticated => {
+                ServiceError::Unauthenticated("the bearer token is not valid")
+            }
+            TokenError::Forbidden { required, actual } => {
+                ServiceError::Forbidden { required, actual }
+            }
+            TokenError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The admin-token capability.
+#[derive(Clone)]
+pub struct AdminTokens {
+    store: Arc<dyn AdminTokenStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminTokens {
+    /// The capability over its store and clock.
+    pub fn new(store: Arc<dyn AdminTokenStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
     /// Makes an admin token with `role`.
     #[tracing::instrument(skip_all)]
-    pub async fn create_admin_token(
+    pub async fn create(
         &self,
         actor: &Actor,
         role: Role,
         name: &str,
-    ) -> Result<CreatedToken, ServiceError> {
-        actor.require(Role::Admin)?;
-        let name =
-            crate::domain::text::display_text("name", name, 100, true).map_err(|e| e.at("name"))?;
+    ) -> Result<CreatedToken, TokenError> {
+        if !actor.role.allows(Role::Admin) {
+            return Err(TokenError::Forbidden {
+                required: Role::Admin,
+                actual: actor.role,
+            });
+        }
+        let name = crate::domain::text::display_text("name", name, 100, true)
+            .map_err(|e| TokenError::Invalid(e.at("name")))?;
         let name = name.as_str();
         let mut id_bytes = [0u8; 8];
         let mut secret_bytes = [0u8; 32];
@@ -97,33 +179,79 @@ impl Services {
         &self,
         token: &str,
         request_id: Option<String>,
-    ) -> Result<Actor, ServiceError> {
-        const BAD: &str = "the bearer token is not valid";
+    ) -> Result<Actor, TokenError> {
         let rest = token
             .strip_prefix(PREFIX)
-            .ok_or(ServiceError::Unauthenticated(BAD))?;
-        let (id, secret) = rest
-            .split_once('_')
-            .ok_or(ServiceError::Unauthenticated(BAD))?;
+            .ok_or(TokenError::Unauthenticated)?;
+        let (id, secret) = rest.split_once('_').ok_or(TokenError::Unauthenticated)?;
         if id.len() != 16 || secret.len() != 64 {
-            return Err(ServiceError::Unauthenticated(BAD));
+            return Err(TokenError::Unauthenticated);
         }
         let record = self
             .store
             .get_admin_token(id)
             .await?
-            .ok_or(ServiceError::Unauthenticated(BAD))?;
+            .ok_or(TokenError::Unauthenticated)?;
         let matches: bool = hash_secret(secret)
             .as_bytes()
             .ct_eq(record.secret_hash.as_bytes())
             .into();
         if !matches || record.revoked_at.is_some() {
-            return Err(ServiceError::Unauthenticated(BAD));
+            return Err(TokenError::Unauthenticated);
         }
         Ok(Actor {
             name: format!("token:{id}"),
             role: record.role,
             request_id,
         })
+    }
+}
+
+impl Services {
+    /// Makes an admin token with `role` ([`AdminTokens::create`]).
+    pub async fn create_admin_token(
+        &self,
+        actor: &Actor,
+        role: Role,
+        name: &str,
+    ) -> Result<CreatedToken, ServiceError> {
+        Ok(self.admin_tokens.create(actor, role, name).await?)
+    }
+
+    /// Checks a bearer token and returns the actor it stands for
+    /// ([`AdminTokens::authenticate`]).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Actor, ServiceError> {
+        Ok(self.admin_tokens.authenticate(token, request_id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_have_kinds_and_codes_like_the_service_errors_they_become() {
+        let errors = [
+            TokenError::Unauthenticated,
+            TokenError::Forbidden {
+                required: Role::Admin,
+                actual: Role::Viewer,
+            },
+            TokenError::Invalid(
+                crate::domain::Invalid::new("required", "name is required").at("name"),
+            ),
+        ];
+        for e in errors {
+            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code()), (kind, code));
+            if kind != ErrorKind::Invalid {
+                assert_eq!(s.to_string(), message);
+            }
+        }
     }
 }
