@@ -1,13 +1,17 @@
-//! The audit log: listing events and verifying the hash chains.
+//! The audit log: listing events, counting them, and verifying the hash chains. In the
+//! capability shape: [`Audit`] owns its store traits, [`AuditError`] has a kind and a code.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Actor, ServiceError, Services};
+use std::sync::Arc;
+
+use super::{Actor, ErrorKind, ServiceError, Services};
 use crate::domain::event::{BrokenLink, ChainVerifier};
-use crate::domain::{Event, Invalid};
-use crate::store::{EventFilter, Page};
+use crate::domain::{Event, FieldError, Invalid};
+use crate::store::jobs::JobStore;
+use crate::store::{EventFilter, EventStore, Page, StoreError};
 
 /// Filters for listing events.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -62,14 +66,62 @@ pub struct EventCount {
     pub events: i64,
 }
 
-impl Services {
+/// Why an audit-log operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A filter broke a rule; every bad one is listed.
+    #[error("{} field(s) are invalid: {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuditError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuditError::Invalid(_) => ErrorKind::Invalid,
+            AuditError::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuditError::Invalid(_) => "validation_failed",
+            AuditError::Store(e) => super::store_code(e),
+        }
+    }
+}
+
+impl From<AuditError> for ServiceError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid(errors) => ServiceError::Invalid(errors),
+            AuditError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The audit-log capability.
+#[derive(Clone)]
+pub struct Audit {
+    events: Arc<dyn EventStore>,
+    counts: Arc<dyn JobStore>,
+}
+
+impl Audit {
+    /// The capability over the event log and the outbox counts.
+    pub fn new(events: Arc<dyn EventStore>, counts: Arc<dyn JobStore>) -> Self {
+        Self { events, counts }
+    }
+}
+
+impl Audit {
     /// Events matching the query, oldest first.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn list_events(
-        &self,
-        _actor: &Actor,
-        q: &AuditQuery,
-    ) -> Result<EventList, ServiceError> {
+    pub async fn list(&self, _actor: &Actor, q: &AuditQuery) -> Result<EventList, AuditError> {
         let limit = q.limit.unwrap_or(100);
         let mut errors = Vec::new();
         if !(1..=1000).contains(&limit) {
@@ -86,7 +138,7 @@ impl Services {
             }),
         };
         if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
+            return Err(AuditError::Invalid(errors));
         }
         let filter = EventFilter {
             customer_id: q.customer_id.clone(),
@@ -96,7 +148,7 @@ impl Services {
             after_id,
             limit: limit + 1,
         };
-        let page = Page::from_overfetch(self.store.list_events(&filter).await?, limit, |e| {
+        let page = Page::from_overfetch(self.events.list_events(&filter).await?, limit, |e| {
             e.id.to_string()
         });
         Ok(EventList {
@@ -108,14 +160,14 @@ impl Services {
     /// How many events of each type happened each UTC day from `since` on, as the
     /// `outbox.event_counts` job has counted them so far.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn event_counts(
+    pub async fn counts(
         &self,
         _actor: &Actor,
         since: Option<chrono::NaiveDate>,
-    ) -> Result<Vec<EventCount>, ServiceError> {
+    ) -> Result<Vec<EventCount>, AuditError> {
         let since = since.map(|d| d.format("%Y-%m-%d").to_string());
         Ok(self
-            .store
+            .counts
             .event_counts(since.as_deref())
             .await?
             .into_iter()
@@ -129,14 +181,14 @@ impl Services {
 
     /// Walks every chain, recomputing each hash, and names the first broken link.
     #[tracing::instrument(skip_all)]
-    pub async fn verify_audit(&self) -> Result<VerifyReport, ServiceError> {
+    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
         const BATCH: u32 = 2000;
-        let heads = self.store.chain_heads().await?;
+        let heads = self.events.chain_heads().await?;
         let mut verifier = ChainVerifier::default();
         let mut after: Option<(String, i64)> = None;
         loop {
             let batch = self
-                .store
+                .events
                 .events_in_chain_order(after.as_ref().map(|(c, s)| (c.as_str(), *s)), BATCH)
                 .await?;
             for event in &batch {
@@ -178,6 +230,31 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Events matching the query, oldest first ([`Audit::list`]).
+    pub async fn list_events(
+        &self,
+        actor: &Actor,
+        q: &AuditQuery,
+    ) -> Result<EventList, ServiceError> {
+        Ok(self.audit.list(actor, q).await?)
+    }
+
+    /// Events per UTC day and type ([`Audit::counts`]).
+    pub async fn event_counts(
+        &self,
+        actor: &Actor,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<EventCount>, ServiceError> {
+        Ok(self.audit.counts(actor, since).await?)
+    }
+
+    /// Walks every chain and names the first broken link ([`Audit::verify`]).
+    pub async fn verify_audit(&self) -> Result<VerifyReport, ServiceError> {
+        Ok(self.audit.verify().await?)
+    }
+}
+
 /// One event type of the catalog, as interfaces list it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CatalogEntry {
@@ -200,4 +277,28 @@ pub fn event_catalog() -> Vec<CatalogEntry> {
             description: t.description(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_errors_have_kinds_and_codes_like_the_service_errors_they_become() {
+        let errors = [
+            AuditError::Invalid(vec![Invalid::new(
+                "out_of_range",
+                "limit must be from 1 to 1000",
+            )
+            .at("limit")]),
+            AuditError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            AuditError::Store(StoreError::Database(sqlx::Error::RowNotFound)),
+        ];
+        for e in errors {
+            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code()), (kind, code));
+            assert_eq!(s.to_string(), message);
+        }
+    }
 }

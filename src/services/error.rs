@@ -41,6 +41,23 @@ impl ErrorKind {
     }
 }
 
+/// The kind of a store failure a capability passes on as it is: unavailable when the pool timed
+/// out (busy), internal otherwise.
+pub fn store_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The code of a store failure a capability passes on as it is.
+pub fn store_code(e: &StoreError) -> &'static str {
+    match store_kind(e) {
+        ErrorKind::Unavailable => "unavailable",
+        _ => "internal_error",
+    }
+}
+
 /// Why a use case refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

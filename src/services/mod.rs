@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ErrorKind, ServiceError};
+pub use error::{store_code, store_kind, ErrorKind, ServiceError};
 
 use crate::domain::Role;
 use crate::product::Product;
@@ -136,6 +136,8 @@ pub struct Services {
     steps: Arc<steps::StepRegistry>,
     /// Admin API tokens.
     pub admin_tokens: tokens::AdminTokens,
+    /// The audit log.
+    pub audit: audit::Audit,
     http: reqwest::Client,
 }
 
@@ -171,8 +173,10 @@ impl Services {
             tracing::warn!(faults = ?runner.faults, "FAULT INJECTION IS ON: onboarding steps will fail on purpose");
         }
         let admin_tokens = tokens::AdminTokens::new(store.clone(), clock.clone());
+        let audit = audit::Audit::new(store.clone(), store.clone());
         Ok(Self {
             admin_tokens,
+            audit,
             store,
             product: Arc::new(product),
             clock,

@@ -79,7 +79,7 @@ impl TokenError {
             TokenError::Invalid(_) => ErrorKind::Invalid,
             TokenError::Unauthenticated => ErrorKind::Unauthenticated,
             TokenError::Forbidden { .. } => ErrorKind::Forbidden,
-            TokenError::Store(_) => ErrorKind::Internal,
+            TokenError::Store(e) => super::store_kind(e),
         }
     }
 
@@ -89,7 +89,7 @@ impl TokenError {
             TokenError::Invalid(_) => "validation_failed",
             TokenError::Unauthenticated => "unauthorized",
             TokenError::Forbidden { .. } => "forbidden",
-            TokenError::Store(_) => "internal_error",
+            TokenError::Store(e) => super::store_code(e),
         }
     }
 }
