@@ -8,8 +8,7 @@ use crate::store::StoreError;
 
 /// What sort of refusal or failure an error is: the one thing an interface needs to choose its
 /// answer (an HTTP status, an exit code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The input broke a rule; nothing changed.
     Invalid,

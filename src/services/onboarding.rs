@@ -383,10 +383,7 @@ impl Services {
                     transient: true,
                     message: "injected transient fault".into(),
                 }),
-                Injected::Permanent => Err(StepError {
-                    transient: false,
-                    message: "injected permanent fault".into(),
-                }),
+                Injected::Permanent => Err(StepError::permanent("injected permanent fault")),
                 Injected::None => match self.steps.get(name) {
                     Some(step) => {
                         let cx = StepContext {
@@ -399,10 +396,9 @@ impl Services {
                     }
                     // The services refuse to start with a product step that has no
                     // implementation, so a run never names one.
-                    None => Err(StepError {
-                        transient: false,
-                        message: format!("no step '{name}' is registered"),
-                    }),
+                    None => Err(StepError::permanent(format!(
+                        "no step '{name}' is registered"
+                    ))),
                 },
             };
             let now = self.clock.now();

@@ -77,7 +77,7 @@ pub struct Config {
 }
 
 /// The configuration file's keys: the global options, each optional.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
