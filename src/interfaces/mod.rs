@@ -1,6 +1,25 @@
 //! The interfaces: thin layers that parse input, call a service and render the answer.
 //! None of them touches the store.
 
+/// Turns every capability's own error into an interface's error type through the
+/// [`crate::services::ServiceError`] it converts to, so each interface keeps one mapping (HTTP
+/// status, exit code) by kind. A new capability adds its error here once.
+macro_rules! from_capability_errors {
+    ($target:ty, $wrap:path) => {
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::tokens::TokenError);
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::audit::AuditError);
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::keys::KeyError);
+    };
+    (@one $target:ty, $wrap:path, $error:ty) => {
+        impl From<$error> for $target {
+            fn from(e: $error) -> Self {
+                $wrap(e.into())
+            }
+        }
+    };
+}
+pub(crate) use from_capability_errors;
+
 pub mod cli;
 pub mod http;
 pub mod mcp;

@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use std::sync::Arc;
 
-use super::{Actor, ErrorKind, ServiceError, Services};
+use super::{Actor, ErrorKind, ServiceError};
 use crate::domain::event::{BrokenLink, ChainVerifier};
 use crate::domain::{Event, FieldError, Invalid};
 use crate::store::jobs::JobStore;
@@ -227,31 +227,6 @@ impl Audit {
                 broken: Some(broken),
             }),
         }
-    }
-}
-
-impl Services {
-    /// Events matching the query, oldest first ([`Audit::list`]).
-    pub async fn list_events(
-        &self,
-        actor: &Actor,
-        q: &AuditQuery,
-    ) -> Result<EventList, ServiceError> {
-        Ok(self.audit.list(actor, q).await?)
-    }
-
-    /// Events per UTC day and type ([`Audit::counts`]).
-    pub async fn event_counts(
-        &self,
-        actor: &Actor,
-        since: Option<chrono::NaiveDate>,
-    ) -> Result<Vec<EventCount>, ServiceError> {
-        Ok(self.audit.counts(actor, since).await?)
-    }
-
-    /// Walks every chain and names the first broken link ([`Audit::verify`]).
-    pub async fn verify_audit(&self) -> Result<VerifyReport, ServiceError> {
-        Ok(self.audit.verify().await?)
     }
 }
 

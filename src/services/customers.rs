@@ -832,7 +832,8 @@ impl Services {
                 return Err(ServiceError::RunInProgress(customer_id.to_owned()));
             }
         }
-        self.revoke_all_keys(actor, customer_id, "customer offboarded")
+        self.keys
+            .revoke_all(actor, customer_id, "customer offboarded")
             .await?;
         let receipt = if req.delete_data {
             Some(

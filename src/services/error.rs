@@ -57,11 +57,44 @@ pub fn store_code(e: &StoreError) -> &'static str {
     }
 }
 
+/// How every error that lists bad fields reads: their count, then each field and its rule.
+pub fn invalid_fields_message(errors: &[FieldError]) -> String {
+    format!(
+        "{} field(s) are invalid: {}",
+        errors.len(),
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+/// The actor's role does not include the one an action needs: every capability's refusal of an
+/// operator whose token is too weak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this action needs the {required} role; the token has {actual}")]
+pub struct Forbidden {
+    /// The role needed.
+    pub required: Role,
+    /// The role held.
+    pub actual: Role,
+}
+
+impl From<Forbidden> for ServiceError {
+    fn from(f: Forbidden) -> Self {
+        ServiceError::Forbidden {
+            required: f.required,
+            actual: f.actual,
+        }
+    }
+}
+
 /// Why a use case refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The input broke rules; every bad field is listed.
-    #[error("{} field(s) are invalid: {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", invalid_fields_message(.0))]
     Invalid(Vec<FieldError>),
     /// No such customer.
     #[error("Customer '{0}' not found")]

@@ -2,6 +2,10 @@
 //! customer with scopes, allowed adapters and an optional expiry; the secret is shown once and
 //! stored only as an HMAC-SHA256 under `KEY_HASH_SECRET`; rotation with an optional grace period
 //! for the old secret; revocation that takes effect at once.
+//!
+//! The capability is [`IntegrationKeys`]: it owns its store, the customer registry it checks
+//! keys against, the clock and `KEY_HASH_SECRET`, and refuses with a [`KeyError`]. Token
+//! exchange (`tenant_tokens`) is part of it.
 
 use crate::domain::events::{
     EventBody, IntegrationKeyIssued, IntegrationKeyRevoked, IntegrationKeyRotated,
@@ -13,11 +17,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
+use super::keyring::HashSecret;
 use super::tenant_tokens::TenantPrincipal;
-use super::{Actor, ServiceError, Services};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, ServiceError};
 use crate::domain::integration_key::{format_key, generate, parse};
-use crate::domain::{CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
-use crate::store::keys::IntegrationKeyRecord;
+use crate::domain::{Customer, CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
+use crate::store::keys::{IntegrationKeyRecord, IntegrationKeyStore};
+use crate::store::{CustomerStore, StoreError};
 
 /// The longest grace period a rotation may give the old secret.
 pub const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
@@ -132,14 +140,13 @@ pub fn secret_tag(secret_hash: &str) -> String {
     hex::encode(&Sha256::digest(secret_hash.as_bytes())[..8])
 }
 
-fn check_grace(req: &RotateKeyRequest) -> Result<(), ServiceError> {
+fn check_grace(req: &RotateKeyRequest) -> Result<(), KeyError> {
     if req.grace_seconds > MAX_GRACE_SECONDS {
-        return Err(Invalid::new(
+        return Err(KeyError::Invalid(vec![Invalid::new(
             "out_of_range",
             format!("grace_seconds must be from 0 to {MAX_GRACE_SECONDS}"),
         )
-        .at("grace_seconds")
-        .into());
+        .at("grace_seconds")]));
     }
     Ok(())
 }
@@ -180,7 +187,152 @@ fn check_labels(field: &str, values: &[String], scope: bool, errors: &mut Vec<Fi
     }
 }
 
-impl Services {
+/// Why an integration-key operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{}", invalid_fields_message(.0))]
+    Invalid(Vec<FieldError>),
+    /// A presented key that does not authenticate (which check failed is not said).
+    #[error("the integration key is missing, malformed, unknown, revoked or expired")]
+    BadKey,
+    /// A presented access token that does not authenticate.
+    #[error("the access token is missing, malformed, expired or not signed by this server")]
+    BadToken,
+    /// The operator's role is too low.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// A customer's token lacks a scope.
+    #[error("this action needs the '{0}' scope, which the token does not have")]
+    ScopeMissing(String),
+    /// No such customer.
+    #[error("Customer '{0}' not found")]
+    CustomerNotFound(String),
+    /// A deleted customer gets no keys.
+    #[error("Customer '{0}' was deleted; its record can no longer change")]
+    CustomerDeleted(String),
+    /// The customer has no such key.
+    #[error("customer '{customer_id}' has no integration key '{key_id}'")]
+    NotFound {
+        /// The customer.
+        customer_id: String,
+        /// The key asked for.
+        key_id: String,
+    },
+    /// The key was revoked.
+    #[error("integration key '{0}' is revoked")]
+    Revoked(String),
+    /// The key was rotated or revoked after the token or read this request relies on.
+    #[error("integration key '{0}' was rotated or revoked after this request's token was issued; exchange the current key and retry")]
+    Changed(String),
+    /// Something that should not fail did (a token that cannot be signed).
+    #[error("{0}")]
+    Internal(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for KeyError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::KeyChanged(key_id) => KeyError::Changed(key_id),
+            other => KeyError::Store(other),
+        }
+    }
+}
+
+impl KeyError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            KeyError::Invalid(_) => ErrorKind::Invalid,
+            KeyError::BadKey | KeyError::BadToken => ErrorKind::Unauthenticated,
+            KeyError::Forbidden(_) | KeyError::ScopeMissing(_) => ErrorKind::Forbidden,
+            KeyError::CustomerNotFound(_) | KeyError::NotFound { .. } => ErrorKind::NotFound,
+            KeyError::CustomerDeleted(_) | KeyError::Revoked(_) | KeyError::Changed(_) => {
+                ErrorKind::Conflict
+            }
+            KeyError::Internal(_) => ErrorKind::Internal,
+            KeyError::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyError::Invalid(_) => "validation_failed",
+            KeyError::BadKey | KeyError::BadToken => "unauthorized",
+            KeyError::Forbidden(_) => "forbidden",
+            KeyError::ScopeMissing(_) => "insufficient_scope",
+            KeyError::CustomerNotFound(_) => "customer_not_found",
+            KeyError::CustomerDeleted(_) => "customer_deleted",
+            KeyError::NotFound { .. } => "key_not_found",
+            KeyError::Revoked(_) => "key_revoked",
+            KeyError::Changed(_) => "key_changed",
+            KeyError::Internal(_) => "internal_error",
+            KeyError::Store(e) => super::store_code(e),
+        }
+    }
+}
+
+impl From<KeyError> for ServiceError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(errors) => ServiceError::Invalid(errors),
+            KeyError::BadKey => ServiceError::Unauthenticated(
+                "the integration key is missing, malformed, unknown, revoked or expired",
+            ),
+            KeyError::BadToken => ServiceError::Unauthenticated(
+                "the access token is missing, malformed, expired or not signed by this server",
+            ),
+            KeyError::Forbidden(f) => f.into(),
+            KeyError::ScopeMissing(scope) => ServiceError::ScopeMissing(scope),
+            KeyError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
+            KeyError::CustomerDeleted(id) => ServiceError::CustomerDeleted(id),
+            e @ KeyError::NotFound { .. } => ServiceError::KeyNotFound(e.to_string()),
+            KeyError::Revoked(id) => ServiceError::KeyRevoked(id),
+            KeyError::Changed(id) => ServiceError::KeyChanged(id),
+            KeyError::Internal(message) => ServiceError::Internal(message),
+            KeyError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The integration-key capability: issuing, listing, rotating, revoking and verifying keys, and
+/// exchanging them for access tokens.
+#[derive(Clone)]
+pub struct IntegrationKeys {
+    keys: Arc<dyn IntegrationKeyStore>,
+    customers: Arc<dyn CustomerStore>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) hash: Arc<HashSecret>,
+}
+
+impl IntegrationKeys {
+    /// The capability over its store, the customer registry, the clock and the secret key
+    /// secrets are stored under.
+    pub fn new(
+        keys: Arc<dyn IntegrationKeyStore>,
+        customers: Arc<dyn CustomerStore>,
+        clock: Arc<dyn Clock>,
+        hash: Arc<HashSecret>,
+    ) -> Self {
+        Self {
+            keys,
+            customers,
+            clock,
+            hash,
+        }
+    }
+
+    pub(super) async fn customer(&self, customer_id: &str) -> Result<Customer, KeyError> {
+        self.customers
+            .get_customer(customer_id)
+            .await?
+            .ok_or_else(|| KeyError::CustomerNotFound(customer_id.to_owned()))
+    }
+
     fn key_view(&self, k: &IntegrationKeyRecord) -> KeyView {
         let now = self.clock.now();
         let status = if k.revoked_at.is_some() {
@@ -231,25 +383,26 @@ impl Services {
         &self,
         customer_id: &str,
         key_id: &str,
-    ) -> Result<IntegrationKeyRecord, ServiceError> {
-        self.current(customer_id).await?;
-        match self.store.integration_key(key_id).await? {
+    ) -> Result<IntegrationKeyRecord, KeyError> {
+        self.customer(customer_id).await?;
+        match self.keys.integration_key(key_id).await? {
             Some(k) if k.customer_id == customer_id => Ok(k),
-            _ => Err(ServiceError::KeyNotFound(format!(
-                "customer '{customer_id}' has no integration key '{key_id}'"
-            ))),
+            _ => Err(KeyError::NotFound {
+                customer_id: customer_id.to_owned(),
+                key_id: key_id.to_owned(),
+            }),
         }
     }
 
     /// Issues a key; the answer holds its secret, shown this once.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn issue_integration_key(
+    pub async fn issue(
         &self,
         actor: &Actor,
         customer_id: &str,
         req: &IssueKeyRequest,
-    ) -> Result<IssuedKey, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<IssuedKey, KeyError> {
+        actor.may(Role::Operator)?;
         let mut errors = Vec::new();
         let name = match crate::domain::text::display_text("name", &req.name, 100, true) {
             Ok(name) => name,
@@ -272,11 +425,11 @@ impl Services {
             );
         }
         if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
+            return Err(KeyError::Invalid(errors));
         }
-        let customer = self.current(customer_id).await?;
+        let customer = self.customer(customer_id).await?;
         if customer.status == CustomerStatus::Deleted {
-            return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
+            return Err(KeyError::CustomerDeleted(customer_id.to_owned()));
         }
         let (key_id, secret) = generate(&mut OsRng);
         let record = IntegrationKeyRecord {
@@ -286,7 +439,7 @@ impl Services {
             scopes: req.scopes.clone(),
             allowed_adapters: req.allowed_adapters.clone(),
             expires_at: req.expires_at,
-            secret_hash: self.key_hash.hash(&secret),
+            secret_hash: self.hash.hash(&secret),
             previous_secret_hash: None,
             previous_valid_until: None,
             created_at: now,
@@ -301,7 +454,7 @@ impl Services {
                 expires_at: req.expires_at,
             })
         });
-        self.store.insert_integration_key(&record, event).await?;
+        self.keys.insert_integration_key(&record, event).await?;
         Ok(IssuedKey {
             secret: format_key(&key_id, &secret),
             key: self.key_view(&record),
@@ -310,29 +463,25 @@ impl Services {
 
     /// A customer's keys, without secrets.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn list_integration_keys(
-        &self,
-        _actor: &Actor,
-        customer_id: &str,
-    ) -> Result<Vec<KeyView>, ServiceError> {
-        self.current(customer_id).await?;
-        let keys = self.store.integration_keys(customer_id).await?;
+    pub async fn list(&self, _actor: &Actor, customer_id: &str) -> Result<Vec<KeyView>, KeyError> {
+        self.customer(customer_id).await?;
+        let keys = self.keys.integration_keys(customer_id).await?;
         Ok(keys.iter().map(|k| self.key_view(k)).collect())
     }
 
     /// Gives a key a new secret; the old one keeps working for `grace_seconds`.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn rotate_integration_key(
+    pub async fn rotate(
         &self,
         actor: &Actor,
         customer_id: &str,
         key_id: &str,
         req: &RotateKeyRequest,
-    ) -> Result<IssuedKey, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<IssuedKey, KeyError> {
+        actor.may(Role::Operator)?;
         check_grace(req)?;
         let k = self.customer_key(customer_id, key_id).await?;
-        self.rotate(actor, k, req).await
+        self.replace_secret(actor, k, req).await
     }
 
     /// A customer rotating the key behind its own token (scope `keys:rotate`). Only a token
@@ -340,32 +489,34 @@ impl Services {
     /// request, or any made with a token from before the last rotation) is refused with
     /// `key_changed` and changes nothing.
     #[tracing::instrument(skip_all)]
-    pub async fn rotate_own_integration_key(
+    pub async fn rotate_own(
         &self,
         p: &TenantPrincipal,
         req: &RotateKeyRequest,
-    ) -> Result<IssuedKey, ServiceError> {
-        p.require_scope("keys:rotate")?;
+    ) -> Result<IssuedKey, KeyError> {
+        if !p.scopes.iter().any(|s| s == "keys:rotate") {
+            return Err(KeyError::ScopeMissing("keys:rotate".into()));
+        }
         check_grace(req)?;
         let k = self.customer_key(&p.customer_id, &p.key_id).await?;
         if k.revoked_at.is_some() {
-            return Err(ServiceError::KeyRevoked(k.key_id));
+            return Err(KeyError::Revoked(k.key_id));
         }
         if secret_tag(&k.secret_hash) != p.key_version {
-            return Err(ServiceError::KeyChanged(k.key_id));
+            return Err(KeyError::Changed(k.key_id));
         }
-        self.rotate(&p.actor(), k, req).await
+        self.replace_secret(&p.actor(), k, req).await
     }
 
-    async fn rotate(
+    async fn replace_secret(
         &self,
         actor: &Actor,
         mut k: IntegrationKeyRecord,
         req: &RotateKeyRequest,
-    ) -> Result<IssuedKey, ServiceError> {
+    ) -> Result<IssuedKey, KeyError> {
         let now = self.clock.now();
         if k.revoked_at.is_some() {
-            return Err(ServiceError::KeyRevoked(k.key_id));
+            return Err(KeyError::Revoked(k.key_id));
         }
         let (_, secret) = generate(&mut OsRng);
         let expected = k.secret_hash.clone();
@@ -373,7 +524,7 @@ impl Services {
         k.previous_secret_hash = (req.grace_seconds > 0).then(|| k.secret_hash.clone());
         k.previous_valid_until =
             (req.grace_seconds > 0).then(|| now + Duration::seconds(i64::from(req.grace_seconds)));
-        k.secret_hash = self.key_hash.hash(&secret);
+        k.secret_hash = self.hash.hash(&secret);
         k.rotated_at = Some(now);
         let event = self.key_event(actor, &k, |key| {
             EventBody::IntegrationKeyRotated(IntegrationKeyRotated {
@@ -381,7 +532,7 @@ impl Services {
                 grace_seconds: req.grace_seconds,
             })
         });
-        self.store
+        self.keys
             .update_integration_key(&k, &expected, event)
             .await?;
         Ok(IssuedKey {
@@ -392,13 +543,13 @@ impl Services {
 
     /// Revokes a key: it stops working at once.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn revoke_integration_key(
+    pub async fn revoke(
         &self,
         actor: &Actor,
         customer_id: &str,
         key_id: &str,
-    ) -> Result<KeyView, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<KeyView, KeyError> {
+        actor.may(Role::Operator)?;
         // A rotation that lands between the read and the write makes the write miss; read again.
         for _ in 0..3 {
             let mut k = self.customer_key(customer_id, key_id).await?;
@@ -412,53 +563,43 @@ impl Services {
             let event = self.key_event(actor, &k, |key| {
                 EventBody::IntegrationKeyRevoked(IntegrationKeyRevoked { key })
             });
-            match self
-                .store
-                .update_integration_key(&k, &expected, event)
-                .await
-            {
+            match self.keys.update_integration_key(&k, &expected, event).await {
                 Ok(()) => return Ok(self.key_view(&k)),
-                Err(crate::store::StoreError::KeyChanged(_)) => continue,
+                Err(StoreError::KeyChanged(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::KeyChanged(key_id.to_owned()))
+        Err(KeyError::Changed(key_id.to_owned()))
     }
 
     /// Checks a presented key: well-formed with a good checksum (no look-up otherwise), known,
     /// its secret matching in constant time, not revoked, not expired. Every refusal is the same
     /// to the caller.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn verify_integration_key(
-        &self,
-        presented: &str,
-    ) -> Result<VerifiedKey, ServiceError> {
-        let refused = ServiceError::Unauthenticated(
-            "the integration key is missing, malformed, unknown, revoked or expired",
-        );
+    pub async fn verify(&self, presented: &str) -> Result<VerifiedKey, KeyError> {
         let Some(parsed) = parse(presented.trim()) else {
-            return Err(refused);
+            return Err(KeyError::BadKey);
         };
-        let Some(k) = self.store.integration_key(&parsed.key_id).await? else {
-            return Err(refused);
+        let Some(k) = self.keys.integration_key(&parsed.key_id).await? else {
+            return Err(KeyError::BadKey);
         };
         let now = self.clock.now();
-        let current = self.key_hash.verify(&parsed.secret, &k.secret_hash);
+        let current = self.hash.verify(&parsed.secret, &k.secret_hash);
         let previous = k
             .previous_secret_hash
             .as_deref()
-            .is_some_and(|h| self.key_hash.verify(&parsed.secret, h))
+            .is_some_and(|h| self.hash.verify(&parsed.secret, h))
             && k.previous_valid_until.is_some_and(|u| u > now);
         if !(current || previous)
             || k.revoked_at.is_some()
             || k.expires_at.is_some_and(|e| e <= now)
         {
-            return Err(refused);
+            return Err(KeyError::BadKey);
         }
         if k.last_used_at
             .is_none_or(|t| now - t >= Duration::seconds(TOUCH_EVERY_SECONDS))
         {
-            self.store.touch_integration_key(&k.key_id, now).await?;
+            self.keys.touch_integration_key(&k.key_id, now).await?;
         }
         let matched = if current {
             &k.secret_hash
@@ -475,12 +616,12 @@ impl Services {
     }
 
     /// Revokes every key of a customer (offboarding with data, onboarding rollback).
-    pub(super) async fn revoke_all_keys(
+    pub(super) async fn revoke_all(
         &self,
         actor: &Actor,
         customer_id: &str,
         reason: &str,
-    ) -> Result<u64, ServiceError> {
+    ) -> Result<u64, KeyError> {
         let event = NewEvent {
             body: EventBody::IntegrationKeysRevoked(IntegrationKeysRevoked {
                 reason: reason.to_owned(),
@@ -491,8 +632,44 @@ impl Services {
             request_id: actor.request_id.clone(),
         };
         Ok(self
-            .store
+            .keys
             .revoke_customer_keys(customer_id, self.clock.now(), Some(event))
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
+        let errors = [
+            KeyError::Invalid(vec![
+                Invalid::new("too_many", "at most 50 scopes").at("scopes")
+            ]),
+            KeyError::BadKey,
+            KeyError::BadToken,
+            KeyError::Forbidden(Forbidden {
+                required: Role::Operator,
+                actual: Role::Viewer,
+            }),
+            KeyError::ScopeMissing("keys:rotate".into()),
+            KeyError::CustomerNotFound("acme".into()),
+            KeyError::CustomerDeleted("acme".into()),
+            KeyError::NotFound {
+                customer_id: "acme".into(),
+                key_id: "k1".into(),
+            },
+            KeyError::Revoked("k1".into()),
+            KeyError::Changed("k1".into()),
+            KeyError::from(StoreError::KeyChanged("k1".into())),
+            KeyError::Internal("cannot sign a token".into()),
+        ];
+        for e in errors {
+            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
+        }
     }
 }

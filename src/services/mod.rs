@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{store_code, store_kind, ErrorKind, ServiceError};
+pub use error::{
+    invalid_fields_message, store_code, store_kind, ErrorKind, Forbidden, ServiceError,
+};
 
 use crate::domain::Role;
 use crate::product::Product;
@@ -64,15 +66,20 @@ impl Actor {
     }
 
     /// Refuses unless the actor's role includes `required`.
-    pub fn require(&self, required: Role) -> Result<(), ServiceError> {
+    pub fn may(&self, required: Role) -> Result<(), Forbidden> {
         if self.role.allows(required) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden {
+            Err(Forbidden {
                 required,
                 actual: self.role,
             })
         }
+    }
+
+    /// [`Actor::may`], for the use cases that answer with a [`ServiceError`].
+    pub fn require(&self, required: Role) -> Result<(), ServiceError> {
+        Ok(self.may(required)?)
     }
 }
 
@@ -111,6 +118,12 @@ impl Services {
     /// in-memory one [`Services::new`] starts with.
     pub fn with_key_hash(mut self, secret: keyring::HashSecret) -> Self {
         self.key_hash = Arc::new(secret);
+        self.keys = keys::IntegrationKeys::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            self.key_hash.clone(),
+        );
         self
     }
 }
@@ -138,6 +151,8 @@ pub struct Services {
     pub admin_tokens: tokens::AdminTokens,
     /// The audit log.
     pub audit: audit::Audit,
+    /// Integration keys and the access tokens they buy.
+    pub keys: keys::IntegrationKeys,
     http: reqwest::Client,
 }
 
@@ -174,16 +189,24 @@ impl Services {
         }
         let admin_tokens = tokens::AdminTokens::new(store.clone(), clock.clone());
         let audit = audit::Audit::new(store.clone(), store.clone());
+        let key_hash = Arc::new(keyring::HashSecret::ephemeral());
+        let keys = keys::IntegrationKeys::new(
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            key_hash.clone(),
+        );
         Ok(Self {
             admin_tokens,
             audit,
+            keys,
             store,
             product: Arc::new(product),
             clock,
             datasets,
             runner: Arc::new(runner),
             keyring,
-            key_hash: Arc::new(keyring::HashSecret::ephemeral()),
+            key_hash,
             legacy: Arc::new(legacy),
             steps: Arc::new(steps),
             http: reqwest::Client::builder()

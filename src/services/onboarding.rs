@@ -551,12 +551,13 @@ impl Services {
         self.store
             .clear_staged_credentials(&run.customer_id)
             .await?;
-        self.revoke_all_keys(
-            &super::Actor::system(),
-            &run.customer_id,
-            "onboarding rolled back",
-        )
-        .await?;
+        self.keys
+            .revoke_all(
+                &super::Actor::system(),
+                &run.customer_id,
+                "onboarding rolled back",
+            )
+            .await?;
         let now = self.clock.now();
         for step in run
             .steps

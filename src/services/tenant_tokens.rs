@@ -7,6 +7,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::keys::{IntegrationKeys, KeyError};
 use super::{Actor, ServiceError, Services};
 use crate::domain::{CustomerStatus, Role};
 
@@ -119,26 +120,21 @@ pub struct MeView {
     pub allowed_adapters: Vec<String>,
 }
 
-impl Services {
+impl IntegrationKeys {
     fn signing_key(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        self.key_hash.derive(SIGNING_LABEL)
+        self.hash.derive(SIGNING_LABEL)
     }
 
     /// Exchanges an integration key for an access token.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn exchange_integration_key(
-        &self,
-        presented: &str,
-    ) -> Result<TokenGrant, ServiceError> {
-        let key = self.verify_integration_key(presented).await?;
-        let customer = self.current(&key.customer_id).await?;
+    pub async fn exchange(&self, presented: &str) -> Result<TokenGrant, KeyError> {
+        let key = self.verify(presented).await?;
+        let customer = self.customer(&key.customer_id).await?;
         if matches!(
             customer.status,
             CustomerStatus::Deleted | CustomerStatus::Inactive
         ) {
-            return Err(ServiceError::Unauthenticated(
-                "the integration key is missing, malformed, unknown, revoked or expired",
-            ));
+            return Err(KeyError::BadKey);
         }
         let now = self.clock.now().timestamp();
         let scope = key.scopes.join(" ");
@@ -158,7 +154,7 @@ impl Services {
             &claims,
             &EncodingKey::from_secret(&self.signing_key()),
         )
-        .map_err(|e| ServiceError::Internal(format!("cannot sign a token: {e}")))?;
+        .map_err(|e| KeyError::Internal(format!("cannot sign a token: {e}")))?;
         tracing::info!(customer_id = %key.customer_id, key_id = %key.key_id, "integration key exchanged for a token");
         Ok(TokenGrant {
             access_token: token,
@@ -169,7 +165,7 @@ impl Services {
     }
 
     /// Checks an access token: HS256 only, our key, our issuer, not expired.
-    pub fn authenticate_tenant(&self, token: &str) -> Result<TenantPrincipal, ServiceError> {
+    pub fn authenticate(&self, token: &str) -> Result<TenantPrincipal, KeyError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -179,11 +175,7 @@ impl Services {
             &DecodingKey::from_secret(&self.signing_key()),
             &validation,
         )
-        .map_err(|_| {
-            ServiceError::Unauthenticated(
-                "the access token is missing, malformed, expired or not signed by this server",
-            )
-        })?;
+        .map_err(|_| KeyError::BadToken)?;
         let c = data.claims;
         Ok(TenantPrincipal {
             customer_id: c.sub,
@@ -196,8 +188,8 @@ impl Services {
 
     /// The customer behind a token.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn me(&self, p: &TenantPrincipal) -> Result<MeView, ServiceError> {
-        let c = self.current(&p.customer_id).await?;
+    pub async fn me(&self, p: &TenantPrincipal) -> Result<MeView, KeyError> {
+        let c = self.customer(&p.customer_id).await?;
         Ok(MeView {
             customer_id: c.id.to_string(),
             customer_name: c.name.as_str().to_owned(),
@@ -207,7 +199,9 @@ impl Services {
             allowed_adapters: p.adapters.clone(),
         })
     }
+}
 
+impl Services {
     /// A credential's value for a customer's own token with `credentials:read`.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn read_credential_value_as_tenant(

@@ -2,8 +2,8 @@
 //!
 //! This capability is in the shape every capability moves to: its own type ([`AdminTokens`])
 //! that owns exactly its dependencies (its store trait and the clock), and its own error enum
-//! ([`TokenError`]) with a `kind()` and a stable `code()`. [`Services`] holds it and converts
-//! its errors for the interfaces that still take a [`ServiceError`].
+//! ([`TokenError`]) with a `kind()` and a stable `code()`. [`super::Services`] holds it;
+//! interfaces call it there and turn its errors into a [`ServiceError`] for their one mapping.
 //!
 //! A token reads `onr_at_<id>_<secret>`: the id finds the record without scanning, and the
 //! secret (32 random bytes, hex) is compared by its SHA-256 in constant time. A fast hash is
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use super::{Actor, Clock, ErrorKind, ServiceError, Services};
+use super::{Actor, Clock, ErrorKind, ServiceError};
 use crate::domain::{FieldError, NewEvent, Role};
 use crate::store::{AdminTokenRecord, AdminTokenStore, StoreError};
 
@@ -204,28 +204,6 @@ impl AdminTokens {
             role: record.role,
             request_id,
         })
-    }
-}
-
-impl Services {
-    /// Makes an admin token with `role` ([`AdminTokens::create`]).
-    pub async fn create_admin_token(
-        &self,
-        actor: &Actor,
-        role: Role,
-        name: &str,
-    ) -> Result<CreatedToken, ServiceError> {
-        Ok(self.admin_tokens.create(actor, role, name).await?)
-    }
-
-    /// Checks a bearer token and returns the actor it stands for
-    /// ([`AdminTokens::authenticate`]).
-    pub async fn authenticate(
-        &self,
-        token: &str,
-        request_id: Option<String>,
-    ) -> Result<Actor, ServiceError> {
-        Ok(self.admin_tokens.authenticate(token, request_id).await?)
     }
 }
 

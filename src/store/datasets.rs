@@ -59,6 +59,31 @@ pub fn classify(e: sqlx::Error) -> DatasetError {
     }
 }
 
+/// A dataset query's failure: past its deadline when the engine answers with `timeout_code`
+/// (SQLite's `SQLITE_INTERRUPT`, "9", from the progress handler; PostgreSQL's `query_canceled`,
+/// "57014", from `statement_timeout`), the engine's refusal of the statement otherwise, and
+/// [`classify`]'s transient or permanent failure when the engine never answered.
+pub fn query_refusal(e: sqlx::Error, timeout_ms: u64, timeout_code: &str) -> DatasetError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(timeout_code) => {
+            DatasetError::QueryTimeout(timeout_ms)
+        }
+        sqlx::Error::Database(db) => DatasetError::QueryRefused(db.message().to_owned()),
+        _ => classify(e),
+    }
+}
+
+/// `(table, column)` rows, in column order, as the columns of each table.
+pub fn columns_by_table(
+    rows: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (table, column) in rows {
+        out.entry(table).or_default().push(column);
+    }
+    out
+}
+
 /// Whether a database error is worth retrying (see [`classify`]).
 pub fn classify_ref(e: &sqlx::Error) -> bool {
     match e {

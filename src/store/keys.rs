@@ -42,7 +42,7 @@ pub struct IntegrationKeyRecord {
 
 /// Integration keys.
 #[async_trait]
-pub trait IntegrationKeyStore {
+pub trait IntegrationKeyStore: Send + Sync {
     /// Saves a new key with its event.
     async fn insert_integration_key(
         &self,

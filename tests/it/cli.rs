@@ -282,7 +282,11 @@ async fn a_token_is_printed_once_and_only_its_hash_is_stored() {
     );
 
     let services = common::services(&db, onramp::product::Product::builtin()).await;
-    let actor = services.authenticate(&token, None).await.unwrap();
+    let actor = services
+        .admin_tokens
+        .authenticate(&token, None)
+        .await
+        .unwrap();
     assert_eq!(actor.role, onramp::domain::Role::Operator);
 }
 

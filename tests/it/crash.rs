@@ -168,7 +168,7 @@ async fn killing_the_server_mid_batch_leaves_no_half_onboarded_customer(backend:
         resumed > 0,
         "at least one interrupted step ran again after the restart"
     );
-    assert!(services.verify_audit().await.unwrap().ok);
+    assert!(services.audit.verify().await.unwrap().ok);
 }
 
 on_both_backends!(killing_the_server_mid_batch_leaves_no_half_onboarded_customer);

@@ -40,7 +40,8 @@ async fn issue(app: &TestApp, customer: &str, body: Value) -> (StatusCode, Value
 
 async fn verify(app: &TestApp, key: &str) -> Option<String> {
     app.services
-        .verify_integration_key(key)
+        .keys
+        .verify(key)
         .await
         .ok()
         .map(|k| k.customer_id)

@@ -12,6 +12,7 @@ mod crash;
 mod credentials;
 mod integration_keys;
 mod jobs;
+mod layout;
 mod mcp;
 mod onboarding_runs;
 mod seed_growthnav;

@@ -435,7 +435,7 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
         store.get_customer("acme").await.unwrap().unwrap().status,
         onramp::domain::CustomerStatus::Active
     );
-    assert!(healthy.verify_audit().await.unwrap().ok);
+    assert!(healthy.audit.verify().await.unwrap().ok);
 }
 
 async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
@@ -720,7 +720,7 @@ async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Back
         events[0].payload["receipt"]["export"]["manifest_sha256"],
         export["manifest_sha256"]
     );
-    assert!(app.services.verify_audit().await.unwrap().ok);
+    assert!(app.services.audit.verify().await.unwrap().ok);
     // The receipt, export and manifest included, is the typed payload of the catalog.
     let types = common::event_types(app.services.store.as_ref()).await;
     for t in ["customer.offboarded", "dataset.dropped"] {
@@ -772,7 +772,7 @@ async fn an_update_during_the_run_survives_activation(backend: Backend) {
         ["vip"]
     );
     assert_eq!(c.version, 3, "registered, tagged, activated");
-    assert!(services.verify_audit().await.unwrap().ok);
+    assert!(services.audit.verify().await.unwrap().ok);
 }
 
 on_both_backends!(

@@ -575,7 +575,7 @@ async fn concurrent_writers_keep_every_chain_intact(backend: Backend) {
         t.await.unwrap();
     }
     let services = common::services(&db, onramp::product::Product::builtin()).await;
-    let report = services.verify_audit().await.unwrap();
+    let report = services.audit.verify().await.unwrap();
     assert!(report.ok, "{:?}", report.broken);
     assert_eq!(report.events_checked, 41);
     assert_eq!(report.chains, 2);

@@ -72,7 +72,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: AuditCommand) -> C
                 limit: Some(a.limit),
                 cursor: None,
             };
-            let list = s.list_events(actor, &q).await?;
+            let list = s.audit.list(actor, &q).await?;
             match a.format {
                 Format::Json => output::json(&list.items),
                 Format::Csv => {
@@ -138,7 +138,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: AuditCommand) -> C
             Ok(exit::OK)
         }
         AuditCommand::Counts { since, format } => {
-            let counts = s.event_counts(actor, since).await?;
+            let counts = s.audit.counts(actor, since).await?;
             match format {
                 Format::Json => output::json(&counts),
                 _ => {
@@ -152,7 +152,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: AuditCommand) -> C
             Ok(exit::OK)
         }
         AuditCommand::Verify { format } => {
-            let report = s.verify_audit().await?;
+            let report = s.audit.verify().await?;
             match format {
                 Format::Json => output::json(&report),
                 _ => match &report.broken {

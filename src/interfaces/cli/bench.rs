@@ -338,7 +338,8 @@ async fn registry(
     }
 
     let token = services
-        .create_admin_token(&actor, Role::Viewer, "bench")
+        .admin_tokens
+        .create(&actor, Role::Viewer, "bench")
         .await?
         .token;
     let backend = store.backend();

@@ -93,7 +93,8 @@ pub(super) async fn keys(
         )
         .await?;
     let issued = services
-        .issue_integration_key(
+        .keys
+        .issue(
             &actor,
             "bench_customer",
             &IssueKeyRequest {
@@ -107,21 +108,18 @@ pub(super) async fn keys(
     let secret = issued.secret;
 
     let verify_key = time_each(samples, || async {
-        services.verify_integration_key(&secret).await?;
+        services.keys.verify(&secret).await?;
         Ok(())
     })
     .await?;
     let exchange_key = time_each(samples, || async {
-        services.exchange_integration_key(&secret).await?;
+        services.keys.exchange(&secret).await?;
         Ok(())
     })
     .await?;
-    let token = services
-        .exchange_integration_key(&secret)
-        .await?
-        .access_token;
+    let token = services.keys.exchange(&secret).await?.access_token;
     let check_access_token = time_each(samples, || async {
-        services.authenticate_tenant(&token)?;
+        services.keys.authenticate(&token)?;
         Ok(())
     })
     .await?;

@@ -26,6 +26,8 @@ impl From<ServiceError> for CliError {
     }
 }
 
+crate::interfaces::from_capability_errors!(CliError, CliError::Service);
+
 impl From<anyhow::Error> for CliError {
     fn from(e: anyhow::Error) -> Self {
         CliError::Other(e)
@@ -220,7 +222,7 @@ async fn create_token(
     name: &str,
     format: Format,
 ) -> CliResult {
-    let t = s.create_admin_token(actor, role, name).await?;
+    let t = s.admin_tokens.create(actor, role, name).await?;
     match format {
         Format::Json => output::json(&t),
         _ => {

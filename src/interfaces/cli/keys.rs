@@ -151,13 +151,13 @@ pub(super) async fn run(s: &Services, actor: &Actor, k: KeysCommand) -> CliResul
                 allowed_adapters: adapters,
                 expires_at,
             };
-            let issued = s.issue_integration_key(actor, &customer_id, &req).await?;
+            let issued = s.keys.issue(actor, &customer_id, &req).await?;
             print_issued(&issued, format)?;
         }
         KeysCommand::List {
             customer_id,
             format,
-        } => key_rows(&s.list_integration_keys(actor, &customer_id).await?, format)?,
+        } => key_rows(&s.keys.list(actor, &customer_id).await?, format)?,
         KeysCommand::Rotate {
             customer_id,
             key_id,
@@ -165,7 +165,8 @@ pub(super) async fn run(s: &Services, actor: &Actor, k: KeysCommand) -> CliResul
             format,
         } => {
             let issued = s
-                .rotate_integration_key(
+                .keys
+                .rotate(
                     actor,
                     &customer_id,
                     &key_id,
@@ -179,9 +180,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, k: KeysCommand) -> CliResul
             key_id,
             format,
         } => {
-            let view = s
-                .revoke_integration_key(actor, &customer_id, &key_id)
-                .await?;
+            let view = s.keys.revoke(actor, &customer_id, &key_id).await?;
             key_rows(std::slice::from_ref(&view), format)?;
         }
     }

@@ -42,7 +42,11 @@ impl FromRequestParts<AppState> for Authenticated {
                 "the Authorization header must be 'Bearer <token>'",
             ))?;
         Ok(Authenticated(
-            state.services.authenticate(token, request_id).await?,
+            state
+                .services
+                .admin_tokens
+                .authenticate(token, request_id)
+                .await?,
         ))
     }
 }
@@ -76,7 +80,7 @@ impl FromRequestParts<AppState> for TenantAuthenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         Ok(TenantAuthenticated(
-            state.services.authenticate_tenant(token)?,
+            state.services.keys.authenticate(token)?,
         ))
     }
 }

@@ -211,5 +211,5 @@ pub async fn customer_audit(
 ) -> Result<Json<EventList>, ApiError> {
     state.services.get_customer(&actor, &customer_id).await?;
     q.customer_id = Some(customer_id);
-    Ok(Json(state.services.list_events(&actor, &q).await?))
+    Ok(Json(state.services.audit.list(&actor, &q).await?))
 }

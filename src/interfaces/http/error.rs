@@ -40,6 +40,8 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+crate::interfaces::from_capability_errors!(ApiError, ApiError::Service);
+
 /// A body the extractor refused, as a problem: 413, 415, else 400.
 fn rejected_body(status: StatusCode, detail: String) -> ApiError {
     let code = match status {

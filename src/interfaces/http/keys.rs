@@ -58,7 +58,8 @@ pub async fn issue(
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let issued = state
         .services
-        .issue_integration_key(&actor, &customer_id, &req)
+        .keys
+        .issue(&actor, &customer_id, &req)
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -78,10 +79,7 @@ pub async fn list(
     ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(KeyList {
-        items: state
-            .services
-            .list_integration_keys(&actor, &customer_id)
-            .await?,
+        items: state.services.keys.list(&actor, &customer_id).await?,
     }))
 }
 
@@ -108,7 +106,8 @@ pub async fn rotate(
     Ok(Json(
         state
             .services
-            .rotate_integration_key(&actor, &customer_id, &key_id, &req)
+            .keys
+            .rotate(&actor, &customer_id, &key_id, &req)
             .await?,
     ))
 }
@@ -132,7 +131,8 @@ pub async fn revoke(
     Ok(Json(
         state
             .services
-            .revoke_integration_key(&actor, &customer_id, &key_id)
+            .keys
+            .revoke(&actor, &customer_id, &key_id)
             .await?,
     ))
 }

@@ -57,7 +57,7 @@ pub async fn audit(
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    Ok(Json(state.services.list_events(&actor, &q).await?))
+    Ok(Json(state.services.audit.list(&actor, &q).await?))
 }
 
 /// One component's health.

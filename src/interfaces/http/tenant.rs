@@ -66,7 +66,7 @@ pub async fn exchange(
     let key = key.ok_or(ServiceError::Unauthenticated(
         "missing x-api-key header with an integration key",
     ))?;
-    Ok(Json(state.services.exchange_integration_key(key).await?))
+    Ok(Json(state.services.keys.exchange(key).await?))
 }
 
 /// The customer as its own access token sees it.
@@ -80,7 +80,7 @@ pub async fn me(
     State(state): State<AppState>,
     TenantAuthenticated(p): TenantAuthenticated,
 ) -> Result<Json<MeView>, ApiError> {
-    Ok(Json(state.services.me(&p).await?))
+    Ok(Json(state.services.keys.me(&p).await?))
 }
 
 /// Rotate the integration key behind this token (scope `keys:rotate`). Only a token from the
@@ -100,9 +100,7 @@ pub async fn rotate_own_key(
     TenantAuthenticated(p): TenantAuthenticated,
     ApiJson(req): ApiJson<RotateKeyRequest>,
 ) -> Result<Json<IssuedKey>, ApiError> {
-    Ok(Json(
-        state.services.rotate_own_integration_key(&p, &req).await?,
-    ))
+    Ok(Json(state.services.keys.rotate_own(&p, &req).await?))
 }
 
 /// Load a CSV file into the customer's dataset through one of the product's adapters. The token

@@ -32,8 +32,9 @@ use crate::domain::query::SqlDialect;
 use crate::domain::upload::Rows;
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, create_table_sql, insert_sql, quote, rows_per_insert, sql_type, DatasetBackend,
-    DatasetError, DatasetSpec, QueryResult, ReaderPassword, ResultCollector,
+    classify, columns_by_table, create_table_sql, insert_sql, query_refusal, quote,
+    rows_per_insert, sql_type, DatasetBackend, DatasetError, DatasetSpec, QueryResult,
+    ReaderPassword, ResultCollector,
 };
 
 /// Datasets as schemas in one PostgreSQL database.
@@ -234,13 +235,9 @@ fn grouped(rows: Vec<(Option<String>, Option<String>)>) -> Option<BTreeMap<Strin
     if rows.is_empty() {
         return None;
     }
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (t, c) in rows {
-        if let (Some(t), Some(c)) = (t, c) {
-            out.entry(t).or_default().push(c);
-        }
-    }
-    Some(out)
+    Some(columns_by_table(
+        rows.into_iter().filter_map(|(t, c)| Some((t?, c?))),
+    ))
 }
 
 /// Runs a checked query inside a read-only transaction as the dataset's reader.
@@ -493,14 +490,9 @@ fn login_refused(e: &sqlx::Error) -> bool {
         if matches!(db.code().as_deref(), Some("28P01") | Some("28000")))
 }
 
+/// `query_canceled`: `statement_timeout` stopped the query at its deadline.
 fn refused(e: sqlx::Error, timeout_ms: u64) -> DatasetError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-            DatasetError::QueryTimeout(timeout_ms)
-        }
-        sqlx::Error::Database(db) => DatasetError::QueryRefused(db.message().to_owned()),
-        _ => classify(e),
-    }
+    query_refusal(e, timeout_ms, "57014")
 }
 
 fn json_rows(texts: Vec<String>) -> Vec<serde_json::Value> {

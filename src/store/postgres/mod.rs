@@ -69,14 +69,7 @@ impl PgStore {
 /// What a claiming `SELECT` ends with, so that two claimers never take one row.
 const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
-crate::store::sql::credential_store!(PgStore);
-crate::store::sql::customer_store!(PgStore);
-crate::store::sql::event_store!(PgStore);
-crate::store::sql::admin_token_store!(PgStore);
-crate::store::sql::run_store!(PgStore);
-crate::store::sql::row_writes!(PgConnection, Postgres);
-crate::store::sql::integration_keys!(PgStore);
-crate::store::sql::job_store!(PgStore);
+crate::store::sql::portable_store!(PgStore, PgConnection, Postgres);
 
 /// Creates an empty database named `name` on the server of `server_url` and returns its URL.
 /// Used for scratch registries (benchmarks); `name` must be a plain identifier.

@@ -27,8 +27,8 @@
 //!   `append_all(&mut DB::Connection, Vec<NewEvent>) -> Result<(), StoreError>`: seal events onto
 //!   their chains inside the caller's transaction.
 //!
-//! A new capability adds its statements as a macro here and one line to each backend's
-//! `mod.rs` (see [`integration_keys`] for the shape).
+//! A new capability adds its statements as a macro in its own file here and one line to
+//! [`portable_store`], which each backend expands once (see [`integration_keys`] for the shape).
 
 mod audit;
 mod credentials;
@@ -45,3 +45,19 @@ pub(crate) use jobs::job_store;
 pub(crate) use keys::integration_keys;
 pub(crate) use runs::{row_writes, run_store};
 pub(crate) use tokens::admin_token_store;
+
+/// Every capability's portable statements for one backend: its store type, its connection type
+/// and its sqlx database. Each backend's `mod.rs` expands this once.
+macro_rules! portable_store {
+    ($store:ty, $conn:ty, $db:ty) => {
+        crate::store::sql::credential_store!($store);
+        crate::store::sql::customer_store!($store);
+        crate::store::sql::event_store!($store);
+        crate::store::sql::admin_token_store!($store);
+        crate::store::sql::run_store!($store);
+        crate::store::sql::integration_keys!($store);
+        crate::store::sql::job_store!($store);
+        crate::store::sql::row_writes!($conn, $db);
+    };
+}
+pub(crate) use portable_store;

@@ -20,8 +20,9 @@ use crate::domain::query::SqlDialect;
 use crate::domain::upload::{Cell, Rows};
 use crate::product::QueryLimits;
 use crate::store::datasets::{
-    classify, create_table_sql, insert_sql, quote, rows_per_insert, DatasetBackend, DatasetError,
-    DatasetSpec, QueryResult, ReaderPassword, ResultCollector,
+    classify, columns_by_table, create_table_sql, insert_sql, query_refusal, quote,
+    rows_per_insert, DatasetBackend, DatasetError, DatasetSpec, QueryResult, ReaderPassword,
+    ResultCollector,
 };
 
 /// Datasets as SQLite files in one directory.
@@ -119,11 +120,7 @@ async fn tables_of(
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (t, c) in rows {
-        out.entry(t).or_default().push(c);
-    }
-    Ok(out)
+    Ok(columns_by_table(rows))
 }
 
 /// Runs a checked query on a connection opened by `open_for_query`.
@@ -192,15 +189,9 @@ fn cell(row: &SqliteRow, i: usize) -> serde_json::Value {
     }
 }
 
+/// SQLITE_INTERRUPT: the progress handler stopped the query at its deadline.
 fn refused(e: sqlx::Error, timeout_ms: u64) -> DatasetError {
-    match &e {
-        // SQLITE_INTERRUPT: the progress handler stopped the query at its deadline.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("9") => {
-            DatasetError::QueryTimeout(timeout_ms)
-        }
-        sqlx::Error::Database(db) => DatasetError::QueryRefused(db.message().to_owned()),
-        _ => classify(e),
-    }
+    query_refusal(e, timeout_ms, "9")
 }
 
 #[async_trait]

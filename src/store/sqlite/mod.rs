@@ -83,14 +83,7 @@ impl SqliteStore {
 /// What a claiming `SELECT` ends with, so that two claimers never take one row.
 const FOR_UPDATE_SKIP_LOCKED: &str = "";
 
-crate::store::sql::credential_store!(SqliteStore);
-crate::store::sql::customer_store!(SqliteStore);
-crate::store::sql::event_store!(SqliteStore);
-crate::store::sql::admin_token_store!(SqliteStore);
-crate::store::sql::run_store!(SqliteStore);
-crate::store::sql::row_writes!(SqliteConnection, Sqlite);
-crate::store::sql::integration_keys!(SqliteStore);
-crate::store::sql::job_store!(SqliteStore);
+crate::store::sql::portable_store!(SqliteStore, SqliteConnection, Sqlite);
 
 /// The head (sequence and hash) of `chain`; a new chain starts at the genesis hash. The
 /// caller's transaction holds the one write lock, so the head cannot move under it.

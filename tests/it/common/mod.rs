@@ -285,17 +285,20 @@ impl TestApp {
         let services = services_with(&db, product, runner).await;
         let cli = Actor::cli();
         let admin = services
-            .create_admin_token(&cli, Role::Admin, "admin")
+            .admin_tokens
+            .create(&cli, Role::Admin, "admin")
             .await
             .unwrap()
             .token;
         let operator = services
-            .create_admin_token(&cli, Role::Operator, "operator")
+            .admin_tokens
+            .create(&cli, Role::Operator, "operator")
             .await
             .unwrap()
             .token;
         let viewer = services
-            .create_admin_token(&cli, Role::Viewer, "viewer")
+            .admin_tokens
+            .create(&cli, Role::Viewer, "viewer")
             .await
             .unwrap()
             .token;
