@@ -3,6 +3,10 @@
 //! destroyed, format and scope rules at write time, a live check against the provider's endpoint,
 //! and rotation deadlines. Values never appear in events, errors, logs or responses; the one
 //! route that returns a value is admin-only and records every read as an event.
+//!
+//! The capability is [`Vault`]: it owns the credential store, the customer registry and the
+//! event log it writes reads to, the product's credential types, the keyring, the clock and
+//! the HTTP client of live checks, and refuses with a [`VaultError`].
 
 use crate::domain::events::{
     CredentialRevoked, CredentialStored, CredentialValidated, CredentialVersionRef,
@@ -16,13 +20,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::{Actor, ServiceError, Services};
+use std::sync::Arc;
+
+use super::keyring::Keyring;
+use super::tenant_tokens::TenantPrincipal;
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, ServiceError};
 use crate::domain::credential::{display_name, fingerprint, CredentialStatus, VersionState};
 use crate::domain::envelope::{self, Binding};
-use crate::domain::{Customer, CustomerId, CustomerStatus, Invalid, NewEvent, Role};
-use crate::product::{CredentialCheck, CredentialType};
+use crate::domain::{Customer, CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
+use crate::product::{CredentialCheck, CredentialType, Product};
+use crate::store::credentials::CredentialStore;
 use crate::store::credentials::{CredentialRecord, StagedCredential, VersionChange, VersionRecord};
-use crate::store::StoreError;
+use crate::store::{CustomerStore, EventStore, StoreError};
 
 /// The largest value the vault takes.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
@@ -232,8 +241,156 @@ fn pointer_time(body: &serde_json::Value, pointer: &str) -> Option<DateTime<Utc>
     }
 }
 
-impl Services {
-    fn credential_type(&self, name: &str) -> Result<&CredentialType, ServiceError> {
+/// Why a vault operation refused or failed. Values never appear in it.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{}", invalid_fields_message(.0))]
+    Invalid(Vec<FieldError>),
+    /// The operator's role is too low.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// A customer's token lacks a scope.
+    #[error("this action needs the '{0}' scope, which the token does not have")]
+    ScopeMissing(String),
+    /// A customer's token used on another customer.
+    #[error("the token belongs to another customer")]
+    OtherCustomer,
+    /// No such customer.
+    #[error("Customer '{0}' not found")]
+    CustomerNotFound(String),
+    /// A deleted customer's vault is closed.
+    #[error("Customer '{0}' was deleted; its record can no longer change")]
+    CustomerDeleted(String),
+    /// The customer has no such credential (or version), or it was destroyed.
+    #[error("{0}")]
+    NotFound(String),
+    /// A stored value does not open (altered, moved, or its master key is missing).
+    #[error("the stored {0} credential cannot be decrypted: it was altered or moved, or its master key is missing")]
+    Unreadable(String),
+    /// A version cannot move to the state asked for from the one it is in.
+    #[error("{0}")]
+    VersionState(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<FieldError> for VaultError {
+    fn from(e: FieldError) -> Self {
+        VaultError::Invalid(vec![e])
+    }
+}
+
+impl VaultError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VaultError::Invalid(_) => ErrorKind::Invalid,
+            VaultError::Forbidden(_) | VaultError::ScopeMissing(_) | VaultError::OtherCustomer => {
+                ErrorKind::Forbidden
+            }
+            VaultError::CustomerNotFound(_) | VaultError::NotFound(_) => ErrorKind::NotFound,
+            VaultError::CustomerDeleted(_) | VaultError::VersionState(_) => ErrorKind::Conflict,
+            VaultError::Unreadable(_) => ErrorKind::Integrity,
+            VaultError::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VaultError::Invalid(_) => "validation_failed",
+            VaultError::Forbidden(_) | VaultError::OtherCustomer => "forbidden",
+            VaultError::ScopeMissing(_) => "insufficient_scope",
+            VaultError::CustomerNotFound(_) => "customer_not_found",
+            VaultError::CustomerDeleted(_) => "customer_deleted",
+            VaultError::NotFound(_) => "credential_not_found",
+            VaultError::Unreadable(_) => "credential_unreadable",
+            VaultError::VersionState(_) => "invalid_version_state",
+            VaultError::Store(e) => super::store_code(e),
+        }
+    }
+}
+
+impl From<VaultError> for ServiceError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Invalid(errors) => ServiceError::Invalid(errors),
+            VaultError::Forbidden(f) => f.into(),
+            VaultError::ScopeMissing(scope) => ServiceError::ScopeMissing(scope),
+            VaultError::OtherCustomer => ServiceError::OtherCustomer,
+            VaultError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
+            VaultError::CustomerDeleted(id) => ServiceError::CustomerDeleted(id),
+            VaultError::NotFound(message) => ServiceError::CredentialNotFound(message),
+            VaultError::Unreadable(t) => ServiceError::CredentialUnreadable(t),
+            VaultError::VersionState(message) => ServiceError::VersionState(message),
+            VaultError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The credentials vault.
+#[derive(Clone)]
+pub struct Vault {
+    store: Arc<dyn CredentialStore>,
+    customers: Arc<dyn CustomerStore>,
+    events: Arc<dyn EventStore>,
+    product: Arc<Product>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+}
+
+impl Vault {
+    /// The vault over its stores, the product's credential types, the keyring, the clock and
+    /// the HTTP client live checks go out on (one that follows no redirects).
+    pub fn new(
+        store: Arc<dyn CredentialStore>,
+        customers: Arc<dyn CustomerStore>,
+        events: Arc<dyn EventStore>,
+        product: Arc<Product>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            store,
+            customers,
+            events,
+            product,
+            keyring,
+            clock,
+            http,
+        }
+    }
+
+    async fn customer(&self, customer_id: &str) -> Result<Customer, VaultError> {
+        self.customers
+            .get_customer(customer_id)
+            .await?
+            .ok_or_else(|| VaultError::CustomerNotFound(customer_id.to_owned()))
+    }
+
+    /// A credential's value for a customer's own token with `credentials:read`.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
+    pub async fn reveal_to_tenant(
+        &self,
+        p: &TenantPrincipal,
+        customer_id: &str,
+        credential_type: &str,
+    ) -> Result<CredentialValue, VaultError> {
+        if p.customer_id != customer_id {
+            return Err(VaultError::OtherCustomer);
+        }
+        if !p.scopes.iter().any(|s| s == "credentials:read") {
+            return Err(VaultError::ScopeMissing("credentials:read".into()));
+        }
+        self.read_value(&p.actor(), customer_id, credential_type)
+            .await
+    }
+
+    fn credential_type(&self, name: &str) -> Result<&CredentialType, VaultError> {
         self.product.credentials.get(name).ok_or_else(|| {
             let known: Vec<&str> = self
                 .product
@@ -257,10 +414,10 @@ impl Services {
         })
     }
 
-    async fn live_customer(&self, customer_id: &str) -> Result<Customer, ServiceError> {
-        let c = self.current(customer_id).await?;
+    async fn live_customer(&self, customer_id: &str) -> Result<Customer, VaultError> {
+        let c = self.customer(customer_id).await?;
         if c.status == CustomerStatus::Deleted {
-            return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
+            return Err(VaultError::CustomerDeleted(customer_id.to_owned()));
         }
         Ok(c)
     }
@@ -292,13 +449,13 @@ impl Services {
         &self,
         customer_id: &str,
         credential_type: &str,
-    ) -> Result<(CredentialRecord, Vec<VersionRecord>), ServiceError> {
+    ) -> Result<(CredentialRecord, Vec<VersionRecord>), VaultError> {
         let record = self
             .store
             .credential(customer_id, credential_type)
             .await?
             .ok_or_else(|| {
-                ServiceError::CredentialNotFound(format!(
+                VaultError::NotFound(format!(
                     "customer '{customer_id}' has no stored {credential_type} credential"
                 ))
             })?;
@@ -331,7 +488,7 @@ impl Services {
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<&[String]>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), VaultError> {
         let v = value.expose_secret();
         let mut errors = Vec::new();
         if v.is_empty() {
@@ -388,20 +545,20 @@ impl Services {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ServiceError::Invalid(errors))
+            Err(VaultError::Invalid(errors))
         }
     }
 
     /// Stores a new version of a customer's credential and makes it current.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn put_credential(
+    pub async fn put(
         &self,
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
         req: &PutCredential,
-    ) -> Result<CredentialView, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<CredentialView, VaultError> {
+        actor.may(Role::Operator)?;
         let t = self.credential_type(credential_type)?;
         Self::check_value(t, &req.value, req.scopes.as_deref())?;
         self.live_customer(customer_id).await?;
@@ -417,7 +574,7 @@ impl Services {
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<Vec<String>>,
-    ) -> Result<CredentialView, ServiceError> {
+    ) -> Result<CredentialView, VaultError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -425,7 +582,7 @@ impl Services {
                 .store_version(actor, customer_id, t, value, scopes.clone())
                 .await
             {
-                Err(ServiceError::Store(StoreError::CredentialVersionTaken { .. }))
+                Err(VaultError::Store(StoreError::CredentialVersionTaken { .. }))
                     if attempts < 5 => {}
                 other => return other,
             }
@@ -439,7 +596,7 @@ impl Services {
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<Vec<String>>,
-    ) -> Result<CredentialView, ServiceError> {
+    ) -> Result<CredentialView, VaultError> {
         let existing = self.store.credential(customer_id, &t.name).await?;
         let mut versions = self.store.credential_versions(customer_id, &t.name).await?;
         let version = versions.last().map_or(1, |v| v.version + 1);
@@ -536,7 +693,7 @@ impl Services {
         &self,
         customer_id: &str,
         run_id: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), VaultError> {
         let actor = Actor::system();
         for staged in self.store.staged_credentials(customer_id, run_id).await? {
             let t = self.credential_type(&staged.credential_type)?;
@@ -559,10 +716,10 @@ impl Services {
                 },
                 &staged.sealed,
             )
-            .map_err(|_| ServiceError::CredentialUnreadable(t.name.clone()))?;
+            .map_err(|_| VaultError::Unreadable(t.name.clone()))?;
             let value = SecretString::from(
                 String::from_utf8(plain.to_vec())
-                    .map_err(|_| ServiceError::CredentialUnreadable(t.name.clone()))?,
+                    .map_err(|_| VaultError::Unreadable(t.name.clone()))?,
             );
             self.store_with_retry(&actor, customer_id, t, &value, staged.scopes.clone())
                 .await?;
@@ -576,7 +733,7 @@ impl Services {
         &self,
         customer_id: &str,
         reason: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), VaultError> {
         let actor = Actor::system();
         self.destroy_all_credentials(&actor, customer_id, reason)
             .await?;
@@ -586,12 +743,12 @@ impl Services {
 
     /// A customer's credentials (metadata only) and the required types it lacks.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn list_credentials(
+    pub async fn list(
         &self,
         _actor: &Actor,
         customer_id: &str,
-    ) -> Result<CredentialList, ServiceError> {
-        self.current(customer_id).await?;
+    ) -> Result<CredentialList, VaultError> {
+        self.customer(customer_id).await?;
         let records = self.store.credentials(customer_id).await?;
         let mut items = Vec::with_capacity(records.len());
         for r in &records {
@@ -621,13 +778,13 @@ impl Services {
 
     /// One credential's versions, oldest first.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn credential_versions(
+    pub async fn versions(
         &self,
         _actor: &Actor,
         customer_id: &str,
         credential_type: &str,
-    ) -> Result<Vec<VersionView>, ServiceError> {
-        self.current(customer_id).await?;
+    ) -> Result<Vec<VersionView>, VaultError> {
+        self.customer(customer_id).await?;
         self.credential_type(credential_type)?;
         let (record, versions) = self.load_credential(customer_id, credential_type).await?;
         Ok(versions
@@ -644,9 +801,9 @@ impl Services {
             .collect())
     }
 
-    fn open_version(&self, v: &VersionRecord) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
+    fn open_version(&self, v: &VersionRecord) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let sealed = v.sealed.as_ref().ok_or_else(|| {
-            ServiceError::CredentialNotFound(format!(
+            VaultError::NotFound(format!(
                 "version {} of the {} credential was destroyed",
                 v.version, v.credential_type
             ))
@@ -663,19 +820,19 @@ impl Services {
         )
         .map_err(|e| {
             tracing::error!(customer_id = %v.customer_id, credential_type = %v.credential_type, version = v.version, error = %e, "a stored credential cannot be opened");
-            ServiceError::CredentialUnreadable(v.credential_type.clone())
+            VaultError::Unreadable(v.credential_type.clone())
         })
     }
 
     fn current_version<'a>(
         record: &CredentialRecord,
         versions: &'a [VersionRecord],
-    ) -> Result<&'a VersionRecord, ServiceError> {
+    ) -> Result<&'a VersionRecord, VaultError> {
         record
             .current_version
             .and_then(|cv| versions.iter().find(|v| v.version == cv))
             .ok_or_else(|| {
-                ServiceError::CredentialNotFound(format!(
+                VaultError::NotFound(format!(
                     "the {} credential of '{}' has no enabled version",
                     record.credential_type, record.customer_id
                 ))
@@ -684,13 +841,13 @@ impl Services {
 
     /// The current value of a credential, for an admin; the read is recorded as an event.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn read_credential_value(
+    pub async fn reveal(
         &self,
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
-    ) -> Result<CredentialValue, ServiceError> {
-        actor.require(Role::Admin)?;
+    ) -> Result<CredentialValue, VaultError> {
+        actor.may(Role::Admin)?;
         self.read_value(actor, customer_id, credential_type).await
     }
 
@@ -700,15 +857,15 @@ impl Services {
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
-    ) -> Result<CredentialValue, ServiceError> {
+    ) -> Result<CredentialValue, VaultError> {
         self.live_customer(customer_id).await?;
         self.credential_type(credential_type)?;
         let (record, versions) = self.load_credential(customer_id, credential_type).await?;
         let v = Self::current_version(&record, &versions)?;
         let plain = self.open_version(v)?;
         let value = String::from_utf8(plain.to_vec())
-            .map_err(|_| ServiceError::CredentialUnreadable(credential_type.to_owned()))?;
-        self.store
+            .map_err(|_| VaultError::Unreadable(credential_type.to_owned()))?;
+        self.events
             .append_event(self.credential_event(
                 actor,
                 customer_id,
@@ -817,13 +974,13 @@ impl Services {
     /// Asks the provider's check endpoint whether the current value works, and records the
     /// outcome, the scopes it reports and when.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn validate_credential(
+    pub async fn validate(
         &self,
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
-    ) -> Result<CredentialView, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<CredentialView, VaultError> {
+        actor.may(Role::Operator)?;
         self.live_customer(customer_id).await?;
         let t = self.credential_type(credential_type)?;
         let Some(check) = &t.check else {
@@ -839,7 +996,7 @@ impl Services {
         let plain = self.open_version(v)?;
         let value = Zeroizing::new(
             String::from_utf8(plain.to_vec())
-                .map_err(|_| ServiceError::CredentialUnreadable(credential_type.to_owned()))?,
+                .map_err(|_| VaultError::Unreadable(credential_type.to_owned()))?,
         );
         let outcome = self.ask_provider(t, check, &value).await;
         let now = self.clock.now();
@@ -874,20 +1031,20 @@ impl Services {
 
     /// Disables, enables or destroys one version; the newest enabled version becomes current.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn change_credential_version(
+    pub async fn change_version(
         &self,
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
         version: i64,
         action: VersionAction,
-    ) -> Result<Vec<VersionView>, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<Vec<VersionView>, VaultError> {
+        actor.may(Role::Operator)?;
         self.live_customer(customer_id).await?;
         self.credential_type(credential_type)?;
         let (mut record, mut versions) = self.load_credential(customer_id, credential_type).await?;
         let Some(v) = versions.iter_mut().find(|v| v.version == version) else {
-            return Err(ServiceError::CredentialNotFound(format!(
+            return Err(VaultError::NotFound(format!(
                 "the {credential_type} credential of '{customer_id}' has no version {version}"
             )));
         };
@@ -897,14 +1054,14 @@ impl Services {
             VersionAction::Destroy => VersionState::Destroyed,
         };
         if !v.state.can_become(to) {
-            return Err(ServiceError::VersionState(format!(
+            return Err(VaultError::VersionState(format!(
                 "version {version} is {} and cannot become {}",
                 v.state.as_str(),
                 to.as_str()
             )));
         }
         if to == VersionState::Enabled && record.status == CredentialStatus::Revoked {
-            return Err(ServiceError::VersionState(
+            return Err(VaultError::VersionState(
                 "the credential is revoked: store a new value instead of enabling an old one"
                     .into(),
             ));
@@ -944,20 +1101,19 @@ impl Services {
                 vec![event],
             )
             .await?;
-        self.credential_versions(actor, customer_id, credential_type)
-            .await
+        self.versions(actor, customer_id, credential_type).await
     }
 
     /// Revokes a credential: no version stays readable; with `destroy`, every value is erased.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn revoke_credential(
+    pub async fn revoke(
         &self,
         actor: &Actor,
         customer_id: &str,
         credential_type: &str,
         destroy: bool,
-    ) -> Result<CredentialView, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<CredentialView, VaultError> {
+        actor.may(Role::Operator)?;
         self.live_customer(customer_id).await?;
         self.credential_type(credential_type)?;
         let (mut record, mut versions) = self.load_credential(customer_id, credential_type).await?;
@@ -1004,11 +1160,11 @@ impl Services {
 
     /// Credentials whose rotation is due within `within_days` (or overdue), soonest first.
     #[tracing::instrument(skip_all)]
-    pub async fn credentials_due(
+    pub async fn due(
         &self,
         _actor: &Actor,
         within_days: u32,
-    ) -> Result<Vec<CredentialView>, ServiceError> {
+    ) -> Result<Vec<CredentialView>, VaultError> {
         if within_days > 3650 {
             return Err(
                 Invalid::new("out_of_range", "within_days must be from 0 to 3650")
@@ -1036,7 +1192,7 @@ impl Services {
         actor: &Actor,
         customer_id: &str,
         reason: &str,
-    ) -> Result<Vec<String>, ServiceError> {
+    ) -> Result<Vec<String>, VaultError> {
         let types: Vec<String> = self
             .store
             .credentials(customer_id)
@@ -1066,8 +1222,8 @@ impl Services {
     /// Rewraps every data key sealed under an older master key onto the current one, in
     /// batches; servers keep reading throughout. Returns how many were rewrapped.
     #[tracing::instrument(skip_all)]
-    pub async fn rewrap_credentials(&self, actor: &Actor) -> Result<u64, ServiceError> {
-        actor.require(Role::Admin)?;
+    pub async fn rewrap(&self, actor: &Actor) -> Result<u64, VaultError> {
+        actor.may(Role::Admin)?;
         let to = self.keyring.current();
         let mut total = 0;
         loop {
@@ -1091,7 +1247,7 @@ impl Services {
                     sealed,
                     &mut OsRng,
                 )
-                .map_err(|_| ServiceError::CredentialUnreadable(v.credential_type.clone()))?;
+                .map_err(|_| VaultError::Unreadable(v.credential_type.clone()))?;
                 v.sealed = Some(fresh);
                 rewrapped.push((v, from));
             }
@@ -1101,7 +1257,7 @@ impl Services {
                 break;
             }
         }
-        self.store
+        self.events
             .append_event(NewEvent {
                 body: EventBody::VaultRewrapped(VaultRewrapped {
                     master_key_version: to.version,
@@ -1114,5 +1270,36 @@ impl Services {
             })
             .await?;
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
+        let errors = [
+            VaultError::Invalid(vec![
+                Invalid::new("required", "value is required").at("value")
+            ]),
+            VaultError::Forbidden(Forbidden {
+                required: Role::Admin,
+                actual: Role::Operator,
+            }),
+            VaultError::ScopeMissing("credentials:read".into()),
+            VaultError::OtherCustomer,
+            VaultError::CustomerNotFound("acme".into()),
+            VaultError::CustomerDeleted("acme".into()),
+            VaultError::NotFound("customer 'acme' has no stored api_key credential".into()),
+            VaultError::Unreadable("api_key".into()),
+            VaultError::VersionState("version 2 is destroyed".into()),
+            VaultError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        ];
+        for e in errors {
+            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
+        }
     }
 }

@@ -293,7 +293,9 @@ impl Services {
                     .at(field),
                 ),
                 Some(ct) => {
-                    if let Err(ServiceError::Invalid(found)) = Self::check_value(ct, &v.0, None) {
+                    if let Err(super::credentials::VaultError::Invalid(found)) =
+                        super::credentials::Vault::check_value(ct, &v.0, None)
+                    {
                         errors.extend(found.into_iter().map(|e| FieldError {
                             field: field.clone(),
                             ..e
@@ -379,7 +381,9 @@ impl Services {
             created_at: registered,
         });
         let mut run = run;
-        run.staged_credentials = self.stage_credentials(customer.id.as_str(), &req.credentials);
+        run.staged_credentials = self
+            .vault
+            .stage_credentials(customer.id.as_str(), &req.credentials);
         let inserted = if self.provisions_at_registration(&customer) {
             // Atomic where it can be: the dataset lives in the registry's database, so the
             // customer, its run and its dataset are created in one transaction.

@@ -337,6 +337,7 @@ impl Services {
         self.undo_dataset(customer.id.as_str(), "customer offboarded with its data")
             .await?;
         let credentials_destroyed = self
+            .vault
             .destroy_all_credentials(
                 actor,
                 customer.id.as_str(),

@@ -153,7 +153,8 @@ pub struct Services {
     pub audit: audit::Audit,
     /// Integration keys and the access tokens they buy.
     pub keys: keys::IntegrationKeys,
-    http: reqwest::Client,
+    /// The credentials vault.
+    pub vault: credentials::Vault,
 }
 
 impl Services {
@@ -190,6 +191,20 @@ impl Services {
         let admin_tokens = tokens::AdminTokens::new(store.clone(), clock.clone());
         let audit = audit::Audit::new(store.clone(), store.clone());
         let key_hash = Arc::new(keyring::HashSecret::ephemeral());
+        let product = Arc::new(product);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ServiceError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let vault = credentials::Vault::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            product.clone(),
+            keyring.clone(),
+            clock.clone(),
+            http,
+        );
         let keys = keys::IntegrationKeys::new(
             store.clone(),
             store.clone(),
@@ -200,8 +215,9 @@ impl Services {
             admin_tokens,
             audit,
             keys,
+            vault,
             store,
-            product: Arc::new(product),
+            product,
             clock,
             datasets,
             runner: Arc::new(runner),
@@ -209,12 +225,6 @@ impl Services {
             key_hash,
             legacy: Arc::new(legacy),
             steps: Arc::new(steps),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| {
-                    ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
-                })?,
         })
     }
 }

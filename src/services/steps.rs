@@ -45,6 +45,12 @@ impl From<DatasetError> for StepError {
     }
 }
 
+impl From<super::credentials::VaultError> for StepError {
+    fn from(e: super::credentials::VaultError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
 impl From<ServiceError> for StepError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -132,6 +138,7 @@ impl Step for StoreCredentials {
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         cx.services
+            .vault
             .store_staged_credentials(&cx.run.customer_id, &cx.run.run_id)
             .await?;
         Ok(None)
@@ -142,7 +149,7 @@ impl Step for StoreCredentials {
         customer_id: &str,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        services.undo_credentials(customer_id, reason).await
+        Ok(services.vault.undo_credentials(customer_id, reason).await?)
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::keys::{IntegrationKeys, KeyError};
-use super::{Actor, ServiceError, Services};
+use super::{Actor, ServiceError};
 use crate::domain::{CustomerStatus, Role};
 
 /// How long an access token lives.
@@ -198,21 +198,5 @@ impl IntegrationKeys {
             scopes: p.scopes.clone(),
             allowed_adapters: p.adapters.clone(),
         })
-    }
-}
-
-impl Services {
-    /// A credential's value for a customer's own token with `credentials:read`.
-    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn read_credential_value_as_tenant(
-        &self,
-        p: &TenantPrincipal,
-        customer_id: &str,
-        credential_type: &str,
-    ) -> Result<super::credentials::CredentialValue, ServiceError> {
-        p.require_customer(customer_id)?;
-        p.require_scope("credentials:read")?;
-        self.read_value(&p.actor(), customer_id, credential_type)
-            .await
     }
 }

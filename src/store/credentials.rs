@@ -84,7 +84,7 @@ pub struct VersionChange {
 
 /// The vault's persistence.
 #[async_trait]
-pub trait CredentialStore {
+pub trait CredentialStore: Send + Sync {
     /// One credential.
     async fn credential(
         &self,

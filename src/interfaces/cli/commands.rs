@@ -286,7 +286,7 @@ async fn rotate_master_key(s: &Services, actor: &Actor) -> CliResult {
         ),
         Err(e) => return Err(CliError::Other(e.into())),
     }
-    let n = s.rewrap_credentials(actor).await?;
+    let n = s.vault.rewrap(actor).await?;
     println!(
         "{n} data key(s) rewrapped onto master key version {}",
         s.keyring.current().version

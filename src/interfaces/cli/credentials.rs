@@ -154,7 +154,8 @@ pub(super) async fn run(s: &Services, actor: &Actor, c: CredentialsCommand) -> C
                 scopes,
             };
             let view = s
-                .put_credential(actor, &customer_id, &credential_type, &req)
+                .vault
+                .put(actor, &customer_id, &credential_type, &req)
                 .await?;
             credential_rows(std::slice::from_ref(&view), format)?;
         }
@@ -162,7 +163,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, c: CredentialsCommand) -> C
             customer_id,
             format,
         } => {
-            let list = s.list_credentials(actor, &customer_id).await?;
+            let list = s.vault.list(actor, &customer_id).await?;
             if format == Format::Json {
                 output::json(&list);
             } else {
@@ -178,7 +179,8 @@ pub(super) async fn run(s: &Services, actor: &Actor, c: CredentialsCommand) -> C
             format,
         } => {
             let view = s
-                .validate_credential(actor, &customer_id, &credential_type)
+                .vault
+                .validate(actor, &customer_id, &credential_type)
                 .await?;
             credential_rows(std::slice::from_ref(&view), format)?;
         }
@@ -189,7 +191,8 @@ pub(super) async fn run(s: &Services, actor: &Actor, c: CredentialsCommand) -> C
             format,
         } => {
             let view = s
-                .revoke_credential(actor, &customer_id, &credential_type, destroy)
+                .vault
+                .revoke(actor, &customer_id, &credential_type, destroy)
                 .await?;
             credential_rows(std::slice::from_ref(&view), format)?;
         }
@@ -197,7 +200,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, c: CredentialsCommand) -> C
             within_days,
             format,
         } => {
-            let items = s.credentials_due(actor, within_days).await?;
+            let items = s.vault.due(actor, within_days).await?;
             credential_rows(&items, format)?;
         }
     }

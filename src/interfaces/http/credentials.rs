@@ -100,7 +100,8 @@ pub async fn store(
     Ok(Json(
         state
             .services
-            .put_credential(&actor, &customer_id, &credential_type, &req)
+            .vault
+            .put(&actor, &customer_id, &credential_type, &req)
             .await?,
     ))
 }
@@ -119,12 +120,7 @@ pub async fn list(
     Authenticated(actor): Authenticated,
     ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
-    Ok(Json(
-        state
-            .services
-            .list_credentials(&actor, &customer_id)
-            .await?,
-    ))
+    Ok(Json(state.services.vault.list(&actor, &customer_id).await?))
 }
 
 /// A credential's versions.
@@ -145,7 +141,8 @@ pub async fn versions(
     Ok(Json(VersionList {
         items: state
             .services
-            .credential_versions(&actor, &customer_id, &credential_type)
+            .vault
+            .versions(&actor, &customer_id, &credential_type)
             .await?,
     }))
 }
@@ -181,7 +178,8 @@ pub async fn change_version(
     Ok(Json(VersionList {
         items: state
             .services
-            .change_credential_version(&actor, &customer_id, &credential_type, version, action)
+            .vault
+            .change_version(&actor, &customer_id, &credential_type, version, action)
             .await?,
     }))
 }
@@ -206,7 +204,8 @@ pub async fn validate(
     Ok(Json(
         state
             .services
-            .validate_credential(&actor, &customer_id, &credential_type)
+            .vault
+            .validate(&actor, &customer_id, &credential_type)
             .await?,
     ))
 }
@@ -231,7 +230,8 @@ pub async fn revoke(
     Ok(Json(
         state
             .services
-            .revoke_credential(&actor, &customer_id, &credential_type, q.destroy)
+            .vault
+            .revoke(&actor, &customer_id, &credential_type, q.destroy)
             .await?,
     ))
 }
@@ -257,11 +257,13 @@ pub async fn value(
     let s = &state.services;
     Ok(Json(match auth {
         AnyAuthenticated::Operator(actor) => {
-            s.read_credential_value(&actor, &customer_id, &credential_type)
+            s.vault
+                .reveal(&actor, &customer_id, &credential_type)
                 .await?
         }
         AnyAuthenticated::Tenant(p) => {
-            s.read_credential_value_as_tenant(&p, &customer_id, &credential_type)
+            s.vault
+                .reveal_to_tenant(&p, &customer_id, &credential_type)
                 .await?
         }
     }))
@@ -283,7 +285,8 @@ pub async fn due(
     Ok(Json(DueList {
         items: state
             .services
-            .credentials_due(&actor, q.within_days.unwrap_or(14))
+            .vault
+            .due(&actor, q.within_days.unwrap_or(14))
             .await?,
     }))
 }

@@ -340,10 +340,12 @@ fn json<T: serde::Serialize>(value: T) -> Result<Value, Box<Problem>> {
     })
 }
 
-fn service<T: serde::Serialize>(result: Result<T, ServiceError>) -> Result<Value, Box<Problem>> {
+fn service<T: serde::Serialize, E: Into<ServiceError>>(
+    result: Result<T, E>,
+) -> Result<Value, Box<Problem>> {
     match result {
         Ok(v) => json(v),
-        Err(e) => Err(Box::new(Problem::from(&e))),
+        Err(e) => Err(Box::new(Problem::from(&e.into()))),
     }
 }
 
@@ -423,13 +425,14 @@ pub async fn call(
         }
         "list_credentials" => {
             let a = parse!(CustomerIdArgs);
-            service(services.list_credentials(actor, &a.customer_id).await)
+            service(services.vault.list(actor, &a.customer_id).await)
         }
         "store_credential" => {
             let (target, value) = parse!(StoreCredentialArgs, PutCredential);
             service(
                 services
-                    .put_credential(actor, &target.customer_id, &target.credential_type, &value)
+                    .vault
+                    .put(actor, &target.customer_id, &target.credential_type, &value)
                     .await,
             )
         }
