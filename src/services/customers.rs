@@ -387,7 +387,7 @@ impl Services {
         let inserted = if self.provisions_at_registration(&customer) {
             // Atomic where it can be: the dataset lives in the registry's database, so the
             // customer, its run and its dataset are created in one transaction.
-            let (spec, record, provisioned) = self.dataset_plan(&customer, None);
+            let (spec, record, provisioned) = self.datasets.plan(&customer, None);
             for step in run
                 .steps
                 .iter_mut()
@@ -732,7 +732,7 @@ impl Services {
             && self.store.get_dataset(customer_id).await?.is_some()
         {
             // Provision what the new tier adds before the customer says it has it.
-            self.provision_dataset_for(&next).await?;
+            self.datasets.provision_for(&next).await?;
         }
         self.save(actor, &current, next).await
     }

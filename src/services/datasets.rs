@@ -1,24 +1,33 @@
 //! Customer datasets as the use cases see them: provisioning for a tier, the read-only query,
-//! the resolved configuration, and deletion with an export and a receipt.
+//! uploads (`uploads`), the resolved configuration, and deletion with an export and a receipt.
+//!
+//! The capability is [`Datasets`]: it owns the product's data stores, the dataset records, the
+//! customer registry and event log it reads and writes, the product, the clock and the secret
+//! readers' passwords derive from, and refuses with a [`DataError`]. The customer's resolved
+//! configuration and offboarding's deletion span capabilities (onboarding, the vault) and stay
+//! with the customer registry's use cases.
 
-use crate::domain::events::{DatasetChanged, EventBody};
+use crate::domain::events::{DatasetChanged, DatasetDropped, EventBody};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
 
+use super::keyring::HashSecret;
 use super::onboarding::ChecklistEntry;
-use super::{Actor, ServiceError, Services};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, ServiceError, Services};
 pub use crate::domain::dataset::{DeletionReceipt, ExportInfo};
 use crate::domain::query::{check_query, QueryRejection};
-use crate::domain::{Customer, CustomerStatus, NewEvent};
+use crate::domain::{Customer, CustomerStatus, FieldError, NewEvent};
+use crate::product::Product;
 use crate::store::datasets::{
-    write_table_export, DatasetBackend, DatasetError, DatasetSpec, ExportManifest, QueryResult,
-    ReaderPassword,
+    write_table_export, DataStores, DatasetBackend, DatasetError, DatasetSpec, ExportManifest,
+    QueryResult, ReaderPassword,
 };
-use crate::store::DatasetRecord;
+use crate::store::{CustomerStore, DatasetRecord, EventStore, RunStore, StoreError};
 
 /// A dataset query request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -68,21 +77,195 @@ pub struct CustomerConfig {
     pub checklist: Vec<ChecklistEntry>,
 }
 
-fn dataset_error(e: DatasetError) -> ServiceError {
-    match e {
-        DatasetError::QueryRefused(m) => ServiceError::QueryRefused(m),
-        DatasetError::QueryTimeout(ms) => ServiceError::QueryTimeout(ms),
-        other => ServiceError::Dataset(other),
+/// Why a dataset operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{}", invalid_fields_message(.0))]
+    Invalid(Vec<FieldError>),
+    /// No such customer.
+    #[error("Customer '{0}' not found")]
+    CustomerNotFound(String),
+    /// The customer has no dataset to work on.
+    #[error("customer '{0}' has no dataset")]
+    NoDataset(String),
+    /// The dataset's database refused the query.
+    #[error("{0}")]
+    QueryRefused(String),
+    /// The query ran out of time.
+    #[error("the query ran longer than {0} ms and was stopped")]
+    QueryTimeout(u64),
+    /// The product has no such upload adapter.
+    #[error("the product has no upload adapter '{0}'")]
+    AdapterNotFound(String),
+    /// A customer's token lacks the adapter's scope.
+    #[error("this action needs the '{0}' scope, which the token does not have")]
+    ScopeMissing(String),
+    /// A customer's token without the adapter it tried to use.
+    #[error("this token may not use the '{0}' adapter; the key's allowed_adapters do not list it")]
+    AdapterNotAllowed(String),
+    /// Uploads need an active customer.
+    #[error("customer '{customer_id}' is {status}; uploads need an active customer")]
+    NotActive {
+        /// The customer.
+        customer_id: String,
+        /// Its status.
+        status: CustomerStatus,
+    },
+    /// The adapter's table is not part of the customer's dataset (its tier lacks it).
+    #[error("the dataset of '{customer_id}' has no table '{table}': its tier does not include it")]
+    TableNotProvisioned {
+        /// The customer.
+        customer_id: String,
+        /// The table.
+        table: String,
+    },
+    /// A data store failed (transient or not).
+    #[error(transparent)]
+    Backend(DatasetError),
+    /// Writing an export failed.
+    #[error("cannot write the export: {0}")]
+    Export(#[from] std::io::Error),
+    /// The registry failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<FieldError> for DataError {
+    fn from(e: FieldError) -> Self {
+        DataError::Invalid(vec![e])
     }
 }
 
-impl Services {
+impl From<DatasetError> for DataError {
+    fn from(e: DatasetError) -> Self {
+        match e {
+            DatasetError::QueryRefused(m) => DataError::QueryRefused(m),
+            DatasetError::QueryTimeout(ms) => DataError::QueryTimeout(ms),
+            other => DataError::Backend(other),
+        }
+    }
+}
+
+impl DataError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DataError::Invalid(_) | DataError::QueryRefused(_) | DataError::QueryTimeout(_) => {
+                ErrorKind::Invalid
+            }
+            DataError::ScopeMissing(_) | DataError::AdapterNotAllowed(_) => ErrorKind::Forbidden,
+            DataError::CustomerNotFound(_) | DataError::AdapterNotFound(_) => ErrorKind::NotFound,
+            DataError::NoDataset(_)
+            | DataError::NotActive { .. }
+            | DataError::TableNotProvisioned { .. } => ErrorKind::Conflict,
+            DataError::Backend(d) if d.is_transient() => ErrorKind::Unavailable,
+            DataError::Backend(_) | DataError::Export(_) => ErrorKind::Internal,
+            DataError::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DataError::Invalid(_) => "validation_failed",
+            DataError::CustomerNotFound(_) => "customer_not_found",
+            DataError::NoDataset(_) => "no_dataset",
+            DataError::QueryRefused(_) => "query_refused",
+            DataError::QueryTimeout(_) => "query_timeout",
+            DataError::AdapterNotFound(_) => "adapter_not_found",
+            DataError::ScopeMissing(_) => "insufficient_scope",
+            DataError::AdapterNotAllowed(_) => "adapter_not_allowed",
+            DataError::NotActive { .. } => "not_active",
+            DataError::TableNotProvisioned { .. } => "table_not_provisioned",
+            DataError::Backend(d) if d.is_transient() => "unavailable",
+            DataError::Backend(_) | DataError::Export(_) => "internal_error",
+            DataError::Store(e) => super::store_code(e),
+        }
+    }
+}
+
+impl From<DataError> for ServiceError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::Invalid(errors) => ServiceError::Invalid(errors),
+            DataError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
+            DataError::NoDataset(id) => ServiceError::NoDataset(id),
+            DataError::QueryRefused(m) => ServiceError::QueryRefused(m),
+            DataError::QueryTimeout(ms) => ServiceError::QueryTimeout(ms),
+            DataError::AdapterNotFound(a) => ServiceError::AdapterNotFound(a),
+            DataError::ScopeMissing(s) => ServiceError::ScopeMissing(s),
+            DataError::AdapterNotAllowed(a) => ServiceError::AdapterNotAllowed(a),
+            DataError::NotActive {
+                customer_id,
+                status,
+            } => ServiceError::NotActive {
+                customer_id,
+                status,
+            },
+            DataError::TableNotProvisioned { customer_id, table } => {
+                ServiceError::TableNotProvisioned { customer_id, table }
+            }
+            DataError::Backend(d) => ServiceError::Dataset(d),
+            DataError::Export(e) => ServiceError::Export(e),
+            DataError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The datasets capability.
+#[derive(Clone)]
+pub struct Datasets {
+    stores: DataStores,
+    pub(super) records: Arc<dyn RunStore>,
+    customers: Arc<dyn CustomerStore>,
+    pub(super) events: Arc<dyn EventStore>,
+    pub(super) product: Arc<Product>,
+    pub(super) clock: Arc<dyn Clock>,
+    key_hash: Arc<HashSecret>,
+}
+
+impl Datasets {
+    /// The capability over the product's data stores, the registry's dataset records, customers
+    /// and event log, the product, the clock and the secret readers' passwords derive from.
+    pub fn new(
+        stores: DataStores,
+        records: Arc<dyn RunStore>,
+        customers: Arc<dyn CustomerStore>,
+        events: Arc<dyn EventStore>,
+        product: Arc<Product>,
+        clock: Arc<dyn Clock>,
+        key_hash: Arc<HashSecret>,
+    ) -> Self {
+        Self {
+            stores,
+            records,
+            customers,
+            events,
+            product,
+            clock,
+            key_hash,
+        }
+    }
+
+    /// The product's data stores, by name.
+    pub fn stores(&self) -> &DataStores {
+        &self.stores
+    }
+
+    pub(super) async fn customer(&self, customer_id: &str) -> Result<Customer, DataError> {
+        self.customers
+            .get_customer(customer_id)
+            .await?
+            .ok_or_else(|| DataError::CustomerNotFound(customer_id.to_owned()))
+    }
+
     pub(super) fn backend_of(
         &self,
         customer: &Customer,
-    ) -> Result<&Arc<dyn DatasetBackend>, ServiceError> {
-        self.datasets.get(&customer.data_store).ok_or_else(|| {
-            ServiceError::Dataset(DatasetError::Permanent(format!(
+    ) -> Result<&Arc<dyn DatasetBackend>, DataError> {
+        self.stores.get(&customer.data_store).ok_or_else(|| {
+            DataError::Backend(DatasetError::Permanent(format!(
                 "data store '{}' is not in the product",
                 customer.data_store
             )))
@@ -100,18 +283,9 @@ impl Services {
         ReaderPassword::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key[..]))
     }
 
-    /// Whether onboarding `customer` creates its dataset in the registering transaction: its
-    /// data store lives in the registry's database and no injected fault needs the step alone.
-    pub(super) fn provisions_at_registration(&self, customer: &Customer) -> bool {
-        self.product.provisions_datasets()
-            && self.datasets.in_registry(&customer.data_store)
-            && self.store.provisions_datasets_in_registry()
-            && !self.runner.faults.targets("provision_dataset")
-    }
-
     /// What provisioning `customer` makes: the dataset's spec, its record (after `existing`)
     /// and the event that records it.
-    pub(super) fn dataset_plan(
+    pub(super) fn plan(
         &self,
         customer: &Customer,
         existing: Option<&DatasetRecord>,
@@ -165,18 +339,15 @@ impl Services {
         &self,
         customer: &Customer,
         fresh: bool,
-    ) -> Result<Option<(DatasetRecord, NewEvent)>, ServiceError> {
+    ) -> Result<Option<(DatasetRecord, NewEvent)>, DataError> {
         let backend = self.backend_of(customer)?;
         let existing = if fresh {
             None
         } else {
-            self.store.get_dataset(customer.id.as_str()).await?
+            self.records.get_dataset(customer.id.as_str()).await?
         };
-        let (spec, record, event) = self.dataset_plan(customer, existing.as_ref());
-        backend
-            .provision(&spec)
-            .await
-            .map_err(ServiceError::Dataset)?;
+        let (spec, record, event) = self.plan(customer, existing.as_ref());
+        backend.provision(&spec).await.map_err(DataError::Backend)?;
         if existing.is_some_and(|d| d.tables == record.tables && d.tier == record.tier) {
             return Ok(None);
         }
@@ -184,32 +355,29 @@ impl Services {
     }
 
     /// Provisions the customer's dataset for its (new) tier and saves the record.
-    pub(super) async fn provision_dataset_for(
-        &self,
-        customer: &Customer,
-    ) -> Result<(), ServiceError> {
+    pub(super) async fn provision_for(&self, customer: &Customer) -> Result<(), DataError> {
         if let Some((record, event)) = self.provision(customer, false).await? {
-            self.store.save_dataset(&record, Some(event)).await?;
+            self.records.save_dataset(&record, Some(event)).await?;
         }
         Ok(())
     }
 
     /// Runs one read-only statement inside the customer's own dataset, bounded in time and rows.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn query_dataset(
+    pub async fn query(
         &self,
         _actor: &Actor,
         customer_id: &str,
         sql: &str,
-    ) -> Result<QueryResult, ServiceError> {
-        let customer = self.current(customer_id).await?;
+    ) -> Result<QueryResult, DataError> {
+        let customer = self.customer(customer_id).await?;
         let backend = self.backend_of(&customer)?;
         let sql = check_query(sql, backend.dialect()).map_err(|e| match e {
-            QueryRejection::Invalid(e) => ServiceError::from(e.at("sql")),
-            QueryRejection::Refused(reason) => ServiceError::QueryRefused(reason),
+            QueryRejection::Invalid(e) => DataError::from(e.at("sql")),
+            QueryRejection::Refused(reason) => DataError::QueryRefused(reason),
         })?;
-        if self.store.get_dataset(customer_id).await?.is_none() {
-            return Err(ServiceError::NoDataset(customer_id.to_owned()));
+        if self.records.get_dataset(customer_id).await?.is_none() {
+            return Err(DataError::NoDataset(customer_id.to_owned()));
         }
         let dataset_id = self.product.dataset_id(customer_id);
         backend
@@ -221,9 +389,103 @@ impl Services {
             )
             .await
             .map_err(|e| match e {
-                DatasetError::NotFound(_) => ServiceError::NoDataset(customer_id.to_owned()),
-                other => dataset_error(other),
+                DatasetError::NotFound(_) => DataError::NoDataset(customer_id.to_owned()),
+                other => other.into(),
             })
+    }
+
+    /// Writes every table of the customer's dataset to `dir/<dataset_id>-<time>/` as JSON Lines
+    /// with a `manifest.json` of row counts and SHA-256 checksums.
+    pub(super) async fn export(
+        &self,
+        customer: &Customer,
+        dir: &Path,
+    ) -> Result<Option<ExportInfo>, DataError> {
+        let backend = self.backend_of(customer)?;
+        let dataset_id = self.product.dataset_id(customer.id.as_str());
+        let Some(tables) = backend
+            .describe(&dataset_id)
+            .await
+            .map_err(DataError::Backend)?
+        else {
+            return Ok(None);
+        };
+        let target: PathBuf = dir.join(format!(
+            "{dataset_id}-{}",
+            self.clock.now().format("%Y%m%dT%H%M%S%.6fZ")
+        ));
+        std::fs::create_dir_all(&target)?;
+        let mut exported = Vec::new();
+        for table in tables.keys() {
+            let rows = backend
+                .table_rows(&dataset_id, table)
+                .await
+                .map_err(DataError::Backend)?;
+            exported.push(write_table_export(&target, table, &rows)?);
+        }
+        let manifest = ExportManifest {
+            dataset_id,
+            tables: exported,
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        std::fs::write(target.join("manifest.json"), &bytes)?;
+        Ok(Some(ExportInfo {
+            path: target.display().to_string(),
+            manifest_sha256: hex::encode(Sha256::digest(&bytes)),
+            manifest,
+        }))
+    }
+
+    /// Drops the customer's dataset (retrying transient failures) and forgets its record.
+    pub(super) async fn drop(&self, customer_id: &str, reason: &str) -> Result<(), DataError> {
+        let customer = self.customer(customer_id).await?;
+        let dataset_id = self.product.dataset_id(customer_id);
+        if let Some(backend) = self.stores.get(&customer.data_store) {
+            let retry = self.product.retry;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match backend.drop_dataset(&dataset_id).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_transient() && attempt < retry.max_attempts => {
+                        tokio::time::sleep(Duration::from_millis(retry.base_ms << attempt.min(10)))
+                            .await;
+                    }
+                    Err(e) => return Err(DataError::Backend(e)),
+                }
+            }
+        }
+        // Dropping is recorded even when the dataset never made it into the registry (its step
+        // failed or was cut off before its record was saved): it may have existed.
+        let recorded = self.records.get_dataset(customer_id).await?.is_some();
+        let event = NewEvent {
+            body: EventBody::DatasetDropped(DatasetDropped {
+                dataset_id,
+                reason: reason.to_owned(),
+                was_recorded: recorded,
+            }),
+            actor: "onramp".into(),
+            customer_id: Some(customer.id.clone()),
+            occurred_at: self.clock.now(),
+            request_id: None,
+        };
+        if recorded {
+            self.records.delete_dataset(customer_id, event).await?;
+        } else {
+            self.events.append_event(event).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Whether onboarding `customer` creates its dataset in the registering transaction: its
+    /// data store lives in the registry's database and no injected fault needs the step alone.
+    pub(super) fn provisions_at_registration(&self, customer: &Customer) -> bool {
+        self.product.provisions_datasets()
+            && self.datasets.stores().in_registry(&customer.data_store)
+            && self.store.provisions_datasets_in_registry()
+            && !self.runner.faults.targets("provision_dataset")
     }
 
     /// The customer's resolved configuration: dataset, tier, tables, attributes, checklist.
@@ -277,48 +539,6 @@ impl Services {
         })
     }
 
-    /// Writes every table of the customer's dataset to `dir/<dataset_id>-<time>/` as JSON Lines
-    /// with a `manifest.json` of row counts and SHA-256 checksums.
-    async fn export_dataset(
-        &self,
-        customer: &Customer,
-        dir: &Path,
-    ) -> Result<Option<ExportInfo>, ServiceError> {
-        let backend = self.backend_of(customer)?;
-        let dataset_id = self.product.dataset_id(customer.id.as_str());
-        let Some(tables) = backend
-            .describe(&dataset_id)
-            .await
-            .map_err(ServiceError::Dataset)?
-        else {
-            return Ok(None);
-        };
-        let target: PathBuf = dir.join(format!(
-            "{dataset_id}-{}",
-            self.clock.now().format("%Y%m%dT%H%M%S%.6fZ")
-        ));
-        std::fs::create_dir_all(&target)?;
-        let mut exported = Vec::new();
-        for table in tables.keys() {
-            let rows = backend
-                .table_rows(&dataset_id, table)
-                .await
-                .map_err(ServiceError::Dataset)?;
-            exported.push(write_table_export(&target, table, &rows)?);
-        }
-        let manifest = ExportManifest {
-            dataset_id,
-            tables: exported,
-        };
-        let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        std::fs::write(target.join("manifest.json"), &bytes)?;
-        Ok(Some(ExportInfo {
-            path: target.display().to_string(),
-            manifest_sha256: hex::encode(Sha256::digest(&bytes)),
-            manifest,
-        }))
-    }
-
     /// Exports (when asked) and drops the customer's dataset; returns the receipt.
     pub(super) async fn delete_customer_data(
         &self,
@@ -330,11 +550,12 @@ impl Services {
         let dataset = self.store.get_dataset(customer.id.as_str()).await?;
         let export = if export {
             let dir = export_dir.map_or_else(|| self.runner.exports_dir.clone(), Path::to_path_buf);
-            self.export_dataset(customer, &dir).await?
+            self.datasets.export(customer, &dir).await?
         } else {
             None
         };
-        self.undo_dataset(customer.id.as_str(), "customer offboarded with its data")
+        self.datasets
+            .drop(customer.id.as_str(), "customer offboarded with its data")
             .await?;
         let credentials_destroyed = self
             .vault
@@ -368,5 +589,39 @@ impl Services {
             export,
             credentials_destroyed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
+        let errors = [
+            DataError::from(crate::domain::Invalid::new("required", "sql is required").at("sql")),
+            DataError::CustomerNotFound("acme".into()),
+            DataError::NoDataset("acme".into()),
+            DataError::from(DatasetError::QueryRefused("no such table: x".into())),
+            DataError::from(DatasetError::QueryTimeout(2000)),
+            DataError::AdapterNotFound("ship".into()),
+            DataError::ScopeMissing("ship:upload".into()),
+            DataError::AdapterNotAllowed("ship".into()),
+            DataError::NotActive {
+                customer_id: "acme".into(),
+                status: CustomerStatus::Inactive,
+            },
+            DataError::TableNotProvisioned {
+                customer_id: "acme".into(),
+                table: "shipments".into(),
+            },
+            DataError::from(DatasetError::Transient("busy".into())),
+            DataError::from(DatasetError::Permanent("gone".into())),
+        ];
+        for e in errors {
+            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
+        }
     }
 }

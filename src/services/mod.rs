@@ -124,6 +124,15 @@ impl Services {
             self.clock.clone(),
             self.key_hash.clone(),
         );
+        self.datasets = datasets::Datasets::new(
+            self.datasets.stores().clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.product.clone(),
+            self.clock.clone(),
+            self.key_hash.clone(),
+        );
         self
     }
 }
@@ -137,8 +146,8 @@ pub struct Services {
     pub product: Arc<Product>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// The product's data stores.
-    pub datasets: DataStores,
+    /// Customer datasets: provisioning, queries, uploads, exports.
+    pub datasets: datasets::Datasets,
     /// How runs are worked on.
     pub runner: Arc<RunnerOptions>,
     /// The vault's master keys.
@@ -204,6 +213,15 @@ impl Services {
             keyring.clone(),
             clock.clone(),
             http,
+        );
+        let datasets = datasets::Datasets::new(
+            datasets,
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+            key_hash.clone(),
         );
         let keys = keys::IntegrationKeys::new(
             store.clone(),

@@ -8,7 +8,7 @@
 //! that the next holder of its lease resumes (or finishes rolling back).
 
 use crate::domain::events::{
-    ChecklistCompleted, DatasetDropped, EventBody, OnboardingFailed, OnboardingRetried, RunFinished,
+    ChecklistCompleted, EventBody, OnboardingFailed, OnboardingRetried, RunFinished,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -593,52 +593,6 @@ impl Services {
         run.finished_at = Some(saved);
         Ok(run)
     }
-
-    /// Drops the customer's dataset (retrying transient failures) and forgets its record.
-    pub(super) async fn undo_dataset(
-        &self,
-        customer_id: &str,
-        reason: &str,
-    ) -> Result<(), ServiceError> {
-        let customer = self.current(customer_id).await?;
-        let dataset_id = self.product.dataset_id(customer_id);
-        if let Some(backend) = self.datasets.get(&customer.data_store) {
-            let retry = self.product.retry;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match backend.drop_dataset(&dataset_id).await {
-                    Ok(()) => break,
-                    Err(e) if e.is_transient() && attempt < retry.max_attempts => {
-                        tokio::time::sleep(Duration::from_millis(retry.base_ms << attempt.min(10)))
-                            .await;
-                    }
-                    Err(e) => return Err(ServiceError::Dataset(e)),
-                }
-            }
-        }
-        // Dropping is recorded even when the dataset never made it into the registry (its step
-        // failed or was cut off before its record was saved): it may have existed.
-        let recorded = self.store.get_dataset(customer_id).await?.is_some();
-        let event = NewEvent {
-            body: EventBody::DatasetDropped(DatasetDropped {
-                dataset_id,
-                reason: reason.to_owned(),
-                was_recorded: recorded,
-            }),
-            actor: "onramp".into(),
-            customer_id: Some(customer.id.clone()),
-            occurred_at: self.clock.now(),
-            request_id: None,
-        };
-        if recorded {
-            self.store.delete_dataset(customer_id, event).await?;
-        } else {
-            self.store.append_event(event).await?;
-        }
-        Ok(())
-    }
-
     /// Takes over runs whose lease has run out (their process died or hung) and drives each to
     /// its end. Returns how many it took.
     #[tracing::instrument(skip_all)]

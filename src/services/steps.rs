@@ -45,6 +45,12 @@ impl From<DatasetError> for StepError {
     }
 }
 
+impl From<super::datasets::DataError> for StepError {
+    fn from(e: super::datasets::DataError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
 impl From<super::credentials::VaultError> for StepError {
     fn from(e: super::credentials::VaultError) -> Self {
         ServiceError::from(e).into()
@@ -162,7 +168,11 @@ impl Step for ProvisionDataset {
         declared("provision_dataset")
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        Ok(cx.services.provision(cx.customer, cx.fresh).await?)
+        Ok(cx
+            .services
+            .datasets
+            .provision(cx.customer, cx.fresh)
+            .await?)
     }
     async fn compensate(
         &self,
@@ -170,7 +180,7 @@ impl Step for ProvisionDataset {
         customer_id: &str,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        services.undo_dataset(customer_id, reason).await
+        Ok(services.datasets.drop(customer_id, reason).await?)
     }
 }
 
@@ -185,12 +195,16 @@ impl Step for VerifyDataset {
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         let (s, customer) = (cx.services, cx.customer);
-        let backend = s.datasets.get(&customer.data_store).ok_or_else(|| {
-            StepError::permanent(format!(
-                "data store '{}' is not in the product",
-                customer.data_store
-            ))
-        })?;
+        let backend = s
+            .datasets
+            .stores()
+            .get(&customer.data_store)
+            .ok_or_else(|| {
+                StepError::permanent(format!(
+                    "data store '{}' is not in the product",
+                    customer.data_store
+                ))
+            })?;
         let dataset_id = s.product.dataset_id(customer.id.as_str());
         let expected = s.product.tables_for_tier(customer.usage_tier.as_deref());
         let names: Vec<String> = expected.iter().map(|(t, _)| t.clone()).collect();

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use super::datasets::{DataError, Datasets};
 use super::tenant_tokens::TenantPrincipal;
-use super::{ServiceError, Services};
 use crate::domain::upload::parse_csv;
 use crate::domain::{CustomerId, CustomerStatus, NewEvent};
 use crate::store::datasets::DatasetError;
@@ -33,7 +33,7 @@ pub struct UploadReceipt {
     pub sha256: String,
 }
 
-impl Services {
+impl Datasets {
     /// Loads a file into the customer's dataset through `adapter_name`.
     #[tracing::instrument(skip_all, fields(customer_id = %p.customer_id, adapter = adapter_name))]
     pub async fn upload(
@@ -41,28 +41,32 @@ impl Services {
         p: &TenantPrincipal,
         adapter_name: &str,
         body: &[u8],
-    ) -> Result<UploadReceipt, ServiceError> {
+    ) -> Result<UploadReceipt, DataError> {
         let adapter = self
             .product
             .adapters
             .get(adapter_name)
-            .ok_or_else(|| ServiceError::AdapterNotFound(adapter_name.to_owned()))?;
-        p.require_scope(&adapter.scope)?;
-        p.require_adapter(adapter_name)?;
-        let customer = self.current(&p.customer_id).await?;
+            .ok_or_else(|| DataError::AdapterNotFound(adapter_name.to_owned()))?;
+        if !p.scopes.contains(&adapter.scope) {
+            return Err(DataError::ScopeMissing(adapter.scope.clone()));
+        }
+        if !p.adapters.iter().any(|a| a == adapter_name) {
+            return Err(DataError::AdapterNotAllowed(adapter_name.to_owned()));
+        }
+        let customer = self.customer(&p.customer_id).await?;
         if customer.status != CustomerStatus::Active {
-            return Err(ServiceError::NotActive {
+            return Err(DataError::NotActive {
                 customer_id: p.customer_id.clone(),
                 status: customer.status,
             });
         }
         let dataset = self
-            .store
+            .records
             .get_dataset(&p.customer_id)
             .await?
-            .ok_or_else(|| ServiceError::NoDataset(p.customer_id.clone()))?;
+            .ok_or_else(|| DataError::NoDataset(p.customer_id.clone()))?;
         if !dataset.tables.contains(&adapter.table) {
-            return Err(ServiceError::TableNotProvisioned {
+            return Err(DataError::TableNotProvisioned {
                 customer_id: p.customer_id.clone(),
                 table: adapter.table.clone(),
             });
@@ -78,14 +82,14 @@ impl Services {
             })
             .unwrap_or_default();
         let rows = parse_csv(body, &adapter.table, &columns, adapter.max_rows)
-            .map_err(ServiceError::Invalid)?;
+            .map_err(DataError::Invalid)?;
         let backend = self.backend_of(&customer)?;
         let rows_loaded = backend
             .insert_rows(&dataset.dataset_id, &adapter.table, &rows)
             .await
             .map_err(|e| match e {
-                DatasetError::NotFound(_) => ServiceError::NoDataset(p.customer_id.clone()),
-                other => ServiceError::Dataset(other),
+                DatasetError::NotFound(_) => DataError::NoDataset(p.customer_id.clone()),
+                other => DataError::Backend(other),
             })?;
         let receipt = UploadReceipt {
             customer_id: p.customer_id.clone(),
@@ -97,7 +101,7 @@ impl Services {
             sha256: hex::encode(Sha256::digest(body)),
         };
         let actor = p.actor();
-        self.store
+        self.events
             .append_event(NewEvent {
                 body: EventBody::DatasetUploaded(DatasetUploaded {
                     adapter: receipt.adapter.clone(),

@@ -116,6 +116,7 @@ async fn killing_the_server_mid_batch_leaves_no_half_onboarded_customer(backend:
         .items;
     let present: BTreeSet<String> = services
         .datasets
+        .stores()
         .get("default")
         .unwrap()
         .list()

@@ -25,6 +25,7 @@ fn runner(db: &TestDb, faults: &str) -> RunnerOptions {
 async fn datasets_present(app: &TestApp) -> Vec<String> {
     app.services
         .datasets
+        .stores()
         .get("default")
         .unwrap()
         .list()
@@ -57,6 +58,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
     let tables = app
         .services
         .datasets
+        .stores()
         .get("default")
         .unwrap()
         .describe("tenant_acme")
@@ -71,7 +73,7 @@ async fn an_onboarding_creates_verifies_and_activates_a_real_dataset(backend: Ba
 
     // Verification sees the tables that exist, not the ones that do not, and no dataset at all
     // for a customer that has none.
-    let backend = app.services.datasets.get("default").unwrap();
+    let backend = app.services.datasets.stores().get("default").unwrap();
     let limits = app.services.product.query;
     let expected = ["conversions".to_owned(), "benchmarks".to_owned()];
     let (result, seen) = backend
@@ -475,6 +477,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
     let tables_before = app
         .services
         .datasets
+        .stores()
         .get("default")
         .unwrap()
         .describe("tenant_acme")
@@ -525,6 +528,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
     assert_eq!(
         app.services
             .datasets
+            .stores()
             .get("default")
             .unwrap()
             .describe("tenant_acme")

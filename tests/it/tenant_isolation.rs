@@ -132,8 +132,14 @@ async fn every_attempt_is_refused_with_a_viewer_or_operator_token(backend: Backe
 /// Past the statement check, straight at the backend: the database itself refuses.
 async fn the_database_refuses_what_the_statement_check_would(backend: Backend) {
     let app = two_tenants(backend, Product::builtin()).await;
-    let store = app.services.datasets.get("default").unwrap().clone();
-    let password = app.services.reader_password("tenant_acme");
+    let store = app
+        .services
+        .datasets
+        .stores()
+        .get("default")
+        .unwrap()
+        .clone();
+    let password = app.services.datasets.reader_password("tenant_acme");
     let limits = app.services.product.query;
     let attempts: &[&str] = match backend {
         Backend::Postgres => &[

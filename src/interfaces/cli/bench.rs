@@ -532,6 +532,7 @@ async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Resul
     let services = scratch.services(Product::builtin()).await?;
     let backend = services
         .datasets
+        .stores()
         .get("default")
         .expect("the built-in product has a default store")
         .clone();
@@ -547,7 +548,7 @@ async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Resul
             let backend = backend.clone();
             let dataset_id = format!("bench_ddl_{i:07}");
             let spec = DatasetSpec {
-                reader_password: services.reader_password(&dataset_id),
+                reader_password: services.datasets.reader_password(&dataset_id),
                 dataset_id,
                 tables: tables.clone(),
             };

@@ -240,7 +240,7 @@ async fn query(
     sql: &str,
     format: Format,
 ) -> CliResult {
-    let result = s.query_dataset(actor, customer_id, sql).await?;
+    let result = s.datasets.query(actor, customer_id, sql).await?;
     match format {
         Format::Json => output::json(&result),
         Format::Csv => {

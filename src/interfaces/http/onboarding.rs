@@ -122,7 +122,8 @@ pub async fn query(
     Ok(Json(
         state
             .services
-            .query_dataset(&actor, &customer_id, &req.sql)
+            .datasets
+            .query(&actor, &customer_id, &req.sql)
             .await?,
     ))
 }

@@ -143,5 +143,7 @@ pub async fn upload(
         });
     }
     let body = body?;
-    Ok(Json(state.services.upload(&p, &adapter, &body).await?))
+    Ok(Json(
+        state.services.datasets.upload(&p, &adapter, &body).await?,
+    ))
 }

@@ -399,7 +399,7 @@ pub async fn call(
         }
         "query_dataset" => {
             let a = parse!(QueryArgs);
-            service(services.query_dataset(actor, &a.customer_id, &a.sql).await)
+            service(services.datasets.query(actor, &a.customer_id, &a.sql).await)
         }
         "onboard_customer" => {
             let (own, request) = parse!(IdempotencyArgs, OnboardRequest);
