@@ -76,10 +76,7 @@ impl From<&ServiceError> for Problem {
             }
             _ => {}
         }
-        let errors = match e {
-            ServiceError::Invalid(errors) => Some(errors.clone()),
-            _ => None,
-        };
+        let errors = e.invalid_fields().map(<[_]>::to_vec);
         Problem::new(status, e.code(), e.public_message(), errors)
     }
 }

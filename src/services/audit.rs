@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use std::sync::Arc;
 
-use super::{Actor, ErrorKind, ServiceError};
+use super::{Actor, ErrorKind};
 use crate::domain::event::{BrokenLink, ChainVerifier};
 use crate::domain::{Event, FieldError, Invalid};
 use crate::store::jobs::JobStore;
@@ -70,7 +70,7 @@ pub struct EventCount {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// A filter broke a rule; every bad one is listed.
-    #[error("{} field(s) are invalid: {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", super::invalid_fields_message(.0))]
     Invalid(Vec<FieldError>),
     /// The store failed.
     #[error(transparent)]
@@ -91,15 +91,6 @@ impl AuditError {
         match self {
             AuditError::Invalid(_) => "validation_failed",
             AuditError::Store(e) => super::store_code(e),
-        }
-    }
-}
-
-impl From<AuditError> for ServiceError {
-    fn from(e: AuditError) -> Self {
-        match e {
-            AuditError::Invalid(errors) => ServiceError::Invalid(errors),
-            AuditError::Store(s) => s.into(),
         }
     }
 }
@@ -257,6 +248,7 @@ pub fn event_catalog() -> Vec<CatalogEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ServiceError;
 
     #[test]
     fn audit_errors_have_kinds_and_codes_like_the_service_errors_they_become() {

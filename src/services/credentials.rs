@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::keyring::Keyring;
 use super::tenant_tokens::TenantPrincipal;
-use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, ServiceError};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden};
 use crate::domain::credential::{display_name, fingerprint, CredentialStatus, VersionState};
 use crate::domain::envelope::{self, Binding};
 use crate::domain::{Customer, CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
@@ -309,23 +309,6 @@ impl VaultError {
             VaultError::Unreadable(_) => "credential_unreadable",
             VaultError::VersionState(_) => "invalid_version_state",
             VaultError::Store(e) => super::store_code(e),
-        }
-    }
-}
-
-impl From<VaultError> for ServiceError {
-    fn from(e: VaultError) -> Self {
-        match e {
-            VaultError::Invalid(errors) => ServiceError::Invalid(errors),
-            VaultError::Forbidden(f) => f.into(),
-            VaultError::ScopeMissing(scope) => ServiceError::ScopeMissing(scope),
-            VaultError::OtherCustomer => ServiceError::OtherCustomer,
-            VaultError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
-            VaultError::CustomerDeleted(id) => ServiceError::CustomerDeleted(id),
-            VaultError::NotFound(message) => ServiceError::CredentialNotFound(message),
-            VaultError::Unreadable(t) => ServiceError::CredentialUnreadable(t),
-            VaultError::VersionState(message) => ServiceError::VersionState(message),
-            VaultError::Store(e) => e.into(),
         }
     }
 }
@@ -1276,28 +1259,61 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ServiceError;
 
     #[test]
-    fn vault_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
-        let errors = [
-            VaultError::Invalid(vec![
-                Invalid::new("required", "value is required").at("value")
-            ]),
-            VaultError::Forbidden(Forbidden {
-                required: Role::Admin,
-                actual: Role::Operator,
-            }),
-            VaultError::ScopeMissing("credentials:read".into()),
-            VaultError::OtherCustomer,
-            VaultError::CustomerNotFound("acme".into()),
-            VaultError::CustomerDeleted("acme".into()),
-            VaultError::NotFound("customer 'acme' has no stored api_key credential".into()),
-            VaultError::Unreadable("api_key".into()),
-            VaultError::VersionState("version 2 is destroyed".into()),
-            VaultError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
+    fn vault_errors_keep_their_public_kinds_and_codes_through_service_error() {
+        use ErrorKind as K;
+        let cases = [
+            (
+                VaultError::Invalid(vec![
+                    Invalid::new("required", "value is required").at("value")
+                ]),
+                K::Invalid,
+                "validation_failed",
+            ),
+            (
+                VaultError::Forbidden(Forbidden {
+                    required: Role::Admin,
+                    actual: Role::Operator,
+                }),
+                K::Forbidden,
+                "forbidden",
+            ),
+            (
+                VaultError::ScopeMissing("credentials:read".into()),
+                K::Forbidden,
+                "insufficient_scope",
+            ),
+            (VaultError::OtherCustomer, K::Forbidden, "forbidden"),
+            (
+                VaultError::CustomerDeleted("acme".into()),
+                K::Conflict,
+                "customer_deleted",
+            ),
+            (
+                VaultError::NotFound("customer 'acme' has no stored api_key credential".into()),
+                K::NotFound,
+                "credential_not_found",
+            ),
+            (
+                VaultError::Unreadable("api_key".into()),
+                K::Integrity,
+                "credential_unreadable",
+            ),
+            (
+                VaultError::VersionState("version 2 is destroyed".into()),
+                K::Conflict,
+                "invalid_version_state",
+            ),
+            (
+                VaultError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
+                K::Unavailable,
+                "unavailable",
+            ),
         ];
-        for e in errors {
-            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+        for (e, kind, code) in cases {
+            let message = e.to_string();
             let s = ServiceError::from(e);
             assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
         }

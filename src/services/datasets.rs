@@ -185,34 +185,6 @@ impl DataError {
     }
 }
 
-impl From<DataError> for ServiceError {
-    fn from(e: DataError) -> Self {
-        match e {
-            DataError::Invalid(errors) => ServiceError::Invalid(errors),
-            DataError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
-            DataError::NoDataset(id) => ServiceError::NoDataset(id),
-            DataError::QueryRefused(m) => ServiceError::QueryRefused(m),
-            DataError::QueryTimeout(ms) => ServiceError::QueryTimeout(ms),
-            DataError::AdapterNotFound(a) => ServiceError::AdapterNotFound(a),
-            DataError::ScopeMissing(s) => ServiceError::ScopeMissing(s),
-            DataError::AdapterNotAllowed(a) => ServiceError::AdapterNotAllowed(a),
-            DataError::NotActive {
-                customer_id,
-                status,
-            } => ServiceError::NotActive {
-                customer_id,
-                status,
-            },
-            DataError::TableNotProvisioned { customer_id, table } => {
-                ServiceError::TableNotProvisioned { customer_id, table }
-            }
-            DataError::Backend(d) => ServiceError::Dataset(d),
-            DataError::Export(e) => ServiceError::Export(e),
-            DataError::Store(e) => e.into(),
-        }
-    }
-}
-
 /// The datasets capability.
 #[derive(Clone)]
 pub struct Datasets {
@@ -597,31 +569,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
-        let errors = [
-            DataError::from(crate::domain::Invalid::new("required", "sql is required").at("sql")),
-            DataError::CustomerNotFound("acme".into()),
-            DataError::NoDataset("acme".into()),
-            DataError::from(DatasetError::QueryRefused("no such table: x".into())),
-            DataError::from(DatasetError::QueryTimeout(2000)),
-            DataError::AdapterNotFound("ship".into()),
-            DataError::ScopeMissing("ship:upload".into()),
-            DataError::AdapterNotAllowed("ship".into()),
-            DataError::NotActive {
-                customer_id: "acme".into(),
-                status: CustomerStatus::Inactive,
-            },
-            DataError::TableNotProvisioned {
-                customer_id: "acme".into(),
-                table: "shipments".into(),
-            },
-            DataError::from(DatasetError::Transient("busy".into())),
-            DataError::from(DatasetError::Permanent("gone".into())),
+    fn data_errors_keep_their_public_kinds_and_codes_through_service_error() {
+        use ErrorKind as K;
+        let cases = [
+            (
+                DataError::from(
+                    crate::domain::Invalid::new("required", "sql is required").at("sql"),
+                ),
+                K::Invalid,
+                "validation_failed",
+            ),
+            (
+                DataError::NoDataset("acme".into()),
+                K::Conflict,
+                "no_dataset",
+            ),
+            (
+                DataError::from(DatasetError::QueryRefused("no such table: x".into())),
+                K::Invalid,
+                "query_refused",
+            ),
+            (
+                DataError::from(DatasetError::QueryTimeout(2000)),
+                K::Invalid,
+                "query_timeout",
+            ),
+            (
+                DataError::AdapterNotFound("ship".into()),
+                K::NotFound,
+                "adapter_not_found",
+            ),
+            (
+                DataError::ScopeMissing("ship:upload".into()),
+                K::Forbidden,
+                "insufficient_scope",
+            ),
+            (
+                DataError::AdapterNotAllowed("ship".into()),
+                K::Forbidden,
+                "adapter_not_allowed",
+            ),
+            (
+                DataError::NotActive {
+                    customer_id: "acme".into(),
+                    status: CustomerStatus::Inactive,
+                },
+                K::Conflict,
+                "not_active",
+            ),
+            (
+                DataError::TableNotProvisioned {
+                    customer_id: "acme".into(),
+                    table: "shipments".into(),
+                },
+                K::Conflict,
+                "table_not_provisioned",
+            ),
+            (
+                DataError::from(DatasetError::Transient("busy".into())),
+                K::Unavailable,
+                "unavailable",
+            ),
+            (
+                DataError::from(DatasetError::Permanent("gone".into())),
+                K::Internal,
+                "internal_error",
+            ),
         ];
-        for e in errors {
-            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+        for (e, kind, code) in cases {
+            let message = e.to_string();
             let s = ServiceError::from(e);
             assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
         }
+        let busy = ServiceError::from(DataError::from(DatasetError::Transient("pool".into())));
+        assert_eq!(
+            busy.public_message(),
+            "a dataset store is busy or unreachable; retry shortly"
+        );
     }
 }

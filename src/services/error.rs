@@ -2,7 +2,12 @@
 //! is) and a stable [`ServiceError::code`]; interfaces map the kind to their own form (an HTTP
 //! status, an exit code) in exactly one place each, and show the code as it is.
 
-use crate::domain::{CustomerStatus, FieldError, InvalidTransition, Role};
+use super::audit::AuditError;
+use super::credentials::VaultError;
+use super::datasets::DataError;
+use super::keys::KeyError;
+use super::tokens::TokenError;
+use crate::domain::{FieldError, InvalidTransition, Role};
 use crate::product::ProductError;
 use crate::store::StoreError;
 
@@ -133,71 +138,9 @@ pub enum ServiceError {
     /// The customer's status is set by its onboarding run.
     #[error("the status of '{0}' is set by its onboarding run: retry the run instead")]
     StatusOwnedByOnboarding(String),
-    /// The customer has no dataset to work on.
-    #[error("customer '{0}' has no dataset")]
-    NoDataset(String),
-    /// The product has no such upload adapter.
-    #[error("the product has no upload adapter '{0}'")]
-    AdapterNotFound(String),
-    /// Uploads need an active customer.
-    #[error("customer '{customer_id}' is {status}; uploads need an active customer")]
-    NotActive {
-        /// The customer.
-        customer_id: String,
-        /// Its status.
-        status: CustomerStatus,
-    },
-    /// The adapter's table is not part of the customer's dataset (its tier lacks it).
-    #[error("the dataset of '{customer_id}' has no table '{table}': its tier does not include it")]
-    TableNotProvisioned {
-        /// The customer.
-        customer_id: String,
-        /// The table.
-        table: String,
-    },
-    /// The dataset's database refused the query.
-    #[error("{0}")]
-    QueryRefused(String),
-    /// The query ran out of time.
-    #[error("the query ran longer than {0} ms and was stopped")]
-    QueryTimeout(u64),
-    /// A dataset operation failed.
-    #[error(transparent)]
-    Dataset(crate::store::datasets::DatasetError),
-    /// Writing an export failed.
-    #[error("cannot write the export: {0}")]
-    Export(#[from] std::io::Error),
-    /// The customer has no such stored credential (or version).
-    #[error("{0}")]
-    CredentialNotFound(String),
-    /// The vault cannot open a stored value (altered, moved, or its master key is missing).
-    #[error("the stored {0} credential cannot be decrypted: it was altered or moved, or its master key is missing")]
-    CredentialUnreadable(String),
-    /// The customer has no such integration key.
-    #[error("{0}")]
-    KeyNotFound(String),
-    /// The key was revoked.
-    #[error("integration key '{0}' is revoked")]
-    KeyRevoked(String),
-    /// A credential version cannot move to the state asked for from the one it is in.
-    #[error("{0}")]
-    VersionState(String),
-    /// The key was rotated (or revoked) after the token or read this request relies on: a
-    /// replayed or concurrent rotation.
-    #[error("integration key '{0}' was rotated or revoked after this request's token was issued; exchange the current key and retry")]
-    KeyChanged(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
-    /// A customer's token lacks a scope.
-    #[error("this action needs the '{0}' scope, which the token does not have")]
-    ScopeMissing(String),
-    /// A customer's token without an adapter it tried to use.
-    #[error("this token may not use the '{0}' adapter; the key's allowed_adapters do not list it")]
-    AdapterNotAllowed(String),
-    /// A customer's token used on another customer.
-    #[error("the token belongs to another customer")]
-    OtherCustomer,
     /// Valid credentials, too low a role.
     #[error("this action needs the {required} role; the token has {actual}")]
     Forbidden {
@@ -216,6 +159,21 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// An admin-token refusal or failure.
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    /// An audit-log refusal or failure.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// An integration-key refusal or failure.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// A vault refusal or failure.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A dataset refusal or failure.
+    #[error(transparent)]
+    Data(#[from] DataError),
 }
 
 impl ServiceError {
@@ -224,38 +182,26 @@ impl ServiceError {
         use ErrorKind as K;
         use ServiceError as S;
         match self {
-            S::Invalid(_)
-            | S::IdempotencyKeyReused(_)
-            | S::QueryRefused(_)
-            | S::QueryTimeout(_) => K::Invalid,
+            S::Invalid(_) | S::IdempotencyKeyReused(_) => K::Invalid,
             S::Unauthenticated(_) => K::Unauthenticated,
-            S::Forbidden { .. }
-            | S::ScopeMissing(_)
-            | S::OtherCustomer
-            | S::AdapterNotAllowed(_) => K::Forbidden,
-            S::CustomerNotFound(_)
-            | S::CredentialNotFound(_)
-            | S::KeyNotFound(_)
-            | S::AdapterNotFound(_) => K::NotFound,
+            S::Forbidden { .. } => K::Forbidden,
+            S::CustomerNotFound(_) => K::NotFound,
             S::CustomerExists(_)
             | S::InvalidTransition(_)
             | S::CustomerDeleted(_)
             | S::IdempotencyKeyInProgress(_)
             | S::RunNotRetryable(_)
             | S::RunInProgress(_)
-            | S::StatusOwnedByOnboarding(_)
-            | S::NoDataset(_)
-            | S::NotActive { .. }
-            | S::TableNotProvisioned { .. }
-            | S::KeyRevoked(_)
-            | S::VersionState(_)
-            | S::KeyChanged(_) => K::Conflict,
+            | S::StatusOwnedByOnboarding(_) => K::Conflict,
             S::VersionMismatch { .. } => K::Stale,
-            S::CredentialUnreadable(_) => K::Integrity,
-            S::Dataset(d) if d.is_transient() => K::Unavailable,
-            S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => K::Unavailable,
+            S::Store(e) => store_kind(e),
             S::Product(_) => K::Config,
-            S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => K::Internal,
+            S::Internal(_) => K::Internal,
+            S::Tokens(e) => e.kind(),
+            S::Audit(e) => e.kind(),
+            S::Keys(e) => e.kind(),
+            S::Vault(e) => e.kind(),
+            S::Data(e) => e.kind(),
         }
     }
 
@@ -274,27 +220,29 @@ impl ServiceError {
             S::RunNotRetryable(_) => "run_not_retryable",
             S::RunInProgress(_) => "run_in_progress",
             S::StatusOwnedByOnboarding(_) => "status_owned_by_onboarding",
-            S::NoDataset(_) => "no_dataset",
-            S::AdapterNotFound(_) => "adapter_not_found",
-            S::NotActive { .. } => "not_active",
-            S::TableNotProvisioned { .. } => "table_not_provisioned",
-            S::CredentialNotFound(_) => "credential_not_found",
-            S::KeyNotFound(_) => "key_not_found",
-            S::KeyRevoked(_) => "key_revoked",
-            S::VersionState(_) => "invalid_version_state",
-            S::KeyChanged(_) => "key_changed",
-            S::CredentialUnreadable(_) => "credential_unreadable",
-            S::QueryRefused(_) => "query_refused",
-            S::QueryTimeout(_) => "query_timeout",
             S::Unauthenticated(_) => "unauthorized",
-            S::Forbidden { .. } | S::OtherCustomer => "forbidden",
-            S::ScopeMissing(_) => "insufficient_scope",
-            S::AdapterNotAllowed(_) => "adapter_not_allowed",
-            S::Dataset(d) if d.is_transient() => "unavailable",
-            S::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "unavailable",
-            S::Product(_) | S::Store(_) | S::Dataset(_) | S::Export(_) | S::Internal(_) => {
-                "internal_error"
-            }
+            S::Forbidden { .. } => "forbidden",
+            S::Store(e) => store_code(e),
+            S::Product(_) | S::Internal(_) => "internal_error",
+            S::Tokens(e) => e.code(),
+            S::Audit(e) => e.code(),
+            S::Keys(e) => e.code(),
+            S::Vault(e) => e.code(),
+            S::Data(e) => e.code(),
+        }
+    }
+
+    /// The fields an input refusal names, wherever it was refused.
+    pub fn invalid_fields(&self) -> Option<&[FieldError]> {
+        use ServiceError as S;
+        match self {
+            S::Tokens(TokenError::Invalid(error)) => Some(std::slice::from_ref(error)),
+            S::Invalid(errors)
+            | S::Keys(KeyError::Invalid(errors))
+            | S::Vault(VaultError::Invalid(errors))
+            | S::Data(DataError::Invalid(errors))
+            | S::Audit(AuditError::Invalid(errors)) => Some(errors),
+            _ => None,
         }
     }
 
@@ -304,7 +252,7 @@ impl ServiceError {
         match self.kind() {
             kind if kind.is_public() => self.to_string(),
             ErrorKind::Unavailable => match self {
-                ServiceError::Dataset(_) => {
+                ServiceError::Data(DataError::Backend(_)) => {
                     "a dataset store is busy or unreachable; retry shortly".to_owned()
                 }
                 _ => "the registry is busy; retry shortly".to_owned(),
@@ -329,7 +277,7 @@ impl From<StoreError> for ServiceError {
                 found,
             },
             StoreError::IdempotencyKeyTaken(key) => ServiceError::IdempotencyKeyInProgress(key),
-            StoreError::KeyChanged(key) => ServiceError::KeyChanged(key),
+            StoreError::KeyChanged(key) => ServiceError::Keys(KeyError::Changed(key)),
             other => ServiceError::Store(other),
         }
     }
@@ -361,7 +309,7 @@ mod tests {
                 expected: 1,
                 found: 2,
             },
-            ServiceError::CredentialUnreadable("api_key".into()),
+            ServiceError::Vault(VaultError::Unreadable("api_key".into())),
             ServiceError::Internal("the signing key is 3 bytes".into()),
             ServiceError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),
         ];

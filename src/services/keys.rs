@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::keyring::HashSecret;
 use super::tenant_tokens::TenantPrincipal;
-use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, ServiceError};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden};
 use crate::domain::integration_key::{format_key, generate, parse};
 use crate::domain::{Customer, CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
 use crate::store::keys::{IntegrationKeyRecord, IntegrationKeyStore};
@@ -272,29 +272,6 @@ impl KeyError {
             KeyError::Changed(_) => "key_changed",
             KeyError::Internal(_) => "internal_error",
             KeyError::Store(e) => super::store_code(e),
-        }
-    }
-}
-
-impl From<KeyError> for ServiceError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Invalid(errors) => ServiceError::Invalid(errors),
-            KeyError::BadKey => ServiceError::Unauthenticated(
-                "the integration key is missing, malformed, unknown, revoked or expired",
-            ),
-            KeyError::BadToken => ServiceError::Unauthenticated(
-                "the access token is missing, malformed, expired or not signed by this server",
-            ),
-            KeyError::Forbidden(f) => f.into(),
-            KeyError::ScopeMissing(scope) => ServiceError::ScopeMissing(scope),
-            KeyError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
-            KeyError::CustomerDeleted(id) => ServiceError::CustomerDeleted(id),
-            e @ KeyError::NotFound { .. } => ServiceError::KeyNotFound(e.to_string()),
-            KeyError::Revoked(id) => ServiceError::KeyRevoked(id),
-            KeyError::Changed(id) => ServiceError::KeyChanged(id),
-            KeyError::Internal(message) => ServiceError::Internal(message),
-            KeyError::Store(e) => e.into(),
         }
     }
 }
@@ -641,33 +618,66 @@ impl IntegrationKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ServiceError;
 
     #[test]
-    fn key_errors_keep_the_kind_code_and_message_of_the_service_errors_they_become() {
-        let errors = [
-            KeyError::Invalid(vec![
-                Invalid::new("too_many", "at most 50 scopes").at("scopes")
-            ]),
-            KeyError::BadKey,
-            KeyError::BadToken,
-            KeyError::Forbidden(Forbidden {
-                required: Role::Operator,
-                actual: Role::Viewer,
-            }),
-            KeyError::ScopeMissing("keys:rotate".into()),
-            KeyError::CustomerNotFound("acme".into()),
-            KeyError::CustomerDeleted("acme".into()),
-            KeyError::NotFound {
-                customer_id: "acme".into(),
-                key_id: "k1".into(),
-            },
-            KeyError::Revoked("k1".into()),
-            KeyError::Changed("k1".into()),
-            KeyError::from(StoreError::KeyChanged("k1".into())),
-            KeyError::Internal("cannot sign a token".into()),
+    fn key_errors_keep_their_public_kinds_and_codes_through_service_error() {
+        use ErrorKind as K;
+        let cases = [
+            (
+                KeyError::Invalid(vec![
+                    Invalid::new("too_many", "at most 50 scopes").at("scopes")
+                ]),
+                K::Invalid,
+                "validation_failed",
+            ),
+            (KeyError::BadKey, K::Unauthenticated, "unauthorized"),
+            (KeyError::BadToken, K::Unauthenticated, "unauthorized"),
+            (
+                KeyError::Forbidden(Forbidden {
+                    required: Role::Operator,
+                    actual: Role::Viewer,
+                }),
+                K::Forbidden,
+                "forbidden",
+            ),
+            (
+                KeyError::ScopeMissing("keys:rotate".into()),
+                K::Forbidden,
+                "insufficient_scope",
+            ),
+            (
+                KeyError::CustomerNotFound("acme".into()),
+                K::NotFound,
+                "customer_not_found",
+            ),
+            (
+                KeyError::CustomerDeleted("acme".into()),
+                K::Conflict,
+                "customer_deleted",
+            ),
+            (
+                KeyError::NotFound {
+                    customer_id: "acme".into(),
+                    key_id: "k1".into(),
+                },
+                K::NotFound,
+                "key_not_found",
+            ),
+            (KeyError::Revoked("k1".into()), K::Conflict, "key_revoked"),
+            (
+                KeyError::from(StoreError::KeyChanged("k1".into())),
+                K::Conflict,
+                "key_changed",
+            ),
+            (
+                KeyError::Internal("cannot sign a token".into()),
+                K::Internal,
+                "internal_error",
+            ),
         ];
-        for e in errors {
-            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+        for (e, kind, code) in cases {
+            let message = e.to_string();
             let s = ServiceError::from(e);
             assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
         }

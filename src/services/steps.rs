@@ -60,7 +60,7 @@ impl From<super::credentials::VaultError> for StepError {
 impl From<ServiceError> for StepError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Dataset(d) => d.into(),
+            ServiceError::Data(super::datasets::DataError::Backend(d)) => d.into(),
             ServiceError::Store(s) => s.into(),
             other => StepError::permanent(other.to_string()),
         }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::keys::{IntegrationKeys, KeyError};
-use super::{Actor, ServiceError};
+use super::Actor;
 use crate::domain::{CustomerStatus, Role};
 
 /// How long an access token lives.
@@ -66,33 +66,6 @@ pub struct TenantPrincipal {
 }
 
 impl TenantPrincipal {
-    /// Refuses (403) unless the token has `scope`.
-    pub fn require_scope(&self, scope: &str) -> Result<(), ServiceError> {
-        if self.scopes.iter().any(|s| s == scope) {
-            Ok(())
-        } else {
-            Err(ServiceError::ScopeMissing(scope.to_owned()))
-        }
-    }
-
-    /// Refuses (403) unless the token may use `adapter`.
-    pub fn require_adapter(&self, adapter: &str) -> Result<(), ServiceError> {
-        if self.adapters.iter().any(|a| a == adapter) {
-            Ok(())
-        } else {
-            Err(ServiceError::AdapterNotAllowed(adapter.to_owned()))
-        }
-    }
-
-    /// Refuses (403) unless the token is for `customer_id`.
-    pub fn require_customer(&self, customer_id: &str) -> Result<(), ServiceError> {
-        if self.customer_id == customer_id {
-            Ok(())
-        } else {
-            Err(ServiceError::OtherCustomer)
-        }
-    }
-
     /// The actor the event log names for this token.
     pub fn actor(&self) -> Actor {
         Actor {

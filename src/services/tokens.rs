@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use super::{Actor, Clock, ErrorKind, ServiceError};
+use super::{Actor, Clock, ErrorKind};
 use crate::domain::{FieldError, NewEvent, Role};
 use crate::store::{AdminTokenRecord, AdminTokenStore, StoreError};
 
@@ -54,7 +54,7 @@ fn hash_secret(secret: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The input broke a rule (the token's name).
-    #[error("{}", .0.message)]
+    #[error("{}", super::invalid_fields_message(std::slice::from_ref(.0)))]
     Invalid(FieldError),
     /// The bearer token is malformed, unknown, wrong or revoked (which, is not said).
     #[error("the bearer token is not valid")]
@@ -90,21 +90,6 @@ impl TokenError {
             TokenError::Unauthenticated => "unauthorized",
             TokenError::Forbidden { .. } => "forbidden",
             TokenError::Store(e) => super::store_code(e),
-        }
-    }
-}
-
-impl From<TokenError> for ServiceError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::Invalid(f) => ServiceError::Invalid(vec![f]),
-            TokenError::Unauthenticated => {
-                ServiceError::Unauthenticated("the bearer token is not valid")
-            }
-            TokenError::Forbidden { required, actual } => {
-                ServiceError::Forbidden { required, actual }
-            }
-            TokenError::Store(s) => s.into(),
         }
     }
 }
@@ -210,26 +195,36 @@ impl AdminTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ServiceError;
 
     #[test]
-    fn token_errors_have_kinds_and_codes_like_the_service_errors_they_become() {
-        let errors = [
-            TokenError::Unauthenticated,
-            TokenError::Forbidden {
-                required: Role::Admin,
-                actual: Role::Viewer,
-            },
-            TokenError::Invalid(
-                crate::domain::Invalid::new("required", "name is required").at("name"),
+    fn token_errors_keep_their_public_kinds_and_codes_through_service_error() {
+        let cases = [
+            (
+                TokenError::Unauthenticated,
+                ErrorKind::Unauthenticated,
+                "unauthorized",
+            ),
+            (
+                TokenError::Forbidden {
+                    required: Role::Admin,
+                    actual: Role::Viewer,
+                },
+                ErrorKind::Forbidden,
+                "forbidden",
+            ),
+            (
+                TokenError::Invalid(
+                    crate::domain::Invalid::new("required", "name is required").at("name"),
+                ),
+                ErrorKind::Invalid,
+                "validation_failed",
             ),
         ];
-        for e in errors {
-            let (kind, code, message) = (e.kind(), e.code(), e.to_string());
+        for (e, kind, code) in cases {
+            let message = e.to_string();
             let s = ServiceError::from(e);
-            assert_eq!((s.kind(), s.code()), (kind, code));
-            if kind != ErrorKind::Invalid {
-                assert_eq!(s.to_string(), message);
-            }
+            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
         }
     }
 }

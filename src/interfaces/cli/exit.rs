@@ -23,7 +23,7 @@ pub const CONFIG: u8 = 7;
 
 /// Prints an error for people and returns its exit code.
 pub fn report(e: &ServiceError) -> ExitCode {
-    if let ServiceError::Invalid(errors) = e {
+    if let Some(errors) = e.invalid_fields() {
         eprintln!("error: the input was refused:");
         for fe in errors {
             eprintln!("  {}: {} ({})", fe.field, fe.message, fe.code);
