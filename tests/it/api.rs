@@ -28,11 +28,7 @@ async fn body(r: reqwest::Response) -> (StatusCode, Value) {
 
 async fn onboard_returns_201_with_the_customer_and_the_run(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let r = app
-        .post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    let r = app.onboard_request(&acme()).send().await.unwrap();
     assert_eq!(r.headers()["etag"], "\"2\"");
     let (status, v) = body(r).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
@@ -95,16 +91,9 @@ async fn onboard_returns_201_with_the_customer_and_the_run(backend: Backend) {
 
 async fn onboard_returns_409_when_customer_exists(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    app.onboard(&acme()).await;
     let before = app.snapshot().await;
-    let r = app
-        .post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    let r = app.onboard_request(&acme()).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let (status, v) = body(r).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -133,13 +122,7 @@ async fn every_bad_field_is_listed_and_nothing_changes(backend: Backend) {
         "contact": {"email": "not-an-email"},
         "usage_tier": "platinum"
     });
-    let (status, v) = body(
-        app.post("/api/v1/customers", &app.operator, &bad)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = body(app.onboard_request(&bad).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["code"], "validation_failed");
     let fields: Vec<(&str, &str)> = v["errors"]
@@ -202,22 +185,14 @@ async fn malformed_and_oversized_bodies_are_refused_and_change_nothing(backend: 
     );
 
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({"customer_id": "x", "tags": 5}),
-        )
+        .onboard_request(&json!({"customer_id": "x", "tags": 5}))
         .send()
         .await
         .unwrap();
     assert_eq!(body(r).await.1["code"], "malformed_body");
 
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({"customer_id": "abc", "surprise": 1}),
-        )
+        .onboard_request(&json!({"customer_id": "abc", "surprise": 1}))
         .send()
         .await
         .unwrap();
@@ -227,13 +202,7 @@ async fn malformed_and_oversized_bodies_are_refused_and_change_nothing(backend: 
 
     let huge =
         json!({"customer_id": "big", "customer_name": "x".repeat(100_000), "industry": "golf"});
-    let (status, v) = body(
-        app.post("/api/v1/customers", &app.operator, &huge)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = body(app.onboard_request(&huge).send().await.unwrap()).await;
     assert_eq!(
         (status, v["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
@@ -327,7 +296,7 @@ async fn tokens_are_checked_and_roles_enforced(backend: Backend) {
 async fn idempotency_keys_replay_the_first_response(backend: Backend) {
     let app = TestApp::start(backend).await;
     let send = |key: &str, b: Value| {
-        app.post("/api/v1/customers", &app.operator, &b)
+        app.onboard_request(&b)
             .header("Idempotency-Key", key)
             .send()
     };
@@ -372,11 +341,7 @@ async fn listing_filters_and_paginates(backend: Backend) {
         let b =
             json!({"customer_id": id, "customer_name": name, "industry": industry, "tags": tags});
         assert_eq!(
-            app.post("/api/v1/customers", &app.operator, &b)
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.onboard_request(&b).send().await.unwrap().status(),
             StatusCode::CREATED
         );
     }
@@ -445,10 +410,7 @@ async fn listing_filters_and_paginates(backend: Backend) {
 
 async fn updates_follow_the_status_machine_and_versions(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    app.onboard(&acme()).await;
     let r = app
         .patch("/api/v1/customers/acme_corp", &app.operator, &json!({"status": "paused", "tags": ["retail", "usa", "premium"], "usage_tier": "enterprise"}))
         .header("If-Match", "\"2\"")
@@ -584,10 +546,7 @@ async fn updates_follow_the_status_machine_and_versions(backend: Backend) {
 
 async fn offboarding_keeps_or_deletes_data(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    app.onboard(&acme()).await;
     let (status, v) = body(
         app.post(
             "/api/v1/customers/acme_corp/offboard",
@@ -697,10 +656,7 @@ async fn offboarding_keeps_or_deletes_data(backend: Backend) {
 
 async fn industries_audit_health_and_openapi_answer(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.post("/api/v1/customers", &app.operator, &acme())
-        .send()
-        .await
-        .unwrap();
+    app.onboard(&acme()).await;
     let (_, v) = body(
         app.get("/api/v1/industries", &app.viewer)
             .send()

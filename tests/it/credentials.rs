@@ -74,9 +74,7 @@ async fn app(backend: Backend) -> TestApp {
     let product = Product::from_toml(&product_toml(&url), "vault-test", None).unwrap();
     let app = TestApp::start_with(backend, product).await;
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
+        .onboard_request(
             &json!({"customer_id": "acme_corp", "customer_name": "Acme", "industry": "other"}),
         )
         .send()
@@ -250,9 +248,7 @@ async fn stored_encrypted_and_read_by_admins_only(backend: Backend) {
 async fn altered_or_moved_ciphertexts_do_not_decrypt(backend: Backend) {
     let app = app(backend).await;
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
+        .onboard_request(
             &json!({"customer_id": "beta_inc", "customer_name": "Beta", "industry": "other"}),
         )
         .send()
@@ -824,14 +820,10 @@ async fn onboarding_stores_credentials_and_rollback_destroys_them(backend: Backe
     // A wrong-format credential refuses the whole onboarding, naming the field, changing nothing.
     let before = app.snapshot().await;
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({
-                "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
-                "credentials": {"meta_access_token": "not-a-meta-token", "nope": "x1"}
-            }),
-        )
+        .onboard_request(&json!({
+            "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
+            "credentials": {"meta_access_token": "not-a-meta-token", "nope": "x1"}
+        }))
         .send()
         .await
         .unwrap();
@@ -853,14 +845,10 @@ async fn onboarding_stores_credentials_and_rollback_destroys_them(backend: Backe
 
     // Onboarding with credentials stores them in its store_credentials step.
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({
-                "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
-                "credentials": {"meta_access_token": GOOD, "exchange_key": "k3y-abc"}
-            }),
-        )
+        .onboard_request(&json!({
+            "customer_id": "acme_corp", "customer_name": "Acme", "industry": "other",
+            "credentials": {"meta_access_token": GOOD, "exchange_key": "k3y-abc"}
+        }))
         .send()
         .await
         .unwrap();
@@ -895,14 +883,10 @@ async fn onboarding_stores_credentials_and_rollback_destroys_them(backend: Backe
 
     // A run that fails after storing them rolls them back: nothing readable, nothing at rest.
     let r = app
-        .post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({
-                "customer_id": "doomed", "customer_name": "Doomed", "industry": "other",
-                "credentials": {"meta_access_token": WITHDRAW}
-            }),
-        )
+        .onboard_request(&json!({
+            "customer_id": "doomed", "customer_name": "Doomed", "industry": "other",
+            "credentials": {"meta_access_token": WITHDRAW}
+        }))
         .send()
         .await
         .unwrap();

@@ -12,11 +12,7 @@ async fn app(backend: Backend) -> TestApp {
     let app = TestApp::start(backend).await;
     for id in ["acme_corp", "beta_inc"] {
         let r = app
-            .post(
-                "/api/v1/customers",
-                &app.operator,
-                &json!({"customer_id": id, "customer_name": id, "industry": "other"}),
-            )
+            .onboard_request(&json!({"customer_id": id, "customer_name": id, "industry": "other"}))
             .send()
             .await
             .unwrap();

@@ -447,7 +447,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
     let app = TestApp::start_with(backend, product).await;
     for id in ["acme", "beta"] {
         assert_eq!(
-            app.post("/api/v1/customers", &app.operator, &customer(id))
+            app.onboard_request(&customer(id))
                 .send()
                 .await
                 .unwrap()
@@ -557,10 +557,7 @@ async fn the_query_reads_only_the_customers_own_dataset(backend: Backend) {
 async fn offboarding_with_data_exports_drops_and_returns_a_receipt(backend: Backend) {
     let app = TestApp::start(backend).await;
     for id in ["acme", "beta"] {
-        app.post("/api/v1/customers", &app.operator, &customer(id))
-            .send()
-            .await
-            .unwrap();
+        app.onboard(&customer(id)).await;
     }
     // Some data to export, written straight into the dataset as the customer's product would.
     match backend {
@@ -809,7 +806,7 @@ async fn postgres_registration_and_dataset_commit_together() {
     .unwrap();
     let before = app.snapshot().await;
     let r = app
-        .post("/api/v1/customers", &app.operator, &customer("newco"))
+        .onboard_request(&customer("newco"))
         .send()
         .await
         .unwrap();

@@ -592,10 +592,7 @@ async fn display_text_cannot_deceive(backend: Backend) {
     }
     assert_eq!(app.snapshot().await, before);
     let (status, v) = common::status_and_json(
-        app.post(
-            "/api/v1/customers",
-            &app.operator,
-            &json!({"customer_id": "cafe", "customer_name": "Cafe\u{301} Ltd", "industry": "other"}),
+        app.onboard_request(&json!({"customer_id": "cafe", "customer_name": "Cafe\u{301} Ltd", "industry": "other"}),
         )
         .send()
         .await
@@ -628,7 +625,7 @@ async fn one_idempotency_key_onboards_once_under_concurrency(backend: Backend) {
     let app = TestApp::start(backend).await;
     let body = customer("racer");
     let requests = (0..100).map(|_| {
-        app.post("/api/v1/customers", &app.operator, &body)
+        app.onboard_request(&body)
             .header("Idempotency-Key", "race-key-0001")
             .send()
     });

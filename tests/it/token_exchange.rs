@@ -27,11 +27,7 @@ async fn app_serving(backend: Backend, options: ServeOptions) -> TestApp {
     let app = TestApp::start_serving(db, product, runner, options).await;
     for id in ["acme_corp", "beta_inc"] {
         let r = app
-            .post(
-                "/api/v1/customers",
-                &app.operator,
-                &json!({"customer_id": id, "customer_name": id, "industry": "other"}),
-            )
+            .onboard_request(&json!({"customer_id": id, "customer_name": id, "industry": "other"}))
             .send()
             .await
             .unwrap();

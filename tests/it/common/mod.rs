@@ -332,13 +332,12 @@ impl TestApp {
         &self,
         body: &serde_json::Value,
     ) -> (reqwest::StatusCode, serde_json::Value) {
-        status_and_json(
-            self.post("/api/v1/customers", &self.operator, body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        status_and_json(self.onboard_request(body).send().await.unwrap()).await
+    }
+
+    /// The operator's onboarding request, for a test that adds headers or reads the response's.
+    pub fn onboard_request(&self, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.post("/api/v1/customers", &self.operator, body)
     }
 
     /// Runs `sql` in the customer's dataset over HTTP with `token`.
