@@ -453,7 +453,12 @@ impl Job for RecoverRuns {
 
     async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
         ctx.fault_point().await;
-        let n = ctx.services.recover_runs().await?;
+        let n = ctx
+            .services
+            .onboarding
+            .recover()
+            .await
+            .map_err(ServiceError::from)?;
         Ok(format!("resumed {n} run(s)"))
     }
 }

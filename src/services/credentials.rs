@@ -720,8 +720,12 @@ impl Vault {
         let actor = Actor::system();
         self.destroy_all_credentials(&actor, customer_id, reason)
             .await?;
-        self.store.clear_staged_credentials(customer_id).await?;
-        Ok(())
+        self.forget_staged(customer_id).await
+    }
+
+    /// Forgets the credentials staged for the customer's run (a rollback's last word on them).
+    pub(super) async fn forget_staged(&self, customer_id: &str) -> Result<(), VaultError> {
+        Ok(self.store.clear_staged_credentials(customer_id).await?)
     }
 
     /// A customer's credentials (metadata only) and the required types it lacks.

@@ -361,7 +361,9 @@ impl Services {
         let started = self.clock.now();
         let customer = self.validate_new(req).map_err(ServiceError::Invalid)?;
         let registered = self.clock.now();
-        let run = self.new_run(customer.id.as_str(), started, registered);
+        let run = self
+            .onboarding
+            .new_run(customer.id.as_str(), started, registered);
         let event = NewEvent {
             body: EventBody::CustomerRegistered(CustomerRegistered {
                 customer: CustomerView::of(&customer, &self.product),
@@ -433,7 +435,7 @@ impl Services {
             return Err(e);
         }
         let customer_id = customer.id.clone();
-        let (run, finished) = self.drive_registered(run, customer).await?;
+        let (run, finished) = self.onboarding.drive_registered(run, customer).await?;
         tracing::info!(customer_id = %customer_id, status = %run.status, "onboarding finished");
         let customer = match finished {
             Some(c) => c,
@@ -442,7 +444,7 @@ impl Services {
         Ok(Onboarded {
             response: OnboardResponse {
                 customer: CustomerView::of(&customer, &self.product),
-                onboarding: self.run_view(&run),
+                onboarding: self.onboarding.run_view(&run),
             },
             replayed: false,
         })
@@ -465,7 +467,7 @@ impl Services {
         let first: serde_json::Value = serde_json::from_str(&rec.body)
             .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
         let customer_id = first["customer_id"].as_str().unwrap_or_default();
-        let (customer, onboarding) = self.customer_with_run(customer_id).await?;
+        let (customer, onboarding) = self.onboarding.customer_with_run(customer_id).await?;
         if !onboarding.status.is_final() {
             return Err(ServiceError::IdempotencyKeyInProgress(key.to_owned()));
         }

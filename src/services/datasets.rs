@@ -484,10 +484,10 @@ impl Services {
                 .collect(),
             None => vec![],
         };
-        let checklist = match self.onboarding_status(actor, customer_id).await {
+        let checklist = match self.onboarding.status(actor, customer_id).await {
             Ok(status) => status.checklist,
-            Err(ServiceError::CustomerNotFound(_)) => vec![],
-            Err(e) => return Err(e),
+            Err(super::onboarding::RunError::CustomerNotFound(_)) => vec![],
+            Err(e) => return Err(e.into()),
         };
         Ok(CustomerConfig {
             customer_id: customer.id.to_string(),

@@ -6,6 +6,7 @@ use super::audit::AuditError;
 use super::credentials::VaultError;
 use super::datasets::DataError;
 use super::keys::KeyError;
+use super::onboarding::RunError;
 use super::tokens::TokenError;
 use crate::domain::{FieldError, InvalidTransition, Role};
 use crate::product::ProductError;
@@ -174,6 +175,9 @@ pub enum ServiceError {
     /// A dataset refusal or failure.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// An onboarding-run refusal or failure.
+    #[error(transparent)]
+    Runs(#[from] RunError),
 }
 
 impl ServiceError {
@@ -202,6 +206,7 @@ impl ServiceError {
             S::Keys(e) => e.kind(),
             S::Vault(e) => e.kind(),
             S::Data(e) => e.kind(),
+            S::Runs(e) => e.kind(),
         }
     }
 
@@ -229,6 +234,7 @@ impl ServiceError {
             S::Keys(e) => e.code(),
             S::Vault(e) => e.code(),
             S::Data(e) => e.code(),
+            S::Runs(e) => e.code(),
         }
     }
 
@@ -241,6 +247,7 @@ impl ServiceError {
             | S::Keys(KeyError::Invalid(errors))
             | S::Vault(VaultError::Invalid(errors))
             | S::Data(DataError::Invalid(errors))
+            | S::Runs(RunError::Invalid(errors))
             | S::Audit(AuditError::Invalid(errors)) => Some(errors),
             _ => None,
         }

@@ -114,30 +114,32 @@ impl RunnerOptions {
 }
 
 impl Services {
-    /// Uses `secret` (loaded from `KEY_HASH_SECRET`) for integration keys instead of the
-    /// in-memory one [`Services::new`] starts with.
-    pub fn with_key_hash(mut self, secret: keyring::HashSecret) -> Self {
-        self.key_hash = Arc::new(secret);
-        self.keys = keys::IntegrationKeys::new(
-            self.store.clone(),
-            self.store.clone(),
-            self.clock.clone(),
-            self.key_hash.clone(),
-        );
-        self.datasets = datasets::Datasets::new(
-            self.datasets.stores().clone(),
-            self.store.clone(),
-            self.store.clone(),
-            self.store.clone(),
-            self.product.clone(),
-            self.clock.clone(),
-            self.key_hash.clone(),
-        );
-        self
+    /// Uses `secret` (loaded from `KEY_HASH_SECRET`) for integration keys and dataset readers'
+    /// passwords instead of the in-memory one [`Services::new`] starts with.
+    pub fn with_key_hash(self, secret: keyring::HashSecret) -> Self {
+        Self::wire(Parts {
+            key_hash: Arc::new(secret),
+            ..self.parts
+        })
     }
 }
 
-/// Everything the use cases need, cheap to clone.
+/// What the capabilities are wired from.
+#[derive(Clone)]
+struct Parts {
+    store: Arc<dyn Store>,
+    product: Arc<Product>,
+    clock: Arc<dyn Clock>,
+    stores: DataStores,
+    runner: Arc<RunnerOptions>,
+    keyring: Arc<keyring::Keyring>,
+    key_hash: Arc<keyring::HashSecret>,
+    legacy: Arc<legacy::LegacyTenants>,
+    steps: Arc<steps::StepRegistry>,
+    http: reqwest::Client,
+}
+
+/// Everything the use cases need, cheap to clone: each capability, and what they share.
 #[derive(Clone)]
 pub struct Services {
     /// The registry.
@@ -146,8 +148,6 @@ pub struct Services {
     pub product: Arc<Product>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// Customer datasets: provisioning, queries, uploads, exports.
-    pub datasets: datasets::Datasets,
     /// How runs are worked on.
     pub runner: Arc<RunnerOptions>,
     /// The vault's master keys.
@@ -155,7 +155,6 @@ pub struct Services {
     /// `KEY_HASH_SECRET`, under which integration key secrets are stored.
     pub key_hash: Arc<keyring::HashSecret>,
     legacy: Arc<legacy::LegacyTenants>,
-    steps: Arc<steps::StepRegistry>,
     /// Admin API tokens.
     pub admin_tokens: tokens::AdminTokens,
     /// The audit log.
@@ -164,6 +163,11 @@ pub struct Services {
     pub keys: keys::IntegrationKeys,
     /// The credentials vault.
     pub vault: credentials::Vault,
+    /// Customer datasets: provisioning, queries, uploads, exports.
+    pub datasets: datasets::Datasets,
+    /// Onboarding runs: their steps, rollback, recovery, status and checklist.
+    pub onboarding: onboarding::Onboarding,
+    parts: Parts,
 }
 
 impl Services {
@@ -197,14 +201,38 @@ impl Services {
         if runner.faults.is_active() {
             tracing::warn!(faults = ?runner.faults, "FAULT INJECTION IS ON: onboarding steps will fail on purpose");
         }
-        let admin_tokens = tokens::AdminTokens::new(store.clone(), clock.clone());
-        let audit = audit::Audit::new(store.clone(), store.clone());
-        let key_hash = Arc::new(keyring::HashSecret::ephemeral());
-        let product = Arc::new(product);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ServiceError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self::wire(Parts {
+            store,
+            product: Arc::new(product),
+            clock,
+            stores: datasets,
+            runner: Arc::new(runner),
+            keyring,
+            key_hash: Arc::new(keyring::HashSecret::ephemeral()),
+            legacy: Arc::new(legacy),
+            steps: Arc::new(steps),
+            http,
+        }))
+    }
+
+    /// Builds every capability from the shared parts; each takes only what it needs.
+    fn wire(parts: Parts) -> Self {
+        let Parts {
+            store,
+            product,
+            clock,
+            stores,
+            runner,
+            keyring,
+            key_hash,
+            legacy,
+            steps,
+            http,
+        } = parts.clone();
         let vault = credentials::Vault::new(
             store.clone(),
             store.clone(),
@@ -215,7 +243,7 @@ impl Services {
             http,
         );
         let datasets = datasets::Datasets::new(
-            datasets,
+            stores,
             store.clone(),
             store.clone(),
             store.clone(),
@@ -229,20 +257,32 @@ impl Services {
             clock.clone(),
             key_hash.clone(),
         );
-        Ok(Self {
-            admin_tokens,
-            audit,
+        let onboarding = onboarding::Onboarding::new(
+            store.clone(),
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+            runner.clone(),
+            steps,
+            vault.clone(),
+            datasets.clone(),
+            keys.clone(),
+        );
+        Self {
+            admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
+            audit: audit::Audit::new(store.clone(), store.clone()),
             keys,
             vault,
+            datasets,
+            onboarding,
             store,
             product,
             clock,
-            datasets,
-            runner: Arc::new(runner),
+            runner,
             keyring,
             key_hash,
-            legacy: Arc::new(legacy),
-            steps: Arc::new(steps),
-        })
+            legacy,
+            parts,
+        }
     }
 }

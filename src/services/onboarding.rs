@@ -6,6 +6,10 @@
 //! newest first, and leaves the customer `failed`. Every step is idempotent and every state
 //! change is persisted before the next begins, so a process that dies anywhere leaves a run
 //! that the next holder of its lease resumes (or finishes rolling back).
+//!
+//! The capability is [`Onboarding`]: it owns the run and customer stores, the product, the
+//! clock, this process's lease options and the step registry, and holds the capabilities its
+//! steps work through (the vault, datasets, integration keys); it refuses with a [`RunError`].
 
 use crate::domain::events::{
     ChecklistCompleted, EventBody, OnboardingFailed, OnboardingRetried, RunFinished,
@@ -17,15 +21,25 @@ use serde::Serialize;
 use std::time::Duration;
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
+use super::credentials::{Vault, VaultError};
+use super::datasets::{DataError, Datasets};
 use super::faults::Injected;
-use super::steps::{StepContext, StepError};
+use super::keys::{IntegrationKeys, KeyError};
+use super::steps::{StepContext, StepError, StepRegistry};
 use super::views::{CustomerView, OnboardingResult, StepResult};
-use super::{Actor, ServiceError, Services};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, RunnerOptions};
 use crate::domain::run::{
-    backoff, compensation_order, ready_steps, step_kind, RunStatus, StepStatus,
+    backoff, compensation_order, ready_steps, step_kind, InvalidRunTransition, RunStatus,
+    StepStatus,
 };
-use crate::domain::{Customer, CustomerStatus, NewEvent, Role};
-use crate::store::{ChecklistRecord, DatasetRecord, RunRecord, RunUpdate, StepRecord, StoreError};
+use crate::domain::{Customer, CustomerStatus, FieldError, InvalidTransition, NewEvent, Role};
+use crate::product::Product;
+use crate::store::{
+    ChecklistRecord, CustomerStore, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord,
+    StoreError,
+};
 
 /// Progress on a run not yet saved: step records, and the dataset record with its event.
 #[derive(Debug, Default, Clone)]
@@ -75,7 +89,171 @@ fn now_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-impl Services {
+/// Why an onboarding-run operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{}", invalid_fields_message(.0))]
+    Invalid(Vec<FieldError>),
+    /// The operator's role is too low.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// No such customer (or it has no run).
+    #[error("Customer '{0}' not found")]
+    CustomerNotFound(String),
+    /// The customer's status machine refused the run's change.
+    #[error("{0}")]
+    InvalidTransition(#[from] InvalidTransition),
+    /// The customer changed under the run (a concurrent update won twice).
+    #[error("Customer '{customer_id}' changed: it is at version {found}, not {expected}. Read it again and retry")]
+    VersionMismatch {
+        /// The customer.
+        customer_id: String,
+        /// The version the run read.
+        expected: i64,
+        /// The current version.
+        found: i64,
+    },
+    /// The run already succeeded.
+    #[error("{0}")]
+    NotRetryable(String),
+    /// Another process is working on the run.
+    #[error("the onboarding of '{0}' is in progress; retry when it has finished or its lease has run out")]
+    InProgress(String),
+    /// A run or step status changed in a way its machine forbids: a defect.
+    #[error("{0}")]
+    Internal(String),
+    /// Undoing a step in the vault failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Undoing a step on a dataset failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Revoking the customer's keys on rollback failed.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store failed (or this process lost the run's lease).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CustomerNotFound(id) => RunError::CustomerNotFound(id),
+            StoreError::VersionConflict {
+                customer_id,
+                expected,
+                found,
+            } => RunError::VersionMismatch {
+                customer_id,
+                expected,
+                found,
+            },
+            other => RunError::Store(other),
+        }
+    }
+}
+
+impl From<InvalidRunTransition> for RunError {
+    fn from(e: InvalidRunTransition) -> Self {
+        RunError::Internal(e.to_string())
+    }
+}
+
+impl From<FieldError> for RunError {
+    fn from(e: FieldError) -> Self {
+        RunError::Invalid(vec![e])
+    }
+}
+
+impl RunError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RunError::Invalid(_) => ErrorKind::Invalid,
+            RunError::Forbidden(_) => ErrorKind::Forbidden,
+            RunError::CustomerNotFound(_) => ErrorKind::NotFound,
+            RunError::InvalidTransition(_)
+            | RunError::NotRetryable(_)
+            | RunError::InProgress(_) => ErrorKind::Conflict,
+            RunError::VersionMismatch { .. } => ErrorKind::Stale,
+            RunError::Internal(_) => ErrorKind::Internal,
+            RunError::Vault(e) => e.kind(),
+            RunError::Data(e) => e.kind(),
+            RunError::Keys(e) => e.kind(),
+            RunError::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RunError::Invalid(_) => "validation_failed",
+            RunError::Forbidden(_) => "forbidden",
+            RunError::CustomerNotFound(_) => "customer_not_found",
+            RunError::InvalidTransition(_) => "invalid_transition",
+            RunError::VersionMismatch { .. } => "version_mismatch",
+            RunError::NotRetryable(_) => "run_not_retryable",
+            RunError::InProgress(_) => "run_in_progress",
+            RunError::Internal(_) => "internal_error",
+            RunError::Vault(e) => e.code(),
+            RunError::Data(e) => e.code(),
+            RunError::Keys(e) => e.code(),
+            RunError::Store(e) => super::store_code(e),
+        }
+    }
+}
+
+/// The onboarding-run capability.
+#[derive(Clone)]
+pub struct Onboarding {
+    runs: Arc<dyn RunStore>,
+    customers: Arc<dyn CustomerStore>,
+    pub(super) product: Arc<Product>,
+    clock: Arc<dyn Clock>,
+    pub(super) runner: Arc<RunnerOptions>,
+    steps: Arc<StepRegistry>,
+    pub(super) vault: Vault,
+    pub(super) datasets: Datasets,
+    keys: IntegrationKeys,
+}
+
+impl Onboarding {
+    /// The capability over its stores, the product, the clock, this process's run options, the
+    /// step registry and the capabilities its steps work through.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        runs: Arc<dyn RunStore>,
+        customers: Arc<dyn CustomerStore>,
+        product: Arc<Product>,
+        clock: Arc<dyn Clock>,
+        runner: Arc<RunnerOptions>,
+        steps: Arc<StepRegistry>,
+        vault: Vault,
+        datasets: Datasets,
+        keys: IntegrationKeys,
+    ) -> Self {
+        Self {
+            runs,
+            customers,
+            product,
+            clock,
+            runner,
+            steps,
+            vault,
+            datasets,
+            keys,
+        }
+    }
+
+    async fn current(&self, customer_id: &str) -> Result<Customer, RunError> {
+        self.customers
+            .get_customer(customer_id)
+            .await?
+            .ok_or_else(|| RunError::CustomerNotFound(customer_id.to_owned()))
+    }
+
     /// A new run for `customer_id` with `validate` and `register` already done.
     pub(super) fn new_run(
         &self,
@@ -168,32 +346,28 @@ impl Services {
         }
     }
 
-    async fn latest_run_of(&self, customer_id: &str) -> Result<RunRecord, ServiceError> {
-        self.store
+    async fn latest_run_of(&self, customer_id: &str) -> Result<RunRecord, RunError> {
+        self.runs
             .latest_run(customer_id)
             .await?
-            .ok_or_else(|| ServiceError::CustomerNotFound(customer_id.to_owned()))
+            .ok_or_else(|| RunError::CustomerNotFound(customer_id.to_owned()))
     }
 
     /// Runs the run's remaining steps (or finishes its rollback) and returns its state after.
     /// `resumed` says the run was taken over from a process that stopped: its running steps
     /// run again as new attempts. Losing the lease to another process is not an error: that
     /// process carries on.
-    pub(super) async fn drive(
-        &self,
-        run: RunRecord,
-        resumed: bool,
-    ) -> Result<RunRecord, ServiceError> {
+    pub(super) async fn drive(&self, run: RunRecord, resumed: bool) -> Result<RunRecord, RunError> {
         Ok(self.drive_with(run, resumed, None).await?.0)
     }
 
-    /// [`Services::drive`] for a run just registered with `customer`, which the run need not
+    /// [`Onboarding::drive`] for a run just registered with `customer`, which the run need not
     /// read again; returns the customer as the run left it when the run saved it.
     pub(super) async fn drive_registered(
         &self,
         run: RunRecord,
         customer: Customer,
-    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+    ) -> Result<(RunRecord, Option<Customer>), RunError> {
         self.drive_with(run, false, Some(customer)).await
     }
 
@@ -202,7 +376,7 @@ impl Services {
         run: RunRecord,
         resumed: bool,
         known: Option<Customer>,
-    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+    ) -> Result<(RunRecord, Option<Customer>), RunError> {
         let customer_id = run.customer_id.clone();
         let outcome = match run.status {
             RunStatus::Compensating => {
@@ -216,7 +390,7 @@ impl Services {
         };
         match outcome {
             Ok(done) => Ok(done),
-            Err(ServiceError::Store(StoreError::LeaseLost { .. })) => {
+            Err(RunError::Store(StoreError::LeaseLost { .. })) => {
                 Ok((self.latest_run_of(&customer_id).await?, None))
             }
             Err(e) => Err(e),
@@ -231,7 +405,7 @@ impl Services {
         progress: &mut Progress,
         status: Option<RunStatus>,
         customer: Option<(&Customer, i64)>,
-    ) -> Result<DateTime<Utc>, ServiceError> {
+    ) -> Result<DateTime<Utc>, RunError> {
         let now = self.clock.now();
         let update = RunUpdate {
             steps: &progress.steps,
@@ -243,7 +417,7 @@ impl Services {
             dataset: progress.dataset.as_ref(),
             events: std::mem::take(&mut progress.events),
         };
-        self.store
+        self.runs
             .update_run(&run.customer_id, &run.run_id, &self.runner.owner, update)
             .await?;
         progress.steps.clear();
@@ -256,7 +430,7 @@ impl Services {
         mut run: RunRecord,
         resumed: bool,
         known: Option<Customer>,
-    ) -> Result<(RunRecord, Option<Customer>), ServiceError> {
+    ) -> Result<(RunRecord, Option<Customer>), RunError> {
         // A customer registered by this very call has no dataset record yet: provisioning
         // need not look for one.
         let fresh = known.is_some() && !resumed;
@@ -387,7 +561,7 @@ impl Services {
                 Injected::None => match self.steps.get(name) {
                     Some(step) => {
                         let cx = StepContext {
-                            services: self,
+                            onboarding: self,
                             run,
                             customer,
                             fresh,
@@ -459,7 +633,7 @@ impl Services {
         mut run: RunRecord,
         mut progress: Progress,
         customer: Customer,
-    ) -> Result<(RunRecord, Customer), ServiceError> {
+    ) -> Result<(RunRecord, Customer), RunError> {
         let now = self.clock.now();
         for step in run.steps.iter_mut().filter(|s| s.name == "activate") {
             step.status = step.status.transition(StepStatus::Succeeded)?;
@@ -507,7 +681,7 @@ impl Services {
                     run.finished_at = Some(saved);
                     return Ok((run, next));
                 }
-                Err(ServiceError::VersionMismatch { .. }) if !reread => reread = true,
+                Err(RunError::VersionMismatch { .. }) if !reread => reread = true,
                 Err(e) => return Err(e),
             }
         }
@@ -520,7 +694,7 @@ impl Services {
         mut run: RunRecord,
         errors: Vec<String>,
         mut progress: Progress,
-    ) -> Result<RunRecord, ServiceError> {
+    ) -> Result<RunRecord, RunError> {
         run.errors = errors;
         if run.status != RunStatus::Compensating {
             run.status = run.status.transition(RunStatus::Compensating)?;
@@ -548,9 +722,7 @@ impl Services {
         }
         // Credentials staged for a step that never ran must not outlive the run, and no key
         // issued meanwhile outlives it either.
-        self.store
-            .clear_staged_credentials(&run.customer_id)
-            .await?;
+        self.vault.forget_staged(&run.customer_id).await?;
         self.keys
             .revoke_all(
                 &super::Actor::system(),
@@ -593,13 +765,14 @@ impl Services {
         run.finished_at = Some(saved);
         Ok(run)
     }
+
     /// Takes over runs whose lease has run out (their process died or hung) and drives each to
     /// its end. Returns how many it took.
     #[tracing::instrument(skip_all)]
-    pub async fn recover_runs(&self) -> Result<usize, ServiceError> {
+    pub async fn recover(&self) -> Result<usize, RunError> {
         let now = now_ms(self.clock.now());
         let claimed = self
-            .store
+            .runs
             .claim_runs(
                 now,
                 &self.runner.owner,
@@ -622,14 +795,14 @@ impl Services {
 
     /// A customer's latest run and checklist.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn onboarding_status(
+    pub async fn status(
         &self,
         _actor: &Actor,
         customer_id: &str,
-    ) -> Result<OnboardingStatus, ServiceError> {
+    ) -> Result<OnboardingStatus, RunError> {
         self.current(customer_id).await?;
         let run = self.latest_run_of(customer_id).await?;
-        let marked = self.store.checklist(customer_id).await?;
+        let marked = self.runs.checklist(customer_id).await?;
         let mut checklist: Vec<ChecklistEntry> = run
             .steps
             .iter()
@@ -668,8 +841,8 @@ impl Services {
         actor: &Actor,
         customer_id: &str,
         item_id: &str,
-    ) -> Result<OnboardingStatus, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<OnboardingStatus, RunError> {
+        actor.may(Role::Operator)?;
         let customer = self.current(customer_id).await?;
         if !self.product.checklist.iter().any(|i| i.id == item_id) {
             let known: Vec<_> = self
@@ -702,31 +875,31 @@ impl Services {
             occurred_at: record.done_at,
             request_id: actor.request_id.clone(),
         };
-        self.store
+        self.runs
             .mark_checklist(customer_id, &record, event)
             .await?;
-        self.onboarding_status(actor, customer_id).await
+        self.status(actor, customer_id).await
     }
 
     /// Resumes a stuck run, or starts a new run for a customer whose onboarding failed.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn retry_onboarding(
+    pub async fn retry(
         &self,
         actor: &Actor,
         customer_id: &str,
-    ) -> Result<OnboardingResult, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<OnboardingResult, RunError> {
+        actor.may(Role::Operator)?;
         let customer = self.current(customer_id).await?;
         let run = self.latest_run_of(customer_id).await?;
         match run.status {
-            RunStatus::Succeeded => Err(ServiceError::RunNotRetryable(format!(
+            RunStatus::Succeeded => Err(RunError::NotRetryable(format!(
                 "the onboarding of '{customer_id}' succeeded; there is nothing to retry"
             ))),
             RunStatus::Running | RunStatus::Compensating => {
                 if run.lease_expires_ms > now_ms(self.clock.now()) {
-                    return Err(ServiceError::RunInProgress(customer_id.to_owned()));
+                    return Err(RunError::InProgress(customer_id.to_owned()));
                 }
-                self.recover_runs().await?;
+                self.recover().await?;
                 Ok(self.run_view(&self.latest_run_of(customer_id).await?))
             }
             RunStatus::Failed => {
@@ -747,7 +920,7 @@ impl Services {
                     occurred_at: now,
                     request_id: actor.request_id.clone(),
                 };
-                self.store
+                self.runs
                     .insert_run(&new_run, Some((&next, customer.version)), event)
                     .await?;
                 let done = self.drive(new_run, false).await?;
@@ -760,12 +933,72 @@ impl Services {
     pub(super) async fn customer_with_run(
         &self,
         customer_id: &str,
-    ) -> Result<(CustomerView, OnboardingResult), ServiceError> {
+    ) -> Result<(CustomerView, OnboardingResult), RunError> {
         let customer = self.current(customer_id).await?;
         let run = self.latest_run_of(customer_id).await?;
         Ok((
             CustomerView::of(&customer, &self.product),
             self.run_view(&run),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ServiceError;
+
+    #[test]
+    fn run_errors_keep_their_public_kinds_and_codes_through_service_error() {
+        use ErrorKind as K;
+        let cases = [
+            (
+                RunError::from(
+                    crate::domain::Invalid::new("unknown_checklist_item", "unknown item")
+                        .at("item"),
+                ),
+                K::Invalid,
+                "validation_failed",
+            ),
+            (
+                RunError::from(StoreError::CustomerNotFound("acme".into())),
+                K::NotFound,
+                "customer_not_found",
+            ),
+            (
+                RunError::from(StoreError::VersionConflict {
+                    customer_id: "acme".into(),
+                    expected: 2,
+                    found: 3,
+                }),
+                K::Stale,
+                "version_mismatch",
+            ),
+            (
+                RunError::NotRetryable("nothing to retry".into()),
+                K::Conflict,
+                "run_not_retryable",
+            ),
+            (
+                RunError::InProgress("acme".into()),
+                K::Conflict,
+                "run_in_progress",
+            ),
+            (
+                RunError::from(KeyError::Changed("k1".into())),
+                K::Conflict,
+                "key_changed",
+            ),
+            (
+                RunError::from(StoreError::Database(sqlx::Error::PoolTimedOut)),
+                K::Unavailable,
+                "unavailable",
+            ),
+        ];
+        for (e, kind, code) in cases {
+            let message = e.to_string();
+            let s = ServiceError::from(e);
+            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
+        }
     }
 }

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use super::{ServiceError, Services};
+use super::credentials::VaultError;
+use super::datasets::DataError;
+use super::onboarding::{Onboarding, RunError};
 use crate::domain::run::{step_kind, StepKind};
 use crate::domain::{Customer, NewEvent};
 use crate::store::datasets::DatasetError;
@@ -45,23 +47,20 @@ impl From<DatasetError> for StepError {
     }
 }
 
-impl From<super::datasets::DataError> for StepError {
-    fn from(e: super::datasets::DataError) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<super::credentials::VaultError> for StepError {
-    fn from(e: super::credentials::VaultError) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<ServiceError> for StepError {
-    fn from(e: ServiceError) -> Self {
+impl From<DataError> for StepError {
+    fn from(e: DataError) -> Self {
         match e {
-            ServiceError::Data(super::datasets::DataError::Backend(d)) => d.into(),
-            ServiceError::Store(s) => s.into(),
+            DataError::Backend(d) => d.into(),
+            DataError::Store(s) => s.into(),
+            other => StepError::permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<VaultError> for StepError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Store(s) => s.into(),
             other => StepError::permanent(other.to_string()),
         }
     }
@@ -84,8 +83,8 @@ pub type StepOutput = Option<(DatasetRecord, NewEvent)>;
 
 /// The run and customer a step works for.
 pub struct StepContext<'a> {
-    /// The services, for the step's work.
-    pub services: &'a Services,
+    /// The onboarding capability, for the step's work (its vault, datasets and product).
+    pub onboarding: &'a Onboarding,
     /// The run.
     pub run: &'a RunRecord,
     /// The customer, as the run read it.
@@ -107,10 +106,10 @@ pub trait Step: Send + Sync {
     /// the run's own records have nothing to undo.
     async fn compensate(
         &self,
-        _services: &Services,
+        _onboarding: &Onboarding,
         _customer_id: &str,
         _reason: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), RunError> {
         Ok(())
     }
 }
@@ -143,7 +142,7 @@ impl Step for StoreCredentials {
         declared("store_credentials")
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        cx.services
+        cx.onboarding
             .vault
             .store_staged_credentials(&cx.run.customer_id, &cx.run.run_id)
             .await?;
@@ -151,11 +150,14 @@ impl Step for StoreCredentials {
     }
     async fn compensate(
         &self,
-        services: &Services,
+        onboarding: &Onboarding,
         customer_id: &str,
         reason: &str,
-    ) -> Result<(), ServiceError> {
-        Ok(services.vault.undo_credentials(customer_id, reason).await?)
+    ) -> Result<(), RunError> {
+        Ok(onboarding
+            .vault
+            .undo_credentials(customer_id, reason)
+            .await?)
     }
 }
 
@@ -169,18 +171,18 @@ impl Step for ProvisionDataset {
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         Ok(cx
-            .services
+            .onboarding
             .datasets
             .provision(cx.customer, cx.fresh)
             .await?)
     }
     async fn compensate(
         &self,
-        services: &Services,
+        onboarding: &Onboarding,
         customer_id: &str,
         reason: &str,
-    ) -> Result<(), ServiceError> {
-        Ok(services.datasets.drop(customer_id, reason).await?)
+    ) -> Result<(), RunError> {
+        Ok(onboarding.datasets.drop(customer_id, reason).await?)
     }
 }
 
@@ -194,7 +196,7 @@ impl Step for VerifyDataset {
         declared("verify_dataset")
     }
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
-        let (s, customer) = (cx.services, cx.customer);
+        let (s, customer) = (cx.onboarding, cx.customer);
         let backend = s
             .datasets
             .stores()
@@ -276,6 +278,21 @@ impl StepRegistry {
 mod tests {
     use super::*;
     use crate::domain::run::STEP_CATALOGUE;
+
+    #[test]
+    fn a_step_retries_what_a_store_reports_as_passing_and_nothing_else() {
+        let busy = || StoreError::Database(sqlx::Error::PoolTimedOut);
+        assert!(StepError::from(DataError::Store(busy())).transient);
+        assert!(StepError::from(VaultError::Store(busy())).transient);
+        assert!(
+            StepError::from(DataError::Backend(DatasetError::Transient("io".into()))).transient
+        );
+        assert!(
+            !StepError::from(DataError::Backend(DatasetError::Permanent("x".into()))).transient
+        );
+        assert!(!StepError::from(DataError::NoDataset("acme".into())).transient);
+        assert!(!StepError::from(VaultError::Unreadable("api_key".into())).transient);
+    }
 
     #[test]
     fn every_declared_step_has_an_implementation_and_no_more() {

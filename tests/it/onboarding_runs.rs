@@ -340,7 +340,8 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
     // Without the fault, a retry starts a new run that succeeds; a second retry is refused.
     let healthy = common::services(&app.db, Product::builtin()).await;
     let retried = healthy
-        .retry_onboarding(&Actor::cli(), "acme")
+        .onboarding
+        .retry(&Actor::cli(), "acme")
         .await
         .unwrap();
     assert!(retried.is_success);
@@ -424,12 +425,12 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
     healthy_opts.lease = Duration::from_millis(300);
     let healthy = common::services_with(&db, Product::builtin(), healthy_opts).await;
     assert_eq!(
-        healthy.recover_runs().await.unwrap(),
+        healthy.onboarding.recover().await.unwrap(),
         0,
         "the lease has not run out yet"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(healthy.recover_runs().await.unwrap(), 1);
+    assert_eq!(healthy.onboarding.recover().await.unwrap(), 1);
     let run = store.latest_run("acme").await.unwrap().unwrap();
     assert_eq!(run.status, onramp::domain::run::RunStatus::Succeeded);
     assert_eq!(run.steps[2].attempts, 2, "the interrupted step ran again");

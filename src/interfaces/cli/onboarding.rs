@@ -69,17 +69,22 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: OnboardingCommand)
         OnboardingCommand::Show {
             customer_id,
             format,
-        } => (s.onboarding_status(actor, &customer_id).await?, format),
+        } => (s.onboarding.status(actor, &customer_id).await?, format),
         OnboardingCommand::Check {
             customer_id,
             item,
             format,
-        } => (s.mark_checklist(actor, &customer_id, &item).await?, format),
+        } => (
+            s.onboarding
+                .mark_checklist(actor, &customer_id, &item)
+                .await?,
+            format,
+        ),
         OnboardingCommand::Retry {
             customer_id,
             format,
         } => {
-            let run = s.retry_onboarding(actor, &customer_id).await?;
+            let run = s.onboarding.retry(actor, &customer_id).await?;
             match format {
                 Format::Json => output::json(&run),
                 _ => print_run(&run),
@@ -91,7 +96,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: OnboardingCommand)
             });
         }
         OnboardingCommand::Recover => {
-            let n = s.recover_runs().await?;
+            let n = s.onboarding.recover().await?;
             println!("{n} run(s) resumed");
             return Ok(exit::OK);
         }

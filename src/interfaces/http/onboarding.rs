@@ -44,7 +44,8 @@ pub async fn status(
     Ok(Json(
         state
             .services
-            .onboarding_status(&actor, &customer_id)
+            .onboarding
+            .status(&actor, &customer_id)
             .await?,
     ))
 }
@@ -68,7 +69,8 @@ pub async fn retry(
     Ok(Json(
         state
             .services
-            .retry_onboarding(&actor, &customer_id)
+            .onboarding
+            .retry(&actor, &customer_id)
             .await?,
     ))
 }
@@ -92,6 +94,7 @@ pub async fn check(
     Ok(Json(
         state
             .services
+            .onboarding
             .mark_checklist(&actor, &customer_id, &item)
             .await?,
     ))

@@ -67,9 +67,10 @@ pub async fn read(
                 .map_err(|e| refused(uri, &e))
                 .and_then(|c| to_value(uri, c))?,
             Some((id, "onboarding")) if !id.is_empty() => services
-                .onboarding_status(actor, id)
+                .onboarding
+                .status(actor, id)
                 .await
-                .map_err(|e| refused(uri, &e))
+                .map_err(|e| refused(uri, &e.into()))
                 .and_then(|c| to_value(uri, c))?,
             _ => {
                 return Err(not_found(

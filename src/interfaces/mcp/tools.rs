@@ -395,7 +395,7 @@ pub async fn call(
         }
         "get_onboarding_status" => {
             let a = parse!(CustomerIdArgs);
-            service(services.onboarding_status(actor, &a.customer_id).await)
+            service(services.onboarding.status(actor, &a.customer_id).await)
         }
         "query_dataset" => {
             let a = parse!(QueryArgs);
@@ -438,12 +438,13 @@ pub async fn call(
         }
         "retry_onboarding" => {
             let a = parse!(CustomerIdArgs);
-            service(services.retry_onboarding(actor, &a.customer_id).await)
+            service(services.onboarding.retry(actor, &a.customer_id).await)
         }
         "complete_checklist_item" => {
             let a = parse!(ChecklistArgs);
             service(
                 services
+                    .onboarding
                     .mark_checklist(actor, &a.customer_id, &a.item)
                     .await,
             )
