@@ -12,6 +12,7 @@ macro_rules! from_capability_errors {
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::credentials::VaultError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::datasets::DataError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::onboarding::RunError);
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::customers::CustomerError);
     };
     (@one $target:ty, $wrap:path, $error:ty) => {
         impl From<$error> for $target {

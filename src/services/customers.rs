@@ -1,4 +1,11 @@
-//! Customer use cases: onboard (validate, register), read, list, update, offboard.
+//! Customer use cases: onboard (validate, register), read, list, update, offboard, the
+//! resolved configuration, and the legacy import (`legacy`).
+//!
+//! The capability is [`Customers`], the registry: it owns the store (registering a customer
+//! writes its run and, where the registry holds datasets, its dataset in one transaction), the
+//! product, the clock and the legacy tenants, holds the capabilities a customer's life goes
+//! through (onboarding runs, the vault, datasets, integration keys), and refuses with a
+//! [`CustomerError`].
 
 use crate::domain::events::{CustomerChanged, CustomerOffboarded, CustomerRegistered, EventBody};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,13 +17,24 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{CustomerList, CustomerView, OnboardResponse};
-use super::{Actor, ServiceError, Services};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::credentials::{Vault, VaultError};
+use super::datasets::{CustomerConfig, DataError, Datasets, DeletionReceipt, TableConfig};
+use super::keys::{IntegrationKeys, KeyError};
+use super::legacy::LegacyTenants;
+use super::onboarding::{Onboarding, RunError};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden, RunnerOptions};
 use crate::domain::status::ALL_STATUSES;
+use crate::domain::InvalidTransition;
 use crate::domain::{
     Contact, Customer, CustomerId, CustomerName, CustomerStatus, Email, FieldError, Invalid,
     NewEvent, Role, Tag, Tags,
 };
+use crate::product::Product;
 use crate::store::{CustomerFilter, IdempotencyRecord, PageRequest};
+use crate::store::{Store, StoreError};
 
 /// The most customers one page may hold.
 pub const MAX_PAGE: u32 = 1000;
@@ -164,7 +182,7 @@ pub struct Onboarded {
     pub replayed: bool,
 }
 
-fn check_idempotency_key(key: &str) -> Result<(), ServiceError> {
+fn check_idempotency_key(key: &str) -> Result<(), CustomerError> {
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Invalid::new(
             "invalid_idempotency_key",
@@ -227,7 +245,208 @@ fn required(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> O
     }
 }
 
-impl Services {
+/// Why a customer operation refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomerError {
+    /// The input broke rules; every bad field is listed.
+    #[error("{}", invalid_fields_message(.0))]
+    Invalid(Vec<FieldError>),
+    /// The operator's role is too low.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// No such customer.
+    #[error("Customer '{0}' not found")]
+    NotFound(String),
+    /// The id is taken.
+    #[error("Customer already exists: '{0}'. Use a different customer_id, update the existing customer, or offboard it first")]
+    Exists(String),
+    /// The status machine refused.
+    #[error("{0}")]
+    InvalidTransition(#[from] InvalidTransition),
+    /// A deleted customer is a tombstone.
+    #[error("Customer '{0}' was deleted; its record can no longer change")]
+    Deleted(String),
+    /// The caller's version is stale.
+    #[error("Customer '{customer_id}' changed: it is at version {found}, not {expected}. Read it again and retry")]
+    VersionMismatch {
+        /// The customer.
+        customer_id: String,
+        /// The version the caller sent.
+        expected: i64,
+        /// The current version.
+        found: i64,
+    },
+    /// The idempotency key was used for a different request.
+    #[error("Idempotency-Key '{0}' was already used with a different request body")]
+    IdempotencyKeyReused(String),
+    /// The idempotency key's first request is still in progress.
+    #[error("Idempotency-Key '{0}' is in use by a request still in progress; retry shortly")]
+    IdempotencyKeyInProgress(String),
+    /// The customer's status is set by its onboarding run.
+    #[error("the status of '{0}' is set by its onboarding run: retry the run instead")]
+    StatusOwnedByOnboarding(String),
+    /// Another process is onboarding the customer.
+    #[error("the onboarding of '{0}' is in progress; retry when it has finished or its lease has run out")]
+    RunInProgress(String),
+    /// The legacy tenants file is unusable.
+    #[error(transparent)]
+    Product(#[from] crate::product::ProductError),
+    /// A run or step status changed in a way its machine forbids: a defect.
+    #[error("{0}")]
+    Internal(String),
+    /// The customer's onboarding run refused or failed.
+    #[error(transparent)]
+    Runs(#[from] RunError),
+    /// The customer's dataset refused or failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The customer's vault refused or failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The customer's keys refused or failed.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CustomerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CustomerExists(id) => CustomerError::Exists(id),
+            StoreError::CustomerNotFound(id) => CustomerError::NotFound(id),
+            StoreError::VersionConflict {
+                customer_id,
+                expected,
+                found,
+            } => CustomerError::VersionMismatch {
+                customer_id,
+                expected,
+                found,
+            },
+            StoreError::IdempotencyKeyTaken(key) => CustomerError::IdempotencyKeyInProgress(key),
+            other => CustomerError::Store(other),
+        }
+    }
+}
+
+impl From<crate::domain::run::InvalidRunTransition> for CustomerError {
+    fn from(e: crate::domain::run::InvalidRunTransition) -> Self {
+        CustomerError::Internal(e.to_string())
+    }
+}
+
+impl From<FieldError> for CustomerError {
+    fn from(e: FieldError) -> Self {
+        CustomerError::Invalid(vec![e])
+    }
+}
+
+impl CustomerError {
+    /// What sort of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        use CustomerError as C;
+        match self {
+            C::Invalid(_) | C::IdempotencyKeyReused(_) => ErrorKind::Invalid,
+            C::Forbidden(_) => ErrorKind::Forbidden,
+            C::NotFound(_) => ErrorKind::NotFound,
+            C::Exists(_)
+            | C::InvalidTransition(_)
+            | C::Deleted(_)
+            | C::IdempotencyKeyInProgress(_)
+            | C::StatusOwnedByOnboarding(_)
+            | C::RunInProgress(_) => ErrorKind::Conflict,
+            C::VersionMismatch { .. } => ErrorKind::Stale,
+            C::Product(_) => ErrorKind::Config,
+            C::Internal(_) => ErrorKind::Internal,
+            C::Runs(e) => e.kind(),
+            C::Data(e) => e.kind(),
+            C::Vault(e) => e.kind(),
+            C::Keys(e) => e.kind(),
+            C::Store(e) => super::store_kind(e),
+        }
+    }
+
+    /// A stable, machine-readable code naming the error.
+    pub fn code(&self) -> &'static str {
+        use CustomerError as C;
+        match self {
+            C::Invalid(_) => "validation_failed",
+            C::Forbidden(_) => "forbidden",
+            C::NotFound(_) => "customer_not_found",
+            C::Exists(_) => "customer_exists",
+            C::InvalidTransition(_) => "invalid_transition",
+            C::Deleted(_) => "customer_deleted",
+            C::VersionMismatch { .. } => "version_mismatch",
+            C::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            C::IdempotencyKeyInProgress(_) => "idempotency_key_in_progress",
+            C::StatusOwnedByOnboarding(_) => "status_owned_by_onboarding",
+            C::RunInProgress(_) => "run_in_progress",
+            C::Product(_) | C::Internal(_) => "internal_error",
+            C::Runs(e) => e.code(),
+            C::Data(e) => e.code(),
+            C::Vault(e) => e.code(),
+            C::Keys(e) => e.code(),
+            C::Store(e) => super::store_code(e),
+        }
+    }
+
+    /// The fields an input refusal names, wherever it was refused.
+    pub fn invalid_fields(&self) -> Option<&[FieldError]> {
+        match self {
+            CustomerError::Invalid(errors)
+            | CustomerError::Runs(RunError::Invalid(errors))
+            | CustomerError::Data(DataError::Invalid(errors))
+            | CustomerError::Vault(VaultError::Invalid(errors))
+            | CustomerError::Keys(KeyError::Invalid(errors)) => Some(errors),
+            _ => None,
+        }
+    }
+}
+
+/// The customer registry's capability.
+#[derive(Clone)]
+pub struct Customers {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) product: Arc<Product>,
+    pub(super) clock: Arc<dyn Clock>,
+    runner: Arc<RunnerOptions>,
+    legacy: Arc<LegacyTenants>,
+    onboarding: Onboarding,
+    vault: Vault,
+    datasets: Datasets,
+    keys: IntegrationKeys,
+}
+
+impl Customers {
+    /// The registry over the store, the product, the clock, this process's options and the
+    /// legacy tenants, with the capabilities a customer's life goes through.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        product: Arc<Product>,
+        clock: Arc<dyn Clock>,
+        runner: Arc<RunnerOptions>,
+        legacy: Arc<LegacyTenants>,
+        onboarding: Onboarding,
+        vault: Vault,
+        datasets: Datasets,
+        keys: IntegrationKeys,
+    ) -> Self {
+        Self {
+            store,
+            product,
+            clock,
+            runner,
+            legacy,
+            onboarding,
+            vault,
+            datasets,
+            keys,
+        }
+    }
+
     /// The `validate` step: every rule checked, every bad field named.
     fn validate_new(&self, req: &OnboardRequest) -> Result<Customer, Vec<FieldError>> {
         let p = &self.product;
@@ -346,8 +565,8 @@ impl Services {
         actor: &Actor,
         req: &OnboardRequest,
         idempotency_key: Option<&str>,
-    ) -> Result<Onboarded, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<Onboarded, CustomerError> {
+        actor.may(Role::Operator)?;
         let fingerprint = hex::encode(Sha256::digest(
             serde_json::to_vec(req).expect("request serialises"),
         ));
@@ -359,7 +578,7 @@ impl Services {
         }
 
         let started = self.clock.now();
-        let customer = self.validate_new(req).map_err(ServiceError::Invalid)?;
+        let customer = self.validate_new(req).map_err(CustomerError::Invalid)?;
         let registered = self.clock.now();
         let run = self
             .onboarding
@@ -420,11 +639,11 @@ impl Services {
                 .map(|_| ())
         };
         if let Err(e) = inserted {
-            let e = ServiceError::from(e);
+            let e = CustomerError::from(e);
             // A concurrent request with the same key registered the customer first; the insert
             // waited for its transaction, so its idempotency record is there to answer from.
             if let (
-                ServiceError::CustomerExists(_) | ServiceError::IdempotencyKeyInProgress(_),
+                CustomerError::Exists(_) | CustomerError::IdempotencyKeyInProgress(_),
                 Some(key),
             ) = (&e, idempotency_key)
             {
@@ -457,19 +676,19 @@ impl Services {
         &self,
         key: &str,
         fingerprint: &str,
-    ) -> Result<Option<Onboarded>, ServiceError> {
+    ) -> Result<Option<Onboarded>, CustomerError> {
         let Some(rec) = self.store.get_idempotency(key).await? else {
             return Ok(None);
         };
         if rec.fingerprint != fingerprint {
-            return Err(ServiceError::IdempotencyKeyReused(key.to_owned()));
+            return Err(CustomerError::IdempotencyKeyReused(key.to_owned()));
         }
         let first: serde_json::Value = serde_json::from_str(&rec.body)
-            .map_err(|e| ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+            .map_err(|e| CustomerError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
         let customer_id = first["customer_id"].as_str().unwrap_or_default();
         let (customer, onboarding) = self.onboarding.customer_with_run(customer_id).await?;
         if !onboarding.status.is_final() {
-            return Err(ServiceError::IdempotencyKeyInProgress(key.to_owned()));
+            return Err(CustomerError::IdempotencyKeyInProgress(key.to_owned()));
         }
         Ok(Some(Onboarded {
             response: OnboardResponse {
@@ -482,24 +701,24 @@ impl Services {
 
     /// One customer: from the registry, else from the legacy tenants file when the product has one.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn get_customer(
+    pub async fn get(
         &self,
         _actor: &Actor,
         customer_id: &str,
-    ) -> Result<CustomerView, ServiceError> {
+    ) -> Result<CustomerView, CustomerError> {
         if let Some(c) = self.store.get_customer(customer_id).await? {
             return Ok(CustomerView::of(&c, &self.product));
         }
         self.legacy
             .view(customer_id)
-            .ok_or_else(|| ServiceError::CustomerNotFound(customer_id.to_owned()))
+            .ok_or_else(|| CustomerError::NotFound(customer_id.to_owned()))
     }
 
     /// Parses list filters into a store filter and page.
     fn parse_list_query(
         &self,
         q: &ListQuery,
-    ) -> Result<(CustomerFilter, PageRequest), ServiceError> {
+    ) -> Result<(CustomerFilter, PageRequest), CustomerError> {
         let mut errors = Vec::new();
         let statuses = match q.status.as_deref().unwrap_or("active") {
             "all" => None,
@@ -561,7 +780,7 @@ impl Services {
             }),
         };
         if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
+            return Err(CustomerError::Invalid(errors));
         }
         let filter = CustomerFilter {
             statuses: statuses.filter(|s| s.len() < ALL_STATUSES.len()),
@@ -578,11 +797,7 @@ impl Services {
 
     /// A page of customers.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn list_customers(
-        &self,
-        _actor: &Actor,
-        q: &ListQuery,
-    ) -> Result<CustomerList, ServiceError> {
+    pub async fn list(&self, _actor: &Actor, q: &ListQuery) -> Result<CustomerList, CustomerError> {
         let (filter, page) = self.parse_list_query(q)?;
         let page = self.store.list_customers(&filter, &page).await?;
         Ok(CustomerList {
@@ -598,11 +813,11 @@ impl Services {
     /// Every customer in an industry that has not been deleted, whatever its status, ordered
     /// by id: the GrowthNav `list_customers_by_industry` look-up. Pages through the registry.
     #[tracing::instrument(skip_all, level = "debug")]
-    pub async fn customers_in_industry(
+    pub async fn in_industry(
         &self,
         actor: &Actor,
         industry: &str,
-    ) -> Result<Vec<CustomerView>, ServiceError> {
+    ) -> Result<Vec<CustomerView>, CustomerError> {
         let statuses: Vec<&str> = ALL_STATUSES
             .iter()
             .filter(|s| **s != CustomerStatus::Deleted)
@@ -616,7 +831,7 @@ impl Services {
         };
         let mut all = Vec::new();
         loop {
-            let page = self.list_customers(actor, &q).await?;
+            let page = self.list(actor, &q).await?;
             all.extend(page.items);
             match page.next_cursor {
                 Some(c) => q.cursor = Some(c),
@@ -626,26 +841,138 @@ impl Services {
     }
 
     /// The customer's registry record.
-    pub(super) async fn current(&self, customer_id: &str) -> Result<Customer, ServiceError> {
+    pub(super) async fn current(&self, customer_id: &str) -> Result<Customer, CustomerError> {
         self.store
             .get_customer(customer_id)
             .await?
-            .ok_or_else(|| ServiceError::CustomerNotFound(customer_id.to_owned()))
+            .ok_or_else(|| CustomerError::NotFound(customer_id.to_owned()))
+    }
+
+    /// Whether onboarding `customer` creates its dataset in the registering transaction: its
+    /// data store lives in the registry's database and no injected fault needs the step alone.
+    fn provisions_at_registration(&self, customer: &Customer) -> bool {
+        self.product.provisions_datasets()
+            && self.datasets.stores().in_registry(&customer.data_store)
+            && self.store.provisions_datasets_in_registry()
+            && !self.runner.faults.targets("provision_dataset")
+    }
+
+    /// The customer's resolved configuration: dataset, tier, tables, attributes, checklist.
+    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
+    pub async fn config(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+    ) -> Result<CustomerConfig, CustomerError> {
+        let customer = self.current(customer_id).await?;
+        let dataset = self.store.get_dataset(customer_id).await?;
+        let tier = customer.usage_tier.clone();
+        let tables = match &dataset {
+            Some(d) => self
+                .product
+                .tables_for_tier(d.tier.as_deref())
+                .into_iter()
+                .filter(|(t, _)| d.tables.contains(t))
+                .map(|(name, columns)| TableConfig {
+                    name,
+                    columns,
+                    schema_version: d.schema_version,
+                })
+                .collect(),
+            None => vec![],
+        };
+        let checklist = match self.onboarding.status(actor, customer_id).await {
+            Ok(status) => status.checklist,
+            Err(super::onboarding::RunError::CustomerNotFound(_)) => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        Ok(CustomerConfig {
+            customer_id: customer.id.to_string(),
+            status: customer.status,
+            industry: customer.industry.clone(),
+            dataset_id: dataset.as_ref().map(|d| d.dataset_id.clone()),
+            data_store: customer.data_store.clone(),
+            retention_days: tier
+                .as_deref()
+                .and_then(|t| self.product.tiers.get(t))
+                .map(|t| t.retention_days),
+            tier,
+            schema_version: dataset.as_ref().map(|d| d.schema_version),
+            tables,
+            attributes: customer
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+            checklist,
+        })
+    }
+
+    /// Exports (when asked) and drops the customer's dataset; returns the receipt.
+    async fn delete_data(
+        &self,
+        actor: &Actor,
+        customer: &Customer,
+        export: bool,
+        export_dir: Option<&Path>,
+    ) -> Result<DeletionReceipt, CustomerError> {
+        let dataset = self.store.get_dataset(customer.id.as_str()).await?;
+        let export = if export {
+            let dir = export_dir.map_or_else(|| self.runner.exports_dir.clone(), Path::to_path_buf);
+            self.datasets.export(customer, &dir).await?
+        } else {
+            None
+        };
+        self.datasets
+            .drop(customer.id.as_str(), "customer offboarded with its data")
+            .await?;
+        let credentials_destroyed = self
+            .vault
+            .destroy_all_credentials(
+                actor,
+                customer.id.as_str(),
+                "customer offboarded with its data",
+            )
+            .await?;
+        let mut fields_cleared: Vec<String> = customer
+            .attributes
+            .keys()
+            .map(|k| format!("attributes.{k}"))
+            .collect();
+        if customer.contact.email.is_some() {
+            fields_cleared.push("contact.email".into());
+        }
+        if customer.contact.name.is_some() {
+            fields_cleared.push("contact.name".into());
+        }
+        if customer.tags.iter().next().is_some() {
+            fields_cleared.push("tags".into());
+        }
+        Ok(DeletionReceipt {
+            customer_id: customer.id.to_string(),
+            dataset_id: dataset.as_ref().map(|d| d.dataset_id.clone()),
+            tables_removed: dataset.map(|d| d.tables).unwrap_or_default(),
+            fields_cleared,
+            deleted_at: self.clock.now(),
+            deleted_by: actor.name.clone(),
+            export,
+            credentials_destroyed,
+        })
     }
 
     /// Changes a customer. With `if_match`, refuses when the stored version differs.
     #[tracing::instrument(skip_all, fields(customer_id = customer_id))]
-    pub async fn update_customer(
+    pub async fn update(
         &self,
         actor: &Actor,
         customer_id: &str,
         req: &UpdateRequest,
         if_match: Option<i64>,
-    ) -> Result<CustomerView, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<CustomerView, CustomerError> {
+        actor.may(Role::Operator)?;
         let current = self.current(customer_id).await?;
         if current.status == CustomerStatus::Deleted {
-            return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
+            return Err(CustomerError::Deleted(customer_id.to_owned()));
         }
         let mut next = current.clone();
         let mut errors = Vec::new();
@@ -698,13 +1025,13 @@ impl Services {
             None => None,
         };
         if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
+            return Err(CustomerError::Invalid(errors));
         }
         // The precondition after the body's own checks: a bad body is refused as such, whatever
         // version it names.
         if let Some(expected) = if_match {
             if expected != current.version {
-                return Err(ServiceError::VersionMismatch {
+                return Err(CustomerError::VersionMismatch {
                     customer_id: customer_id.to_owned(),
                     expected,
                     found: current.version,
@@ -716,7 +1043,7 @@ impl Services {
                 current.status,
                 CustomerStatus::Pending | CustomerStatus::Failed
             ) {
-                return Err(ServiceError::StatusOwnedByOnboarding(
+                return Err(CustomerError::StatusOwnedByOnboarding(
                     customer_id.to_owned(),
                 ));
             }
@@ -746,7 +1073,7 @@ impl Services {
         actor: &Actor,
         current: &Customer,
         mut next: Customer,
-    ) -> Result<CustomerView, ServiceError> {
+    ) -> Result<CustomerView, CustomerError> {
         let before = CustomerView::of(current, &self.product);
         let after = CustomerView::of(&next, &self.product);
         let (b, a) = (
@@ -797,8 +1124,8 @@ impl Services {
         customer_id: &str,
         req: &OffboardRequest,
         export_dir: Option<&std::path::Path>,
-    ) -> Result<OffboardResult, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<OffboardResult, CustomerError> {
+        actor.may(Role::Operator)?;
         let mut errors = Vec::new();
         let reason = optional_text("reason", req.reason.as_deref(), 1000, &mut errors);
         if req.delete_data && req.confirm.as_deref() != Some(customer_id) {
@@ -820,11 +1147,11 @@ impl Services {
             );
         }
         if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
+            return Err(CustomerError::Invalid(errors));
         }
         let current = self.current(customer_id).await?;
         if current.status == CustomerStatus::Deleted {
-            return Err(ServiceError::CustomerDeleted(customer_id.to_owned()));
+            return Err(CustomerError::Deleted(customer_id.to_owned()));
         }
         let to = if req.delete_data {
             CustomerStatus::Deleted
@@ -835,7 +1162,7 @@ impl Services {
         next.status = current.status.transition(to)?;
         if let Some(run) = self.store.latest_run(customer_id).await? {
             if !run.status.is_final() {
-                return Err(ServiceError::RunInProgress(customer_id.to_owned()));
+                return Err(CustomerError::RunInProgress(customer_id.to_owned()));
             }
         }
         self.keys
@@ -843,7 +1170,7 @@ impl Services {
             .await?;
         let receipt = if req.delete_data {
             Some(
-                self.delete_customer_data(actor, &current, req.export, export_dir)
+                self.delete_data(actor, &current, req.export, export_dir)
                     .await?,
             )
         } else {

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::keyring::HashSecret;
 use super::onboarding::ChecklistEntry;
-use super::{invalid_fields_message, Actor, Clock, ErrorKind, ServiceError, Services};
+use super::{invalid_fields_message, Actor, Clock, ErrorKind};
 pub use crate::domain::dataset::{DeletionReceipt, ExportInfo};
 use crate::domain::query::{check_query, QueryRejection};
 use crate::domain::{Customer, CustomerStatus, FieldError, NewEvent};
@@ -450,123 +450,10 @@ impl Datasets {
     }
 }
 
-impl Services {
-    /// Whether onboarding `customer` creates its dataset in the registering transaction: its
-    /// data store lives in the registry's database and no injected fault needs the step alone.
-    pub(super) fn provisions_at_registration(&self, customer: &Customer) -> bool {
-        self.product.provisions_datasets()
-            && self.datasets.stores().in_registry(&customer.data_store)
-            && self.store.provisions_datasets_in_registry()
-            && !self.runner.faults.targets("provision_dataset")
-    }
-
-    /// The customer's resolved configuration: dataset, tier, tables, attributes, checklist.
-    #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
-    pub async fn customer_config(
-        &self,
-        actor: &Actor,
-        customer_id: &str,
-    ) -> Result<CustomerConfig, ServiceError> {
-        let customer = self.current(customer_id).await?;
-        let dataset = self.store.get_dataset(customer_id).await?;
-        let tier = customer.usage_tier.clone();
-        let tables = match &dataset {
-            Some(d) => self
-                .product
-                .tables_for_tier(d.tier.as_deref())
-                .into_iter()
-                .filter(|(t, _)| d.tables.contains(t))
-                .map(|(name, columns)| TableConfig {
-                    name,
-                    columns,
-                    schema_version: d.schema_version,
-                })
-                .collect(),
-            None => vec![],
-        };
-        let checklist = match self.onboarding.status(actor, customer_id).await {
-            Ok(status) => status.checklist,
-            Err(super::onboarding::RunError::CustomerNotFound(_)) => vec![],
-            Err(e) => return Err(e.into()),
-        };
-        Ok(CustomerConfig {
-            customer_id: customer.id.to_string(),
-            status: customer.status,
-            industry: customer.industry.clone(),
-            dataset_id: dataset.as_ref().map(|d| d.dataset_id.clone()),
-            data_store: customer.data_store.clone(),
-            retention_days: tier
-                .as_deref()
-                .and_then(|t| self.product.tiers.get(t))
-                .map(|t| t.retention_days),
-            tier,
-            schema_version: dataset.as_ref().map(|d| d.schema_version),
-            tables,
-            attributes: customer
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect(),
-            checklist,
-        })
-    }
-
-    /// Exports (when asked) and drops the customer's dataset; returns the receipt.
-    pub(super) async fn delete_customer_data(
-        &self,
-        actor: &Actor,
-        customer: &Customer,
-        export: bool,
-        export_dir: Option<&Path>,
-    ) -> Result<DeletionReceipt, ServiceError> {
-        let dataset = self.store.get_dataset(customer.id.as_str()).await?;
-        let export = if export {
-            let dir = export_dir.map_or_else(|| self.runner.exports_dir.clone(), Path::to_path_buf);
-            self.datasets.export(customer, &dir).await?
-        } else {
-            None
-        };
-        self.datasets
-            .drop(customer.id.as_str(), "customer offboarded with its data")
-            .await?;
-        let credentials_destroyed = self
-            .vault
-            .destroy_all_credentials(
-                actor,
-                customer.id.as_str(),
-                "customer offboarded with its data",
-            )
-            .await?;
-        let mut fields_cleared: Vec<String> = customer
-            .attributes
-            .keys()
-            .map(|k| format!("attributes.{k}"))
-            .collect();
-        if customer.contact.email.is_some() {
-            fields_cleared.push("contact.email".into());
-        }
-        if customer.contact.name.is_some() {
-            fields_cleared.push("contact.name".into());
-        }
-        if customer.tags.iter().next().is_some() {
-            fields_cleared.push("tags".into());
-        }
-        Ok(DeletionReceipt {
-            customer_id: customer.id.to_string(),
-            dataset_id: dataset.as_ref().map(|d| d.dataset_id.clone()),
-            tables_removed: dataset.map(|d| d.tables).unwrap_or_default(),
-            fields_cleared,
-            deleted_at: self.clock.now(),
-            deleted_by: actor.name.clone(),
-            export,
-            credentials_destroyed,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ServiceError;
 
     #[test]
     fn data_errors_keep_their_public_kinds_and_codes_through_service_error() {

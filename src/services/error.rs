@@ -4,11 +4,12 @@
 
 use super::audit::AuditError;
 use super::credentials::VaultError;
+use super::customers::CustomerError;
 use super::datasets::DataError;
 use super::keys::KeyError;
 use super::onboarding::RunError;
 use super::tokens::TokenError;
-use crate::domain::{FieldError, InvalidTransition, Role};
+use crate::domain::{FieldError, Role};
 use crate::product::ProductError;
 use crate::store::StoreError;
 
@@ -102,43 +103,6 @@ pub enum ServiceError {
     /// The input broke rules; every bad field is listed.
     #[error("{}", invalid_fields_message(.0))]
     Invalid(Vec<FieldError>),
-    /// No such customer.
-    #[error("Customer '{0}' not found")]
-    CustomerNotFound(String),
-    /// The id is taken.
-    #[error("Customer already exists: '{0}'. Use a different customer_id, update the existing customer, or offboard it first")]
-    CustomerExists(String),
-    /// The status machine refused.
-    #[error("{0}")]
-    InvalidTransition(#[from] InvalidTransition),
-    /// A deleted customer is a tombstone.
-    #[error("Customer '{0}' was deleted; its record can no longer change")]
-    CustomerDeleted(String),
-    /// The caller's version is stale.
-    #[error("Customer '{customer_id}' changed: it is at version {found}, not {expected}. Read it again and retry")]
-    VersionMismatch {
-        /// The customer.
-        customer_id: String,
-        /// The version the caller sent.
-        expected: i64,
-        /// The current version.
-        found: i64,
-    },
-    /// The idempotency key was used for a different request.
-    #[error("Idempotency-Key '{0}' was already used with a different request body")]
-    IdempotencyKeyReused(String),
-    /// The idempotency key's first request is still in progress.
-    #[error("Idempotency-Key '{0}' is in use by a request still in progress; retry shortly")]
-    IdempotencyKeyInProgress(String),
-    /// The run already succeeded.
-    #[error("{0}")]
-    RunNotRetryable(String),
-    /// Another process is working on the run.
-    #[error("the onboarding of '{0}' is in progress; retry when it has finished or its lease has run out")]
-    RunInProgress(String),
-    /// The customer's status is set by its onboarding run.
-    #[error("the status of '{0}' is set by its onboarding run: retry the run instead")]
-    StatusOwnedByOnboarding(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -178,6 +142,9 @@ pub enum ServiceError {
     /// An onboarding-run refusal or failure.
     #[error(transparent)]
     Runs(#[from] RunError),
+    /// A customer-registry refusal or failure.
+    #[error(transparent)]
+    Customers(#[from] CustomerError),
 }
 
 impl ServiceError {
@@ -186,18 +153,9 @@ impl ServiceError {
         use ErrorKind as K;
         use ServiceError as S;
         match self {
-            S::Invalid(_) | S::IdempotencyKeyReused(_) => K::Invalid,
+            S::Invalid(_) => K::Invalid,
             S::Unauthenticated(_) => K::Unauthenticated,
             S::Forbidden { .. } => K::Forbidden,
-            S::CustomerNotFound(_) => K::NotFound,
-            S::CustomerExists(_)
-            | S::InvalidTransition(_)
-            | S::CustomerDeleted(_)
-            | S::IdempotencyKeyInProgress(_)
-            | S::RunNotRetryable(_)
-            | S::RunInProgress(_)
-            | S::StatusOwnedByOnboarding(_) => K::Conflict,
-            S::VersionMismatch { .. } => K::Stale,
             S::Store(e) => store_kind(e),
             S::Product(_) => K::Config,
             S::Internal(_) => K::Internal,
@@ -207,6 +165,7 @@ impl ServiceError {
             S::Vault(e) => e.kind(),
             S::Data(e) => e.kind(),
             S::Runs(e) => e.kind(),
+            S::Customers(e) => e.kind(),
         }
     }
 
@@ -215,16 +174,6 @@ impl ServiceError {
         use ServiceError as S;
         match self {
             S::Invalid(_) => "validation_failed",
-            S::CustomerNotFound(_) => "customer_not_found",
-            S::CustomerExists(_) => "customer_exists",
-            S::InvalidTransition(_) => "invalid_transition",
-            S::CustomerDeleted(_) => "customer_deleted",
-            S::VersionMismatch { .. } => "version_mismatch",
-            S::IdempotencyKeyReused(_) => "idempotency_key_reused",
-            S::IdempotencyKeyInProgress(_) => "idempotency_key_in_progress",
-            S::RunNotRetryable(_) => "run_not_retryable",
-            S::RunInProgress(_) => "run_in_progress",
-            S::StatusOwnedByOnboarding(_) => "status_owned_by_onboarding",
             S::Unauthenticated(_) => "unauthorized",
             S::Forbidden { .. } => "forbidden",
             S::Store(e) => store_code(e),
@@ -235,6 +184,7 @@ impl ServiceError {
             S::Vault(e) => e.code(),
             S::Data(e) => e.code(),
             S::Runs(e) => e.code(),
+            S::Customers(e) => e.code(),
         }
     }
 
@@ -243,6 +193,7 @@ impl ServiceError {
         use ServiceError as S;
         match self {
             S::Tokens(TokenError::Invalid(error)) => Some(std::slice::from_ref(error)),
+            S::Customers(e) => e.invalid_fields(),
             S::Invalid(errors)
             | S::Keys(KeyError::Invalid(errors))
             | S::Vault(VaultError::Invalid(errors))
@@ -272,19 +223,12 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::CustomerExists(id) => ServiceError::CustomerExists(id),
-            StoreError::CustomerNotFound(id) => ServiceError::CustomerNotFound(id),
-            StoreError::VersionConflict {
-                customer_id,
-                expected,
-                found,
-            } => ServiceError::VersionMismatch {
-                customer_id,
-                expected,
-                found,
-            },
-            StoreError::IdempotencyKeyTaken(key) => ServiceError::IdempotencyKeyInProgress(key),
             StoreError::KeyChanged(key) => ServiceError::Keys(KeyError::Changed(key)),
+            // A store's refusal about a customer reads as the registry's.
+            StoreError::CustomerExists(_)
+            | StoreError::CustomerNotFound(_)
+            | StoreError::VersionConflict { .. }
+            | StoreError::IdempotencyKeyTaken(_) => ServiceError::Customers(e.into()),
             other => ServiceError::Store(other),
         }
     }
@@ -310,12 +254,12 @@ mod tests {
     fn codes_are_stable_snake_case_and_kinds_choose_what_is_shown() {
         let errors = [
             ServiceError::Invalid(vec![]),
-            ServiceError::CustomerNotFound("acme".into()),
-            ServiceError::VersionMismatch {
+            ServiceError::from(StoreError::CustomerNotFound("acme".into())),
+            ServiceError::from(StoreError::VersionConflict {
                 customer_id: "acme".into(),
                 expected: 1,
                 found: 2,
-            },
+            }),
             ServiceError::Vault(VaultError::Unreadable("api_key".into())),
             ServiceError::Internal("the signing key is 3 bytes".into()),
             ServiceError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)),

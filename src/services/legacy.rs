@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::customers::OnboardRequest;
+use super::customers::{CustomerError, Customers};
 use super::views::{ContactView, CustomerView, Source};
-use super::{Actor, ServiceError, Services};
+use super::Actor;
 use crate::domain::{CustomerStatus, FieldError, NewEvent, Role};
 use crate::product::{Legacy, Problem, Product, ProductError};
 
@@ -159,7 +160,7 @@ impl LegacyTenants {
     }
 }
 
-impl Services {
+impl Customers {
     /// Imports a legacy tenants file into the registry. Tenants already registered are skipped,
     /// so running it again changes nothing. `progress` is called after each tenant.
     #[tracing::instrument(skip_all)]
@@ -168,8 +169,8 @@ impl Services {
         actor: &Actor,
         path: &Path,
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<ImportSummary, ServiceError> {
-        actor.require(Role::Operator)?;
+    ) -> Result<ImportSummary, CustomerError> {
+        actor.may(Role::Operator)?;
         let tenants = read_tenants(path)?;
         let reader = LegacyTenants {
             tenants: BTreeMap::new(),
@@ -216,10 +217,10 @@ impl Services {
                 Ok(_) => ImportOutcome::Created {
                     customer_id: key.clone(),
                 },
-                Err(ServiceError::CustomerExists(_)) => ImportOutcome::Skipped {
+                Err(CustomerError::Exists(_)) => ImportOutcome::Skipped {
                     customer_id: key.clone(),
                 },
-                Err(ServiceError::Invalid(errors)) => ImportOutcome::Refused {
+                Err(CustomerError::Invalid(errors)) => ImportOutcome::Refused {
                     customer_id: key.clone(),
                     errors,
                 },

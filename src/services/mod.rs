@@ -1,6 +1,12 @@
-//! The use cases: onboarding and managing customers, the audit log, admin tokens and legacy
-//! tenants. Interfaces (HTTP, CLI) call these and nothing below them. Every mutation checks the
-//! actor's role here, so every interface enforces the same rules.
+//! The use cases, one capability type each: [`customers::Customers`] (the registry, legacy
+//! import), [`onboarding::Onboarding`] (runs and their steps), [`credentials::Vault`],
+//! [`datasets::Datasets`] (with uploads), [`keys::IntegrationKeys`] (with token exchange),
+//! [`tokens::AdminTokens`] and [`audit::Audit`]. Each owns only what it needs (its store traits,
+//! the product, the clock, the capabilities it works through) and refuses with its own error
+//! enum, whose `kind()` and stable `code()` the interfaces map; [`ServiceError`] wraps them all
+//! for an interface's one mapping. [`Services`] wires them from one set of parts. Interfaces
+//! (HTTP, MCP, CLI) call these and nothing below them. Every mutation checks the actor's role
+//! here, so every interface enforces the same rules.
 
 pub mod audit;
 pub mod clock;
@@ -77,7 +83,7 @@ impl Actor {
         }
     }
 
-    /// [`Actor::may`], for the use cases that answer with a [`ServiceError`].
+    /// [`Actor::may`], for an interface that checks a role before it calls a capability.
     pub fn require(&self, required: Role) -> Result<(), ServiceError> {
         Ok(self.may(required)?)
     }
@@ -154,7 +160,6 @@ pub struct Services {
     pub keyring: Arc<keyring::Keyring>,
     /// `KEY_HASH_SECRET`, under which integration key secrets are stored.
     pub key_hash: Arc<keyring::HashSecret>,
-    legacy: Arc<legacy::LegacyTenants>,
     /// Admin API tokens.
     pub admin_tokens: tokens::AdminTokens,
     /// The audit log.
@@ -167,6 +172,8 @@ pub struct Services {
     pub datasets: datasets::Datasets,
     /// Onboarding runs: their steps, rollback, recovery, status and checklist.
     pub onboarding: onboarding::Onboarding,
+    /// The customer registry: onboard, read, list, update, offboard, legacy import.
+    pub customers: customers::Customers,
     parts: Parts,
 }
 
@@ -268,6 +275,17 @@ impl Services {
             datasets.clone(),
             keys.clone(),
         );
+        let customers = customers::Customers::new(
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+            runner.clone(),
+            legacy,
+            onboarding.clone(),
+            vault.clone(),
+            datasets.clone(),
+            keys.clone(),
+        );
         Self {
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),
@@ -275,13 +293,13 @@ impl Services {
             vault,
             datasets,
             onboarding,
+            customers,
             store,
             product,
             clock,
             runner,
             keyring,
             key_hash,
-            legacy,
             parts,
         }
     }

@@ -404,7 +404,7 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
         let dying = dying.clone();
         async move {
             let req = serde_json::from_value(customer("acme")).unwrap();
-            let _ = dying.onboard(&Actor::cli(), &req, None).await;
+            let _ = dying.customers.onboard(&Actor::cli(), &req, None).await;
         }
     });
     let store = dying.store.clone();
@@ -744,7 +744,7 @@ async fn an_update_during_the_run_survives_activation(backend: Backend) {
         let services = services.clone();
         async move {
             let req = serde_json::from_value(customer("acme")).unwrap();
-            services.onboard(&Actor::cli(), &req, None).await
+            services.customers.onboard(&Actor::cli(), &req, None).await
         }
     });
     for _ in 0..100 {
@@ -758,7 +758,8 @@ async fn an_update_during_the_run_survives_activation(backend: Backend) {
         ..Default::default()
     };
     let updated = services
-        .update_customer(&Actor::cli(), "acme", &req, None)
+        .customers
+        .update(&Actor::cli(), "acme", &req, None)
         .await
         .unwrap();
     assert_eq!(updated.status, onramp::domain::CustomerStatus::Pending);

@@ -305,7 +305,7 @@ async fn registry(
                     tags: vec![format!("cohort_{}", i % 20)],
                     ..OnboardRequest::default()
                 };
-                services.onboard(&actor, &req, None).await?;
+                services.customers.onboard(&actor, &req, None).await?;
                 bar.inc(1);
             }
         }));
@@ -323,7 +323,7 @@ async fn registry(
     let mut gets = Vec::with_capacity(ids.len());
     for id in &ids {
         let t = Instant::now();
-        services.get_customer(&actor, id).await?;
+        services.customers.get(&actor, id).await?;
         gets.push(t.elapsed());
     }
     let mut lists = Vec::new();
@@ -333,7 +333,7 @@ async fn registry(
             ..ListQuery::default()
         };
         let t = Instant::now();
-        services.list_customers(&actor, &q).await?;
+        services.customers.list(&actor, &q).await?;
         lists.push(t.elapsed());
     }
 
@@ -576,7 +576,10 @@ async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Resul
                     industry: Some("golf".into()),
                     ..OnboardRequest::default()
                 };
-                let done = services.onboard(&Actor::cli(), &req, None).await?;
+                let done = services
+                    .customers
+                    .onboard(&Actor::cli(), &req, None)
+                    .await?;
                 anyhow::ensure!(
                     done.response.onboarding.is_success,
                     "onboarding {i} failed: {:?}",

@@ -81,6 +81,7 @@ pub(super) async fn keys(
         .with_key_hash(HashSecret::load(data_dir, None, false)?);
     let actor = Actor::cli();
     services
+        .customers
         .onboard(
             &actor,
             &OnboardRequest {

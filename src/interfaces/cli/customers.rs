@@ -236,7 +236,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
                 usage_tier: a.usage_tier,
                 credentials: read_credentials(&a.credentials)?,
             };
-            let done = s.onboard(actor, &req, None).await?;
+            let done = s.customers.onboard(actor, &req, None).await?;
             let r = &done.response;
             match a.format {
                 Format::Json => output::json(r),
@@ -270,7 +270,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
             };
             let mut items = Vec::new();
             loop {
-                let page = s.list_customers(actor, &q).await?;
+                let page = s.customers.list(actor, &q).await?;
                 items.extend(page.items);
                 match (page.next_cursor, a.limit) {
                     (Some(cursor), None) => q.cursor = Some(cursor),
@@ -285,14 +285,14 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
             Ok(exit::OK)
         }
         CustomersCommand::Config { customer_id } => {
-            output::json(&s.customer_config(actor, &customer_id).await?);
+            output::json(&s.customers.config(actor, &customer_id).await?);
             Ok(exit::OK)
         }
         CustomersCommand::Show {
             customer_id,
             format,
         } => {
-            let c = s.get_customer(actor, &customer_id).await?;
+            let c = s.customers.get(actor, &customer_id).await?;
             output::customer(&c, format)?;
             Ok(exit::OK)
         }
@@ -314,7 +314,8 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
                 status: a.status,
             };
             let c = s
-                .update_customer(actor, &a.customer_id, &req, a.if_version)
+                .customers
+                .update(actor, &a.customer_id, &req, a.if_version)
                 .await?;
             match a.format {
                 Format::Table => println!(
@@ -339,6 +340,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
                 export: a.export.is_some(),
             };
             let r = s
+                .customers
                 .offboard(actor, &a.customer_id, &req, a.export.as_deref())
                 .await?;
             match a.format {
@@ -380,6 +382,7 @@ async fn import(s: &Services, actor: &Actor, file: &Path, format: Format) -> Cli
             .progress_chars("=> "),
     );
     let summary = s
+        .customers
         .import_legacy(actor, file, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

@@ -79,7 +79,11 @@ pub async fn onboard(
     let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
-    let done = state.services.onboard(&actor, &req, key.as_deref()).await?;
+    let done = state
+        .services
+        .customers
+        .onboard(&actor, &req, key.as_deref())
+        .await?;
     let etag = format!("\"{}\"", done.response.customer.version);
     let mut response = (StatusCode::CREATED, Json(done.response)).into_response();
     let h = response.headers_mut();
@@ -105,7 +109,7 @@ pub async fn list(
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<CustomerList>, ApiError> {
-    Ok(Json(state.services.list_customers(&actor, &q).await?))
+    Ok(Json(state.services.customers.list(&actor, &q).await?))
 }
 
 /// Get one customer.
@@ -125,7 +129,7 @@ pub async fn show(
     Authenticated(actor): Authenticated,
     ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.services.get_customer(&actor, &customer_id).await?;
+    let view = state.services.customers.get(&actor, &customer_id).await?;
     Ok(with_etag(view, StatusCode::OK))
 }
 
@@ -158,7 +162,8 @@ pub async fn update(
     let expected = if_match(&headers)?;
     let view = state
         .services
-        .update_customer(&actor, &customer_id, &req, expected)
+        .customers
+        .update(&actor, &customer_id, &req, expected)
         .await?;
     Ok(with_etag(view, StatusCode::OK))
 }
@@ -189,6 +194,7 @@ pub async fn offboard(
     Ok(Json(
         state
             .services
+            .customers
             .offboard(&actor, &customer_id, &req, None)
             .await?,
     ))
@@ -209,7 +215,7 @@ pub async fn customer_audit(
     ApiPath(customer_id): ApiPath<String>,
     ApiQuery(mut q): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    state.services.get_customer(&actor, &customer_id).await?;
+    state.services.customers.get(&actor, &customer_id).await?;
     q.customer_id = Some(customer_id);
     Ok(Json(state.services.audit.list(&actor, &q).await?))
 }

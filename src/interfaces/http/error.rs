@@ -114,7 +114,7 @@ impl IntoResponse for ApiError {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail, None)
             }
             ApiError::Service(e) => {
-                if matches!(e, ServiceError::IdempotencyKeyInProgress(_)) {
+                if e.code() == "idempotency_key_in_progress" {
                     // The first request with the key is still onboarding; it takes a second or so.
                     retry_after = Some(1);
                 }

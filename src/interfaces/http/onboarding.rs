@@ -147,6 +147,10 @@ pub async fn config(
     ApiPath(customer_id): ApiPath<String>,
 ) -> Result<Json<CustomerConfig>, ApiError> {
     Ok(Json(
-        state.services.customer_config(&actor, &customer_id).await?,
+        state
+            .services
+            .customers
+            .config(&actor, &customer_id)
+            .await?,
     ))
 }

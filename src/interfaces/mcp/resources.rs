@@ -7,7 +7,7 @@ use rmcp::ErrorData;
 use serde_json::json;
 
 use crate::interfaces::problem::Problem;
-use crate::services::{Actor, ServiceError, Services};
+use crate::services::{Actor, ErrorKind, ServiceError, Services};
 
 const JSON: &str = "application/json";
 
@@ -43,7 +43,9 @@ fn not_found(uri: &str, detail: String, problem: Option<&Problem>) -> ErrorData 
 fn refused(uri: &str, e: &ServiceError) -> ErrorData {
     let problem = Problem::from(e);
     match e {
-        ServiceError::CustomerNotFound(_) => not_found(uri, problem.detail.clone(), Some(&problem)),
+        _ if e.kind() == ErrorKind::NotFound => {
+            not_found(uri, problem.detail.clone(), Some(&problem))
+        }
         _ if problem.status >= 500 => {
             ErrorData::internal_error(problem.detail.clone(), Some(json!({"problem": problem})))
         }
@@ -62,9 +64,10 @@ pub async fn read(
     } else if let Some(rest) = uri.strip_prefix("customer://") {
         match rest.rsplit_once('/') {
             Some((id, "config")) if !id.is_empty() => services
-                .customer_config(actor, id)
+                .customers
+                .config(actor, id)
                 .await
-                .map_err(|e| refused(uri, &e))
+                .map_err(|e| refused(uri, &e.into()))
                 .and_then(|c| to_value(uri, c))?,
             Some((id, "onboarding")) if !id.is_empty() => services
                 .onboarding

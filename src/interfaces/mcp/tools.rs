@@ -16,6 +16,7 @@ use crate::domain::Role;
 use crate::interfaces::problem::Problem;
 use crate::services::credentials::PutCredential;
 use crate::services::credentials::{CredentialList, CredentialView};
+use crate::services::customers::CustomerError;
 use crate::services::customers::OffboardResult;
 use crate::services::customers::{ListQuery, OffboardRequest, OnboardRequest, UpdateRequest};
 use crate::services::onboarding::OnboardingStatus;
@@ -372,26 +373,25 @@ pub async fn call(
     match spec.name {
         "get_customer" => {
             let a = parse!(CustomerIdArgs);
-            match services.get_customer(actor, &a.customer_id).await {
+            match services.customers.get(actor, &a.customer_id).await {
                 Ok(customer) => json(serde_json::json!({ "customer": customer })),
-                Err(ServiceError::CustomerNotFound(_)) => {
-                    Ok(serde_json::json!({ "customer": null }))
-                }
-                Err(e) => Err(Box::new(Problem::from(&e))),
+                Err(CustomerError::NotFound(_)) => Ok(serde_json::json!({ "customer": null })),
+                Err(e) => Err(Box::new(Problem::from(&ServiceError::from(e)))),
             }
         }
         "list_customers_by_industry" => {
             let a = parse!(IndustryArgs);
             service(
                 services
-                    .customers_in_industry(actor, &a.industry)
+                    .customers
+                    .in_industry(actor, &a.industry)
                     .await
                     .map(|items| serde_json::json!({ "items": items })),
             )
         }
         "list_customers" => {
             let q = parse!(ListQuery);
-            service(services.list_customers(actor, &q).await)
+            service(services.customers.list(actor, &q).await)
         }
         "get_onboarding_status" => {
             let a = parse!(CustomerIdArgs);
@@ -405,6 +405,7 @@ pub async fn call(
             let (own, request) = parse!(IdempotencyArgs, OnboardRequest);
             service(
                 services
+                    .customers
                     .onboard(actor, &request, own.idempotency_key.as_deref())
                     .await
                     .map(|done| done.response),
@@ -414,7 +415,8 @@ pub async fn call(
             let (target, changes) = parse!(UpdateTarget, UpdateRequest);
             service(
                 services
-                    .update_customer(
+                    .customers
+                    .update(
                         actor,
                         &target.customer_id,
                         &changes,
@@ -453,6 +455,7 @@ pub async fn call(
             let (target, request) = parse!(CustomerIdArgs, OffboardRequest);
             service(
                 services
+                    .customers
                     .offboard(actor, &target.customer_id, &request, None)
                     .await,
             )
