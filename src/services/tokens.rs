@@ -1,9 +1,10 @@
 //! Admin API tokens: made by the CLI, shown once, stored only as a hash.
 //!
-//! This capability is in the shape every capability moves to: its own type ([`AdminTokens`])
+//! This capability is in the shape every capability has: its own type ([`AdminTokens`])
 //! that owns exactly its dependencies (its store trait and the clock), and its own error enum
 //! ([`TokenError`]) with a `kind()` and a stable `code()`. [`super::Services`] holds it;
-//! interfaces call it there and turn its errors into a [`ServiceError`] for their one mapping.
+//! interfaces call it there and turn its errors into a [`super::ServiceError`] for their one
+//! mapping.
 //!
 //! A token reads `onr_at_<id>_<secret>`: the id finds the record without scanning, and the
 //! secret (32 random bytes, hex) is compared by its SHA-256 in constant time. A fast hash is
