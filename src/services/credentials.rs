@@ -430,12 +430,13 @@ impl Vault {
 
     async fn load_credential(
         &self,
-        customer_id: &str,
+        customer: &CustomerId,
         credential_type: &str,
     ) -> Result<(CredentialRecord, Vec<VersionRecord>), VaultError> {
+        let customer_id = customer.as_str();
         let record = self
             .store
-            .credential(customer_id, credential_type)
+            .credential(customer, credential_type)
             .await?
             .ok_or_else(|| {
                 VaultError::NotFound(format!(
@@ -444,7 +445,7 @@ impl Vault {
             })?;
         let versions = self
             .store
-            .credential_versions(customer_id, credential_type)
+            .credential_versions(customer, credential_type)
             .await?;
         Ok((record, versions))
     }
@@ -544,8 +545,8 @@ impl Vault {
         actor.may(Role::Operator)?;
         let t = self.credential_type(credential_type)?;
         Self::check_value(t, &req.value, req.scopes.as_deref())?;
-        self.live_customer(customer_id).await?;
-        self.store_with_retry(actor, customer_id, t, &req.value, req.scopes.clone())
+        let customer = &self.live_customer(customer_id).await?.id;
+        self.store_with_retry(actor, customer, t, &req.value, req.scopes.clone())
             .await
     }
 
@@ -553,7 +554,7 @@ impl Vault {
     async fn store_with_retry(
         &self,
         actor: &Actor,
-        customer_id: &str,
+        customer: &CustomerId,
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<Vec<String>>,
@@ -562,7 +563,7 @@ impl Vault {
         loop {
             attempts += 1;
             match self
-                .store_version(actor, customer_id, t, value, scopes.clone())
+                .store_version(actor, customer, t, value, scopes.clone())
                 .await
             {
                 Err(VaultError::Store(StoreError::CredentialVersionTaken { .. }))
@@ -575,13 +576,14 @@ impl Vault {
     async fn store_version(
         &self,
         actor: &Actor,
-        customer_id: &str,
+        customer: &CustomerId,
         t: &CredentialType,
         value: &SecretString,
         scopes: Option<Vec<String>>,
     ) -> Result<CredentialView, VaultError> {
-        let existing = self.store.credential(customer_id, &t.name).await?;
-        let mut versions = self.store.credential_versions(customer_id, &t.name).await?;
+        let customer_id = customer.as_str();
+        let existing = self.store.credential(customer, &t.name).await?;
+        let mut versions = self.store.credential_versions(customer, &t.name).await?;
         let version = versions.last().map_or(1, |v| v.version + 1);
         let now = self.clock.now();
         let master = self.keyring.current();
@@ -674,15 +676,16 @@ impl Vault {
     /// forgets them. Idempotent: a value already stored (same fingerprint, enabled) is skipped.
     pub(super) async fn store_staged_credentials(
         &self,
-        customer_id: &str,
+        customer: &CustomerId,
         run_id: &str,
     ) -> Result<(), VaultError> {
+        let customer_id = customer.as_str();
         let actor = Actor::system();
-        for staged in self.store.staged_credentials(customer_id, run_id).await? {
+        for staged in self.store.staged_credentials(customer, run_id).await? {
             let t = self.credential_type(&staged.credential_type)?;
             let stored = self
                 .store
-                .credential_versions(customer_id, &t.name)
+                .credential_versions(customer, &t.name)
                 .await?
                 .iter()
                 .any(|v| v.fingerprint == staged.fingerprint && v.state == VersionState::Enabled);
@@ -704,28 +707,28 @@ impl Vault {
                 String::from_utf8(plain.to_vec())
                     .map_err(|_| VaultError::Unreadable(t.name.clone()))?,
             );
-            self.store_with_retry(&actor, customer_id, t, &value, staged.scopes.clone())
+            self.store_with_retry(&actor, customer, t, &value, staged.scopes.clone())
                 .await?;
         }
-        self.store.clear_staged_credentials(customer_id).await?;
+        self.store.clear_staged_credentials(customer).await?;
         Ok(())
     }
 
     /// Rolls back what `store_credentials` did, and forgets anything still staged.
     pub(super) async fn undo_credentials(
         &self,
-        customer_id: &str,
+        customer: &CustomerId,
         reason: &str,
     ) -> Result<(), VaultError> {
         let actor = Actor::system();
-        self.destroy_all_credentials(&actor, customer_id, reason)
+        self.destroy_all_credentials(&actor, customer, reason)
             .await?;
-        self.forget_staged(customer_id).await
+        self.forget_staged(customer).await
     }
 
     /// Forgets the credentials staged for the customer's run (a rollback's last word on them).
-    pub(super) async fn forget_staged(&self, customer_id: &str) -> Result<(), VaultError> {
-        Ok(self.store.clear_staged_credentials(customer_id).await?)
+    pub(super) async fn forget_staged(&self, customer: &CustomerId) -> Result<(), VaultError> {
+        Ok(self.store.clear_staged_credentials(customer).await?)
     }
 
     /// A customer's credentials (metadata only) and the required types it lacks.
@@ -735,13 +738,13 @@ impl Vault {
         _actor: &Actor,
         customer_id: &str,
     ) -> Result<CredentialList, VaultError> {
-        self.customer(customer_id).await?;
-        let records = self.store.credentials(customer_id).await?;
+        let customer = &self.customer(customer_id).await?.id;
+        let records = self.store.credentials(customer).await?;
         let mut items = Vec::with_capacity(records.len());
         for r in &records {
             let versions = self
                 .store
-                .credential_versions(customer_id, &r.credential_type)
+                .credential_versions(customer, &r.credential_type)
                 .await?;
             items.push(self.view(r, &versions));
         }
@@ -771,9 +774,9 @@ impl Vault {
         customer_id: &str,
         credential_type: &str,
     ) -> Result<Vec<VersionView>, VaultError> {
-        self.customer(customer_id).await?;
+        let customer = &self.customer(customer_id).await?.id;
         self.credential_type(credential_type)?;
-        let (record, versions) = self.load_credential(customer_id, credential_type).await?;
+        let (record, versions) = self.load_credential(customer, credential_type).await?;
         Ok(versions
             .iter()
             .map(|v| VersionView {
@@ -845,9 +848,9 @@ impl Vault {
         customer_id: &str,
         credential_type: &str,
     ) -> Result<CredentialValue, VaultError> {
-        self.live_customer(customer_id).await?;
+        let customer = &self.live_customer(customer_id).await?.id;
         self.credential_type(credential_type)?;
-        let (record, versions) = self.load_credential(customer_id, credential_type).await?;
+        let (record, versions) = self.load_credential(customer, credential_type).await?;
         let v = Self::current_version(&record, &versions)?;
         let plain = self.open_version(v)?;
         let value = String::from_utf8(plain.to_vec())
@@ -968,7 +971,7 @@ impl Vault {
         credential_type: &str,
     ) -> Result<CredentialView, VaultError> {
         actor.may(Role::Operator)?;
-        self.live_customer(customer_id).await?;
+        let customer = &self.live_customer(customer_id).await?.id;
         let t = self.credential_type(credential_type)?;
         let Some(check) = &t.check else {
             return Err(Invalid::new(
@@ -978,7 +981,7 @@ impl Vault {
             .at("credential_type")
             .into());
         };
-        let (mut record, versions) = self.load_credential(customer_id, credential_type).await?;
+        let (mut record, versions) = self.load_credential(customer, credential_type).await?;
         let v = Self::current_version(&record, &versions)?;
         let plain = self.open_version(v)?;
         let value = Zeroizing::new(
@@ -1027,9 +1030,9 @@ impl Vault {
         action: VersionAction,
     ) -> Result<Vec<VersionView>, VaultError> {
         actor.may(Role::Operator)?;
-        self.live_customer(customer_id).await?;
+        let customer = &self.live_customer(customer_id).await?.id;
         self.credential_type(credential_type)?;
-        let (mut record, mut versions) = self.load_credential(customer_id, credential_type).await?;
+        let (mut record, mut versions) = self.load_credential(customer, credential_type).await?;
         let Some(v) = versions.iter_mut().find(|v| v.version == version) else {
             return Err(VaultError::NotFound(format!(
                 "the {credential_type} credential of '{customer_id}' has no version {version}"
@@ -1101,9 +1104,9 @@ impl Vault {
         destroy: bool,
     ) -> Result<CredentialView, VaultError> {
         actor.may(Role::Operator)?;
-        self.live_customer(customer_id).await?;
+        let customer = &self.live_customer(customer_id).await?.id;
         self.credential_type(credential_type)?;
-        let (mut record, mut versions) = self.load_credential(customer_id, credential_type).await?;
+        let (mut record, mut versions) = self.load_credential(customer, credential_type).await?;
         let to = if destroy {
             VersionState::Destroyed
         } else {
@@ -1165,7 +1168,11 @@ impl Vault {
         for r in &records {
             let versions = self
                 .store
-                .credential_versions(&r.customer_id, &r.credential_type)
+                // Read from the registry: the customer id is its own.
+                .credential_versions(
+                    &CustomerId::from_trusted(r.customer_id.clone()),
+                    &r.credential_type,
+                )
                 .await?;
             out.push(self.view(r, &versions));
         }
@@ -1177,12 +1184,13 @@ impl Vault {
     pub(super) async fn destroy_all_credentials(
         &self,
         actor: &Actor,
-        customer_id: &str,
+        customer: &CustomerId,
         reason: &str,
     ) -> Result<Vec<String>, VaultError> {
+        let customer_id = customer.as_str();
         let types: Vec<String> = self
             .store
-            .credentials(customer_id)
+            .credentials(customer)
             .await?
             .into_iter()
             .map(|r| r.credential_type)
@@ -1201,7 +1209,7 @@ impl Vault {
             now,
         );
         self.store
-            .destroy_customer_credentials(customer_id, now, Some(event))
+            .destroy_customer_credentials(customer, now, Some(event))
             .await?;
         Ok(types)
     }

@@ -865,7 +865,7 @@ impl Customers {
         customer_id: &str,
     ) -> Result<CustomerConfig, CustomerError> {
         let customer = self.current(customer_id).await?;
-        let dataset = self.store.get_dataset(customer_id).await?;
+        let dataset = self.store.get_dataset(&customer.id).await?;
         let tier = customer.usage_tier.clone();
         let tables = match &dataset {
             Some(d) => self
@@ -916,7 +916,7 @@ impl Customers {
         export: bool,
         export_dir: Option<&Path>,
     ) -> Result<DeletionReceipt, CustomerError> {
-        let dataset = self.store.get_dataset(customer.id.as_str()).await?;
+        let dataset = self.store.get_dataset(&customer.id).await?;
         let export = if export {
             let dir = export_dir.map_or_else(|| self.runner.exports_dir.clone(), Path::to_path_buf);
             self.datasets.export(customer, &dir).await?
@@ -928,11 +928,7 @@ impl Customers {
             .await?;
         let credentials_destroyed = self
             .vault
-            .destroy_all_credentials(
-                actor,
-                customer.id.as_str(),
-                "customer offboarded with its data",
-            )
+            .destroy_all_credentials(actor, &customer.id, "customer offboarded with its data")
             .await?;
         let mut fields_cleared: Vec<String> = customer
             .attributes
@@ -1058,7 +1054,7 @@ impl Customers {
             next.status = current.status.transition(to)?;
         }
         if next.usage_tier != current.usage_tier
-            && self.store.get_dataset(customer_id).await?.is_some()
+            && self.store.get_dataset(&current.id).await?.is_some()
         {
             // Provision what the new tier adds before the customer says it has it.
             self.datasets.provision_for(&next).await?;
@@ -1109,7 +1105,7 @@ impl Customers {
             request_id: actor.request_id.clone(),
         };
         self.store
-            .update_customer(current.id.as_str(), &next, current.version, event)
+            .update_customer(&current.id, &next, current.version, event)
             .await?;
         Ok(CustomerView::of(&next, &self.product))
     }
@@ -1160,13 +1156,13 @@ impl Customers {
         };
         let mut next = current.clone();
         next.status = current.status.transition(to)?;
-        if let Some(run) = self.store.latest_run(customer_id).await? {
+        if let Some(run) = self.store.latest_run(&current.id).await? {
             if !run.status.is_final() {
                 return Err(CustomerError::RunInProgress(customer_id.to_owned()));
             }
         }
         self.keys
-            .revoke_all(actor, customer_id, "customer offboarded")
+            .revoke_all(actor, &current.id, "customer offboarded")
             .await?;
         let receipt = if req.delete_data {
             Some(
@@ -1198,7 +1194,7 @@ impl Customers {
             request_id: actor.request_id.clone(),
         };
         self.store
-            .update_customer(customer_id, &next, current.version, event)
+            .update_customer(&current.id, &next, current.version, event)
             .await?;
         Ok(OffboardResult {
             customer: CustomerView::of(&next, &self.product),

@@ -316,7 +316,7 @@ impl Datasets {
         let existing = if fresh {
             None
         } else {
-            self.records.get_dataset(customer.id.as_str()).await?
+            self.records.get_dataset(&customer.id).await?
         };
         let (spec, record, event) = self.plan(customer, existing.as_ref());
         backend.provision(&spec).await.map_err(DataError::Backend)?;
@@ -348,7 +348,7 @@ impl Datasets {
             QueryRejection::Invalid(e) => DataError::from(e.at("sql")),
             QueryRejection::Refused(reason) => DataError::QueryRefused(reason),
         })?;
-        if self.records.get_dataset(customer_id).await?.is_none() {
+        if self.records.get_dataset(&customer.id).await?.is_none() {
             return Err(DataError::NoDataset(customer_id.to_owned()));
         }
         let dataset_id = self.product.dataset_id(customer_id);
@@ -429,7 +429,7 @@ impl Datasets {
         }
         // Dropping is recorded even when the dataset never made it into the registry (its step
         // failed or was cut off before its record was saved): it may have existed.
-        let recorded = self.records.get_dataset(customer_id).await?.is_some();
+        let recorded = self.records.get_dataset(&customer.id).await?.is_some();
         let event = NewEvent {
             body: EventBody::DatasetDropped(DatasetDropped {
                 dataset_id,
@@ -442,7 +442,7 @@ impl Datasets {
             request_id: None,
         };
         if recorded {
-            self.records.delete_dataset(customer_id, event).await?;
+            self.records.delete_dataset(&customer.id, event).await?;
         } else {
             self.events.append_event(event).await?;
         }

@@ -441,8 +441,8 @@ impl IntegrationKeys {
     /// A customer's keys, without secrets.
     #[tracing::instrument(skip_all, level = "debug", fields(customer_id = customer_id))]
     pub async fn list(&self, _actor: &Actor, customer_id: &str) -> Result<Vec<KeyView>, KeyError> {
-        self.customer(customer_id).await?;
-        let keys = self.keys.integration_keys(customer_id).await?;
+        let customer = self.customer(customer_id).await?;
+        let keys = self.keys.integration_keys(&customer.id).await?;
         Ok(keys.iter().map(|k| self.key_view(k)).collect())
     }
 
@@ -596,7 +596,7 @@ impl IntegrationKeys {
     pub(super) async fn revoke_all(
         &self,
         actor: &Actor,
-        customer_id: &str,
+        customer: &CustomerId,
         reason: &str,
     ) -> Result<u64, KeyError> {
         let event = NewEvent {
@@ -604,13 +604,13 @@ impl IntegrationKeys {
                 reason: reason.to_owned(),
             }),
             actor: actor.name.clone(),
-            customer_id: Some(CustomerId::from_trusted(customer_id.to_owned())),
+            customer_id: Some(customer.clone()),
             occurred_at: self.clock.now(),
             request_id: actor.request_id.clone(),
         };
         Ok(self
             .keys
-            .revoke_customer_keys(customer_id, self.clock.now(), Some(event))
+            .revoke_customer_keys(customer, self.clock.now(), Some(event))
             .await?)
     }
 }

@@ -34,7 +34,9 @@ use crate::domain::run::{
     backoff, compensation_order, ready_steps, step_kind, InvalidRunTransition, RunStatus,
     StepStatus,
 };
-use crate::domain::{Customer, CustomerStatus, FieldError, InvalidTransition, NewEvent, Role};
+use crate::domain::{
+    Customer, CustomerId, CustomerStatus, FieldError, InvalidTransition, NewEvent, Role,
+};
 use crate::product::Product;
 use crate::store::{
     ChecklistRecord, CustomerStore, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord,
@@ -205,6 +207,12 @@ impl RunError {
     }
 }
 
+/// The customer a run belongs to: a run's customer id is the registry's own (the run was read
+/// from the registry, or made for a customer just validated).
+pub(super) fn run_customer(run: &RunRecord) -> CustomerId {
+    CustomerId::from_trusted(run.customer_id.clone())
+}
+
 /// The onboarding-run capability.
 #[derive(Clone)]
 pub struct Onboarding {
@@ -346,11 +354,11 @@ impl Onboarding {
         }
     }
 
-    async fn latest_run_of(&self, customer_id: &str) -> Result<RunRecord, RunError> {
+    async fn latest_run_of(&self, customer: &CustomerId) -> Result<RunRecord, RunError> {
         self.runs
-            .latest_run(customer_id)
+            .latest_run(customer)
             .await?
-            .ok_or_else(|| RunError::CustomerNotFound(customer_id.to_owned()))
+            .ok_or_else(|| RunError::CustomerNotFound(customer.to_string()))
     }
 
     /// Runs the run's remaining steps (or finishes its rollback) and returns its state after.
@@ -390,9 +398,11 @@ impl Onboarding {
         };
         match outcome {
             Ok(done) => Ok(done),
-            Err(RunError::Store(StoreError::LeaseLost { .. })) => {
-                Ok((self.latest_run_of(&customer_id).await?, None))
-            }
+            Err(RunError::Store(StoreError::LeaseLost { .. })) => Ok((
+                self.latest_run_of(&CustomerId::from_trusted(customer_id))
+                    .await?,
+                None,
+            )),
             Err(e) => Err(e),
         }
     }
@@ -418,7 +428,7 @@ impl Onboarding {
             events: std::mem::take(&mut progress.events),
         };
         self.runs
-            .update_run(&run.customer_id, &run.run_id, &self.runner.owner, update)
+            .update_run(&run_customer(run), &run.run_id, &self.runner.owner, update)
             .await?;
         progress.steps.clear();
         progress.dataset = None;
@@ -711,7 +721,7 @@ impl Onboarding {
             .collect();
         for i in compensation_order(&states) {
             if let Some(step) = self.steps.get(&run.steps[i].name) {
-                step.compensate(self, &run.customer_id, "onboarding rolled back")
+                step.compensate(self, &run_customer(&run), "onboarding rolled back")
                     .await?;
             }
             let step = &mut run.steps[i];
@@ -722,11 +732,11 @@ impl Onboarding {
         }
         // Credentials staged for a step that never ran must not outlive the run, and no key
         // issued meanwhile outlives it either.
-        self.vault.forget_staged(&run.customer_id).await?;
+        self.vault.forget_staged(&run_customer(&run)).await?;
         self.keys
             .revoke_all(
                 &super::Actor::system(),
-                &run.customer_id,
+                &run_customer(&run),
                 "onboarding rolled back",
             )
             .await?;
@@ -781,7 +791,9 @@ impl Onboarding {
             )
             .await?;
         for (customer_id, run_id) in &claimed {
-            let run = self.latest_run_of(customer_id).await?;
+            // The claimed runs' customer ids are the registry's own.
+            let customer = CustomerId::from_trusted(customer_id.clone());
+            let run = self.latest_run_of(&customer).await?;
             if &run.run_id != run_id {
                 continue;
             }
@@ -800,9 +812,9 @@ impl Onboarding {
         _actor: &Actor,
         customer_id: &str,
     ) -> Result<OnboardingStatus, RunError> {
-        self.current(customer_id).await?;
-        let run = self.latest_run_of(customer_id).await?;
-        let marked = self.runs.checklist(customer_id).await?;
+        let customer = self.current(customer_id).await?;
+        let run = self.latest_run_of(&customer.id).await?;
+        let marked = self.runs.checklist(&customer.id).await?;
         let mut checklist: Vec<ChecklistEntry> = run
             .steps
             .iter()
@@ -876,7 +888,7 @@ impl Onboarding {
             request_id: actor.request_id.clone(),
         };
         self.runs
-            .mark_checklist(customer_id, &record, event)
+            .mark_checklist(&customer.id, &record, event)
             .await?;
         self.status(actor, customer_id).await
     }
@@ -890,7 +902,7 @@ impl Onboarding {
     ) -> Result<OnboardingResult, RunError> {
         actor.may(Role::Operator)?;
         let customer = self.current(customer_id).await?;
-        let run = self.latest_run_of(customer_id).await?;
+        let run = self.latest_run_of(&customer.id).await?;
         match run.status {
             RunStatus::Succeeded => Err(RunError::NotRetryable(format!(
                 "the onboarding of '{customer_id}' succeeded; there is nothing to retry"
@@ -900,7 +912,7 @@ impl Onboarding {
                     return Err(RunError::InProgress(customer_id.to_owned()));
                 }
                 self.recover().await?;
-                Ok(self.run_view(&self.latest_run_of(customer_id).await?))
+                Ok(self.run_view(&self.latest_run_of(&customer.id).await?))
             }
             RunStatus::Failed => {
                 let now = self.clock.now();
@@ -935,7 +947,7 @@ impl Onboarding {
         customer_id: &str,
     ) -> Result<(CustomerView, OnboardingResult), RunError> {
         let customer = self.current(customer_id).await?;
-        let run = self.latest_run_of(customer_id).await?;
+        let run = self.latest_run_of(&customer.id).await?;
         Ok((
             CustomerView::of(&customer, &self.product),
             self.run_view(&run),

@@ -15,7 +15,7 @@ use super::credentials::VaultError;
 use super::datasets::DataError;
 use super::onboarding::{Onboarding, RunError};
 use crate::domain::run::{step_kind, StepKind};
-use crate::domain::{Customer, NewEvent};
+use crate::domain::{Customer, CustomerId, NewEvent};
 use crate::store::datasets::DatasetError;
 use crate::store::{DatasetRecord, RunRecord, StoreError};
 
@@ -107,7 +107,7 @@ pub trait Step: Send + Sync {
     async fn compensate(
         &self,
         _onboarding: &Onboarding,
-        _customer_id: &str,
+        _customer: &CustomerId,
         _reason: &str,
     ) -> Result<(), RunError> {
         Ok(())
@@ -144,20 +144,17 @@ impl Step for StoreCredentials {
     async fn perform(&self, cx: &StepContext<'_>) -> Result<StepOutput, StepError> {
         cx.onboarding
             .vault
-            .store_staged_credentials(&cx.run.customer_id, &cx.run.run_id)
+            .store_staged_credentials(&cx.customer.id, &cx.run.run_id)
             .await?;
         Ok(None)
     }
     async fn compensate(
         &self,
         onboarding: &Onboarding,
-        customer_id: &str,
+        customer: &CustomerId,
         reason: &str,
     ) -> Result<(), RunError> {
-        Ok(onboarding
-            .vault
-            .undo_credentials(customer_id, reason)
-            .await?)
+        Ok(onboarding.vault.undo_credentials(customer, reason).await?)
     }
 }
 
@@ -179,10 +176,10 @@ impl Step for ProvisionDataset {
     async fn compensate(
         &self,
         onboarding: &Onboarding,
-        customer_id: &str,
+        customer: &CustomerId,
         reason: &str,
     ) -> Result<(), RunError> {
-        Ok(onboarding.datasets.drop(customer_id, reason).await?)
+        Ok(onboarding.datasets.drop(customer.as_str(), reason).await?)
     }
 }
 

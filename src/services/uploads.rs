@@ -62,7 +62,7 @@ impl Datasets {
         }
         let dataset = self
             .records
-            .get_dataset(&p.customer_id)
+            .get_dataset(&customer.id)
             .await?
             .ok_or_else(|| DataError::NoDataset(p.customer_id.clone()))?;
         if !dataset.tables.contains(&adapter.table) {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::domain::credential::{CredentialStatus, VersionState};
 use crate::domain::envelope::Sealed;
-use crate::domain::NewEvent;
+use crate::domain::{CustomerId, NewEvent};
 
 /// A customer's credential of one type, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,17 +88,20 @@ pub trait CredentialStore: Send + Sync {
     /// One credential.
     async fn credential(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         credential_type: &str,
     ) -> Result<Option<CredentialRecord>, StoreError>;
 
     /// A customer's credentials, by type.
-    async fn credentials(&self, customer_id: &str) -> Result<Vec<CredentialRecord>, StoreError>;
+    async fn credentials(
+        &self,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<CredentialRecord>, StoreError>;
 
     /// A credential's versions, oldest first.
     async fn credential_versions(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         credential_type: &str,
     ) -> Result<Vec<VersionRecord>, StoreError>;
 
@@ -117,7 +120,7 @@ pub trait CredentialStore: Send + Sync {
     /// the event, in one transaction. Returns how many versions held a value.
     async fn destroy_customer_credentials(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         at: DateTime<Utc>,
         event: Option<NewEvent>,
     ) -> Result<u64, StoreError>;
@@ -138,12 +141,12 @@ pub trait CredentialStore: Send + Sync {
     /// The credentials staged with a run, by type.
     async fn staged_credentials(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         run_id: &str,
     ) -> Result<Vec<StagedCredential>, StoreError>;
 
     /// Forgets every credential staged with a customer's runs.
-    async fn clear_staged_credentials(&self, customer_id: &str) -> Result<(), StoreError>;
+    async fn clear_staged_credentials(&self, customer_id: &CustomerId) -> Result<(), StoreError>;
 
     /// Stores rewrapped data keys, each only if the row is still sealed under `from`'s master
     /// version. Returns how many rows changed.

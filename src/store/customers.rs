@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::runs::RunRecord;
 use super::{Page, PageRequest, StoreError};
-use crate::domain::{Customer, CustomerStatus, Event, NewEvent};
+use crate::domain::{Customer, CustomerId, CustomerStatus, Event, NewEvent};
 
 /// Which customers a listing returns.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +64,7 @@ pub trait CustomerStore: Send + Sync {
     /// Saves a changed customer if the stored version is still `expected_version`, with its event.
     async fn update_customer(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         customer: &Customer,
         expected_version: i64,
         event: NewEvent,

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::domain::NewEvent;
+use crate::domain::{CustomerId, NewEvent};
 
 /// An integration key, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +59,7 @@ pub trait IntegrationKeyStore: Send + Sync {
     /// A customer's keys, oldest first.
     async fn integration_keys(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
     ) -> Result<Vec<IntegrationKeyRecord>, StoreError>;
 
     /// Saves a changed key (rotation, revocation) with its event, if the stored key still has
@@ -82,7 +82,7 @@ pub trait IntegrationKeyStore: Send + Sync {
     /// Revokes every live key of a customer, with the event; returns how many.
     async fn revoke_customer_keys(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         at: DateTime<Utc>,
         event: Option<NewEvent>,
     ) -> Result<u64, StoreError>;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::domain::run::{RunStatus, StepStatus};
-use crate::domain::{Customer, NewEvent};
+use crate::domain::{Customer, CustomerId, NewEvent};
 
 /// One step of a run, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,13 +129,13 @@ pub trait RunStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// The customer's most recent run, with its steps.
-    async fn latest_run(&self, customer_id: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn latest_run(&self, customer_id: &CustomerId) -> Result<Option<RunRecord>, StoreError>;
 
     /// Saves a run's progress in one transaction; fails with [`StoreError::LeaseLost`] when
     /// the caller no longer holds the run.
     async fn update_run(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         run_id: &str,
         owner: &str,
         update: RunUpdate<'_>,
@@ -159,20 +159,28 @@ pub trait RunStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// The customer's dataset record.
-    async fn get_dataset(&self, customer_id: &str) -> Result<Option<DatasetRecord>, StoreError>;
+    async fn get_dataset(
+        &self,
+        customer_id: &CustomerId,
+    ) -> Result<Option<DatasetRecord>, StoreError>;
 
     /// Forgets a customer's dataset record, with its event.
-    async fn delete_dataset(&self, customer_id: &str, event: NewEvent) -> Result<(), StoreError>;
+    async fn delete_dataset(
+        &self,
+        customer_id: &CustomerId,
+        event: NewEvent,
+    ) -> Result<(), StoreError>;
 
     /// Marks a checklist item done with its event; marking it again changes nothing and
     /// returns the first marking.
     async fn mark_checklist(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         item: &ChecklistRecord,
         event: NewEvent,
     ) -> Result<ChecklistRecord, StoreError>;
 
     /// The customer's checklist items marked done.
-    async fn checklist(&self, customer_id: &str) -> Result<Vec<ChecklistRecord>, StoreError>;
+    async fn checklist(&self, customer_id: &CustomerId)
+        -> Result<Vec<ChecklistRecord>, StoreError>;
 }

@@ -22,7 +22,7 @@ async fn unfinished(
     let mut open = 0;
     for c in customers {
         let run = store
-            .latest_run(c.id.as_str())
+            .latest_run(&c.id)
             .await
             .unwrap()
             .expect("every registered customer has its run");
@@ -128,11 +128,11 @@ async fn killing_the_server_mid_batch_leaves_no_half_onboarded_customer(backend:
     let mut resumed = 0;
     for c in &customers {
         let run = store
-            .latest_run(c.id.as_str())
+            .latest_run(&c.id)
             .await
             .unwrap()
             .expect("every registered customer has its run");
-        let dataset = store.get_dataset(c.id.as_str()).await.unwrap();
+        let dataset = store.get_dataset(&c.id).await.unwrap();
         match c.status {
             CustomerStatus::Active => {
                 assert_eq!(run.status, RunStatus::Succeeded, "{}", c.id);

@@ -306,7 +306,7 @@ async fn permanent_faults_roll_back_and_a_retry_starts_over(backend: Backend) {
     assert!(app
         .services
         .store
-        .get_dataset("acme")
+        .get_dataset(&common::cid("acme"))
         .await
         .unwrap()
         .is_none());
@@ -409,7 +409,7 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
     });
     let store = dying.store.clone();
     for _ in 0..100 {
-        if let Some(run) = store.latest_run("acme").await.unwrap() {
+        if let Some(run) = store.latest_run(&common::cid("acme")).await.unwrap() {
             if run.steps[2].status == onramp::domain::run::StepStatus::Running {
                 break;
             }
@@ -417,7 +417,11 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();
-    let run = store.latest_run("acme").await.unwrap().unwrap();
+    let run = store
+        .latest_run(&common::cid("acme"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run.status, onramp::domain::run::RunStatus::Running);
 
     // A second process takes the run over once the lease has run out, and finishes it.
@@ -431,7 +435,11 @@ async fn a_run_whose_process_died_is_resumed_after_its_lease(backend: Backend) {
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(healthy.onboarding.recover().await.unwrap(), 1);
-    let run = store.latest_run("acme").await.unwrap().unwrap();
+    let run = store
+        .latest_run(&common::cid("acme"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run.status, onramp::domain::run::RunStatus::Succeeded);
     assert_eq!(run.steps[2].attempts, 2, "the interrupted step ran again");
     assert_eq!(

@@ -147,7 +147,7 @@ async fn updates_check_the_version(backend: Backend) {
     next.version = 2;
     store
         .update_customer(
-            "acme",
+            &common::cid("acme"),
             &next,
             1,
             event(Some(&next), "customer.updated", t0()),
@@ -162,7 +162,7 @@ async fn updates_check_the_version(backend: Backend) {
     let before = common::snapshot(store.as_ref()).await;
     let err = store
         .update_customer(
-            "acme",
+            &common::cid("acme"),
             &next,
             1,
             event(Some(&next), "customer.updated", t0()),
@@ -182,7 +182,7 @@ async fn updates_check_the_version(backend: Backend) {
     );
     let err = store
         .update_customer(
-            "ghost",
+            &common::cid("ghost"),
             &next,
             1,
             event(Some(&next), "customer.updated", t0()),

@@ -5,6 +5,7 @@
 macro_rules! credential_store {
     ($store:ty) => {
         const _: () = {
+            use crate::domain::CustomerId;
             use chrono::{DateTime, Utc};
             use sqlx::types::Json;
 
@@ -26,9 +27,10 @@ macro_rules! credential_store {
             impl CredentialStore for $store {
                 async fn credential(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     credential_type: &str,
                 ) -> Result<Option<CredentialRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let row: Option<CredentialRow> = sqlx::query_as(&format!(
                         "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE customer_id = $1 AND credential_type = $2"
                     ))
@@ -39,7 +41,8 @@ macro_rules! credential_store {
                     row.map(TryInto::try_into).transpose()
                 }
 
-                async fn credentials(&self, customer_id: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+                async fn credentials(&self, customer_id: &CustomerId) -> Result<Vec<CredentialRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let rows: Vec<CredentialRow> = sqlx::query_as(&format!(
                         "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE customer_id = $1 ORDER BY credential_type"
                     ))
@@ -51,9 +54,10 @@ macro_rules! credential_store {
 
                 async fn credential_versions(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     credential_type: &str,
                 ) -> Result<Vec<VersionRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let rows: Vec<VersionRow> = sqlx::query_as(&format!(
                         "SELECT {VERSION_COLUMNS} FROM credential_versions \
                          WHERE customer_id = $1 AND credential_type = $2 ORDER BY version"
@@ -153,10 +157,11 @@ macro_rules! credential_store {
 
                 async fn destroy_customer_credentials(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     at: DateTime<Utc>,
                     event: Option<NewEvent>,
                 ) -> Result<u64, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     let destroyed = sqlx::query(
                         "UPDATE credential_versions SET state = 'destroyed', state_changed_at = $1, master_version = NULL, \
@@ -208,9 +213,10 @@ macro_rules! credential_store {
 
                 async fn staged_credentials(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     run_id: &str,
                 ) -> Result<Vec<StagedCredential>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let rows: Vec<StagedRow> = sqlx::query_as(
                         "SELECT credential_type, fingerprint, scopes, master_version, wrapped_key, key_nonce, ciphertext, nonce \
                          FROM staged_credentials WHERE customer_id = $1 AND run_id = $2 ORDER BY credential_type",
@@ -222,7 +228,8 @@ macro_rules! credential_store {
                     records(rows)
                 }
 
-                async fn clear_staged_credentials(&self, customer_id: &str) -> Result<(), StoreError> {
+                async fn clear_staged_credentials(&self, customer_id: &CustomerId) -> Result<(), StoreError> {
+                    let customer_id = customer_id.as_str();
                     sqlx::query("DELETE FROM staged_credentials WHERE customer_id = $1")
                         .bind(customer_id)
                         .execute(self.writes())

@@ -9,6 +9,7 @@
 macro_rules! customer_store {
     ($store:ty) => {
         const _: () = {
+            use crate::domain::CustomerId;
             use crate::domain::{Customer, Event, NewEvent};
             use crate::store::rows::{CustomerRow, IdempotencyRow};
             use crate::store::{
@@ -94,11 +95,12 @@ macro_rules! customer_store {
 
                 async fn update_customer(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     c: &Customer,
                     expected_version: i64,
                     event: NewEvent,
                 ) -> Result<Event, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     update_customer_row(&mut tx, customer_id, c, expected_version).await?;
                     let event = append(&mut tx, event).await?;

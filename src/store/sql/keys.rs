@@ -5,6 +5,7 @@
 macro_rules! integration_keys {
     ($store:ty) => {
         const _: () = {
+            use crate::domain::CustomerId;
             use chrono::{DateTime, Utc};
             use sqlx::types::Json;
 
@@ -60,8 +61,9 @@ macro_rules! integration_keys {
 
                 async fn integration_keys(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                 ) -> Result<Vec<IntegrationKeyRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let rows: Vec<IntegrationKeyRow> = sqlx::query_as(&format!(
                         "SELECT {KEY_COLUMNS} FROM integration_keys WHERE customer_id = $1 ORDER BY created_at, key_id"
                     ))
@@ -119,10 +121,11 @@ macro_rules! integration_keys {
 
                 async fn revoke_customer_keys(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     at: DateTime<Utc>,
                     event: Option<NewEvent>,
                 ) -> Result<u64, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     let n = sqlx::query(
                         "UPDATE integration_keys SET revoked_at = $1, previous_secret_hash = NULL, previous_valid_until = NULL \

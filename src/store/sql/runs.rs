@@ -13,6 +13,7 @@
 macro_rules! run_store {
     ($store:ty) => {
         const _: () = {
+            use crate::domain::CustomerId;
             use crate::domain::{Customer, NewEvent};
             use crate::store::rows::{run_record, ChecklistRow, DatasetRow, RunRow, StepRow};
             use crate::store::{
@@ -39,8 +40,9 @@ macro_rules! run_store {
 
                 async fn latest_run(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                 ) -> Result<Option<RunRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let run: Option<RunRow> = sqlx::query_as(
                         "SELECT * FROM onboarding_runs WHERE customer_id = $1 \
                          ORDER BY started_at DESC, run_id DESC LIMIT 1",
@@ -63,11 +65,12 @@ macro_rules! run_store {
 
                 async fn update_run(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     run_id: &str,
                     owner: &str,
                     u: RunUpdate<'_>,
                 ) -> Result<(), StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     runs::update_run_rows(&mut tx, customer_id, run_id, owner, &u).await?;
                     if let Some(d) = u.dataset {
@@ -127,8 +130,9 @@ macro_rules! run_store {
 
                 async fn get_dataset(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                 ) -> Result<Option<DatasetRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let row: Option<DatasetRow> =
                         sqlx::query_as("SELECT * FROM datasets WHERE customer_id = $1")
                             .bind(customer_id)
@@ -139,9 +143,10 @@ macro_rules! run_store {
 
                 async fn delete_dataset(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     event: NewEvent,
                 ) -> Result<(), StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     sqlx::query("DELETE FROM datasets WHERE customer_id = $1")
                         .bind(customer_id)
@@ -154,10 +159,11 @@ macro_rules! run_store {
 
                 async fn mark_checklist(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                     item: &ChecklistRecord,
                     event: NewEvent,
                 ) -> Result<ChecklistRecord, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let mut tx = self.write().await?;
                     let existing: Option<ChecklistRow> = sqlx::query_as(
                         "SELECT item_id, done_by, done_at FROM checklist_items \
@@ -187,8 +193,9 @@ macro_rules! run_store {
 
                 async fn checklist(
                     &self,
-                    customer_id: &str,
+                    customer_id: &CustomerId,
                 ) -> Result<Vec<ChecklistRecord>, StoreError> {
+                    let customer_id = customer_id.as_str();
                     let rows: Vec<ChecklistRow> = sqlx::query_as(
                         "SELECT item_id, done_by, done_at FROM checklist_items \
                          WHERE customer_id = $1 ORDER BY done_at, item_id",

@@ -226,6 +226,11 @@ impl Drop for TestDb {
 }
 
 /// Path of a file in the repository.
+/// A registered customer's id, as the store takes it.
+pub fn cid(id: &str) -> onramp::domain::CustomerId {
+    onramp::domain::CustomerId::from_trusted(id.to_owned())
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
