@@ -204,17 +204,34 @@ impl ServiceError {
         }
     }
 
+    /// Whether a dataset store (not the registry) failed, however deep the capability that met
+    /// it: a customer's update provisions through datasets, an onboarding run's rollback drops
+    /// through them.
+    fn dataset_store_failed(&self) -> bool {
+        fn data(e: &DataError) -> bool {
+            matches!(e, DataError::Backend(_))
+        }
+        fn runs(e: &RunError) -> bool {
+            matches!(e, RunError::Data(d) if data(d))
+        }
+        match self {
+            ServiceError::Data(d) => data(d),
+            ServiceError::Runs(r) => runs(r),
+            ServiceError::Customers(CustomerError::Data(d)) => data(d),
+            ServiceError::Customers(CustomerError::Runs(r)) => runs(r),
+            _ => false,
+        }
+    }
+
     /// The sentence a caller is shown: the error's own message when its kind is public, else a
     /// generic one that reveals nothing of the cause.
     pub fn public_message(&self) -> String {
         match self.kind() {
             kind if kind.is_public() => self.to_string(),
-            ErrorKind::Unavailable => match self {
-                ServiceError::Data(DataError::Backend(_)) => {
-                    "a dataset store is busy or unreachable; retry shortly".to_owned()
-                }
-                _ => "the registry is busy; retry shortly".to_owned(),
-            },
+            ErrorKind::Unavailable if self.dataset_store_failed() => {
+                "a dataset store is busy or unreachable; retry shortly".to_owned()
+            }
+            ErrorKind::Unavailable => "the registry is busy; retry shortly".to_owned(),
             _ => "an internal error occurred; it has been logged".to_owned(),
         }
     }
@@ -286,6 +303,19 @@ mod tests {
         assert_eq!(errors[1].public_message(), "Customer 'acme' not found");
         assert!(!errors[4].public_message().contains("signing"));
         assert_eq!(errors[5].code(), "unavailable");
+        let busy =
+            || DataError::Backend(crate::store::datasets::DatasetError::Transient("io".into()));
+        for nested in [
+            ServiceError::Data(busy()),
+            ServiceError::Runs(RunError::Data(busy())),
+            ServiceError::Customers(CustomerError::Data(busy())),
+            ServiceError::Customers(CustomerError::Runs(RunError::Data(busy()))),
+        ] {
+            assert_eq!(
+                nested.public_message(),
+                "a dataset store is busy or unreachable; retry shortly"
+            );
+        }
         assert_eq!(
             errors[5].public_message(),
             "the registry is busy; retry shortly"
