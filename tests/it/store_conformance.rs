@@ -1,22 +1,31 @@
-//! The store conformance suite: the same tests against SQLite and PostgreSQL.
+//! The store conformance suite: the same tests against SQLite and PostgreSQL, for every store
+//! trait (customers, events, admin tokens, runs with their datasets and checklist, integration
+//! keys, the vault); the jobs store's claiming and leases are proven in `jobs.rs`, on both too.
 
 use crate::common;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
 use crate::common::{Backend, TestDb};
+use onramp::domain::credential::{CredentialStatus, VersionState};
 use onramp::domain::customer::CustomerView;
+use onramp::domain::envelope::{self, Binding, MasterKey};
 use onramp::domain::events::{
     AdminTokenCreated, ChecklistCompleted, CustomerChanged, CustomerRegistered, EventBody,
 };
+use onramp::domain::run::{RunStatus, StepStatus};
 use onramp::domain::{
     AttributeValue, Contact, Customer, CustomerId, CustomerIdRule, CustomerName, CustomerStatus,
     Email, NewEvent, Role, Tags, OPERATOR_CHAIN,
 };
 use onramp::product::Product;
+use onramp::store::credentials::{CredentialRecord, VersionRecord};
+use onramp::store::keys::IntegrationKeyRecord;
 use onramp::store::{
-    AdminTokenRecord, CustomerFilter, EventFilter, IdempotencyRecord, PageRequest, StoreError,
+    AdminTokenRecord, ChecklistRecord, CustomerFilter, DatasetRecord, EventFilter,
+    IdempotencyRecord, PageRequest, RunRecord, RunUpdate, StepRecord, StoreError,
 };
+use rand::rngs::OsRng;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
@@ -596,6 +605,345 @@ async fn migrations_can_run_again(backend: Backend) {
     );
 }
 
+/// A run with `validate` done, leased by `owner` until `lease_ms`.
+fn leased_run(owner: &str, lease_ms: i64) -> RunRecord {
+    RunRecord {
+        customer_id: "acme".into(),
+        run_id: "run-1".into(),
+        status: RunStatus::Running,
+        errors: vec![],
+        started_at: t0(),
+        finished_at: None,
+        updated_at: t0(),
+        lease_owner: Some(owner.into()),
+        lease_expires_ms: lease_ms,
+        steps: vec![StepRecord {
+            name: "validate".into(),
+            position: 0,
+            status: StepStatus::Succeeded,
+            attempts: 1,
+            started_at: Some(t0()),
+            finished_at: Some(t0()),
+            error: None,
+            completed_seq: Some(0),
+        }],
+        staged_credentials: vec![],
+    }
+}
+
+fn renewal() -> RunUpdate<'static> {
+    RunUpdate {
+        steps: &[],
+        lease_until_ms: 50_000,
+        status: None,
+        errors: None,
+        at: t0(),
+        customer: None,
+        dataset: None,
+        events: vec![],
+    }
+}
+
+async fn runs_are_leased_claimed_once_and_keep_their_records(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let c = customer("acme", "Acme", "retail", CustomerStatus::Pending, &[]);
+    let run = leased_run("p1", 1_000);
+    store
+        .insert_customer(
+            &c,
+            event(Some(&c), "customer.registered", t0()),
+            Some(&run),
+            None,
+        )
+        .await
+        .unwrap();
+    let stored = store.latest_run(&c.id).await.unwrap().unwrap();
+    assert_eq!(stored, run);
+
+    // Another process's write is refused and changes nothing.
+    let lost = store.update_run(&c.id, "run-1", "p2", renewal()).await;
+    assert!(
+        matches!(lost, Err(StoreError::LeaseLost { .. })),
+        "{lost:?}"
+    );
+    assert_eq!(store.latest_run(&c.id).await.unwrap().unwrap(), run);
+
+    // Nobody claims a run before its lease runs out; after, exactly one claimer does.
+    assert!(store
+        .claim_runs(999, "p2", 30_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = store.claim_runs(1_001, "p2", 30_000, 10).await.unwrap();
+    assert_eq!(claimed, vec![("acme".to_owned(), "run-1".to_owned())]);
+    assert!(store
+        .claim_runs(1_002, "p3", 30_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let taken = store.latest_run(&c.id).await.unwrap().unwrap();
+    assert_eq!(taken.lease_owner.as_deref(), Some("p2"));
+    let old_owner = store.update_run(&c.id, "run-1", "p1", renewal()).await;
+    assert!(matches!(old_owner, Err(StoreError::LeaseLost { .. })));
+    store
+        .update_run(&c.id, "run-1", "p2", renewal())
+        .await
+        .unwrap();
+
+    // The dataset record round-trips and goes.
+    let dataset = DatasetRecord {
+        customer_id: "acme".into(),
+        dataset_id: "tenant_acme".into(),
+        data_store: "default".into(),
+        tier: Some("starter".into()),
+        schema_version: 1,
+        tables: vec!["campaigns".into(), "keywords".into()],
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    store
+        .save_dataset(&dataset, Some(event(Some(&c), "customer.updated", t0())))
+        .await
+        .unwrap();
+    assert_eq!(store.get_dataset(&c.id).await.unwrap(), Some(dataset));
+    store
+        .delete_dataset(&c.id, event(Some(&c), "customer.updated", t0()))
+        .await
+        .unwrap();
+    assert_eq!(store.get_dataset(&c.id).await.unwrap(), None);
+
+    // A checklist item marked twice keeps its first marking.
+    let first = ChecklistRecord {
+        item_id: "kickoff".into(),
+        done_by: "ann".into(),
+        done_at: t0(),
+    };
+    let second = ChecklistRecord {
+        done_by: "bob".into(),
+        done_at: t0() + Duration::hours(1),
+        ..first.clone()
+    };
+    let marked = store
+        .mark_checklist(&c.id, &first, event(Some(&c), "checklist.completed", t0()))
+        .await
+        .unwrap();
+    assert_eq!(marked, first);
+    let again = store
+        .mark_checklist(&c.id, &second, event(Some(&c), "checklist.completed", t0()))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.checklist(&c.id).await.unwrap(), vec![first]);
+}
+
+async fn an_integration_key_changes_only_from_the_secret_it_was_read_with(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
+    store
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
+        .await
+        .unwrap();
+    let ev = || event(Some(&c), "customer.updated", t0());
+    let key = IntegrationKeyRecord {
+        key_id: "k1".into(),
+        customer_id: "acme".into(),
+        name: "shipping".into(),
+        scopes: vec!["ship:upload".into()],
+        allowed_adapters: vec!["ship".into()],
+        expires_at: Some(t0() + Duration::days(90)),
+        secret_hash: "h1".into(),
+        previous_secret_hash: None,
+        previous_valid_until: None,
+        created_at: t0(),
+        created_by: "test".into(),
+        rotated_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.insert_integration_key(&key, ev()).await.unwrap();
+    assert_eq!(
+        store.integration_key("k1").await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.integration_keys(&c.id).await.unwrap(),
+        vec![key.clone()]
+    );
+    assert_eq!(store.integration_key("k2").await.unwrap(), None);
+
+    let rotated = IntegrationKeyRecord {
+        secret_hash: "h2".into(),
+        previous_secret_hash: Some("h1".into()),
+        previous_valid_until: Some(t0() + Duration::hours(2)),
+        rotated_at: Some(t0() + Duration::hours(1)),
+        ..key.clone()
+    };
+    // A rotation read from another secret loses and writes nothing.
+    let stale = store.update_integration_key(&rotated, "h0", ev()).await;
+    assert!(matches!(stale, Err(StoreError::KeyChanged(_))), "{stale:?}");
+    assert_eq!(
+        store.integration_key("k1").await.unwrap(),
+        Some(key.clone())
+    );
+    store
+        .update_integration_key(&rotated, "h1", ev())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.integration_key("k1").await.unwrap(),
+        Some(rotated.clone())
+    );
+    // Replaying the same rotation loses too.
+    let replay = store.update_integration_key(&rotated, "h1", ev()).await;
+    assert!(matches!(replay, Err(StoreError::KeyChanged(_))));
+
+    let used = t0() + Duration::hours(2);
+    store.touch_integration_key("k1", used).await.unwrap();
+    let touched = store.integration_key("k1").await.unwrap().unwrap();
+    assert_eq!(touched.last_used_at, Some(used));
+
+    let revoked_at = t0() + Duration::hours(3);
+    assert_eq!(
+        store
+            .revoke_customer_keys(&c.id, revoked_at, Some(ev()))
+            .await
+            .unwrap(),
+        1
+    );
+    let revoked = store.integration_key("k1").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(revoked_at));
+    assert_eq!(
+        store
+            .revoke_customer_keys(&c.id, revoked_at, None)
+            .await
+            .unwrap(),
+        0
+    );
+    // A revoked key changes no more, whatever secret the change was read with.
+    let after = IntegrationKeyRecord {
+        secret_hash: "h3".into(),
+        ..rotated
+    };
+    let refused = store.update_integration_key(&after, "h2", ev()).await;
+    assert!(matches!(refused, Err(StoreError::KeyChanged(_))));
+}
+
+async fn a_credential_version_is_written_once_and_destroying_clears_every_value(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
+    store
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
+        .await
+        .unwrap();
+    let ev = || event(Some(&c), "customer.updated", t0());
+    let master = MasterKey::new(1, [7u8; 32]);
+    let binding = Binding {
+        customer_id: "acme",
+        credential_type: "api_key",
+        version: 1,
+    };
+    let record = CredentialRecord {
+        customer_id: "acme".into(),
+        credential_type: "api_key".into(),
+        status: CredentialStatus::Unvalidated,
+        current_version: Some(1),
+        scopes: Some(vec!["read".into()]),
+        last_validated_at: None,
+        validation_error: None,
+        expires_at: None,
+        rotate_by: Some(t0() + Duration::days(30)),
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let v1 = VersionRecord {
+        customer_id: "acme".into(),
+        credential_type: "api_key".into(),
+        version: 1,
+        state: VersionState::Enabled,
+        fingerprint: "fp1".into(),
+        sealed: Some(envelope::seal(&master, binding, b"value", &mut OsRng)),
+        created_at: t0(),
+        created_by: "test".into(),
+        state_changed_at: t0(),
+    };
+    store
+        .save_credential(&record, Some(&v1), &[], vec![ev()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.credential(&c.id, "api_key").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        store.credentials(&c.id).await.unwrap(),
+        vec![record.clone()]
+    );
+    assert_eq!(
+        store.credential_versions(&c.id, "api_key").await.unwrap(),
+        vec![v1.clone()]
+    );
+
+    // The same version number again is refused and changes nothing.
+    let taken = VersionRecord {
+        fingerprint: "fp-other".into(),
+        ..v1.clone()
+    };
+    let refused = store
+        .save_credential(&record, Some(&taken), &[], vec![ev()])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::CredentialVersionTaken { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.credential_versions(&c.id, "api_key").await.unwrap(),
+        vec![v1.clone()]
+    );
+
+    // Due for rotation once its deadline is within the window; rewrapped when the master moves.
+    let due = store
+        .credentials_due(t0() + Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!(due, vec![record.clone()]);
+    assert!(store
+        .credentials_due(t0() + Duration::days(29))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.versions_to_rewrap(2, 10).await.unwrap(),
+        vec![v1.clone()]
+    );
+    assert!(store.versions_to_rewrap(1, 10).await.unwrap().is_empty());
+
+    // Destroying keeps the versions' metadata and clears every value.
+    let destroyed = store
+        .destroy_customer_credentials(&c.id, t0() + Duration::hours(1), Some(ev()))
+        .await
+        .unwrap();
+    assert_eq!(destroyed, 1);
+    let versions = store.credential_versions(&c.id, "api_key").await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert!(versions
+        .iter()
+        .all(|v| v.sealed.is_none() && v.state == VersionState::Destroyed));
+    let after = store.credential(&c.id, "api_key").await.unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.current_version),
+        (CredentialStatus::Revoked, None)
+    );
+    assert!(store.versions_to_rewrap(2, 10).await.unwrap().is_empty());
+    assert!(store
+        .credentials_due(t0() + Duration::days(31))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 on_both_backends!(
     a_customer_round_trips_with_every_field,
     a_duplicate_id_is_refused_and_changes_nothing,
@@ -607,4 +955,7 @@ on_both_backends!(
     admin_tokens_round_trip,
     concurrent_writers_keep_every_chain_intact,
     migrations_can_run_again,
+    runs_are_leased_claimed_once_and_keep_their_records,
+    an_integration_key_changes_only_from_the_secret_it_was_read_with,
+    a_credential_version_is_written_once_and_destroying_clears_every_value,
 );
