@@ -523,11 +523,7 @@ mod tests {
                 "internal_error",
             ),
         ];
-        for (e, kind, code) in cases {
-            let message = e.to_string();
-            let s = ServiceError::from(e);
-            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
-        }
+        crate::services::error::assert_classified(cases);
         let busy = ServiceError::from(DataError::from(DatasetError::Transient("pool".into())));
         assert_eq!(
             busy.public_message(),

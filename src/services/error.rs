@@ -263,6 +263,20 @@ impl From<FieldError> for ServiceError {
     }
 }
 
+/// Checks that each capability error reaches the interfaces with the kind and code given and
+/// its own message.
+#[cfg(test)]
+pub(crate) fn assert_classified<E>(cases: impl IntoIterator<Item = (E, ErrorKind, &'static str)>)
+where
+    E: Into<ServiceError> + std::fmt::Display,
+{
+    for (e, kind, code) in cases {
+        let message = e.to_string();
+        let s: ServiceError = e.into();
+        assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

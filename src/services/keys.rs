@@ -618,7 +618,6 @@ impl IntegrationKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::ServiceError;
 
     #[test]
     fn key_errors_keep_their_public_kinds_and_codes_through_service_error() {
@@ -676,10 +675,6 @@ mod tests {
                 "internal_error",
             ),
         ];
-        for (e, kind, code) in cases {
-            let message = e.to_string();
-            let s = ServiceError::from(e);
-            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
-        }
+        crate::services::error::assert_classified(cases);
     }
 }

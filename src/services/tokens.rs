@@ -196,7 +196,6 @@ impl AdminTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::ServiceError;
 
     #[test]
     fn token_errors_keep_their_public_kinds_and_codes_through_service_error() {
@@ -222,10 +221,6 @@ mod tests {
                 "validation_failed",
             ),
         ];
-        for (e, kind, code) in cases {
-            let message = e.to_string();
-            let s = ServiceError::from(e);
-            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
-        }
+        crate::services::error::assert_classified(cases);
     }
 }

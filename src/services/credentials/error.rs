@@ -77,7 +77,6 @@ impl VaultError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::ServiceError;
 
     #[test]
     fn vault_errors_keep_their_public_kinds_and_codes_through_service_error() {
@@ -130,10 +129,6 @@ mod tests {
                 "unavailable",
             ),
         ];
-        for (e, kind, code) in cases {
-            let message = e.to_string();
-            let s = ServiceError::from(e);
-            assert_eq!((s.kind(), s.code(), s.to_string()), (kind, code, message));
-        }
+        crate::services::error::assert_classified(cases);
     }
 }
