@@ -54,6 +54,14 @@ impl AttributeFormat {
         })
     }
 
+    /// Whether two formats apply the same rule.
+    pub fn same_rule(&self, other: &AttributeFormat) -> bool {
+        match (self, other) {
+            (Self::Pattern(a), Self::Pattern(b)) => a.as_str() == b.as_str(),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+
     /// Checks one value, returning it in its canonical form.
     pub fn parse(&self, value: &str) -> Result<String, Invalid> {
         match self {

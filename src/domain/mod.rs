@@ -14,6 +14,7 @@ pub mod query;
 pub mod refusal;
 pub mod role;
 pub mod run;
+pub mod signup;
 pub mod status;
 pub mod text;
 pub mod upload;

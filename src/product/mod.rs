@@ -5,6 +5,7 @@
 //! built-in generic product ([`Product::builtin`]) serves.
 
 mod parse;
+mod signup;
 
 use regex::Regex;
 use serde::Serialize;
@@ -221,6 +222,9 @@ pub struct Product {
     pub credentials: BTreeMap<String, CredentialType>,
     /// Upload adapters: how a customer's own token loads files into its dataset's tables.
     pub adapters: BTreeMap<String, Adapter>,
+    /// The self-serve signup wizard (`[signup]`); none means customers arrive only through
+    /// operators.
+    pub signup: Option<crate::domain::signup::Wizard>,
 }
 
 /// An upload adapter (seed 003's `generic-shipment-csv`): a CSV file into one table of the

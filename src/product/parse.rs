@@ -47,6 +47,7 @@ struct Raw {
     credentials: BTreeMap<String, Spanned<RawCredential>>,
     #[serde(default)]
     adapters: BTreeMap<String, Spanned<RawAdapter>>,
+    signup: Option<Spanned<super::signup::RawSignup>>,
 }
 
 #[derive(Deserialize)]
@@ -188,7 +189,7 @@ struct RawLegacy {
 }
 
 /// Collects problems with the line each one is on.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
 }
@@ -202,7 +203,7 @@ impl Checker<'_> {
             + 1
     }
 
-    fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
+    pub(super) fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
         let line = self.line(spanned.span().start);
         self.problems.push(Problem {
             line: Some(line),
@@ -218,7 +219,7 @@ impl Checker<'_> {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(super) fn is_identifier(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && s.len() <= 63
         && s.chars()
@@ -807,6 +808,18 @@ pub(super) fn parse(
         steps.insert(at, "store_credentials".to_owned());
     }
 
+    let signup = raw.signup.as_ref().map(|rs| {
+        super::signup::wizard(
+            &mut c,
+            rs,
+            &super::signup::Context {
+                industries: &industries,
+                attributes: &attributes,
+                tiers: &tiers,
+            },
+        )
+    });
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);
@@ -830,5 +843,6 @@ pub(super) fn parse(
         legacy,
         credentials,
         adapters,
+        signup,
     })
 }

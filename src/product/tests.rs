@@ -179,3 +179,166 @@ fn upload_adapters_name_a_defined_table() {
         );
     }
 }
+
+const SIGNUP_BASE: &str = r#"
+[product]
+name = "Signup"
+
+[[industries]]
+id = "retail"
+name = "Retail"
+
+[attributes.country]
+format = "country"
+
+[attributes.regions]
+kind = "list"
+format = "text"
+
+[tiers.starter]
+tables = []
+retention_days = 30
+"#;
+
+#[test]
+fn a_signup_wizard_is_built_from_its_steps_fields_and_templates() {
+    let text = format!(
+        r#"{SIGNUP_BASE}
+[signup]
+mode = "open"
+
+[[signup.templates]]
+id = "basic"
+name = "Basic"
+tier = "starter"
+
+[[signup.steps]]
+id = "account"
+title = "Account"
+fields = [
+  {{ name = "email", type = "email", required = true, maps_to = "contact.email" }},
+  {{ name = "company_name", type = "text", required = true, min_length = 2, max_length = 80, maps_to = "customer_name" }},
+  {{ name = "template", type = "choice", choices = "templates", maps_to = "tier" }},
+]
+
+[[signup.steps]]
+id = "profile"
+title = "Profile"
+fields = [
+  {{ name = "industry", type = "choice", choices = "industries", required = true, maps_to = "industry" }},
+  {{ name = "country", type = "country", maps_to = "attributes.country" }},
+  {{ name = "regions", type = "choice", choices = ["eu", "us"], multiple = true, maps_to = "attributes.regions" }},
+]
+"#
+    );
+    let p = Product::from_toml(&text, "test.toml", None).unwrap();
+    let w = p.signup.expect("a wizard");
+    assert!(w.enabled);
+    assert_eq!(w.mode, crate::domain::signup::SignupMode::Open);
+    assert_eq!(w.session_idle_hours, 72);
+    let ids: Vec<&str> = w.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["account", "profile"]);
+    assert_eq!(w.template("basic").unwrap().tier, "starter");
+    let industry = w.field("industry").unwrap();
+    assert!(
+        matches!(&industry.kind, crate::domain::signup::FieldKind::Choice { options, multiple: false } if options == &["retail"])
+    );
+    assert_eq!(w.field("email").unwrap().label, "email");
+}
+
+#[test]
+fn every_signup_problem_is_named_with_its_line() {
+    let text = format!(
+        r#"{SIGNUP_BASE}
+[signup]
+mode = "closed"
+session_idle_hours = 0
+
+[[signup.templates]]
+id = "basic"
+name = "Basic"
+tier = "gold"
+
+[[signup.steps]]
+id = "account"
+title = "Account"
+fields = [
+  {{ name = "company_name", type = "text", required = true, min_length = 5, max_length = 2 }},
+  {{ name = "size", type = "choice" }},
+  {{ name = "phone", type = "phone" }},
+  {{ name = "company_name", type = "email", maps_to = "contact.email" }},
+]
+
+[[signup.steps]]
+id = "account"
+title = ""
+fields = [
+  {{ name = "vat", type = "text", maps_to = "attributes.vat" }},
+  {{ name = "industry", type = "text", maps_to = "industry" }},
+  {{ name = "regions", type = "text", maps_to = "attributes.regions" }},
+  {{ name = "flag", type = "boolean", choices = ["a"] }},
+  {{ name = "template", type = "choice", choices = "templates" }},
+]
+"#
+    );
+    let found = problems(&text).join("\n");
+    for expected in [
+        "signup.mode 'closed' is not one of open, review, invite",
+        "signup.session_idle_hours must be from 1 to 720",
+        "signup template 'basic': tier 'gold' is not defined under [tiers]",
+        "signup field 'company_name': min_length and max_length must be from 1 to 1000, min_length not above max_length",
+        "signup field 'size': type \"choice\" needs choices",
+        "signup field 'phone': type 'phone' is not one of text, boolean, choice",
+        "signup field 'company_name' is defined twice",
+        "signup step 'account' is defined twice",
+        "signup step 'account' needs a title",
+        "signup field 'vat': attribute 'vat' is not defined under [attributes]",
+        "signup field 'industry': maps to industry, so it must be a single choice of \"industries\"",
+        "signup field 'regions': its type does not fit attribute 'regions' (a list attribute)",
+        "signup field 'flag': choices are for type \"choice\"",
+        "signup step 'account' (the first) needs a required field 'email' of type \"email\"",
+        "signup field 'template' belongs in the first step",
+    ] {
+        assert!(found.contains(expected), "missing: {expected}\nfound:\n{found}");
+    }
+    assert!(
+        found.lines().all(|l| l.starts_with("line ")),
+        "every problem has its line:\n{found}"
+    );
+}
+
+#[test]
+fn the_seed_products_carry_their_wizards() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cortex = Product::load(&root.join("examples/policycortex/onramp.toml")).unwrap();
+    let w = cortex.signup.unwrap();
+    let ids: Vec<&str> = w.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "registration",
+            "organization",
+            "azure_connection",
+            "feature_selection",
+            "initial_scan",
+            "user_invites",
+            "configuration",
+            "completion"
+        ]
+    );
+    assert_eq!(w.template("small_business").unwrap().tier, "starter");
+    let waooaw = Product::load(&root.join("examples/waooaw/onramp.toml")).unwrap();
+    let w = waooaw.signup.unwrap();
+    let fields: Vec<&str> = w
+        .steps
+        .iter()
+        .flat_map(|s| &s.fields)
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["email", "company_name", "industry", "country", "timezone"]
+    );
+    assert_eq!(w.mode, crate::domain::signup::SignupMode::Review);
+    assert!(Product::builtin().signup.is_some_and(|w| w.enabled));
+}

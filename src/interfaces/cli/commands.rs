@@ -167,8 +167,21 @@ fn finish(result: CliResult) -> ExitCode {
 fn product_check(file: &Path) -> ExitCode {
     match Product::load(file) {
         Ok(p) => {
+            let signup = match &p.signup {
+                None => "no self-serve signup".to_owned(),
+                Some(w) if !w.enabled => "signup switched off".to_owned(),
+                Some(w) => format!(
+                    "signup ({}): {}",
+                    w.mode.as_str(),
+                    w.steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ),
+            };
             println!(
-                "{}: ok ({} industries, {} attributes, {} tiers, steps: {})",
+                "{}: ok ({} industries, {} attributes, {} tiers, steps: {}; {signup})",
                 file.display(),
                 p.industries.len(),
                 p.attributes.len(),

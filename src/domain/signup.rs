@@ -1,0 +1,416 @@
+//! The self-serve signup wizard as a product defines it: who may sign up (its mode), the ordered
+//! steps and their typed fields, the templates a signup may choose, and the check of one step's
+//! answers. Pure rules: the product file builds a [`Wizard`]; the signup capability asks it.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use super::text::display_text;
+use super::{AttributeFormat, FieldError, Invalid};
+
+/// Who may sign up, and what happens when they finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Anyone; a signup whose risk review passes is approved by itself.
+    Open,
+    /// Anyone; every finished signup waits for an operator's decision.
+    Review,
+    /// Closed to the public: only people an operator invited.
+    Invite,
+}
+
+impl SignupMode {
+    /// Every mode, as the product file names them.
+    pub const ALL: [SignupMode; 3] = [Self::Open, Self::Review, Self::Invite];
+
+    /// Its product-file name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Review => "review",
+            Self::Invite => "invite",
+        }
+    }
+
+    /// The mode a product file names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// What one field takes.
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    /// Text of `min` to `max` characters, without control characters.
+    Text {
+        /// The fewest characters.
+        min: usize,
+        /// The most characters.
+        max: usize,
+    },
+    /// A value in one of the attribute formats (email, country, timezone, url...).
+    Format {
+        /// The format's product-file name.
+        name: String,
+        /// The rule.
+        format: AttributeFormat,
+    },
+    /// One of the listed choices, or several when `multiple`.
+    Choice {
+        /// The choices, in the order offered.
+        options: Vec<String>,
+        /// Whether a list of distinct choices is taken.
+        multiple: bool,
+    },
+    /// Yes or no (an acceptance, a switch).
+    Boolean,
+}
+
+impl FieldKind {
+    /// The type's product-file name.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Format { name, .. } => name,
+            Self::Choice { .. } => "choice",
+            Self::Boolean => "boolean",
+        }
+    }
+}
+
+/// Where an answer goes when its signup becomes a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldTarget {
+    /// The customer's name.
+    CustomerName,
+    /// The customer's industry.
+    Industry,
+    /// The customer's contact email (and its owner user's).
+    ContactEmail,
+    /// The customer's contact name.
+    ContactName,
+    /// The customer's tier, through the template chosen.
+    Tier,
+    /// A product attribute of the customer.
+    Attribute(String),
+}
+
+impl FieldTarget {
+    /// The target a product file names: `customer_name`, `industry`, `contact.email`,
+    /// `contact.name`, `tier` or `attributes.<name>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "customer_name" => Self::CustomerName,
+            "industry" => Self::Industry,
+            "contact.email" => Self::ContactEmail,
+            "contact.name" => Self::ContactName,
+            "tier" => Self::Tier,
+            _ => Self::Attribute(s.strip_prefix("attributes.")?.to_owned()),
+        })
+    }
+}
+
+/// One field of a step.
+#[derive(Debug, Clone)]
+pub struct SignupField {
+    /// Its name in a step's `data`; unique across the wizard.
+    pub name: String,
+    /// What a person is asked.
+    pub label: String,
+    /// What it takes.
+    pub kind: FieldKind,
+    /// Whether the step needs it.
+    pub required: bool,
+    /// Where the answer goes when the signup becomes a customer.
+    pub maps_to: Option<FieldTarget>,
+}
+
+impl SignupField {
+    /// Checks one answer, returning it in its canonical form (trimmed text, the canonical form
+    /// of a format, a choice or list of choices, a boolean).
+    pub fn check(&self, value: &serde_json::Value) -> Result<serde_json::Value, Invalid> {
+        use serde_json::Value;
+        match (&self.kind, value) {
+            (FieldKind::Boolean, Value::Bool(b)) => Ok(Value::Bool(*b)),
+            (FieldKind::Boolean, _) => Err(Invalid::new("invalid_type", "must be true or false")),
+            (FieldKind::Choice { options, multiple }, value) => {
+                let one = |v: &Value| -> Result<String, Invalid> {
+                    let s = v.as_str().unwrap_or_default();
+                    if options.iter().any(|o| o == s) {
+                        Ok(s.to_owned())
+                    } else {
+                        Err(Invalid::new(
+                            "invalid_choice",
+                            format!("must be one of: {}", options.join(", ")),
+                        ))
+                    }
+                };
+                match (multiple, value) {
+                    (false, Value::String(_)) => one(value).map(Value::String),
+                    (true, Value::Array(items)) => {
+                        let mut chosen: Vec<String> = Vec::with_capacity(items.len());
+                        for item in items {
+                            let c = one(item)?;
+                            if chosen.contains(&c) {
+                                return Err(Invalid::new(
+                                    "duplicate",
+                                    format!("'{c}' is chosen twice"),
+                                ));
+                            }
+                            chosen.push(c);
+                        }
+                        if self.required && chosen.is_empty() {
+                            return Err(Invalid::new("required", "choose at least one"));
+                        }
+                        Ok(Value::from(chosen))
+                    }
+                    (false, _) => Err(Invalid::new("invalid_type", "must be a string")),
+                    (true, _) => Err(Invalid::new("invalid_type", "must be a list of choices")),
+                }
+            }
+            (FieldKind::Text { min, max }, Value::String(s)) => {
+                let text = display_text("the value", s, *max, true)?;
+                if text.chars().count() < *min {
+                    return Err(Invalid::new(
+                        "too_short",
+                        format!("must be at least {min} characters"),
+                    ));
+                }
+                Ok(Value::String(text))
+            }
+            (FieldKind::Format { format, .. }, Value::String(s)) => {
+                format.parse(s.trim()).map(Value::String)
+            }
+            (_, _) => Err(Invalid::new("invalid_type", "must be a string")),
+        }
+    }
+}
+
+/// One step of the wizard.
+#[derive(Debug, Clone)]
+pub struct SignupStep {
+    /// Its id (`organization`).
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its fields, in order.
+    pub fields: Vec<SignupField>,
+}
+
+impl SignupStep {
+    /// Checks one step's answers: every field the step has and no other, each by its kind.
+    /// Returns the canonical answers, or every bad field (named `data.<field>`).
+    pub fn check(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut answers = BTreeMap::new();
+        for name in data.keys() {
+            if !self.fields.iter().any(|f| &f.name == name) {
+                let known: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+                errors.push(
+                    Invalid::new(
+                        "unknown_field",
+                        format!(
+                            "step '{}' has no field '{name}'; its fields are {}",
+                            self.id,
+                            known.join(", ")
+                        ),
+                    )
+                    .at(format!("data.{name}")),
+                );
+            }
+        }
+        for field in &self.fields {
+            match data.get(&field.name) {
+                None | Some(serde_json::Value::Null) => {
+                    if field.required {
+                        errors.push(
+                            Invalid::new("required", format!("{} is required", field.name))
+                                .at(format!("data.{}", field.name)),
+                        );
+                    }
+                }
+                Some(value) => match field.check(value) {
+                    Ok(v) => {
+                        answers.insert(field.name.clone(), v);
+                    }
+                    Err(e) => errors.push(e.at(format!("data.{}", field.name))),
+                },
+            }
+        }
+        if errors.is_empty() {
+            Ok(answers)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A starting point a signup may choose, and the tier it gives the customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignupTemplate {
+    /// Its id (`professional`).
+    pub id: String,
+    /// Its display name (`Professional`).
+    pub name: String,
+    /// The product tier a customer made from it gets.
+    pub tier: String,
+}
+
+/// The product's signup wizard.
+#[derive(Debug, Clone)]
+pub struct Wizard {
+    /// Whether the public signup routes answer at all.
+    pub enabled: bool,
+    /// Who may sign up and how a finished signup is decided.
+    pub mode: SignupMode,
+    /// How long a session may sit untouched before it expires.
+    pub session_idle_hours: u32,
+    /// The steps, in order; the first takes `email` and `company_name`.
+    pub steps: Vec<SignupStep>,
+    /// Templates a signup may choose.
+    pub templates: Vec<SignupTemplate>,
+}
+
+impl Wizard {
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&SignupStep> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The field with this name, in whichever step has it.
+    pub fn field(&self, name: &str) -> Option<&SignupField> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.fields)
+            .find(|f| f.name == name)
+    }
+
+    /// The template with this id.
+    pub fn template(&self, id: &str) -> Option<&SignupTemplate> {
+        self.templates.iter().find(|t| t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn step() -> SignupStep {
+        SignupStep {
+            id: "organization".into(),
+            title: "Your organization".into(),
+            fields: vec![
+                SignupField {
+                    name: "company_name".into(),
+                    label: "Company".into(),
+                    kind: FieldKind::Text { min: 2, max: 20 },
+                    required: true,
+                    maps_to: Some(FieldTarget::CustomerName),
+                },
+                SignupField {
+                    name: "country".into(),
+                    label: "Country".into(),
+                    kind: FieldKind::Format {
+                        name: "country".into(),
+                        format: AttributeFormat::builtin("country").unwrap(),
+                    },
+                    required: false,
+                    maps_to: None,
+                },
+                SignupField {
+                    name: "features".into(),
+                    label: "Features".into(),
+                    kind: FieldKind::Choice {
+                        options: vec!["scan".into(), "report".into()],
+                        multiple: true,
+                    },
+                    required: true,
+                    maps_to: None,
+                },
+                SignupField {
+                    name: "terms".into(),
+                    label: "I accept".into(),
+                    kind: FieldKind::Boolean,
+                    required: false,
+                    maps_to: None,
+                },
+            ],
+        }
+    }
+
+    fn data(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_step_takes_its_fields_in_their_canonical_form() {
+        let answers = step()
+            .check(&data(json!({
+                "company_name": "  Acme Ltd ",
+                "country": "US",
+                "features": ["report", "scan"],
+                "terms": true
+            })))
+            .unwrap();
+        assert_eq!(answers["company_name"], "Acme Ltd");
+        assert_eq!(answers["features"], json!(["report", "scan"]));
+        assert_eq!(answers["terms"], true);
+        let minimal = step()
+            .check(&data(json!({"company_name": "Acme", "features": ["scan"]})))
+            .unwrap();
+        assert!(!minimal.contains_key("country"));
+    }
+
+    #[test]
+    fn a_step_names_every_bad_field_and_the_rule() {
+        let errors = step()
+            .check(&data(json!({
+                "company_name": "A",
+                "country": "Narnia",
+                "features": ["scan", "scan"],
+                "terms": "yes",
+                "extra": 1
+            })))
+            .unwrap_err();
+        let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.code)).collect();
+        assert_eq!(
+            found,
+            [
+                ("data.extra", "unknown_field"),
+                ("data.company_name", "too_short"),
+                ("data.country", "invalid_country"),
+                ("data.features", "duplicate"),
+                ("data.terms", "invalid_type"),
+            ]
+        );
+        let missing = step().check(&data(json!({}))).unwrap_err();
+        let fields: Vec<&str> = missing.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["data.company_name", "data.features"]);
+        let none_chosen = step()
+            .check(&data(json!({"company_name": "Acme", "features": []})))
+            .unwrap_err();
+        assert_eq!(none_chosen[0].code, "required");
+    }
+
+    #[test]
+    fn modes_and_targets_parse_from_their_product_file_names() {
+        for mode in SignupMode::ALL {
+            assert_eq!(SignupMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(SignupMode::parse("closed"), None);
+        assert_eq!(
+            FieldTarget::parse("attributes.country"),
+            Some(FieldTarget::Attribute("country".into()))
+        );
+        assert_eq!(
+            FieldTarget::parse("contact.email"),
+            Some(FieldTarget::ContactEmail)
+        );
+        assert_eq!(FieldTarget::parse("phone"), None);
+    }
+}
