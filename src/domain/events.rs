@@ -142,6 +142,12 @@ catalog! {
     DatasetDropped(DatasetDropped) = "dataset.dropped", v 1;
     /// A file was uploaded into a customer's dataset.
     DatasetUploaded(DatasetUploaded) = "dataset.uploaded", v 1;
+    /// Someone started signing up (operator chain; the email's domain only).
+    SignupStarted(SignupStarted) = "signup.started", v 1;
+    /// A signup step's answers were saved.
+    SignupStepCompleted(SignupStepRef) = "signup.step_completed", v 1;
+    /// A signup was given up by the person signing up.
+    SignupAbandoned(SignupStepRef) = "signup.abandoned", v 1;
     /// Legacy tenants were imported into the registry (operator chain).
     LegacyImported(LegacyImported) = "legacy.imported", v 1;
     /// An admin API token was created (operator chain).
@@ -297,6 +303,27 @@ pub struct DatasetUploaded {
     pub bytes: u64,
     /// The file's SHA-256, hex.
     pub sha256: String,
+}
+
+/// `signup.started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupStarted {
+    /// The signup.
+    pub signup_id: String,
+    /// The domain of the email it started with (never the address).
+    pub email_domain: String,
+    /// The template chosen, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub template: Option<String>,
+}
+
+/// `signup.step_completed` and `signup.abandoned`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupStepRef {
+    /// The signup.
+    pub signup_id: String,
+    /// The step saved, or the step it was at when abandoned.
+    pub step: String,
 }
 
 /// `legacy.imported`.

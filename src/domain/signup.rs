@@ -39,6 +39,104 @@ impl SignupMode {
     }
 }
 
+/// Where a signup stands.
+///
+/// ```text
+/// in_progress ──▶ review ──▶ approved
+///    │    │         └──────▶ rejected
+///    │    ├──▶ approved / rejected (decided by policy at completion)
+///    │    └──▶ abandoned (by the person)
+///    └──▶ expired (idle past the product's session_idle_hours)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignupStatus {
+    /// Steps are being filled.
+    InProgress,
+    /// Finished, waiting for an operator's decision.
+    Review,
+    /// Approved: it becomes (or became) a customer.
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// Given up by the person signing up.
+    Abandoned,
+    /// Left idle past the product's limit.
+    Expired,
+}
+
+/// A status change the signup machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a signup cannot go from {from} to {to}")]
+pub struct InvalidSignupTransition {
+    /// The status it is in.
+    pub from: SignupStatus,
+    /// The status asked for.
+    pub to: SignupStatus,
+}
+
+impl SignupStatus {
+    /// Every status.
+    pub const ALL: [SignupStatus; 6] = [
+        Self::InProgress,
+        Self::Review,
+        Self::Approved,
+        Self::Rejected,
+        Self::Abandoned,
+        Self::Expired,
+    ];
+
+    /// Its name in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Review => "review",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Abandoned => "abandoned",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The status a stored or requested name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether nothing more happens to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Approved | Self::Rejected | Self::Abandoned | Self::Expired
+        )
+    }
+
+    /// The statuses it may move to.
+    pub fn next_allowed(self) -> &'static [SignupStatus] {
+        use SignupStatus::*;
+        match self {
+            InProgress => &[Review, Approved, Rejected, Abandoned, Expired],
+            Review => &[Approved, Rejected],
+            Approved | Rejected | Abandoned | Expired => &[],
+        }
+    }
+
+    /// Moves to `to`, if the machine allows it.
+    pub fn transition(self, to: SignupStatus) -> Result<SignupStatus, InvalidSignupTransition> {
+        if self.next_allowed().contains(&to) {
+            Ok(to)
+        } else {
+            Err(InvalidSignupTransition { from: self, to })
+        }
+    }
+}
+
+impl std::fmt::Display for SignupStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What one field takes.
 #[derive(Debug, Clone)]
 pub enum FieldKind {
@@ -395,6 +493,22 @@ mod tests {
             .check(&data(json!({"company_name": "Acme", "features": []})))
             .unwrap_err();
         assert_eq!(none_chosen[0].code, "required");
+    }
+
+    #[test]
+    fn a_signup_moves_only_where_its_machine_allows() {
+        use SignupStatus::*;
+        for from in SignupStatus::ALL {
+            for to in SignupStatus::ALL {
+                let allowed = from.next_allowed().contains(&to);
+                assert_eq!(from.transition(to).is_ok(), allowed, "{from} -> {to}");
+            }
+            assert_eq!(SignupStatus::parse(from.as_str()), Some(from));
+            assert_eq!(from.is_final(), from.next_allowed().is_empty());
+        }
+        assert!(InProgress.transition(Review).is_ok());
+        assert!(Review.transition(Abandoned).is_err());
+        assert!(Abandoned.transition(InProgress).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::customers::CustomerError;
 use super::datasets::DataError;
 use super::keys::KeyError;
 use super::onboarding::RunError;
+use super::signups::SignupError;
 use super::tokens::TokenError;
 use crate::domain::{FieldError, Role};
 use crate::product::ProductError;
@@ -145,6 +146,9 @@ pub enum ServiceError {
     /// A customer-registry refusal or failure.
     #[error(transparent)]
     Customers(#[from] CustomerError),
+    /// A signup refusal or failure.
+    #[error(transparent)]
+    Signups(#[from] SignupError),
 }
 
 impl ServiceError {
@@ -166,6 +170,7 @@ impl ServiceError {
             S::Data(e) => e.kind(),
             S::Runs(e) => e.kind(),
             S::Customers(e) => e.kind(),
+            S::Signups(e) => e.kind(),
         }
     }
 
@@ -185,6 +190,7 @@ impl ServiceError {
             S::Data(e) => e.code(),
             S::Runs(e) => e.code(),
             S::Customers(e) => e.code(),
+            S::Signups(e) => e.code(),
         }
     }
 
@@ -199,7 +205,8 @@ impl ServiceError {
             | S::Vault(VaultError::Invalid(errors))
             | S::Data(DataError::Invalid(errors))
             | S::Runs(RunError::Invalid(errors))
-            | S::Audit(AuditError::Invalid(errors)) => Some(errors),
+            | S::Audit(AuditError::Invalid(errors))
+            | S::Signups(SignupError::Invalid(errors)) => Some(errors),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ pub mod keyring;
 pub mod keys;
 pub mod legacy;
 pub mod onboarding;
+pub mod signups;
 pub mod steps;
 pub mod tenant_tokens;
 pub mod tokens;
@@ -174,6 +175,8 @@ pub struct Services {
     pub onboarding: onboarding::Onboarding,
     /// The customer registry: onboard, read, list, update, offboard, legacy import.
     pub customers: customers::Customers,
+    /// Self-serve signup sessions.
+    pub signups: signups::Signups,
     parts: Parts,
 }
 
@@ -287,6 +290,7 @@ impl Services {
             keys.clone(),
         );
         Self {
+            signups: signups::Signups::new(store.clone(), product.clone(), clock.clone()),
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),
             keys,

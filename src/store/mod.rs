@@ -15,6 +15,7 @@ pub mod keys;
 pub mod postgres;
 mod rows;
 pub mod runs;
+pub mod signups;
 mod sql;
 pub mod sqlite;
 pub mod tokens;
@@ -22,6 +23,7 @@ pub mod tokens;
 pub use audit::{ChainHead, EventFilter, EventStore};
 pub use customers::{CustomerFilter, CustomerStore, IdempotencyRecord};
 pub use runs::{ChecklistRecord, DatasetRecord, RunRecord, RunStore, RunUpdate, StepRecord};
+pub use signups::{SignupRecord, SignupStore};
 pub use tokens::{AdminTokenRecord, AdminTokenStore};
 
 use async_trait::async_trait;
@@ -75,6 +77,9 @@ pub enum StoreError {
     /// The integration key was rotated or revoked since the caller read it.
     #[error("integration key '{0}' changed since it was read")]
     KeyChanged(String),
+    /// The signup changed since the caller read it.
+    #[error("signup '{0}' changed since it was read")]
+    SignupChanged(String),
     /// Another process took over the job (its lease ran out).
     #[error("job '{0}' is now held by another process")]
     JobLeaseLost(String),
@@ -134,6 +139,7 @@ pub trait Store:
     + EventStore
     + AdminTokenStore
     + jobs::JobStore
+    + SignupStore
     + Send
     + Sync
     + 'static

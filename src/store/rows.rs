@@ -527,3 +527,57 @@ impl TryFrom<JobAttemptRow> for super::jobs::JobAttemptRecord {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SignupRow {
+    pub signup_id: String,
+    pub email: String,
+    pub company_name: String,
+    pub name_folded: String,
+    pub template: Option<String>,
+    pub status: String,
+    pub current_step: Option<String>,
+    pub furthest_step: String,
+    pub answers: Json<super::signups::Answers>,
+    pub resume_token_hash: String,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// The columns of [`SignupRow`], in order.
+pub(super) const SIGNUP_COLUMNS: &str = "signup_id, email, company_name, name_folded, template, \
+    status, current_step, furthest_step, answers, resume_token_hash, verified_at, created_at, \
+    updated_at, expires_at, version";
+
+impl TryFrom<SignupRow> for super::signups::SignupRecord {
+    type Error = super::StoreError;
+
+    fn try_from(r: SignupRow) -> Result<Self, Self::Error> {
+        let status = crate::domain::signup::SignupStatus::parse(&r.status).ok_or_else(|| {
+            super::StoreError::Corrupt(format!(
+                "signup '{}' has an unknown status '{}'",
+                r.signup_id, r.status
+            ))
+        })?;
+        Ok(Self {
+            signup_id: r.signup_id,
+            email: r.email,
+            company_name: r.company_name,
+            name_folded: r.name_folded,
+            template: r.template,
+            status,
+            current_step: r.current_step,
+            furthest_step: r.furthest_step,
+            answers: r.answers.0,
+            resume_token_hash: r.resume_token_hash,
+            verified_at: r.verified_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            version: r.version,
+        })
+    }
+}

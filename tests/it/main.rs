@@ -17,6 +17,7 @@ mod mcp;
 mod onboarding_runs;
 mod seed_growthnav;
 mod seed_paidsocialnav;
+mod signup;
 mod store_conformance;
 mod tenant_isolation;
 mod token_exchange;

@@ -1,6 +1,6 @@
 //! The store conformance suite: the same tests against SQLite and PostgreSQL, for every store
 //! trait (customers, events, admin tokens, runs with their datasets and checklist, integration
-//! keys, the vault); the jobs store's claiming and leases are proven in `jobs.rs`, on both too.
+//! keys, the vault, signups); the jobs store's claiming and leases are proven in `jobs.rs`, on both too.
 
 use crate::common;
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +14,7 @@ use onramp::domain::events::{
     AdminTokenCreated, ChecklistCompleted, CustomerChanged, CustomerRegistered, EventBody,
 };
 use onramp::domain::run::{RunStatus, StepStatus};
+use onramp::domain::signup::SignupStatus;
 use onramp::domain::{
     AttributeValue, Contact, Customer, CustomerId, CustomerIdRule, CustomerName, CustomerStatus,
     Email, NewEvent, Role, Tags, OPERATOR_CHAIN,
@@ -23,7 +24,7 @@ use onramp::store::credentials::{CredentialRecord, VersionRecord};
 use onramp::store::keys::IntegrationKeyRecord;
 use onramp::store::{
     AdminTokenRecord, ChecklistRecord, CustomerFilter, DatasetRecord, EventFilter,
-    IdempotencyRecord, PageRequest, RunRecord, RunUpdate, StepRecord, StoreError,
+    IdempotencyRecord, PageRequest, RunRecord, RunUpdate, SignupRecord, StepRecord, StoreError,
 };
 use rand::rngs::OsRng;
 
@@ -944,6 +945,57 @@ async fn a_credential_version_is_written_once_and_destroying_clears_every_value(
         .is_empty());
 }
 
+async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let ev = || event(None, "admin_token.created", t0());
+    let mut answers = onramp::store::signups::Answers::new();
+    answers.insert(
+        "account".into(),
+        BTreeMap::from([("email".to_owned(), serde_json::json!("ann@example.com"))]),
+    );
+    let signup = SignupRecord {
+        signup_id: "su_1".into(),
+        email: "ann@example.com".into(),
+        company_name: "Acme".into(),
+        name_folded: "acme".into(),
+        template: Some("starter".into()),
+        status: SignupStatus::InProgress,
+        current_step: Some("company".into()),
+        furthest_step: "company".into(),
+        answers,
+        resume_token_hash: "h".into(),
+        verified_at: None,
+        created_at: t0(),
+        updated_at: t0(),
+        expires_at: t0() + Duration::hours(72),
+        version: 1,
+    };
+    store.insert_signup(&signup, ev()).await.unwrap();
+    assert_eq!(store.signup("su_1").await.unwrap(), Some(signup.clone()));
+    assert_eq!(store.signup("su_2").await.unwrap(), None);
+    let next = SignupRecord {
+        status: SignupStatus::Abandoned,
+        current_step: None,
+        verified_at: Some(t0() + Duration::minutes(5)),
+        updated_at: t0() + Duration::hours(1),
+        version: 2,
+        ..signup.clone()
+    };
+    let stale = store.update_signup(&next, 0, vec![ev()]).await;
+    assert!(
+        matches!(stale, Err(StoreError::SignupChanged(_))),
+        "{stale:?}"
+    );
+    assert_eq!(store.signup("su_1").await.unwrap(), Some(signup));
+    let events = common::all_events(store.as_ref()).await.len();
+    store.update_signup(&next, 1, vec![ev()]).await.unwrap();
+    assert_eq!(store.signup("su_1").await.unwrap(), Some(next.clone()));
+    assert_eq!(common::all_events(store.as_ref()).await.len(), events + 1);
+    let replay = store.update_signup(&next, 1, vec![ev()]).await;
+    assert!(matches!(replay, Err(StoreError::SignupChanged(_))));
+}
+
 on_both_backends!(
     a_customer_round_trips_with_every_field,
     a_duplicate_id_is_refused_and_changes_nothing,
@@ -958,4 +1010,5 @@ on_both_backends!(
     runs_are_leased_claimed_once_and_keep_their_records,
     an_integration_key_changes_only_from_the_secret_it_was_read_with,
     a_credential_version_is_written_once_and_destroying_clears_every_value,
+    a_signup_changes_only_from_the_version_it_was_read_at,
 );

@@ -36,6 +36,7 @@ mod customers;
 mod jobs;
 mod keys;
 mod runs;
+mod signups;
 mod tokens;
 
 pub(crate) use audit::event_store;
@@ -44,6 +45,7 @@ pub(crate) use customers::customer_store;
 pub(crate) use jobs::job_store;
 pub(crate) use keys::integration_keys;
 pub(crate) use runs::{row_writes, run_store};
+pub(crate) use signups::signup_store;
 pub(crate) use tokens::admin_token_store;
 
 /// Every capability's portable statements for one backend: its store type, its connection type
@@ -57,6 +59,7 @@ macro_rules! portable_store {
         crate::store::sql::run_store!($store);
         crate::store::sql::integration_keys!($store);
         crate::store::sql::job_store!($store);
+        crate::store::sql::signup_store!($store);
         crate::store::sql::row_writes!($conn, $db);
     };
 }

@@ -1,0 +1,23 @@
+-- Self-serve signups: one row per wizard session. The resume token is stored only as its
+-- SHA-256; answers are kept per step as JSON; expires_at moves with every saved step.
+
+CREATE TABLE signup_sessions (
+    signup_id         TEXT NOT NULL PRIMARY KEY,
+    email             TEXT NOT NULL,
+    company_name      TEXT NOT NULL,
+    name_folded       TEXT NOT NULL,
+    template          TEXT,
+    status            TEXT NOT NULL,
+    current_step      TEXT,
+    furthest_step     TEXT NOT NULL,
+    answers           TEXT NOT NULL,
+    resume_token_hash TEXT NOT NULL,
+    verified_at       TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    expires_at        TEXT NOT NULL,
+    version           INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX signup_sessions_status ON signup_sessions (status, expires_at);
+CREATE INDEX signup_sessions_name ON signup_sessions (name_folded);

@@ -1,0 +1,459 @@
+//! Self-serve signup sessions through the `Signups` capability, on both backends: a session
+//! starts, its steps are saved in order, it resumes with its token and can be abandoned; every
+//! refusal names its field and rule and changes nothing; an idle session expires.
+
+use crate::common;
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use crate::common::{Backend, TestDb};
+use onramp::domain::signup::SignupStatus;
+use onramp::product::Product;
+use onramp::services::signups::{SignupError, Signups, StartSignup, StepSubmission};
+use onramp::services::{Clock, ManualClock};
+use onramp::store::{SignupRecord, Store};
+
+struct Fixture {
+    _db: TestDb,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    signups: Signups,
+}
+
+async fn fixture(backend: Backend, product: Product) -> Fixture {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let clock = Arc::new(ManualClock::at(
+        Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap(),
+    ));
+    let signups = Signups::new(store.clone(), Arc::new(product), clock.clone());
+    Fixture {
+        _db: db,
+        store,
+        clock,
+        signups,
+    }
+}
+
+fn start(email: &str, company: &str, template: Option<&str>) -> StartSignup {
+    StartSignup {
+        email: email.into(),
+        company_name: company.into(),
+        template: template.map(Into::into),
+    }
+}
+
+fn step(id: &str, data: Value) -> StepSubmission {
+    StepSubmission {
+        step: id.into(),
+        data: data.as_object().unwrap().clone(),
+    }
+}
+
+/// What a refusal must leave as it was: the session's record and the event log.
+async fn state(f: &Fixture, signup_id: &str) -> (Option<SignupRecord>, usize) {
+    let record = f.store.signup(signup_id).await.unwrap();
+    (record, common::all_events(f.store.as_ref()).await.len())
+}
+
+fn fields(e: &SignupError) -> Vec<(String, &'static str)> {
+    match e {
+        SignupError::Invalid(errors) => errors.iter().map(|e| (e.field.clone(), e.code)).collect(),
+        other => panic!("expected a validation refusal, got {other:?}"),
+    }
+}
+
+async fn a_session_starts_fills_its_steps_in_order_and_resumes(backend: Backend) {
+    let f = fixture(backend, Product::builtin()).await;
+    let started = f
+        .signups
+        .start(
+            &start(
+                " Ann@Example.COM ",
+                "  Acme Analytics ",
+                Some("professional"),
+            ),
+            Some("req-1".into()),
+        )
+        .await
+        .unwrap();
+    let token = started.resume_token.clone();
+    let id = started.signup.signup_id.clone();
+    assert!(token.starts_with("onr_su_") && token.len() == 7 + 64);
+    assert!(
+        !format!("{started:?}").contains(&token[7..]),
+        "the token never prints"
+    );
+    let view = &started.signup;
+    assert_eq!(view.status, SignupStatus::InProgress);
+    assert_eq!(view.current_step.as_deref(), Some("company"));
+    assert_eq!(
+        (
+            view.progress.done,
+            view.progress.total,
+            view.progress.percent
+        ),
+        (1, 3, 33)
+    );
+    assert_eq!(view.steps[0].answers["company_name"], "Acme Analytics");
+    assert_eq!(view.steps[0].answers["template"], "professional");
+    assert!(!view.email_verified);
+    assert_eq!(
+        view.expires_at,
+        f.clock.now() + Duration::hours(72),
+        "the built-in wizard keeps an idle session 72 hours"
+    );
+
+    // Only the token's hash is stored; the event names the email's domain, not the address.
+    let stored = f.store.signup(&id).await.unwrap().unwrap();
+    assert_ne!(stored.resume_token_hash, token);
+    assert!(!stored.resume_token_hash.contains(&token[7..]));
+    let events = common::all_events(f.store.as_ref()).await;
+    let started_event = events.last().unwrap();
+    assert_eq!(started_event.event_type.as_str(), "signup.started");
+    assert_eq!(started_event.payload["email_domain"], "example.com");
+    assert!(!started_event.payload.to_string().contains("ann@"));
+
+    // A later step before the current one is refused and changes nothing.
+    let before = state(&f, &id).await;
+    let early = f
+        .signups
+        .submit_step(
+            &id,
+            &token,
+            &step(
+                "contact",
+                json!({"contact_name": "Ann", "accept_terms": true}),
+            ),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(early, SignupError::StepOutOfOrder { ref current, .. } if current == "company"),
+        "{early:?}"
+    );
+    assert_eq!(early.code(), "step_out_of_order");
+    assert_eq!(state(&f, &id).await, before);
+
+    f.clock.advance(Duration::hours(1));
+    let view = f
+        .signups
+        .submit_step(
+            &id,
+            &token,
+            &step(
+                "company",
+                json!({"industry": "retail", "country": "US", "timezone": "America/New_York"}),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.current_step.as_deref(), Some("contact"));
+    assert_eq!(view.furthest_step, "contact");
+    assert_eq!(view.progress.done, 2);
+    assert_eq!(
+        view.expires_at,
+        f.clock.now() + Duration::hours(72),
+        "saving a step keeps it alive"
+    );
+
+    // Going back to an earlier step is allowed and keeps the furthest step reached.
+    let view = f
+        .signups
+        .submit_step(
+            &id,
+            &token,
+            &step(
+                "account",
+                json!({"email": "ann@acme.example", "company_name": "Acme Analytics Ltd"}),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.furthest_step, "contact");
+    let stored = f.store.signup(&id).await.unwrap().unwrap();
+    assert_eq!(stored.email, "ann@acme.example");
+    assert_eq!(stored.company_name, "Acme Analytics Ltd");
+    assert_eq!(
+        stored.template, None,
+        "the account step was saved again without a template"
+    );
+
+    let view = f
+        .signups
+        .submit_step(
+            &id,
+            &token,
+            &step(
+                "contact",
+                json!({"contact_name": "Ann Lee", "accept_terms": true}),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.current_step, None);
+    assert_eq!(view.progress.percent, 100);
+
+    // Resuming reads the same session back.
+    let resumed = f.signups.get(&id, &token).await.unwrap();
+    assert_eq!(resumed.steps[2].answers["contact_name"], "Ann Lee");
+    let kinds = common::event_types(f.store.as_ref()).await;
+    assert!(kinds.contains("signup.started") && kinds.contains("signup.step_completed"));
+}
+
+async fn every_bad_answer_is_named_and_nothing_is_saved(backend: Backend) {
+    let f = fixture(backend, Product::builtin()).await;
+    let events_before = common::all_events(f.store.as_ref()).await.len();
+    let refused = f
+        .signups
+        .start(&start("not-an-email", "A", Some("gold")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields(&refused),
+        [
+            ("email".to_owned(), "invalid_email"),
+            ("company_name".to_owned(), "too_short"),
+            ("template".to_owned(), "invalid_choice"),
+        ]
+    );
+    assert_eq!(
+        common::all_events(f.store.as_ref()).await.len(),
+        events_before
+    );
+
+    let started = f
+        .signups
+        .start(&start("ann@example.com", "Acme", None), None)
+        .await
+        .unwrap();
+    let (id, token) = (
+        started.signup.signup_id.clone(),
+        started.resume_token.clone(),
+    );
+    let before = state(&f, &id).await;
+    let bad = f
+        .signups
+        .submit_step(
+            &id,
+            &token,
+            &step(
+                "company",
+                json!({"industry": "mining", "country": "Narnia", "website": 7, "fax": "x"}),
+            ),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields(&bad),
+        [
+            ("data.fax".to_owned(), "unknown_field"),
+            ("data.industry".to_owned(), "invalid_choice"),
+            ("data.country".to_owned(), "invalid_country"),
+            ("data.timezone".to_owned(), "required"),
+            ("data.website".to_owned(), "invalid_type"),
+        ]
+    );
+    let unknown = f
+        .signups
+        .submit_step(&id, &token, &step("payment", json!({})), None)
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&unknown), [("step".to_owned(), "unknown_step")]);
+    assert_eq!(state(&f, &id).await, before);
+
+    // A wrong token, another session's token and an unknown id all get the same answer.
+    let other = f
+        .signups
+        .start(&start("bob@example.org", "Beta", None), None)
+        .await
+        .unwrap();
+    let before = state(&f, &id).await;
+    for (sid, tok) in [
+        (id.as_str(), "onr_su_0000"),
+        (id.as_str(), other.resume_token.as_str()),
+        ("su_nope", token.as_str()),
+        (&"x".repeat(5000), token.as_str()),
+    ] {
+        let e = f.signups.get(sid, tok).await.unwrap_err();
+        assert!(matches!(e, SignupError::BadToken), "{e:?}");
+        assert_eq!(e.code(), "unauthorized");
+        let e = f
+            .signups
+            .submit_step(
+                sid,
+                tok,
+                &step("company", json!({"industry": "retail"})),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SignupError::BadToken));
+    }
+    assert_eq!(state(&f, &id).await, before);
+}
+
+async fn an_abandoned_or_idle_session_takes_no_more_answers(backend: Backend) {
+    let f = fixture(backend, Product::builtin()).await;
+    let a = f
+        .signups
+        .start(&start("ann@example.com", "Acme", None), None)
+        .await
+        .unwrap();
+    let view = f
+        .signups
+        .abandon(&a.signup.signup_id, &a.resume_token, None)
+        .await
+        .unwrap();
+    assert_eq!(view.status, SignupStatus::Abandoned);
+    let before = state(&f, &a.signup.signup_id).await;
+    for e in [
+        f.signups
+            .abandon(&a.signup.signup_id, &a.resume_token, None)
+            .await
+            .unwrap_err(),
+        f.signups
+            .submit_step(
+                &a.signup.signup_id,
+                &a.resume_token,
+                &step("company", json!({})),
+                None,
+            )
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                e,
+                SignupError::Finished {
+                    status: SignupStatus::Abandoned,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), "signup_finished");
+    }
+    assert_eq!(state(&f, &a.signup.signup_id).await, before);
+    let last = common::all_events(f.store.as_ref()).await;
+    assert_eq!(last.last().unwrap().event_type.as_str(), "signup.abandoned");
+    assert_eq!(last.last().unwrap().payload["step"], "company");
+
+    let b = f
+        .signups
+        .start(&start("bob@example.com", "Beta", None), None)
+        .await
+        .unwrap();
+    f.clock.advance(Duration::hours(72));
+    let view = f
+        .signups
+        .get(&b.signup.signup_id, &b.resume_token)
+        .await
+        .unwrap();
+    assert_eq!(view.status, SignupStatus::Expired);
+    let e = f
+        .signups
+        .submit_step(
+            &b.signup.signup_id,
+            &b.resume_token,
+            &step(
+                "company",
+                json!({"industry": "retail", "country": "US", "timezone": "UTC"}),
+            ),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SignupError::Finished {
+                status: SignupStatus::Expired,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+async fn a_product_decides_whether_strangers_may_sign_up(backend: Backend) {
+    let closed = fixture(
+        backend,
+        Product::load(&common::repo_path("examples/growthnav/onramp.toml")).unwrap(),
+    )
+    .await;
+    let e = closed
+        .signups
+        .start(&start("ann@example.com", "Acme", None), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SignupError::Closed));
+    assert_eq!(e.code(), "signup_closed");
+
+    let text = std::fs::read_to_string(common::repo_path("examples/waooaw/onramp.toml"))
+        .unwrap()
+        .replace("mode = \"review\"", "mode = \"invite\"");
+    let invite = fixture(
+        backend,
+        Product::from_toml(&text, "invite.toml", None).unwrap(),
+    )
+    .await;
+    let e = invite
+        .signups
+        .start(&start("ann@example.com", "Acme", None), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SignupError::InviteOnly));
+    assert!(common::all_events(invite.store.as_ref()).await.is_empty());
+
+    // PolicyCortex's eight steps, in order, with its templates.
+    let cortex = fixture(
+        backend,
+        Product::load(&common::repo_path("examples/policycortex/onramp.toml")).unwrap(),
+    )
+    .await;
+    let s = cortex
+        .signups
+        .start(
+            &start("it@contoso.example", "Contoso", Some("enterprise")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.signup.progress.total, 8);
+    assert_eq!(s.signup.current_step.as_deref(), Some("organization"));
+    let organization = cortex
+        .signups
+        .submit_step(
+            &s.signup.signup_id,
+            &s.resume_token,
+            &step(
+                "organization",
+                json!({"organization_type": "enterprise", "industry": "finance", "employee_count": "201-1000", "cloud_environments": ["azure", "aws"]}),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        organization.current_step.as_deref(),
+        Some("azure_connection")
+    );
+    assert_eq!(
+        organization.steps[1].answers["cloud_environments"],
+        json!(["azure", "aws"])
+    );
+}
+
+on_both_backends!(
+    a_session_starts_fills_its_steps_in_order_and_resumes,
+    every_bad_answer_is_named_and_nothing_is_saved,
+    an_abandoned_or_idle_session_takes_no_more_answers,
+    a_product_decides_whether_strangers_may_sign_up,
+);
