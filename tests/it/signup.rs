@@ -451,9 +451,122 @@ async fn a_product_decides_whether_strangers_may_sign_up(backend: Backend) {
     );
 }
 
+async fn the_public_wizard_answers_over_http_without_an_operator_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let runner = onramp::services::RunnerOptions::new(db.data_dir());
+    let mut options = onramp::interfaces::http::ServeOptions::default();
+    options.signup_limits.per_address_per_minute = 8;
+    let app = common::TestApp::start_serving(db, Product::builtin(), runner, options).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| app.url(&format!("/api/v1/signup/sessions{path}"));
+
+    let r = client
+        .post(url(""))
+        .json(&json!({"email": "ann@example.com", "company_name": "Acme", "template": "starter"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, started) = common::status_and_json(r).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{started}");
+    let id = started["signup_id"].as_str().unwrap().to_owned();
+    let token = started["resume_token"].as_str().unwrap().to_owned();
+    assert_eq!(started["current_step"], "company");
+    assert_eq!(started["steps"][1]["fields"][0]["choices"][0], "golf");
+
+    // No token, another token: 401 problems, the same for both.
+    for auth in [None, Some("Bearer onr_su_00")] {
+        let mut req = client.get(url(&format!("/{id}")));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let (status, problem) = common::status_and_json(r).await;
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+        assert_eq!(problem["code"], "unauthorized");
+    }
+
+    let r = client
+        .post(url(&format!("/{id}/step")))
+        .bearer_auth(&token)
+        .json(&json!({"step": "company", "data": {"industry": "mining"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = common::status_and_json(r).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "{problem}"
+    );
+    let named: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["data.industry", "data.country", "data.timezone"]);
+
+    let r = client
+        .get(url(&format!("/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, view) = common::status_and_json(r).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(
+        view["progress"]["done"], 1,
+        "the refused step saved nothing"
+    );
+
+    let r = client
+        .delete(url(&format!("/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, view) = common::status_and_json(r).await;
+    assert_eq!(
+        (status, view["status"].as_str()),
+        (reqwest::StatusCode::OK, Some("abandoned"))
+    );
+    let r = client
+        .delete(url(&format!("/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = common::status_and_json(r).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (reqwest::StatusCode::CONFLICT, Some("signup_finished"))
+    );
+
+    // One address gets its quota of calls a minute, then 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = client
+            .post(url(""))
+            .json(&json!({"email": "x@example.com", "company_name": "Flood"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the address quota ran out");
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, problem) = common::status_and_json(r).await;
+    assert_eq!(problem["code"], "rate_limited");
+}
+
 on_both_backends!(
     a_session_starts_fills_its_steps_in_order_and_resumes,
     every_bad_answer_is_named_and_nothing_is_saved,
     an_abandoned_or_idle_session_takes_no_more_answers,
     a_product_decides_whether_strangers_may_sign_up,
+    the_public_wizard_answers_over_http_without_an_operator_token,
 );

@@ -79,6 +79,8 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             mcp_allowed_hosts,
             exchange_rate_per_key,
             exchange_rate_per_address,
+            signup_rate_per_address,
+            signup_rate_per_session,
             header_timeout,
             body_timeout,
             max_connections,
@@ -92,6 +94,10 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                 exchange_limits: crate::interfaces::http::limits::ExchangeLimits {
                     per_key_per_minute: exchange_rate_per_key,
                     per_address_per_minute: exchange_rate_per_address,
+                },
+                signup_limits: crate::interfaces::http::limits::ExchangeLimits {
+                    per_key_per_minute: signup_rate_per_session,
+                    per_address_per_minute: signup_rate_per_address,
                 },
                 connections: crate::interfaces::http::server::ConnectionLimits {
                     header_timeout: std::time::Duration::from_secs(header_timeout),

@@ -177,6 +177,12 @@ enum Command {
         /// Token exchanges allowed per minute from each client address (0: no limit).
         #[arg(long, env = "ONRAMP_EXCHANGE_RATE_PER_ADDRESS", default_value_t = 600)]
         exchange_rate_per_address: u32,
+        /// Public signup requests allowed per minute from each client address (0: no limit).
+        #[arg(long, env = "ONRAMP_SIGNUP_RATE_PER_ADDRESS", default_value_t = 60)]
+        signup_rate_per_address: u32,
+        /// Requests allowed per minute for each signup session (0: no limit).
+        #[arg(long, env = "ONRAMP_SIGNUP_RATE_PER_SESSION", default_value_t = 60)]
+        signup_rate_per_session: u32,
         /// Seconds a client has to send a request's head; also how long a kept-alive
         /// connection may wait idle for its next request.
         #[arg(long, env = "ONRAMP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -13,6 +13,7 @@ mod onboarding;
 pub mod openapi;
 mod openapi_rules;
 pub mod server;
+mod signup;
 mod tenant;
 
 use axum::extract::{DefaultBodyLimit, Request as AxumRequest};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub services: Services,
     /// The token exchange's rate limits.
     pub exchange_limiter: limits::ExchangeLimiter,
+    /// The public signup routes' rate limits (per address, per session).
+    pub signup_limiter: limits::ExchangeLimiter,
 }
 
 /// How the server is set up beyond its services.
@@ -48,6 +51,9 @@ pub struct ServeOptions {
     pub mcp_allowed_hosts: Vec<String>,
     /// Rate limits of the token exchange.
     pub exchange_limits: limits::ExchangeLimits,
+    /// Rate limits of the public signup routes: per session (`per_key_per_minute`) and per
+    /// client address.
+    pub signup_limits: limits::ExchangeLimits,
     /// Timeouts and the bound on open connections.
     pub connections: server::ConnectionLimits,
 }
@@ -57,6 +63,10 @@ impl Default for ServeOptions {
         Self {
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             exchange_limits: limits::ExchangeLimits::default(),
+            signup_limits: limits::ExchangeLimits {
+                per_key_per_minute: 60,
+                per_address_per_minute: 60,
+            },
             connections: server::ConnectionLimits::default(),
         }
     }
@@ -137,6 +147,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let state = AppState {
         services: services.clone(),
         exchange_limiter: limits::ExchangeLimiter::new(options.exchange_limits),
+        signup_limiter: limits::ExchangeLimiter::new(options.signup_limits),
     };
     let api = Router::new()
         .merge(customers::router())
@@ -144,6 +155,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(credentials::router())
         .merge(keys::router())
         .merge(tenant::router())
+        .merge(signup::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

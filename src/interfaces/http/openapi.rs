@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{credentials, customers, keys, meta, onboarding, tenant};
+use super::{credentials, customers, keys, meta, onboarding, signup, tenant};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -16,7 +16,7 @@ use super::{credentials, customers, keys, meta, onboarding, tenant};
         credentials::versions, credentials::change_version, credentials::validate,
         credentials::revoke, credentials::value, credentials::due, keys::issue, keys::list,
         keys::rotate, keys::revoke, tenant::exchange, tenant::me, tenant::rotate_own_key, tenant::upload, meta::industries, meta::audit,
-        meta::health,
+        meta::health, signup::start, signup::show, signup::step, signup::abandon,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),
@@ -28,6 +28,7 @@ use super::{credentials, customers, keys, meta, onboarding, tenant};
         (name = "audit", description = "The hash-chained event log"),
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),
+        (name = "signup", description = "The public self-serve signup wizard"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,183 @@
+//! The public signup wizard: no operator token; a session's later calls carry the resume token
+//! its start returned, as `Authorization: Bearer <resume_token>`. Every call is counted against
+//! its client address, and a session's calls against the session too.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+
+use super::error::{ApiError, Problem};
+use super::json::{ApiJson, ApiPath};
+use super::AppState;
+use crate::services::signups::{
+    SignupError, SignupView, StartSignup, StartedSignup, StepSubmission,
+};
+
+/// The signup routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/signup/sessions", post(start))
+        .route("/signup/sessions/{signup_id}", get(show).delete(abandon))
+        .route("/signup/sessions/{signup_id}/step", post(step))
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The resume token of `Authorization: Bearer`; a missing or malformed header opens nothing.
+fn resume_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| SignupError::BadToken.into())
+}
+
+/// Counts the call against its address and, for a session's calls, the session.
+fn limit(
+    state: &AppState,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    signup_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let address = connect_info.map(|Extension(ConnectInfo(a))| a.ip());
+    state
+        .signup_limiter
+        .check(address, signup_id)
+        .map_err(|limited| {
+            tracing::warn!(by = limited.by, address = ?address, "signup rate limited");
+            ApiError::RateLimited {
+                detail: format!(
+                    "too many signup requests for this {}; retry in {} s",
+                    if limited.by == "key" {
+                        "session"
+                    } else {
+                        limited.by
+                    },
+                    limited.retry_after_secs
+                ),
+                retry_after_secs: limited.retry_after_secs,
+            }
+        })
+}
+
+/// Start a signup with the wizard's first step; the answer carries the resume token, shown once.
+#[utoipa::path(post, path = "/api/v1/signup/sessions", tag = "signup",
+    request_body = StartSignup,
+    responses(
+        (status = 201, body = StartedSignup),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "signup_invite_only", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed: the product offers no self-serve signup", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: every bad field", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<StartSignup>,
+) -> Result<(StatusCode, Json<StartedSignup>), ApiError> {
+    limit(&state, connect_info, None)?;
+    let started = state
+        .services
+        .signups
+        .start(&req, request_id(&headers))
+        .await?;
+    Ok((StatusCode::CREATED, Json(started)))
+}
+
+/// The session: its status, steps with their answers, and progress.
+#[utoipa::path(get, path = "/api/v1/signup/sessions/{signup_id}", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, body = SignupView),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiPath(signup_id): ApiPath<String>,
+) -> Result<Json<SignupView>, ApiError> {
+    limit(&state, connect_info, Some(&signup_id))?;
+    let token = resume_token(&headers)?;
+    Ok(Json(state.services.signups.get(&signup_id, token).await?))
+}
+
+/// Save one step's answers. A step after the current one is refused; going back is allowed.
+#[utoipa::path(post, path = "/api/v1/signup/sessions/{signup_id}/step", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    request_body = StepSubmission,
+    responses(
+        (status = 200, body = SignupView),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "step_out_of_order, signup_finished (abandoned or expired) or signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: every bad field, as data.<field>", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn step(
+    State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiPath(signup_id): ApiPath<String>,
+    ApiJson(submission): ApiJson<StepSubmission>,
+) -> Result<Json<SignupView>, ApiError> {
+    limit(&state, connect_info, Some(&signup_id))?;
+    let token = resume_token(&headers)?;
+    Ok(Json(
+        state
+            .services
+            .signups
+            .submit_step(&signup_id, token, &submission, request_id(&headers))
+            .await?,
+    ))
+}
+
+/// Abandon the session; it keeps the furthest step it reached, for the funnel.
+#[utoipa::path(delete, path = "/api/v1/signup/sessions/{signup_id}", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, body = SignupView),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "signup_finished: already abandoned or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn abandon(
+    State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiPath(signup_id): ApiPath<String>,
+) -> Result<Json<SignupView>, ApiError> {
+    limit(&state, connect_info, Some(&signup_id))?;
+    let token = resume_token(&headers)?;
+    Ok(Json(
+        state
+            .services
+            .signups
+            .abandon(&signup_id, token, request_id(&headers))
+            .await?,
+    ))
+}
