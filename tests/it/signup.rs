@@ -543,6 +543,32 @@ async fn the_public_wizard_answers_over_http_without_an_operator_token(backend: 
         (reqwest::StatusCode::CONFLICT, Some("signup_finished"))
     );
 
+    // The document states the wizard's own rules: each step's fields, the templates.
+    let doc: Value = client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["StartSignup"]["properties"]["template"]["anyOf"][0]["enum"],
+        json!(["starter", "professional", "enterprise"])
+    );
+    let steps: Vec<&str> = schemas["StepSubmission"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["properties"]["step"]["const"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["account", "company", "contact"]);
+    assert_eq!(
+        schemas["StepSubmission"]["oneOf"][1]["properties"]["data"]["required"],
+        json!(["industry", "country", "timezone"])
+    );
+
     // One address gets its quota of calls a minute, then 429 with Retry-After.
     let mut limited = None;
     for _ in 0..10 {

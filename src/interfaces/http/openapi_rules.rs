@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::attribute::AttributeFormat;
+use crate::domain::signup::{FieldKind, SignupField, SignupStep};
 use crate::domain::values::MAX_CUSTOMER_ID_LEN;
 use crate::product::{AttributeKind, Product};
 
@@ -298,6 +299,127 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
     schemas["QueryRequest"]["properties"]["sql"]["minLength"] = json!(1);
     schemas["QueryRequest"]["properties"]["sql"]["maxLength"] =
         json!(crate::domain::query::MAX_QUERY_BYTES);
+    signup_request_bodies(schemas, product);
+}
+
+/// One wizard field's answer.
+fn signup_answer(field: &SignupField) -> Value {
+    let schema = match &field.kind {
+        FieldKind::Text { min, max } => {
+            let mut t = text(*max);
+            t["minLength"] = json!(min);
+            t
+        }
+        FieldKind::Format { format, .. } => attribute_value(format),
+        FieldKind::Choice {
+            options,
+            multiple: false,
+        } => enumeration(options.iter().map(String::as_str)),
+        FieldKind::Choice {
+            options,
+            multiple: true,
+        } => json!({
+            "type": "array",
+            "items": enumeration(options.iter().map(String::as_str)),
+            "uniqueItems": true,
+            "minItems": usize::from(field.required),
+        }),
+        FieldKind::Boolean => json!({ "type": "boolean" }),
+    };
+    if field.required {
+        schema
+    } else {
+        nullable(schema)
+    }
+}
+
+/// The answers one step takes: its fields, the required ones required, no others.
+fn signup_step_data(step: &SignupStep, only: Option<&[&str]>) -> (Map<String, Value>, Vec<String>) {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in &step.fields {
+        if only.is_some_and(|names| !names.contains(&field.name.as_str())) {
+            continue;
+        }
+        properties.insert(field.name.clone(), signup_answer(field));
+        if field.required {
+            required.push(field.name.clone());
+        }
+    }
+    (properties, required)
+}
+
+/// The signup requests, from the product's wizard: what a session starts with (its first step's
+/// email, company name and template) and, for each step, the answers it takes. Without a wizard
+/// every request is refused with 404 `signup_closed`, so only the shape is stated.
+fn signup_request_bodies(schemas: &mut Value, product: &Product) {
+    match product.signup.as_ref().filter(|w| w.enabled) {
+        None => {
+            let answer = json!({ "anyOf": [
+                no_nul(), { "type": "boolean" }, { "type": "null" },
+                { "type": "array", "items": no_nul() },
+            ] });
+            schemas["StartSignup"] = json!({
+                "type": "object",
+                "description": schemas["StartSignup"]["description"],
+                "properties": { "email": no_nul(), "company_name": no_nul(), "template": nullable(no_nul()) },
+                "required": ["email", "company_name"],
+                "additionalProperties": false,
+            });
+            schemas["StepSubmission"] = json!({
+                "type": "object",
+                "description": schemas["StepSubmission"]["description"],
+                "properties": {
+                    "step": no_nul(),
+                    "data": {
+                        "type": "object",
+                        "propertyNames": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$" },
+                        "additionalProperties": answer,
+                    },
+                },
+                "required": ["step", "data"],
+                "additionalProperties": false,
+            });
+        }
+        Some(wizard) => {
+            let (properties, required) = signup_step_data(
+                &wizard.steps[0],
+                Some(&["email", "company_name", "template"]),
+            );
+            schemas["StartSignup"] = json!({
+                "type": "object",
+                "description": schemas["StartSignup"]["description"],
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            });
+            let steps: Vec<Value> = wizard
+                .steps
+                .iter()
+                .map(|step| {
+                    let (properties, required) = signup_step_data(step, None);
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "step": { "const": step.id },
+                            "data": {
+                                "type": "object",
+                                "properties": properties,
+                                "required": required,
+                                "additionalProperties": false,
+                            },
+                        },
+                        "required": ["step", "data"],
+                        "additionalProperties": false,
+                    })
+                })
+                .collect();
+            schemas["StepSubmission"] = json!({
+                "description": schemas["StepSubmission"]["description"],
+                "oneOf": steps,
+            });
+        }
+    }
 }
 
 /// The document, with the product's and the server's rules written in.
