@@ -148,6 +148,8 @@ catalog! {
     SignupStepCompleted(SignupStepRef) = "signup.step_completed", v 1;
     /// A signup was given up by the person signing up.
     SignupAbandoned(SignupStepRef) = "signup.abandoned", v 1;
+    /// A signup was left idle past the product's limit and expired.
+    SignupExpired(SignupStepRef) = "signup.expired", v 1;
     /// Legacy tenants were imported into the registry (operator chain).
     LegacyImported(LegacyImported) = "legacy.imported", v 1;
     /// An admin API token was created (operator chain).
@@ -317,7 +319,7 @@ pub struct SignupStarted {
     pub template: Option<String>,
 }
 
-/// `signup.step_completed` and `signup.abandoned`.
+/// `signup.step_completed`, `signup.abandoned` and `signup.expired`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignupStepRef {
     /// The signup.

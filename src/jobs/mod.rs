@@ -153,6 +153,9 @@ impl Jobs {
                     .clamp(Duration::from_millis(200), Duration::from_secs(15)),
             }),
             Arc::new(outbox::OutboxJob::new(outbox::EventCounts)),
+            Arc::new(ExpireSignups {
+                every: Duration::from_secs(60),
+            }),
         ];
         let shortest = catalogue
             .iter()
@@ -429,6 +432,40 @@ impl Jobs {
             outcome: finish.outcome,
             detail: finish.detail,
         }))
+    }
+}
+
+/// Records as expired the signup sessions left idle past the product's limit.
+struct ExpireSignups {
+    every: Duration,
+}
+
+/// The most sessions one run of the job expires; the rest wait for the next run.
+const EXPIRE_BATCH: i64 = 500;
+
+#[async_trait]
+impl Job for ExpireSignups {
+    fn name(&self) -> &'static str {
+        "signups.expire"
+    }
+
+    fn description(&self) -> &'static str {
+        "record as expired the signup sessions left idle past the product's session_idle_hours"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        ctx.fault_point().await;
+        let n = ctx
+            .services
+            .signups
+            .expire_idle(EXPIRE_BATCH)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(format!("expired {n} signup session(s)"))
     }
 }
 

@@ -353,6 +353,7 @@ impl Signups {
                     .to_owned(),
                 template,
             }),
+            Self::person(&record),
             request_id,
         );
         self.store.insert_signup(&record, event).await?;
@@ -469,7 +470,8 @@ impl Signups {
             signup_id: record.signup_id.clone(),
             step: step.id.clone(),
         });
-        self.save(&record, &mut next, body, request_id).await?;
+        self.save(&record, &mut next, body, Self::person(&record), request_id)
+            .await?;
         Ok(self.view(wizard, &next))
     }
 
@@ -495,37 +497,74 @@ impl Signups {
                 .clone()
                 .unwrap_or_else(|| record.furthest_step.clone()),
         });
-        self.save(&record, &mut next, body, request_id).await?;
+        self.save(&record, &mut next, body, Self::person(&record), request_id)
+            .await?;
         tracing::info!(signup_id = %record.signup_id, step = %record.furthest_step, "signup abandoned");
         Ok(self.view(wizard, &next))
     }
 
-    /// An event of the signup, by the person signing up (operator chain: no customer yet).
+    /// Records as expired the sessions left idle past the product's limit (up to `limit` of
+    /// them), each with its event; a session saved meanwhile stays alive. Returns how many.
+    #[tracing::instrument(skip_all)]
+    pub async fn expire_idle(&self, limit: i64) -> Result<usize, SignupError> {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for record in self.store.idle_signups(now, limit).await? {
+            let mut next = record.clone();
+            next.status = record.status.transition(SignupStatus::Expired)?;
+            next.updated_at = now;
+            let body = EventBody::SignupExpired(SignupStepRef {
+                signup_id: record.signup_id.clone(),
+                step: record
+                    .current_step
+                    .clone()
+                    .unwrap_or_else(|| record.furthest_step.clone()),
+            });
+            match self
+                .save(&record, &mut next, body, "onramp".into(), None)
+                .await
+            {
+                Ok(()) => expired += 1,
+                Err(SignupError::Changed(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// An event of the signup by `actor` (operator chain: there is no customer yet).
     fn event(
         &self,
         record: &SignupRecord,
         body: EventBody,
+        actor: String,
         request_id: Option<String>,
     ) -> NewEvent {
         NewEvent {
             body,
-            actor: format!("signup:{}", record.signup_id),
+            actor,
             customer_id: None,
             occurred_at: record.updated_at,
             request_id,
         }
     }
 
-    /// Saves `next` over `record` (as read) with its event; a concurrent change wins.
+    /// How the event log names the person signing up.
+    fn person(record: &SignupRecord) -> String {
+        format!("signup:{}", record.signup_id)
+    }
+
+    /// Saves `next` over `record` (as read) with its event by `actor`; a concurrent change wins.
     async fn save(
         &self,
         record: &SignupRecord,
         next: &mut SignupRecord,
         body: EventBody,
+        actor: String,
         request_id: Option<String>,
     ) -> Result<(), SignupError> {
         next.version = record.version + 1;
-        let event = self.event(next, body, request_id);
+        let event = self.event(next, body, actor, request_id);
         Ok(self
             .store
             .update_signup(next, record.version, vec![event])

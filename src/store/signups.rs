@@ -57,6 +57,14 @@ pub trait SignupStore: Send + Sync {
     /// One signup by id.
     async fn signup(&self, signup_id: &str) -> Result<Option<SignupRecord>, StoreError>;
 
+    /// Up to `limit` sessions still in progress whose `expires_at` is at or before `now`, the
+    /// longest idle first.
+    async fn idle_signups(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<SignupRecord>, StoreError>;
+
     /// Saves a changed signup with its events if the stored one is still at `expected_version`;
     /// otherwise [`StoreError::SignupChanged`] and nothing is written.
     async fn update_signup(

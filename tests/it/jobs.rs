@@ -298,7 +298,10 @@ async fn the_cli_lists_runs_and_shows_jobs(backend: Backend) {
         .iter()
         .map(|j| j["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["recover_runs", "outbox.event_counts"]);
+    assert_eq!(
+        names,
+        ["recover_runs", "outbox.event_counts", "signups.expire"]
+    );
     let run = onramp(
         &db,
         None,

@@ -544,14 +544,7 @@ async fn the_public_wizard_answers_over_http_without_an_operator_token(backend: 
     );
 
     // The document states the wizard's own rules: each step's fields, the templates.
-    let doc: Value = client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["StartSignup"]["properties"]["template"]["anyOf"][0]["enum"],

@@ -974,6 +974,10 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
     store.insert_signup(&signup, ev()).await.unwrap();
     assert_eq!(store.signup("su_1").await.unwrap(), Some(signup.clone()));
     assert_eq!(store.signup("su_2").await.unwrap(), None);
+    // Idle once its expires_at is reached, and only while in progress.
+    let idle = |h| store.idle_signups(t0() + Duration::hours(h), 10);
+    assert!(idle(71).await.unwrap().is_empty());
+    assert_eq!(idle(72).await.unwrap(), vec![signup.clone()]);
     let next = SignupRecord {
         status: SignupStatus::Abandoned,
         current_step: None,
@@ -991,6 +995,10 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
     let events = common::all_events(store.as_ref()).await.len();
     store.update_signup(&next, 1, vec![ev()]).await.unwrap();
     assert_eq!(store.signup("su_1").await.unwrap(), Some(next.clone()));
+    assert!(
+        idle(100).await.unwrap().is_empty(),
+        "an abandoned signup is not idle"
+    );
     assert_eq!(common::all_events(store.as_ref()).await.len(), events + 1);
     let replay = store.update_signup(&next, 1, vec![ev()]).await;
     assert!(matches!(replay, Err(StoreError::SignupChanged(_))));

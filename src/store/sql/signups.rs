@@ -55,6 +55,23 @@ macro_rules! signup_store {
                     row.map(TryInto::try_into).transpose()
                 }
 
+                async fn idle_signups(
+                    &self,
+                    now: chrono::DateTime<chrono::Utc>,
+                    limit: i64,
+                ) -> Result<Vec<SignupRecord>, StoreError> {
+                    let rows: Vec<SignupRow> = sqlx::query_as(&format!(
+                        "SELECT {SIGNUP_COLUMNS} FROM signup_sessions \
+                         WHERE status = 'in_progress' AND expires_at <= $1 \
+                         ORDER BY expires_at, signup_id LIMIT $2"
+                    ))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(self.reads())
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                }
+
                 async fn update_signup(
                     &self,
                     s: &SignupRecord,
