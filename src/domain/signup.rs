@@ -285,6 +285,9 @@ impl SignupField {
     }
 }
 
+/// How many unknown fields a refusal names one by one.
+const MAX_UNKNOWN_NAMED: usize = 10;
+
 /// One step of the wizard.
 #[derive(Debug, Clone)]
 pub struct SignupStep {
@@ -305,21 +308,38 @@ impl SignupStep {
     ) -> Result<BTreeMap<String, serde_json::Value>, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut answers = BTreeMap::new();
-        for name in data.keys() {
-            if !self.fields.iter().any(|f| &f.name == name) {
-                let known: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
-                errors.push(
-                    Invalid::new(
-                        "unknown_field",
-                        format!(
-                            "step '{}' has no field '{name}'; its fields are {}",
-                            self.id,
-                            known.join(", ")
-                        ),
-                    )
-                    .at(format!("data.{name}")),
-                );
-            }
+        let unknown: Vec<&String> = data
+            .keys()
+            .filter(|name| !self.fields.iter().any(|f| &f.name == *name))
+            .collect();
+        let known: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+        // A body of many made-up names is answered with a few of them, not one error each.
+        for name in unknown.iter().take(MAX_UNKNOWN_NAMED) {
+            errors.push(
+                Invalid::new(
+                    "unknown_field",
+                    format!(
+                        "step '{}' has no field '{}'; its fields are {}",
+                        self.id,
+                        super::text::shorten(name, 64),
+                        known.join(", ")
+                    ),
+                )
+                .at(format!("data.{}", super::text::shorten(name, 64))),
+            );
+        }
+        if unknown.len() > MAX_UNKNOWN_NAMED {
+            errors.push(
+                Invalid::new(
+                    "unknown_field",
+                    format!(
+                        "{} more fields step '{}' does not have",
+                        unknown.len() - MAX_UNKNOWN_NAMED,
+                        self.id
+                    ),
+                )
+                .at("data"),
+            );
         }
         for field in &self.fields {
             match data.get(&field.name) {
@@ -509,6 +529,25 @@ mod tests {
         assert!(InProgress.transition(Review).is_ok());
         assert!(Review.transition(Abandoned).is_err());
         assert!(Abandoned.transition(InProgress).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_made_up_fields_is_answered_briefly() {
+        let mut flood = serde_json::Map::new();
+        for i in 0..5000 {
+            flood.insert(format!("f{i:05}{}", "x".repeat(100)), json!(1));
+        }
+        flood.insert("company_name".into(), json!("Acme"));
+        flood.insert("features".into(), json!(["scan"]));
+        let errors = step().check(&flood).unwrap_err();
+        assert_eq!(errors.len(), MAX_UNKNOWN_NAMED + 1);
+        assert!(errors.iter().all(|e| e.field.len() <= 5 + 64 + 3));
+        assert_eq!(errors.last().unwrap().field, "data");
+        assert!(errors
+            .last()
+            .unwrap()
+            .message
+            .starts_with("4990 more fields"));
     }
 
     #[test]

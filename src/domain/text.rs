@@ -89,6 +89,15 @@ pub fn display_text(
     Ok(normalized)
 }
 
+/// `s` cut to its first `max_chars` characters, with `...` when something was cut: how an
+/// error quotes what a caller sent without echoing a flood back.
+pub fn shorten(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        None => s.to_owned(),
+        Some((at, _)) => format!("{}...", &s[..at]),
+    }
+}
+
 /// The form of a name used to find duplicates: compatibility-normalised, confusable characters
 /// mapped to their UTS #39 skeleton, lower-cased, and only letters and digits kept. Equal folded
 /// forms mean names a person could mistake for one another.
