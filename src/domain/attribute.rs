@@ -28,6 +28,9 @@ pub enum AttributeFormat {
     Pattern(Regex),
 }
 
+/// The longest URL a value may be, in its canonical form.
+pub const MAX_URL_BYTES: usize = 2048;
+
 /// The built-in format names a product file may use.
 pub const BUILTIN_FORMATS: &[&str] = &[
     "text",
@@ -121,11 +124,21 @@ impl AttributeFormat {
                 }),
             Self::Url => match url::Url::parse(value) {
                 Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
-                    Ok(u.to_string())
+                    let url = u.to_string();
+                    if url.len() > MAX_URL_BYTES {
+                        return Err(Invalid::new(
+                            "too_long",
+                            format!("a URL must be at most {MAX_URL_BYTES} bytes"),
+                        ));
+                    }
+                    Ok(url)
                 }
                 _ => Err(Invalid::new(
                     "invalid_url",
-                    format!("Invalid URL '{value}': expected an absolute http or https URL"),
+                    format!(
+                        "Invalid URL '{}': expected an absolute http or https URL",
+                        super::text::shorten(value, 64)
+                    ),
                 )),
             },
             Self::Pattern(re) => {

@@ -207,6 +207,11 @@ pub(super) fn wizard(c: &mut Checker<'_>, raw: &Spanned<RawSignup>, cx: &Context
             if !has("company_name", "text") {
                 c.at(raw, format!("signup step '{}' (the first) needs a required field 'company_name' of type \"text\"", first.id));
             }
+            for f in &first.fields {
+                if f.required && !matches!(f.name.as_str(), "email" | "company_name" | "template") {
+                    c.at(raw, format!("signup step '{}' (the first) is what a session starts with, which sends only email, company_name and template: field '{}' must not be required there", first.id, f.name));
+                }
+            }
             let template_elsewhere = steps
                 .iter()
                 .skip(1)

@@ -267,6 +267,7 @@ fields = [
   {{ name = "size", type = "choice" }},
   {{ name = "phone", type = "phone" }},
   {{ name = "company_name", type = "email", maps_to = "contact.email" }},
+  {{ name = "terms", type = "boolean", required = true }},
 ]
 
 [[signup.steps]]
@@ -298,6 +299,7 @@ fields = [
         "signup field 'flag': choices are for type \"choice\"",
         "signup step 'account' (the first) needs a required field 'email' of type \"email\"",
         "signup field 'template' belongs in the first step",
+        "field 'terms' must not be required there",
     ] {
         assert!(found.contains(expected), "missing: {expected}\nfound:\n{found}");
     }

@@ -421,7 +421,7 @@ impl Signups {
                 "unknown_step",
                 format!(
                     "the wizard has no step '{}'; its steps are {}",
-                    submission.step,
+                    crate::domain::text::shorten(&submission.step, 64),
                     known.join(", ")
                 ),
             )
@@ -446,7 +446,12 @@ impl Signups {
         let mut next = record.clone();
         if index == 0 {
             if let Some(email) = answers.get("email").and_then(|v| v.as_str()) {
-                next.email = canonical_email(email);
+                let email = canonical_email(email);
+                if email != next.email {
+                    // A new address is verified again.
+                    next.verified_at = None;
+                }
+                next.email = email;
             }
             if let Some(name) = answers.get("company_name").and_then(|v| v.as_str()) {
                 next.company_name = name.to_owned();

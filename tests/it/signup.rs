@@ -473,7 +473,19 @@ async fn the_public_wizard_answers_over_http_without_an_operator_token(backend: 
     assert_eq!(started["current_step"], "company");
     assert_eq!(started["steps"][1]["fields"][0]["choices"][0], "golf");
 
-    // No token, another token: 401 problems, the same for both.
+    // A malformed id, no token, another token: 401 problems, the same for each.
+    let r = client
+        .get(url(&format!("/{}", "x".repeat(4000))))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = common::status_and_json(r).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (reqwest::StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    // No token, another token.
     for auth in [None, Some("Bearer onr_su_00")] {
         let mut req = client.get(url(&format!("/{id}")));
         if let Some(a) = auth {

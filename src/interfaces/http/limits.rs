@@ -56,6 +56,21 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
     NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
 }
 
+/// The quota an address counts against: an IPv4 address alone, an IPv6 address with the rest
+/// of its /64 (one host's usual allocation, so a client cannot take a new quota per address of
+/// its own block); an IPv4-mapped IPv6 address as the IPv4 address it is.
+fn bucket(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 impl ExchangeLimiter {
     /// Limiters for `limits`.
     pub fn new(limits: ExchangeLimits) -> Self {
@@ -87,7 +102,7 @@ impl ExchangeLimiter {
                 l.retain_recent();
             }
         }
-        if let (Some(l), Some(a)) = (&self.per_address, address) {
+        if let (Some(l), Some(a)) = (&self.per_address, address.map(bucket)) {
             l.check_key(&a).map_err(|n| Limited {
                 by: "address",
                 retry_after_secs: self.wait(n),
@@ -106,6 +121,26 @@ impl ExchangeLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_block_shares_one_quota() {
+        let l = ExchangeLimiter::new(ExchangeLimits {
+            per_key_per_minute: 0,
+            per_address_per_minute: 2,
+        });
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_block: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_block: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.check(Some(one), None).is_ok());
+        assert!(l.check(Some(same_block), None).is_ok());
+        assert_eq!(l.check(Some(one), None).unwrap_err().by, "address");
+        assert!(l.check(Some(other_block), None).is_ok());
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        let v4: IpAddr = "10.0.0.7".parse().unwrap();
+        assert!(l.check(Some(mapped), None).is_ok());
+        assert!(l.check(Some(v4), None).is_ok());
+        assert_eq!(l.check(Some(v4), None).unwrap_err().by, "address");
+    }
 
     #[test]
     fn each_key_and_address_has_its_own_quota() {

@@ -24,11 +24,32 @@ pub fn router() -> Router<AppState> {
         .route("/signup/sessions/{signup_id}/step", post(step))
 }
 
+/// The request id, when it is one a log and the event log can hold: the server's own, or a
+/// caller's of at most 128 letters, digits, `-` and `_` (these routes are public).
 fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_owned)
+}
+
+/// Whether `id` has a session id's form (`su_` and 32 hex digits). Anything else opens nothing,
+/// and is refused before it can take a place in the rate limiter.
+fn well_formed(id: &str) -> Result<(), ApiError> {
+    let ok = id
+        .strip_prefix("su_")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(SignupError::BadToken.into())
+    }
 }
 
 /// The resume token of `Authorization: Bearer`; a missing or malformed header opens nothing.
@@ -115,6 +136,7 @@ pub async fn show(
     headers: HeaderMap,
     ApiPath(signup_id): ApiPath<String>,
 ) -> Result<Json<SignupView>, ApiError> {
+    well_formed(&signup_id)?;
     limit(&state, connect_info, Some(&signup_id))?;
     let token = resume_token(&headers)?;
     Ok(Json(state.services.signups.get(&signup_id, token).await?))
@@ -143,6 +165,7 @@ pub async fn step(
     ApiPath(signup_id): ApiPath<String>,
     ApiJson(submission): ApiJson<StepSubmission>,
 ) -> Result<Json<SignupView>, ApiError> {
+    well_formed(&signup_id)?;
     limit(&state, connect_info, Some(&signup_id))?;
     let token = resume_token(&headers)?;
     Ok(Json(
@@ -171,6 +194,7 @@ pub async fn abandon(
     headers: HeaderMap,
     ApiPath(signup_id): ApiPath<String>,
 ) -> Result<Json<SignupView>, ApiError> {
+    well_formed(&signup_id)?;
     limit(&state, connect_info, Some(&signup_id))?;
     let token = resume_token(&headers)?;
     Ok(Json(
