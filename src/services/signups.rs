@@ -491,18 +491,13 @@ impl Signups {
         let wizard = self.wizard()?;
         let record = self.open(signup_id, token).await?;
         self.live(&record)?;
-        let now = self.clock.now();
-        let mut next = record.clone();
-        next.status = record.status.transition(SignupStatus::Abandoned)?;
-        next.updated_at = now;
-        let body = EventBody::SignupAbandoned(SignupStepRef {
-            signup_id: record.signup_id.clone(),
-            step: record
-                .current_step
-                .clone()
-                .unwrap_or_else(|| record.furthest_step.clone()),
-        });
-        self.save(&record, &mut next, body, Self::person(&record), request_id)
+        let next = self
+            .end(
+                &record,
+                SignupStatus::Abandoned,
+                Self::person(&record),
+                request_id,
+            )
             .await?;
         tracing::info!(signup_id = %record.signup_id, step = %record.furthest_step, "signup abandoned");
         Ok(self.view(wizard, &next))
@@ -515,26 +510,43 @@ impl Signups {
         let now = self.clock.now();
         let mut expired = 0;
         for record in self.store.idle_signups(now, limit).await? {
-            let mut next = record.clone();
-            next.status = record.status.transition(SignupStatus::Expired)?;
-            next.updated_at = now;
-            let body = EventBody::SignupExpired(SignupStepRef {
-                signup_id: record.signup_id.clone(),
-                step: record
-                    .current_step
-                    .clone()
-                    .unwrap_or_else(|| record.furthest_step.clone()),
-            });
             match self
-                .save(&record, &mut next, body, "onramp".into(), None)
+                .end(&record, SignupStatus::Expired, "onramp".into(), None)
                 .await
             {
-                Ok(()) => expired += 1,
+                Ok(_) => expired += 1,
                 Err(SignupError::Changed(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(expired)
+    }
+
+    /// Ends a session (abandoned or expired) with its event, naming the step it was at.
+    async fn end(
+        &self,
+        record: &SignupRecord,
+        to: SignupStatus,
+        actor: String,
+        request_id: Option<String>,
+    ) -> Result<SignupRecord, SignupError> {
+        let mut next = record.clone();
+        next.status = record.status.transition(to)?;
+        next.updated_at = self.clock.now();
+        let at = SignupStepRef {
+            signup_id: record.signup_id.clone(),
+            step: record
+                .current_step
+                .clone()
+                .unwrap_or_else(|| record.furthest_step.clone()),
+        };
+        let body = match to {
+            SignupStatus::Expired => EventBody::SignupExpired(at),
+            _ => EventBody::SignupAbandoned(at),
+        };
+        self.save(record, &mut next, body, actor, request_id)
+            .await?;
+        Ok(next)
     }
 
     /// An event of the signup by `actor` (operator chain: there is no customer yet).

@@ -44,6 +44,21 @@ fn start(email: &str, company: &str, template: Option<&str>) -> StartSignup {
     }
 }
 
+impl Fixture {
+    /// Saves `step`'s answers with no request id.
+    async fn submit(
+        &self,
+        signup_id: &str,
+        token: &str,
+        step_id: &str,
+        data: Value,
+    ) -> Result<onramp::services::signups::SignupView, SignupError> {
+        self.signups
+            .submit_step(signup_id, token, &step(step_id, data), None)
+            .await
+    }
+}
+
 fn step(id: &str, data: Value) -> StepSubmission {
     StepSubmission {
         step: id.into(),
@@ -118,15 +133,11 @@ async fn a_session_starts_fills_its_steps_in_order_and_resumes(backend: Backend)
     // A later step before the current one is refused and changes nothing.
     let before = state(&f, &id).await;
     let early = f
-        .signups
-        .submit_step(
+        .submit(
             &id,
             &token,
-            &step(
-                "contact",
-                json!({"contact_name": "Ann", "accept_terms": true}),
-            ),
-            None,
+            "contact",
+            json!({"contact_name": "Ann", "accept_terms": true}),
         )
         .await
         .unwrap_err();
@@ -139,15 +150,11 @@ async fn a_session_starts_fills_its_steps_in_order_and_resumes(backend: Backend)
 
     f.clock.advance(Duration::hours(1));
     let view = f
-        .signups
-        .submit_step(
+        .submit(
             &id,
             &token,
-            &step(
-                "company",
-                json!({"industry": "retail", "country": "US", "timezone": "America/New_York"}),
-            ),
-            None,
+            "company",
+            json!({"industry": "retail", "country": "US", "timezone": "America/New_York"}),
         )
         .await
         .unwrap();
@@ -162,15 +169,11 @@ async fn a_session_starts_fills_its_steps_in_order_and_resumes(backend: Backend)
 
     // Going back to an earlier step is allowed and keeps the furthest step reached.
     let view = f
-        .signups
-        .submit_step(
+        .submit(
             &id,
             &token,
-            &step(
-                "account",
-                json!({"email": "ann@acme.example", "company_name": "Acme Analytics Ltd"}),
-            ),
-            None,
+            "account",
+            json!({"email": "ann@acme.example", "company_name": "Acme Analytics Ltd"}),
         )
         .await
         .unwrap();
@@ -184,15 +187,11 @@ async fn a_session_starts_fills_its_steps_in_order_and_resumes(backend: Backend)
     );
 
     let view = f
-        .signups
-        .submit_step(
+        .submit(
             &id,
             &token,
-            &step(
-                "contact",
-                json!({"contact_name": "Ann Lee", "accept_terms": true}),
-            ),
-            None,
+            "contact",
+            json!({"contact_name": "Ann Lee", "accept_terms": true}),
         )
         .await
         .unwrap();
@@ -238,15 +237,11 @@ async fn every_bad_answer_is_named_and_nothing_is_saved(backend: Backend) {
     );
     let before = state(&f, &id).await;
     let bad = f
-        .signups
-        .submit_step(
+        .submit(
             &id,
             &token,
-            &step(
-                "company",
-                json!({"industry": "mining", "country": "Narnia", "website": 7, "fax": "x"}),
-            ),
-            None,
+            "company",
+            json!({"industry": "mining", "country": "Narnia", "website": 7, "fax": "x"}),
         )
         .await
         .unwrap_err();
@@ -261,8 +256,7 @@ async fn every_bad_answer_is_named_and_nothing_is_saved(backend: Backend) {
         ]
     );
     let unknown = f
-        .signups
-        .submit_step(&id, &token, &step("payment", json!({})), None)
+        .submit(&id, &token, "payment", json!({}))
         .await
         .unwrap_err();
     assert_eq!(fields(&unknown), [("step".to_owned(), "unknown_step")]);
@@ -285,13 +279,7 @@ async fn every_bad_answer_is_named_and_nothing_is_saved(backend: Backend) {
         assert!(matches!(e, SignupError::BadToken), "{e:?}");
         assert_eq!(e.code(), "unauthorized");
         let e = f
-            .signups
-            .submit_step(
-                sid,
-                tok,
-                &step("company", json!({"industry": "retail"})),
-                None,
-            )
+            .submit(sid, tok, "company", json!({"industry": "retail"}))
             .await
             .unwrap_err();
         assert!(matches!(e, SignupError::BadToken));
@@ -318,13 +306,7 @@ async fn an_abandoned_or_idle_session_takes_no_more_answers(backend: Backend) {
             .abandon(&a.signup.signup_id, &a.resume_token, None)
             .await
             .unwrap_err(),
-        f.signups
-            .submit_step(
-                &a.signup.signup_id,
-                &a.resume_token,
-                &step("company", json!({})),
-                None,
-            )
+        f.submit(&a.signup.signup_id, &a.resume_token, "company", json!({}))
             .await
             .unwrap_err(),
     ] {
@@ -358,15 +340,11 @@ async fn an_abandoned_or_idle_session_takes_no_more_answers(backend: Backend) {
         .unwrap();
     assert_eq!(view.status, SignupStatus::Expired);
     let e = f
-        .signups
-        .submit_step(
+        .submit(
             &b.signup.signup_id,
             &b.resume_token,
-            &step(
-                "company",
-                json!({"industry": "retail", "country": "US", "timezone": "UTC"}),
-            ),
-            None,
+            "company",
+            json!({"industry": "retail", "country": "US", "timezone": "UTC"}),
         )
         .await
         .unwrap_err();
@@ -429,15 +407,16 @@ async fn a_product_decides_whether_strangers_may_sign_up(backend: Backend) {
     assert_eq!(s.signup.progress.total, 8);
     assert_eq!(s.signup.current_step.as_deref(), Some("organization"));
     let organization = cortex
-        .signups
-        .submit_step(
+        .submit(
             &s.signup.signup_id,
             &s.resume_token,
-            &step(
-                "organization",
-                json!({"organization_type": "enterprise", "industry": "finance", "employee_count": "201-1000", "cloud_environments": ["azure", "aws"]}),
-            ),
-            None,
+            "organization",
+            json!({
+                "organization_type": "enterprise",
+                "industry": "finance",
+                "employee_count": "201-1000",
+                "cloud_environments": ["azure", "aws"]
+            }),
         )
         .await
         .unwrap();

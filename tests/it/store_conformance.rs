@@ -606,6 +606,20 @@ async fn migrations_can_run_again(backend: Backend) {
     );
 }
 
+/// A store with the active customer `acme` registered.
+async fn active_acme(
+    backend: Backend,
+) -> (TestDb, std::sync::Arc<dyn onramp::store::Store>, Customer) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
+    store
+        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
+        .await
+        .unwrap();
+    (db, store, c)
+}
+
 /// A run with `validate` done, leased by `owner` until `lease_ms`.
 fn leased_run(owner: &str, lease_ms: i64) -> RunRecord {
     RunRecord {
@@ -739,13 +753,7 @@ async fn runs_are_leased_claimed_once_and_keep_their_records(backend: Backend) {
 }
 
 async fn an_integration_key_changes_only_from_the_secret_it_was_read_with(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
-    store
-        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
-        .await
-        .unwrap();
+    let (_db, store, c) = active_acme(backend).await;
     let ev = || event(Some(&c), "customer.updated", t0());
     let key = IntegrationKeyRecord {
         key_id: "k1".into(),
@@ -832,13 +840,7 @@ async fn an_integration_key_changes_only_from_the_secret_it_was_read_with(backen
 }
 
 async fn a_credential_version_is_written_once_and_destroying_clears_every_value(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let c = customer("acme", "Acme", "retail", CustomerStatus::Active, &[]);
-    store
-        .insert_customer(&c, event(Some(&c), "customer.registered", t0()), None, None)
-        .await
-        .unwrap();
+    let (_db, store, c) = active_acme(backend).await;
     let ev = || event(Some(&c), "customer.updated", t0());
     let master = MasterKey::new(1, [7u8; 32]);
     let binding = Binding {

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{Backend, TestApp};
-use onramp::interfaces::http::limits::ExchangeLimits;
+use onramp::interfaces::http::limits::Quotas;
 use onramp::interfaces::http::ServeOptions;
 
 async fn app(backend: Backend) -> TestApp {
@@ -246,7 +246,7 @@ async fn token_of(app: &TestApp, secret: &str) -> String {
 
 async fn the_exchange_is_rate_limited_per_key_and_per_address(backend: Backend) {
     let options = ServeOptions {
-        exchange_limits: ExchangeLimits {
+        exchange_limits: Quotas {
             per_key_per_minute: 3,
             per_address_per_minute: 8,
         },

@@ -91,11 +91,11 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                 } else {
                     mcp_allowed_hosts
                 },
-                exchange_limits: crate::interfaces::http::limits::ExchangeLimits {
+                exchange_limits: crate::interfaces::http::limits::Quotas {
                     per_key_per_minute: exchange_rate_per_key,
                     per_address_per_minute: exchange_rate_per_address,
                 },
-                signup_limits: crate::interfaces::http::limits::ExchangeLimits {
+                signup_limits: crate::interfaces::http::limits::Quotas {
                     per_key_per_minute: signup_rate_per_session,
                     per_address_per_minute: signup_rate_per_address,
                 },

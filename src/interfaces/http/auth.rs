@@ -2,8 +2,8 @@
 //! `Authorization: Bearer <access token>` (from the token exchange) for a customer's own routes.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
 use super::AppState;
@@ -23,24 +23,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let value =
-            parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .ok_or(ServiceError::Unauthenticated(
-                    "missing Authorization: Bearer <token> header",
-                ))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(ServiceError::Unauthenticated(
-                "the Authorization header must be 'Bearer <token>'",
-            ))?;
+        let token = bearer(&parts.headers)?;
         Ok(Authenticated(
             state
                 .services
@@ -51,9 +34,9 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ServiceError> {
-    let value = parts
-        .headers
+/// The token of `Authorization: Bearer <token>`.
+pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, ServiceError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ServiceError::Unauthenticated(
             "missing Authorization: Bearer <token> header",
@@ -78,7 +61,7 @@ impl FromRequestParts<AppState> for TenantAuthenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        let token = bearer(&parts.headers)?;
         Ok(TenantAuthenticated(
             state.services.keys.authenticate(token)?,
         ))
@@ -97,7 +80,7 @@ impl FromRequestParts<AppState> for AnyAuthenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if bearer(parts)?.starts_with("onr_at_") {
+        if bearer(&parts.headers)?.starts_with("onr_at_") {
             let Authenticated(actor) = Authenticated::from_request_parts(parts, state).await?;
             Ok(AnyAuthenticated::Operator(actor))
         } else {

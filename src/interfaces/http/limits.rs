@@ -1,6 +1,7 @@
-//! Rate limits on the token exchange: one quota per integration key id (read from the presented
-//! key without a look-up, so a flood of wrong secrets for one key is stopped as well as a flood
-//! of good ones) and one per client address. GCRA buckets from `governor`; idle entries are
+//! Rate limits on public and pre-authentication routes: one quota per key (the token exchange's
+//! integration key id, read from the presented key without a look-up, so a flood of wrong secrets
+//! for one key is stopped as well as a flood of good ones; a signup session's id) and one per
+//! client address. GCRA buckets from `governor`; idle entries are
 //! dropped every few thousand checks so the tables stay small.
 
 use std::net::IpAddr;
@@ -13,14 +14,14 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Requests per minute allowed to each key and to each address; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExchangeLimits {
-    /// Exchanges per minute per integration key id.
+pub struct Quotas {
+    /// Requests per minute per key.
     pub per_key_per_minute: u32,
-    /// Exchanges per minute per client address.
+    /// Requests per minute per client address.
     pub per_address_per_minute: u32,
 }
 
-impl Default for ExchangeLimits {
+impl Default for Quotas {
     fn default() -> Self {
         Self {
             per_key_per_minute: 60,
@@ -29,9 +30,9 @@ impl Default for ExchangeLimits {
     }
 }
 
-/// The exchange's limiters, shared by every request.
+/// A route's limiters, shared by every request.
 #[derive(Clone)]
-pub struct ExchangeLimiter {
+pub struct QuotaLimiter {
     per_key: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     per_address: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     clock: DefaultClock,
@@ -71,9 +72,9 @@ fn bucket(address: IpAddr) -> IpAddr {
     }
 }
 
-impl ExchangeLimiter {
+impl QuotaLimiter {
     /// Limiters for `limits`.
-    pub fn new(limits: ExchangeLimits) -> Self {
+    pub fn new(limits: Quotas) -> Self {
         Self {
             per_key: limiter(limits.per_key_per_minute),
             per_address: limiter(limits.per_address_per_minute),
@@ -90,8 +91,8 @@ impl ExchangeLimiter {
             .max(1.0) as u64
     }
 
-    /// Counts one exchange from `address` (when known) for `key_id` (when the presented key
-    /// has one); refuses when either quota is spent. The address is checked first, so one
+    /// Counts one request from `address` (when known) for `key_id` (when the request names
+    /// one); refuses when either quota is spent. The address is checked first, so one
     /// client cannot spend another's key quota with made-up key ids.
     pub fn check(&self, address: Option<IpAddr>, key_id: Option<&str>) -> Result<(), Limited> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_block_shares_one_quota() {
-        let l = ExchangeLimiter::new(ExchangeLimits {
+        let l = QuotaLimiter::new(Quotas {
             per_key_per_minute: 0,
             per_address_per_minute: 2,
         });
@@ -144,7 +145,7 @@ mod tests {
 
     #[test]
     fn each_key_and_address_has_its_own_quota() {
-        let l = ExchangeLimiter::new(ExchangeLimits {
+        let l = QuotaLimiter::new(Quotas {
             per_key_per_minute: 3,
             per_address_per_minute: 5,
         });
@@ -166,7 +167,7 @@ mod tests {
 
     #[test]
     fn zero_turns_a_limit_off() {
-        let l = ExchangeLimiter::new(ExchangeLimits {
+        let l = QuotaLimiter::new(Quotas {
             per_key_per_minute: 0,
             per_address_per_minute: 0,
         });

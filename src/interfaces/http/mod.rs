@@ -39,9 +39,9 @@ pub struct AppState {
     /// The use cases.
     pub services: Services,
     /// The token exchange's rate limits.
-    pub exchange_limiter: limits::ExchangeLimiter,
+    pub exchange_limiter: limits::QuotaLimiter,
     /// The public signup routes' rate limits (per address, per session).
-    pub signup_limiter: limits::ExchangeLimiter,
+    pub signup_limiter: limits::QuotaLimiter,
 }
 
 /// How the server is set up beyond its services.
@@ -50,10 +50,10 @@ pub struct ServeOptions {
     /// Host names (or `host:port`) that `/mcp` answers; empty answers any.
     pub mcp_allowed_hosts: Vec<String>,
     /// Rate limits of the token exchange.
-    pub exchange_limits: limits::ExchangeLimits,
+    pub exchange_limits: limits::Quotas,
     /// Rate limits of the public signup routes: per session (`per_key_per_minute`) and per
     /// client address.
-    pub signup_limits: limits::ExchangeLimits,
+    pub signup_limits: limits::Quotas,
     /// Timeouts and the bound on open connections.
     pub connections: server::ConnectionLimits,
 }
@@ -62,8 +62,8 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            exchange_limits: limits::ExchangeLimits::default(),
-            signup_limits: limits::ExchangeLimits {
+            exchange_limits: limits::Quotas::default(),
+            signup_limits: limits::Quotas {
                 per_key_per_minute: 60,
                 per_address_per_minute: 60,
             },
@@ -146,8 +146,8 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     let document = std::sync::Arc::new(openapi::document(&services.product));
     let state = AppState {
         services: services.clone(),
-        exchange_limiter: limits::ExchangeLimiter::new(options.exchange_limits),
-        signup_limiter: limits::ExchangeLimiter::new(options.signup_limits),
+        exchange_limiter: limits::QuotaLimiter::new(options.exchange_limits),
+        signup_limiter: limits::QuotaLimiter::new(options.signup_limits),
     };
     let api = Router::new()
         .merge(customers::router())

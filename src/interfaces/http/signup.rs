@@ -1,14 +1,16 @@
 //! The public signup wizard: no operator token; a session's later calls carry the resume token
 //! its start returned, as `Authorization: Bearer <resume_token>`. Every call is counted against
-//! its client address, and a session's calls against the session too.
+//! its client address, and a session's calls against the session too, before the body is read.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 
+use super::auth::bearer;
 use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiPath};
 use super::AppState;
@@ -52,26 +54,12 @@ fn well_formed(id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The resume token of `Authorization: Bearer`; a missing or malformed header opens nothing.
-fn resume_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| SignupError::BadToken.into())
-}
-
-/// Counts the call against its address and, for a session's calls, the session.
-fn limit(
-    state: &AppState,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    signup_id: Option<&str>,
-) -> Result<(), ApiError> {
-    let address = connect_info.map(|Extension(ConnectInfo(a))| a.ip());
+/// Counts the call against the caller's address and, for a session's calls, the session.
+fn limit(state: &AppState, parts: &Parts, signup_id: Option<&str>) -> Result<(), ApiError> {
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
     state
         .signup_limiter
         .check(address, signup_id)
@@ -92,6 +80,49 @@ fn limit(
         })
 }
 
+/// A call that starts a session: counted against the caller's address before its body is read.
+pub struct Counted {
+    request_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Counted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        limit(state, parts, None)?;
+        Ok(Self {
+            request_id: request_id(&parts.headers),
+        })
+    }
+}
+
+/// A call on one session: its id (well formed), counted against the caller's address and the
+/// session, and the resume token it carries; all before its body is read.
+pub struct SessionCall {
+    signup_id: String,
+    token: String,
+    request_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for SessionCall {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiPath(signup_id) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        well_formed(&signup_id)?;
+        limit(state, parts, Some(&signup_id))?;
+        // A missing or malformed header opens nothing, like a wrong token.
+        let token = bearer(&parts.headers)
+            .map_err(|_| SignupError::BadToken)?
+            .to_owned();
+        Ok(Self {
+            signup_id,
+            token,
+            request_id: request_id(&parts.headers),
+        })
+    }
+}
+
 /// Start a signup with the wizard's first step; the answer carries the resume token, shown once.
 #[utoipa::path(post, path = "/api/v1/signup/sessions", tag = "signup",
     request_body = StartSignup,
@@ -107,16 +138,10 @@ fn limit(
     ))]
 pub async fn start(
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    call: Counted,
     ApiJson(req): ApiJson<StartSignup>,
 ) -> Result<(StatusCode, Json<StartedSignup>), ApiError> {
-    limit(&state, connect_info, None)?;
-    let started = state
-        .services
-        .signups
-        .start(&req, request_id(&headers))
-        .await?;
+    let started = state.services.signups.start(&req, call.request_id).await?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 
@@ -132,14 +157,15 @@ pub async fn start(
     security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ApiPath(signup_id): ApiPath<String>,
+    call: SessionCall,
 ) -> Result<Json<SignupView>, ApiError> {
-    well_formed(&signup_id)?;
-    limit(&state, connect_info, Some(&signup_id))?;
-    let token = resume_token(&headers)?;
-    Ok(Json(state.services.signups.get(&signup_id, token).await?))
+    Ok(Json(
+        state
+            .services
+            .signups
+            .get(&call.signup_id, &call.token)
+            .await?,
+    ))
 }
 
 /// Save one step's answers. A step after the current one is refused; going back is allowed.
@@ -160,19 +186,14 @@ pub async fn show(
     security(("bearer" = [])))]
 pub async fn step(
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ApiPath(signup_id): ApiPath<String>,
+    call: SessionCall,
     ApiJson(submission): ApiJson<StepSubmission>,
 ) -> Result<Json<SignupView>, ApiError> {
-    well_formed(&signup_id)?;
-    limit(&state, connect_info, Some(&signup_id))?;
-    let token = resume_token(&headers)?;
     Ok(Json(
         state
             .services
             .signups
-            .submit_step(&signup_id, token, &submission, request_id(&headers))
+            .submit_step(&call.signup_id, &call.token, &submission, call.request_id)
             .await?,
     ))
 }
@@ -190,18 +211,13 @@ pub async fn step(
     security(("bearer" = [])))]
 pub async fn abandon(
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ApiPath(signup_id): ApiPath<String>,
+    call: SessionCall,
 ) -> Result<Json<SignupView>, ApiError> {
-    well_formed(&signup_id)?;
-    limit(&state, connect_info, Some(&signup_id))?;
-    let token = resume_token(&headers)?;
     Ok(Json(
         state
             .services
             .signups
-            .abandon(&signup_id, token, request_id(&headers))
+            .abandon(&call.signup_id, &call.token, call.request_id)
             .await?,
     ))
 }
