@@ -14,6 +14,8 @@ use std::time::Duration;
 use crate::jobs::Jobs;
 use crate::product::{Product, ProductError};
 use crate::services::clock::{Clock, SystemClock};
+use crate::services::email::smtp::{Mailer, SmtpSettings};
+use crate::services::email::MailSettings;
 use crate::services::faults::FaultPlan;
 use crate::services::keyring::{HashSecret, KeySource, Keyring, KeyringError};
 use crate::services::{RunnerOptions, ServiceError, Services};
@@ -71,6 +73,13 @@ pub struct Settings {
     pub runner: Option<RunnerOptions>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// `ONRAMP_SMTP_URL`: where email leaves (`smtp://user:pass@host:port`, `smtps://...`,
+    /// `?tls=starttls`). It may hold a password. Without it, email waits queued.
+    pub smtp_url: Option<SecretString>,
+    /// `ONRAMP_MAIL_FROM`: the sender of Onramp's email (`Name <address>`).
+    pub mail_from: Option<String>,
+    /// `ONRAMP_PUBLIC_URL`: where people reach this Onramp, for links in email.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +104,9 @@ impl std::fmt::Debug for Settings {
             )
             .field("production", &self.production)
             .field("faults", &self.faults)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("mail_from", &self.mail_from)
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -117,13 +129,20 @@ impl Settings {
             faults: None,
             runner: None,
             clock: Arc::new(SystemClock),
+            smtp_url: None,
+            mail_from: None,
+            public_url: None,
         }
     }
 
     /// Reads the settings that only the environment carries: `ONRAMP_MASTER_KEY`,
-    /// `KEY_HASH_SECRET`, `ONRAMP_FAULTS`, and `ONRAMP_ENV=production`.
+    /// `KEY_HASH_SECRET`, `ONRAMP_FAULTS`, `ONRAMP_ENV=production`, and email's
+    /// `ONRAMP_SMTP_URL`, `ONRAMP_MAIL_FROM` and `ONRAMP_PUBLIC_URL`.
     pub fn from_env(mut self) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        self.smtp_url = var("ONRAMP_SMTP_URL").map(SecretString::from);
+        self.mail_from = var("ONRAMP_MAIL_FROM");
+        self.public_url = var("ONRAMP_PUBLIC_URL").or(self.public_url);
         self.master_key = var("ONRAMP_MASTER_KEY").map(SecretString::from);
         self.key_hash_secret = var("KEY_HASH_SECRET").map(SecretString::from);
         self.faults = var("ONRAMP_FAULTS");
@@ -153,6 +172,9 @@ pub enum StartError {
     /// The services refused the configuration.
     #[error(transparent)]
     Services(#[from] ServiceError),
+    /// The email settings are unusable.
+    #[error("{0}")]
+    Email(String),
 }
 
 /// Onramp, wired.
@@ -234,10 +256,53 @@ impl Application {
             runner,
             Arc::new(keyring),
         )?
-        .with_key_hash(key_hash);
+        .with_key_hash(key_hash)
+        .with_mail(mail_settings(
+            settings.smtp_url.as_ref(),
+            settings.mail_from.as_deref(),
+            settings.public_url.as_deref(),
+        )?);
         let jobs = Jobs::new(services.clone(), settings.job_lease);
         Ok(Self { services, jobs })
     }
+}
+
+/// The email settings: the transport when `ONRAMP_SMTP_URL` is set (it needs
+/// `ONRAMP_MAIL_FROM`), and the public URL links point at.
+fn mail_settings(
+    smtp_url: Option<&SecretString>,
+    mail_from: Option<&str>,
+    public_url: Option<&str>,
+) -> Result<MailSettings, StartError> {
+    let mut mail = MailSettings::default();
+    if let Some(url) = public_url {
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if parsed.is_none() {
+            return Err(StartError::Email(
+                "ONRAMP_PUBLIC_URL must be an http:// or https:// URL like https://onboarding.example.com".into(),
+            ));
+        }
+        mail.public_url = url.trim_end_matches('/').to_owned();
+    }
+    match (smtp_url, mail_from) {
+        (None, _) => {
+            tracing::info!("email is not configured (ONRAMP_SMTP_URL): messages wait queued");
+        }
+        (Some(_), None) => {
+            return Err(StartError::Email(
+                "ONRAMP_MAIL_FROM is required with ONRAMP_SMTP_URL (the sender, e.g. 'Onramp <onboarding@example.com>')".into(),
+            ))
+        }
+        (Some(url), Some(from)) => {
+            let settings = SmtpSettings::parse(url.expose_secret()).map_err(StartError::Email)?;
+            let mailer = Mailer::new(settings, from).map_err(StartError::Email)?;
+            tracing::info!(server = %mailer.describe(), from = %mailer.from(), "email goes out through SMTP");
+            mail.mailer = Some(Arc::new(mailer));
+        }
+    }
+    Ok(mail)
 }
 
 #[cfg(test)]
@@ -258,8 +323,13 @@ mod tests {
                 .into(),
         );
         s.key_hash_secret = Some("0123456789abcdef0123456789abcdef-secret".to_owned().into());
+        s.smtp_url = Some(
+            "smtp://mailer:correcthorse@mail.example.com"
+                .to_owned()
+                .into(),
+        );
         let shown = format!("{s:?}");
-        for secret in ["hunter2", "c2VjcmV0", "0123456789abcdef"] {
+        for secret in ["hunter2", "c2VjcmV0", "0123456789abcdef", "correcthorse"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("[redacted]"));

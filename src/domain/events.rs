@@ -150,6 +150,12 @@ catalog! {
     SignupAbandoned(SignupStepRef) = "signup.abandoned", v 1;
     /// A signup was left idle past the product's limit and expired.
     SignupExpired(SignupStepRef) = "signup.expired", v 1;
+    /// A signup asked for a verification code: a new address, or the person asked again.
+    SignupVerificationRequested(SignupVerificationRequested) = "signup.verification_requested", v 1;
+    /// A signup's email was verified, by its code or its link.
+    SignupEmailVerified(SignupEmailVerified) = "signup.email_verified", v 1;
+    /// A signup was completed and went to its review.
+    SignupCompleted(SignupCompleted) = "signup.completed", v 1;
     /// Legacy tenants were imported into the registry (operator chain).
     LegacyImported(LegacyImported) = "legacy.imported", v 1;
     /// An admin API token was created (operator chain).
@@ -326,6 +332,33 @@ pub struct SignupStepRef {
     pub signup_id: String,
     /// The step saved, or the step it was at when abandoned.
     pub step: String,
+}
+
+/// `signup.verification_requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupVerificationRequested {
+    /// The signup.
+    pub signup_id: String,
+    /// Why: `email_changed` or `resend`.
+    pub reason: String,
+}
+
+/// `signup.email_verified`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupEmailVerified {
+    /// The signup.
+    pub signup_id: String,
+    /// How: `code` or `link`.
+    pub method: String,
+}
+
+/// `signup.completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupCompleted {
+    /// The signup.
+    pub signup_id: String,
+    /// Where the completion left it (`review` while an operator decides).
+    pub status: crate::domain::signup::SignupStatus,
 }
 
 /// `legacy.imported`.

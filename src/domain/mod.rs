@@ -5,6 +5,7 @@ pub mod attribute;
 pub mod credential;
 pub mod customer;
 pub mod dataset;
+pub mod email;
 pub mod envelope;
 pub mod event;
 pub mod events;

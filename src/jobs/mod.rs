@@ -156,6 +156,10 @@ impl Jobs {
             Arc::new(ExpireSignups {
                 every: Duration::from_secs(60),
             }),
+            Arc::new(outbox::OutboxJob::new(outbox::EmailQueue)),
+            Arc::new(DeliverEmail {
+                every: Duration::from_secs(1),
+            }),
         ];
         let shortest = catalogue
             .iter()
@@ -466,6 +470,62 @@ impl Job for ExpireSignups {
             .await
             .map_err(ServiceError::from)?;
         Ok(format!("expired {n} signup session(s)"))
+    }
+}
+
+/// Sends the email that is due.
+struct DeliverEmail {
+    every: Duration,
+}
+
+/// Messages one pass takes from the queue.
+const DELIVER_BATCH: i64 = 200;
+/// Passes one run makes at most before it lets the next run go on.
+const DELIVER_PASSES: usize = 25;
+
+#[async_trait]
+impl Job for DeliverEmail {
+    fn name(&self) -> &'static str {
+        "email.deliver"
+    }
+
+    fn description(&self) -> &'static str {
+        "send the queued email that is due over SMTP (ONRAMP_SMTP_URL), retrying transient failures with backoff"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        let email = &ctx.services.email;
+        if !email.configured() {
+            let health = email.health().await.map_err(ServiceError::from)?;
+            return Ok(format!(
+                "email is not configured (ONRAMP_SMTP_URL); {} message(s) wait",
+                health.queued
+            ));
+        }
+        ctx.fault_point().await;
+        let mut total = crate::services::email::DeliveryReport::default();
+        for _ in 0..DELIVER_PASSES {
+            let r = email
+                .deliver_due(DELIVER_BATCH)
+                .await
+                .map_err(ServiceError::from)?;
+            let taken = r.sent + r.retrying + r.failed + r.skipped;
+            total.sent += r.sent;
+            total.retrying += r.retrying;
+            total.failed += r.failed;
+            total.skipped += r.skipped;
+            if taken < DELIVER_BATCH as usize {
+                break;
+            }
+        }
+        Ok(format!(
+            "sent {}, retrying {}, failed {}, skipped {}",
+            total.sent, total.retrying, total.failed, total.skipped
+        ))
     }
 }
 

@@ -172,3 +172,38 @@ impl Consumer for EventCounts {
         Ok(())
     }
 }
+
+/// The email consumer: queues the messages the events call for (a signup's verification code,
+/// its receipt, a customer's onboarding summary), exactly once: the queue and the cursor move
+/// together. The `email.deliver` job sends them.
+pub struct EmailQueue;
+
+#[async_trait]
+impl Consumer for EmailQueue {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn job_name(&self) -> &'static str {
+        "outbox.email"
+    }
+
+    fn description(&self) -> &'static str {
+        "queue the email the events call for (exactly once: the queue and the cursor move together)"
+    }
+
+    async fn take(
+        &self,
+        services: &Services,
+        events: &[Event],
+        from: i64,
+        to: i64,
+    ) -> Result<(), JobError> {
+        services
+            .email
+            .queue(self.name(), events, from, to)
+            .await
+            .map_err(crate::services::ServiceError::from)?;
+        Ok(())
+    }
+}

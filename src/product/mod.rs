@@ -4,6 +4,7 @@
 //! bad file is refused with every problem and the line it is on. When no file is given, the
 //! built-in generic product ([`Product::builtin`]) serves.
 
+pub mod email;
 mod parse;
 mod signup;
 
@@ -225,6 +226,9 @@ pub struct Product {
     /// The self-serve signup wizard (`[signup]`); none means customers arrive only through
     /// operators.
     pub signup: Option<crate::domain::signup::Wizard>,
+    /// The email templates in force: the shipped defaults and the product's `[email]`
+    /// overrides.
+    pub email: email::MailTemplates,
 }
 
 /// An upload adapter (seed 003's `generic-shipment-csv`): a CSV file into one table of the

@@ -48,6 +48,7 @@ struct Raw {
     #[serde(default)]
     adapters: BTreeMap<String, Spanned<RawAdapter>>,
     signup: Option<Spanned<super::signup::RawSignup>>,
+    email: Option<Spanned<super::email::RawEmail>>,
 }
 
 #[derive(Deserialize)]
@@ -820,6 +821,11 @@ pub(super) fn parse(
         )
     });
 
+    let email = match &raw.email {
+        Some(e) => super::email::templates(&mut c, e, base_dir),
+        None => super::email::MailTemplates::default(),
+    };
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);
@@ -844,5 +850,6 @@ pub(super) fn parse(
         credentials,
         adapters,
         signup,
+        email,
     })
 }

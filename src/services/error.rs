@@ -6,6 +6,7 @@ use super::audit::AuditError;
 use super::credentials::VaultError;
 use super::customers::CustomerError;
 use super::datasets::DataError;
+use super::email::EmailError;
 use super::keys::KeyError;
 use super::onboarding::RunError;
 use super::signups::SignupError;
@@ -149,6 +150,9 @@ pub enum ServiceError {
     /// A signup refusal or failure.
     #[error(transparent)]
     Signups(#[from] SignupError),
+    /// An email refusal or failure.
+    #[error(transparent)]
+    Email(#[from] EmailError),
 }
 
 impl ServiceError {
@@ -171,6 +175,7 @@ impl ServiceError {
             S::Runs(e) => e.kind(),
             S::Customers(e) => e.kind(),
             S::Signups(e) => e.kind(),
+            S::Email(e) => e.kind(),
         }
     }
 
@@ -191,6 +196,7 @@ impl ServiceError {
             S::Runs(e) => e.code(),
             S::Customers(e) => e.code(),
             S::Signups(e) => e.code(),
+            S::Email(e) => e.code(),
         }
     }
 
@@ -206,7 +212,8 @@ impl ServiceError {
             | S::Data(DataError::Invalid(errors))
             | S::Runs(RunError::Invalid(errors))
             | S::Audit(AuditError::Invalid(errors))
-            | S::Signups(SignupError::Invalid(errors)) => Some(errors),
+            | S::Signups(SignupError::Invalid(errors))
+            | S::Email(EmailError::Invalid(errors)) => Some(errors),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod credentials;
 pub mod customers;
 pub mod datasets;
+pub mod email;
 mod error;
 pub mod faults;
 pub mod keyring;
@@ -129,6 +130,15 @@ impl Services {
             ..self.parts
         })
     }
+
+    /// Sends email with `mail` (the SMTP transport, when configured, and the public URL its
+    /// links point at) instead of keeping it queued.
+    pub fn with_mail(self, mail: email::MailSettings) -> Self {
+        Self::wire(Parts {
+            mail: Arc::new(mail),
+            ..self.parts
+        })
+    }
 }
 
 /// What the capabilities are wired from.
@@ -144,6 +154,7 @@ struct Parts {
     legacy: Arc<legacy::LegacyTenants>,
     steps: Arc<steps::StepRegistry>,
     http: reqwest::Client,
+    mail: Arc<email::MailSettings>,
 }
 
 /// Everything the use cases need, cheap to clone: each capability, and what they share.
@@ -177,6 +188,8 @@ pub struct Services {
     pub customers: customers::Customers,
     /// Self-serve signup sessions.
     pub signups: signups::Signups,
+    /// Transactional email: the outbox's messages, their delivery and its log.
+    pub email: email::Email,
     parts: Parts,
 }
 
@@ -226,6 +239,7 @@ impl Services {
             legacy: Arc::new(legacy),
             steps: Arc::new(steps),
             http,
+            mail: Arc::new(email::MailSettings::default()),
         }))
     }
 
@@ -242,6 +256,7 @@ impl Services {
             legacy,
             steps,
             http,
+            mail,
         } = parts.clone();
         let vault = credentials::Vault::new(
             store.clone(),
@@ -289,8 +304,23 @@ impl Services {
             datasets.clone(),
             keys.clone(),
         );
+        let signups = signups::Signups::new(
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+            key_hash.clone(),
+        );
         Self {
-            signups: signups::Signups::new(store.clone(), product.clone(), clock.clone()),
+            email: email::Email::new(
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                product.clone(),
+                clock.clone(),
+                mail,
+                signups.clone(),
+            ),
+            signups,
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),
             keys,

@@ -9,7 +9,7 @@
 //! queue and turning an approved signup into a customer build on these sessions.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -17,16 +17,81 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use super::keyring::HashSecret;
 use super::{invalid_fields_message, Clock, ErrorKind};
-use crate::domain::events::{EventBody, SignupStarted, SignupStepRef};
+use crate::domain::events::{
+    EventBody, SignupCompleted, SignupEmailVerified, SignupStarted, SignupStepRef,
+    SignupVerificationRequested,
+};
 use crate::domain::signup::{FieldKind, InvalidSignupTransition, SignupStatus, SignupStep, Wizard};
 use crate::domain::text::fold_name;
 use crate::domain::{FieldError, Invalid, NewEvent};
 use crate::product::Product;
-use crate::store::signups::{Answers, SignupRecord, SignupStore};
+use crate::store::signups::{Answers, SignupRecord, SignupStore, Verification};
 use crate::store::StoreError;
 
 const TOKEN_PREFIX: &str = "onr_su_";
+const LINK_PREFIX: &str = "onr_sv_";
+
+/// How long a verification code and link work.
+pub const CODE_TTL_MINUTES: i64 = 30;
+/// Wrong codes a verification takes before it must be sent again.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
+/// Verification codes one session may ask for (its start, new addresses and resends).
+pub const MAX_CODES: i64 = 10;
+
+/// A code or link that verifies a signup's email.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmail {
+    /// The six-digit code from the verification email.
+    pub code: String,
+}
+
+/// The token of a verification link, with its session.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyLink {
+    /// The session (`session` in the link).
+    pub session_id: String,
+    /// The link's token (`token` in the link).
+    pub token: String,
+}
+
+/// A verification just made for the message that carries it; its code and link exist only
+/// here and in that message.
+pub struct IssuedVerification {
+    /// The signup.
+    pub signup_id: String,
+    /// Where the message goes (the session's address now).
+    pub email: String,
+    /// The company's name, for the greeting.
+    pub company_name: String,
+    /// The six-digit code.
+    pub code: String,
+    /// The link's token.
+    pub link_token: String,
+    /// When both stop working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedVerification")
+            .field("signup_id", &self.signup_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What making a verification for a queued message came to.
+#[derive(Debug)]
+pub enum Issue {
+    /// Made: send it.
+    Issued(IssuedVerification),
+    /// Not made, and why: the message no longer applies.
+    Skip(String),
+}
 
 /// What starts a signup: the first step's email and company name, and a template when the
 /// wizard offers them.
@@ -176,6 +241,24 @@ pub enum SignupError {
         "signup session '{0}' changed while this request was saving it; read it again and retry"
     )]
     Changed(String),
+    /// No code is out, or the one out has expired.
+    #[error("the verification code has expired or none was sent; ask for a new one (POST /api/v1/signup/sessions/{{id}}/verify/resend)")]
+    CodeExpired,
+    /// The code out took its wrong tries.
+    #[error("the verification code was tried {MAX_CODE_ATTEMPTS} times without success; ask for a new one (POST /api/v1/signup/sessions/{{id}}/verify/resend)")]
+    CodeExhausted,
+    /// The session asked for all the codes it may.
+    #[error("this session has asked for its {MAX_CODES} verification codes; start a new signup")]
+    TooManyCodes,
+    /// The session's email is verified already.
+    #[error("the session's email is already verified")]
+    AlreadyVerified,
+    /// The session cannot complete yet: a step has no answers.
+    #[error("step '{0}' has no answers yet; every step is answered before the signup completes")]
+    Incomplete(String),
+    /// The session cannot complete before its email is verified.
+    #[error("the session's email is not verified; enter the code sent to it first")]
+    Unverified,
     /// The signup status machine refused: a defect.
     #[error("{0}")]
     Internal(String),
@@ -209,7 +292,13 @@ impl SignupError {
             SignupError::BadToken => ErrorKind::Unauthenticated,
             SignupError::Finished { .. }
             | SignupError::StepOutOfOrder { .. }
-            | SignupError::Changed(_) => ErrorKind::Conflict,
+            | SignupError::Changed(_)
+            | SignupError::CodeExpired
+            | SignupError::CodeExhausted
+            | SignupError::TooManyCodes
+            | SignupError::AlreadyVerified
+            | SignupError::Incomplete(_)
+            | SignupError::Unverified => ErrorKind::Conflict,
             SignupError::Internal(_) => ErrorKind::Internal,
             SignupError::Store(e) => super::store_kind(e),
         }
@@ -225,6 +314,12 @@ impl SignupError {
             SignupError::Finished { .. } => "signup_finished",
             SignupError::StepOutOfOrder { .. } => "step_out_of_order",
             SignupError::Changed(_) => "signup_changed",
+            SignupError::CodeExpired => "code_expired",
+            SignupError::CodeExhausted => "code_exhausted",
+            SignupError::TooManyCodes => "too_many_codes",
+            SignupError::AlreadyVerified => "already_verified",
+            SignupError::Incomplete(_) => "signup_incomplete",
+            SignupError::Unverified => "email_not_verified",
             SignupError::Internal(_) => "internal_error",
             SignupError::Store(e) => super::store_code(e),
         }
@@ -250,15 +345,23 @@ pub struct Signups {
     store: Arc<dyn SignupStore>,
     product: Arc<Product>,
     clock: Arc<dyn Clock>,
+    key_hash: Arc<HashSecret>,
 }
 
 impl Signups {
-    /// The capability over its store, the product (its wizard) and the clock.
-    pub fn new(store: Arc<dyn SignupStore>, product: Arc<Product>, clock: Arc<dyn Clock>) -> Self {
+    /// The capability over its store, the product (its wizard), the clock and
+    /// `KEY_HASH_SECRET` (under which verification codes are stored).
+    pub fn new(
+        store: Arc<dyn SignupStore>,
+        product: Arc<Product>,
+        clock: Arc<dyn Clock>,
+        key_hash: Arc<HashSecret>,
+    ) -> Self {
         Self {
             store,
             product,
             clock,
+            key_hash,
         }
     }
 
@@ -337,6 +440,8 @@ impl Signups {
             answers: all,
             resume_token_hash: hash_token(&token),
             verified_at: None,
+            verification: None,
+            codes_requested: 1,
             created_at: now,
             updated_at: now,
             expires_at: now + Duration::hours(i64::from(wizard.session_idle_hours)),
@@ -380,6 +485,16 @@ impl Signups {
         if !matches {
             return Err(SignupError::BadToken);
         }
+        // A completed session's token is spent: the signup is the operators' now.
+        if matches!(
+            record.status,
+            SignupStatus::Review | SignupStatus::Approved | SignupStatus::Rejected
+        ) {
+            return Err(SignupError::Finished {
+                signup_id: record.signup_id,
+                status: record.status,
+            });
+        }
         Ok(record)
     }
 
@@ -392,6 +507,18 @@ impl Signups {
                 status,
             }),
         }
+    }
+
+    /// The wizard and the session the token opens, refusing unless it can still change.
+    async fn open_live(
+        &self,
+        signup_id: &str,
+        token: &str,
+    ) -> Result<(&Wizard, SignupRecord), SignupError> {
+        let wizard = self.wizard()?;
+        let record = self.open(signup_id, token).await?;
+        self.live(&record)?;
+        Ok((wizard, record))
     }
 
     /// The session, for the holder of its resume token.
@@ -412,9 +539,7 @@ impl Signups {
         submission: &StepSubmission,
         request_id: Option<String>,
     ) -> Result<SignupView, SignupError> {
-        let wizard = self.wizard()?;
-        let record = self.open(signup_id, token).await?;
-        self.live(&record)?;
+        let (wizard, record) = self.open_live(signup_id, token).await?;
         let Some(index) = wizard.steps.iter().position(|s| s.id == submission.step) else {
             let known: Vec<&str> = wizard.steps.iter().map(|s| s.id.as_str()).collect();
             return Err(SignupError::Invalid(vec![Invalid::new(
@@ -444,12 +569,27 @@ impl Signups {
         let answers = step.check(&submission.data).map_err(SignupError::Invalid)?;
         let now = self.clock.now();
         let mut next = record.clone();
+        let mut bodies = vec![EventBody::SignupStepCompleted(SignupStepRef {
+            signup_id: record.signup_id.clone(),
+            step: step.id.clone(),
+        })];
         if index == 0 {
             if let Some(email) = answers.get("email").and_then(|v| v.as_str()) {
                 let email = canonical_email(email);
                 if email != next.email {
-                    // A new address is verified again.
+                    // A new address is verified again, with a new code.
+                    if next.codes_requested >= MAX_CODES {
+                        return Err(SignupError::TooManyCodes);
+                    }
                     next.verified_at = None;
+                    next.verification = None;
+                    next.codes_requested += 1;
+                    bodies.push(EventBody::SignupVerificationRequested(
+                        SignupVerificationRequested {
+                            signup_id: record.signup_id.clone(),
+                            reason: "email_changed".into(),
+                        },
+                    ));
                 }
                 next.email = email;
             }
@@ -471,13 +611,265 @@ impl Signups {
         next.current_step = current_step;
         next.updated_at = now;
         next.expires_at = now + Duration::hours(i64::from(wizard.session_idle_hours));
-        let body = EventBody::SignupStepCompleted(SignupStepRef {
-            signup_id: record.signup_id.clone(),
-            step: step.id.clone(),
-        });
-        self.save(&record, &mut next, body, Self::person(&record), request_id)
+        self.save_by_person(&record, &mut next, bodies, request_id)
             .await?;
         Ok(self.view(wizard, &next))
+    }
+
+    /// Makes a new verification (code and link) for the message that will carry it, replacing
+    /// any out: called as the message is sent, so the code exists only in it. A session that
+    /// is verified, no longer in progress, or whose address is no longer `recipient` gets none.
+    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
+    pub async fn issue_verification(
+        &self,
+        signup_id: &str,
+        recipient: &str,
+    ) -> Result<Issue, SignupError> {
+        // The person may be saving a step at the same moment: read again and retry.
+        let mut tries = 0;
+        loop {
+            match self.try_issue(signup_id, recipient).await {
+                Err(SignupError::Changed(_)) if tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_issue(&self, signup_id: &str, recipient: &str) -> Result<Issue, SignupError> {
+        let Some(record) = self.store.signup(signup_id).await? else {
+            return Ok(Issue::Skip("the signup no longer exists".into()));
+        };
+        let now = self.clock.now();
+        if effective_status(&record, now) != SignupStatus::InProgress {
+            return Ok(Issue::Skip(format!(
+                "the signup is {}",
+                effective_status(&record, now)
+            )));
+        }
+        if record.verified_at.is_some() {
+            return Ok(Issue::Skip("the signup's email is verified".into()));
+        }
+        if record.email != recipient {
+            return Ok(Issue::Skip(
+                "the signup's email changed; its new address gets its own code".into(),
+            ));
+        }
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let mut link = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut link);
+        let link_token = format!("{LINK_PREFIX}{}", hex::encode(link));
+        let expires_at = now + Duration::minutes(CODE_TTL_MINUTES);
+        let mut next = record.clone();
+        next.verification = Some(Verification {
+            code_hash: self.code_hash(&record.signup_id, &code),
+            link_hash: hash_token(&link_token),
+            expires_at,
+            attempts: 0,
+        });
+        next.version = record.version + 1;
+        // No event: the delivery log records the message.
+        self.store
+            .update_signup(&next, record.version, Vec::new())
+            .await?;
+        Ok(Issue::Issued(IssuedVerification {
+            signup_id: record.signup_id,
+            email: record.email,
+            company_name: record.company_name,
+            code,
+            link_token,
+            expires_at,
+        }))
+    }
+
+    fn code_hash(&self, signup_id: &str, code: &str) -> String {
+        self.key_hash
+            .hash(&format!("signup-verification:{signup_id}:{code}"))
+    }
+
+    /// Verifies the session's email with the code sent to it. A wrong code counts against the
+    /// code's tries (and changes nothing else); the last wrong try spends the code.
+    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
+    pub async fn verify(
+        &self,
+        signup_id: &str,
+        token: &str,
+        req: &VerifyEmail,
+        request_id: Option<String>,
+    ) -> Result<SignupView, SignupError> {
+        let (wizard, record) = self.open_live(signup_id, token).await?;
+        let code = req.code.trim();
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SignupError::Invalid(vec![Invalid::new(
+                "format",
+                "code must be the six digits from the verification email",
+            )
+            .at("code")]));
+        }
+        let verification = self.outstanding(&record)?;
+        let matches = self.key_hash.verify(
+            &format!("signup-verification:{signup_id}:{code}"),
+            &verification.code_hash,
+        );
+        if !matches {
+            let mut next = record.clone();
+            let attempts = verification.attempts + 1;
+            if let Some(v) = next.verification.as_mut() {
+                v.attempts = attempts;
+            }
+            next.version = record.version + 1;
+            self.store
+                .update_signup(&next, record.version, Vec::new())
+                .await?;
+            tracing::info!(signup_id = %record.signup_id, attempts, "signup verification: wrong code");
+            return Err(match MAX_CODE_ATTEMPTS - attempts {
+                0 => SignupError::CodeExhausted,
+                remaining => SignupError::Invalid(vec![Invalid::new(
+                    "wrong_code",
+                    format!(
+                        "code is not the one sent to the session's email ({remaining} tries left)"
+                    ),
+                )
+                .at("code")]),
+            });
+        }
+        let next = self.mark_verified(&record, "code", request_id).await?;
+        Ok(self.view(wizard, &next))
+    }
+
+    /// Verifies the session's email with the token of the link sent to it; the link is its own
+    /// authority (256 random bits), so no resume token is needed.
+    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
+    pub async fn verify_link(
+        &self,
+        signup_id: &str,
+        link_token: &str,
+        request_id: Option<String>,
+    ) -> Result<SignupView, SignupError> {
+        let wizard = self.wizard()?;
+        let record = match signup_id.len() <= 64 {
+            true => self.store.signup(signup_id).await?,
+            false => None,
+        };
+        let Some(record) = record else {
+            return Err(SignupError::BadToken);
+        };
+        let Some(verification) = &record.verification else {
+            return Err(SignupError::BadToken);
+        };
+        let matches: bool = hash_token(link_token)
+            .as_bytes()
+            .ct_eq(verification.link_hash.as_bytes())
+            .into();
+        if !matches {
+            return Err(SignupError::BadToken);
+        }
+        self.live(&record)?;
+        self.outstanding(&record)?;
+        let next = self.mark_verified(&record, "link", request_id).await?;
+        Ok(self.view(wizard, &next))
+    }
+
+    /// The verification out, if it still works.
+    fn outstanding<'r>(&self, record: &'r SignupRecord) -> Result<&'r Verification, SignupError> {
+        if record.verified_at.is_some() {
+            return Err(SignupError::AlreadyVerified);
+        }
+        let Some(v) = &record.verification else {
+            return Err(SignupError::CodeExpired);
+        };
+        if v.expires_at <= self.clock.now() {
+            return Err(SignupError::CodeExpired);
+        }
+        if v.attempts >= MAX_CODE_ATTEMPTS {
+            return Err(SignupError::CodeExhausted);
+        }
+        Ok(v)
+    }
+
+    async fn mark_verified(
+        &self,
+        record: &SignupRecord,
+        method: &str,
+        request_id: Option<String>,
+    ) -> Result<SignupRecord, SignupError> {
+        let mut next = record.clone();
+        let now = self.clock.now();
+        next.verified_at = Some(now);
+        next.verification = None;
+        next.updated_at = now;
+        let body = EventBody::SignupEmailVerified(SignupEmailVerified {
+            signup_id: record.signup_id.clone(),
+            method: method.to_owned(),
+        });
+        self.save_by_person(record, &mut next, vec![body], request_id)
+            .await?;
+        tracing::info!(signup_id = %record.signup_id, method, "signup email verified");
+        Ok(next)
+    }
+
+    /// Asks for a new verification code (the one out, if any, stops working when it is sent).
+    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
+    pub async fn resend_code(
+        &self,
+        signup_id: &str,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<SignupView, SignupError> {
+        let (wizard, record) = self.open_live(signup_id, token).await?;
+        if record.verified_at.is_some() {
+            return Err(SignupError::AlreadyVerified);
+        }
+        if record.codes_requested >= MAX_CODES {
+            return Err(SignupError::TooManyCodes);
+        }
+        let mut next = record.clone();
+        next.codes_requested += 1;
+        next.updated_at = self.clock.now();
+        let body = EventBody::SignupVerificationRequested(SignupVerificationRequested {
+            signup_id: record.signup_id.clone(),
+            reason: "resend".into(),
+        });
+        self.save_by_person(&record, &mut next, vec![body], request_id)
+            .await?;
+        Ok(self.view(wizard, &next))
+    }
+
+    /// Completes the session: every step answered and the email verified, it goes to review.
+    /// Its resume token is spent.
+    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
+    pub async fn complete(
+        &self,
+        signup_id: &str,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<SignupView, SignupError> {
+        let (wizard, record) = self.open_live(signup_id, token).await?;
+        if let Some(step) = &record.current_step {
+            return Err(SignupError::Incomplete(step.clone()));
+        }
+        if record.verified_at.is_none() {
+            return Err(SignupError::Unverified);
+        }
+        let mut next = record.clone();
+        next.status = record.status.transition(SignupStatus::Review)?;
+        next.updated_at = self.clock.now();
+        let body = EventBody::SignupCompleted(SignupCompleted {
+            signup_id: record.signup_id.clone(),
+            status: next.status,
+        });
+        self.save_by_person(&record, &mut next, vec![body], request_id)
+            .await?;
+        tracing::info!(signup_id = %record.signup_id, status = %next.status, "signup completed");
+        Ok(self.view(wizard, &next))
+    }
+
+    /// The address and company name of a signup, for a message about it.
+    pub async fn contact(&self, signup_id: &str) -> Result<Option<(String, String)>, SignupError> {
+        Ok(self
+            .store
+            .signup(signup_id)
+            .await?
+            .map(|r| (r.email, r.company_name)))
     }
 
     /// Gives the session up; it keeps its answers and the furthest step it reached.
@@ -488,9 +880,7 @@ impl Signups {
         token: &str,
         request_id: Option<String>,
     ) -> Result<SignupView, SignupError> {
-        let wizard = self.wizard()?;
-        let record = self.open(signup_id, token).await?;
-        self.live(&record)?;
+        let (wizard, record) = self.open_live(signup_id, token).await?;
         let next = self
             .end(
                 &record,
@@ -544,7 +934,7 @@ impl Signups {
             SignupStatus::Expired => EventBody::SignupExpired(at),
             _ => EventBody::SignupAbandoned(at),
         };
-        self.save(record, &mut next, body, actor, request_id)
+        self.save(record, &mut next, vec![body], actor, request_id)
             .await?;
         Ok(next)
     }
@@ -571,20 +961,35 @@ impl Signups {
         format!("signup:{}", record.signup_id)
     }
 
-    /// Saves `next` over `record` (as read) with its event by `actor`; a concurrent change wins.
+    /// [`Signups::save`] by the person signing up.
+    async fn save_by_person(
+        &self,
+        record: &SignupRecord,
+        next: &mut SignupRecord,
+        bodies: Vec<EventBody>,
+        request_id: Option<String>,
+    ) -> Result<(), SignupError> {
+        self.save(record, next, bodies, Self::person(record), request_id)
+            .await
+    }
+
+    /// Saves `next` over `record` (as read) with its events by `actor`; a concurrent change wins.
     async fn save(
         &self,
         record: &SignupRecord,
         next: &mut SignupRecord,
-        body: EventBody,
+        bodies: Vec<EventBody>,
         actor: String,
         request_id: Option<String>,
     ) -> Result<(), SignupError> {
         next.version = record.version + 1;
-        let event = self.event(next, body, actor, request_id);
+        let events = bodies
+            .into_iter()
+            .map(|body| self.event(next, body, actor.clone(), request_id.clone()))
+            .collect();
         Ok(self
             .store
-            .update_signup(next, record.version, vec![event])
+            .update_signup(next, record.version, events)
             .await?)
     }
 

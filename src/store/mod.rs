@@ -1,7 +1,7 @@
 //! Persistence: one trait per capability (customers, runs, vault, integration keys, audit log,
-//! admin tokens, jobs), gathered by [`Store`], implemented for each backend ([`sqlite`] and
-//! [`postgres`]) with its own embedded migrations. Statements both engines accept are written
-//! once (`sql`); the backends hold what differs. SQL lives only here.
+//! admin tokens, jobs, signups, email), gathered by [`Store`], implemented for each backend
+//! ([`sqlite`] and [`postgres`]) with its own embedded migrations. Statements both engines
+//! accept are written once (`sql`); the backends hold what differs. SQL lives only here.
 //!
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.
@@ -10,6 +10,7 @@ pub mod audit;
 pub mod credentials;
 pub mod customers;
 pub mod datasets;
+pub mod emails;
 pub mod jobs;
 pub mod keys;
 pub mod postgres;
@@ -140,6 +141,7 @@ pub trait Store:
     + AdminTokenStore
     + jobs::JobStore
     + SignupStore
+    + emails::EmailStore
     + Send
     + Sync
     + 'static

@@ -545,12 +545,18 @@ pub(super) struct SignupRow {
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub version: i64,
+    pub verify_code_hash: Option<String>,
+    pub verify_link_hash: Option<String>,
+    pub verify_expires_at: Option<DateTime<Utc>>,
+    pub verify_attempts: i64,
+    pub codes_requested: i64,
 }
 
 /// The columns of [`SignupRow`], in order.
 pub(super) const SIGNUP_COLUMNS: &str = "signup_id, email, company_name, name_folded, template, \
     status, current_step, furthest_step, answers, resume_token_hash, verified_at, created_at, \
-    updated_at, expires_at, version";
+    updated_at, expires_at, version, verify_code_hash, verify_link_hash, verify_expires_at, \
+    verify_attempts, codes_requested";
 
 impl TryFrom<SignupRow> for super::signups::SignupRecord {
     type Error = super::StoreError;
@@ -574,10 +580,80 @@ impl TryFrom<SignupRow> for super::signups::SignupRecord {
             answers: r.answers.0,
             resume_token_hash: r.resume_token_hash,
             verified_at: r.verified_at,
+            verification: match (r.verify_code_hash, r.verify_link_hash, r.verify_expires_at) {
+                (Some(code_hash), Some(link_hash), Some(expires_at)) => {
+                    Some(super::signups::Verification {
+                        code_hash,
+                        link_hash,
+                        expires_at,
+                        attempts: r.verify_attempts,
+                    })
+                }
+                _ => None,
+            },
+            codes_requested: r.codes_requested,
             created_at: r.created_at,
             updated_at: r.updated_at,
             expires_at: r.expires_at,
             version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EmailRow {
+    pub email_id: String,
+    pub kind: String,
+    pub recipient: String,
+    pub customer_id: Option<String>,
+    pub signup_id: Option<String>,
+    pub event_id: Option<i64>,
+    pub status: String,
+    pub attempts: i64,
+    pub subject: Option<String>,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`EmailRow`], in order.
+pub(super) const EMAIL_COLUMNS: &str = "email_id, kind, recipient, customer_id, signup_id, \
+    event_id, status, attempts, subject, last_error, message_id, created_at, updated_at, \
+    next_attempt_at, sent_at";
+
+impl TryFrom<EmailRow> for super::emails::EmailRecord {
+    type Error = StoreError;
+
+    fn try_from(r: EmailRow) -> Result<Self, Self::Error> {
+        use crate::domain::email::{DeliveryStatus, EmailKind};
+        let corrupt = |what: &str, value: &str| {
+            StoreError::Corrupt(format!(
+                "email '{}' has an unknown {what} '{value}'",
+                r.email_id
+            ))
+        };
+        let kind = EmailKind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?;
+        let status =
+            DeliveryStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?;
+        Ok(Self {
+            email_id: r.email_id,
+            kind,
+            recipient: r.recipient,
+            customer_id: r.customer_id.map(CustomerId::from_trusted),
+            signup_id: r.signup_id,
+            event_id: r.event_id,
+            status,
+            attempts: r.attempts,
+            subject: r.subject,
+            last_error: r.last_error,
+            message_id: r.message_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            next_attempt_at: r.next_attempt_at,
+            sent_at: r.sent_at,
         })
     }
 }

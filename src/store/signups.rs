@@ -37,6 +37,11 @@ pub struct SignupRecord {
     pub resume_token_hash: String,
     /// When its email was verified.
     pub verified_at: Option<DateTime<Utc>>,
+    /// The code and link last sent to verify its email, while one is out.
+    pub verification: Option<Verification>,
+    /// How many verification codes the session has asked for (its start, new addresses and
+    /// resends), for the cap.
+    pub codes_requested: i64,
     /// When it started.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -45,6 +50,20 @@ pub struct SignupRecord {
     pub expires_at: DateTime<Utc>,
     /// Bumped by every change; a change names the version it read.
     pub version: i64,
+}
+
+/// The email verification a signup has out: what its code and link hash to, and until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// HMAC of the one-time code under `KEY_HASH_SECRET`, hex (a six-digit code is too small a
+    /// space for a plain hash).
+    pub code_hash: String,
+    /// SHA-256 of the link's token, hex.
+    pub link_hash: String,
+    /// When the code and the link stop working.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes tried against it.
+    pub attempts: i64,
 }
 
 /// Signup sessions.

@@ -300,7 +300,13 @@ async fn the_cli_lists_runs_and_shows_jobs(backend: Backend) {
         .collect();
     assert_eq!(
         names,
-        ["recover_runs", "outbox.event_counts", "signups.expire"]
+        [
+            "recover_runs",
+            "outbox.event_counts",
+            "signups.expire",
+            "outbox.email",
+            "email.deliver"
+        ]
     );
     let run = onramp(
         &db,

@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod crash;
 mod credentials;
+mod email;
 mod integration_keys;
 mod jobs;
 mod layout;

@@ -27,7 +27,12 @@ async fn fixture(backend: Backend, product: Product) -> Fixture {
     let clock = Arc::new(ManualClock::at(
         Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap(),
     ));
-    let signups = Signups::new(store.clone(), Arc::new(product), clock.clone());
+    let signups = Signups::new(
+        store.clone(),
+        Arc::new(product),
+        clock.clone(),
+        Arc::new(onramp::services::keyring::HashSecret::ephemeral()),
+    );
     Fixture {
         _db: db,
         store,

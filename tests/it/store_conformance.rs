@@ -968,6 +968,8 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
         answers,
         resume_token_hash: "h".into(),
         verified_at: None,
+        verification: None,
+        codes_requested: 1,
         created_at: t0(),
         updated_at: t0(),
         expires_at: t0() + Duration::hours(72),
@@ -984,6 +986,13 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
         status: SignupStatus::Abandoned,
         current_step: None,
         verified_at: Some(t0() + Duration::minutes(5)),
+        verification: Some(onramp::store::signups::Verification {
+            code_hash: "c".into(),
+            link_hash: "l".into(),
+            expires_at: t0() + Duration::minutes(30),
+            attempts: 2,
+        }),
+        codes_requested: 3,
         updated_at: t0() + Duration::hours(1),
         version: 2,
         ..signup.clone()
@@ -1006,7 +1015,155 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
     assert!(matches!(replay, Err(StoreError::SignupChanged(_))));
 }
 
+async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backend: Backend) {
+    use onramp::domain::email::{DeliveryStatus, EmailKind};
+    use onramp::store::emails::{EmailFilter, EmailRecord};
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store
+        .register_jobs(&["outbox.email"], &["email"], t0())
+        .await
+        .unwrap();
+    let email = |id: &str, event: Option<i64>, kind: EmailKind, at: i64| EmailRecord {
+        email_id: id.into(),
+        kind,
+        recipient: "ann@example.com".into(),
+        customer_id: (id == "em_3").then(|| common::cid("acme")),
+        signup_id: (id != "em_3").then(|| "su_1".to_owned()),
+        event_id: event,
+        status: DeliveryStatus::Queued,
+        attempts: 0,
+        subject: None,
+        last_error: None,
+        message_id: None,
+        created_at: t0(),
+        updated_at: t0(),
+        next_attempt_at: t0() + Duration::seconds(at),
+        sent_at: None,
+    };
+    let first = vec![
+        email("em_1", Some(1), EmailKind::SignupVerification, 5),
+        email("em_2", Some(2), EmailKind::SignupVerification, 0),
+    ];
+    store
+        .queue_emails("email", 0, 2, &first, t0())
+        .await
+        .unwrap();
+    // A second attempt from the same cursor is refused and queues nothing.
+    let again = store.queue_emails("email", 0, 2, &first, t0()).await;
+    assert!(
+        matches!(again, Err(StoreError::CursorMoved(_))),
+        "{again:?}"
+    );
+    // The same event and kind again (a replay after the cursor moved) is left as it was.
+    let replay = vec![
+        email("em_9", Some(2), EmailKind::SignupVerification, 0),
+        email("em_3", Some(3), EmailKind::OnboardingSummary, 1),
+    ];
+    store
+        .queue_emails("email", 2, 3, &replay, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_cursors().await.unwrap(),
+        vec![("email".to_owned(), 3)]
+    );
+    let all = store
+        .emails(&EmailFilter {
+            limit: 10,
+            ..EmailFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.email_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["em_3", "em_2", "em_1"],
+        "newest id first, em_9 never queued"
+    );
+    assert_eq!(all[2], first[0]);
+    // Due in next_attempt_at order; not before their time.
+    let due = store
+        .due_emails(t0() + Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    let due_ids: Vec<&str> = due.iter().map(|e| e.email_id.as_str()).collect();
+    assert_eq!(due_ids, vec!["em_2", "em_3"]);
+    assert_eq!(store.email_backlog(t0()).await.unwrap(), (3, 1));
+    let mut sent = due[0].clone();
+    sent.status = DeliveryStatus::Sent;
+    sent.attempts = 1;
+    sent.subject = Some("Your code".into());
+    sent.message_id = Some("<em_2@example.com>".into());
+    sent.sent_at = Some(t0() + Duration::seconds(1));
+    sent.updated_at = t0() + Duration::seconds(1);
+    store.update_email(&sent).await.unwrap();
+    let by = |f: EmailFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .emails(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.email_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        by(EmailFilter {
+            signup_id: Some("su_1".into()),
+            status: Some(DeliveryStatus::Sent),
+            limit: 10,
+            ..EmailFilter::default()
+        })
+        .await,
+        vec!["em_2"]
+    );
+    assert_eq!(
+        by(EmailFilter {
+            customer_id: Some(common::cid("acme")),
+            limit: 10,
+            ..EmailFilter::default()
+        })
+        .await,
+        vec!["em_3"]
+    );
+    assert_eq!(
+        by(EmailFilter {
+            before: Some("em_3".into()),
+            limit: 1,
+            ..EmailFilter::default()
+        })
+        .await,
+        vec!["em_2"]
+    );
+    let stored = store
+        .emails(&EmailFilter {
+            status: Some(DeliveryStatus::Sent),
+            limit: 10,
+            ..EmailFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![sent]);
+    assert_eq!(
+        store
+            .email_backlog(t0() + Duration::hours(1))
+            .await
+            .unwrap(),
+        (2, 2)
+    );
+    // A test message no event queued.
+    store
+        .insert_email(&email("em_4", None, EmailKind::Test, 0))
+        .await
+        .unwrap();
+    assert_eq!(store.email_backlog(t0()).await.unwrap().0, 3);
+}
+
 on_both_backends!(
+    the_delivery_log_queues_once_per_event_and_moves_with_its_cursor,
     a_customer_round_trips_with_every_field,
     a_duplicate_id_is_refused_and_changes_nothing,
     updates_check_the_version,

@@ -7,6 +7,7 @@ mod bench_keys;
 mod commands;
 mod credentials;
 mod customers;
+mod email;
 pub mod exit;
 mod jobs;
 mod keys;
@@ -237,6 +238,9 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Transactional email: send a test message, read the delivery log.
+    #[command(subcommand)]
+    Email(email::EmailCommand),
     /// Background jobs: list them, run one now, see its attempts.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),

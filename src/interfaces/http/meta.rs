@@ -16,12 +16,14 @@ use super::json::ApiQuery;
 use super::AppState;
 use crate::product::Industry;
 use crate::services::audit::{AuditQuery, EventList};
+use crate::services::email::{EmailList, EmailQuery};
 
 /// Routes under `/api/v1` that are not about one customer.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/industries", get(industries))
         .route("/audit", get(audit))
+        .route("/emails", get(emails))
 }
 
 /// The product's industries.
@@ -60,10 +62,27 @@ pub async fn audit(
     Ok(Json(state.services.audit.list(&actor, &q).await?))
 }
 
+/// The email delivery log, newest first: what was queued, sent, retried, failed or skipped,
+/// for a customer or a signup (never a message's body).
+#[utoipa::path(get, path = "/api/v1/emails", tag = "operations", params(EmailQuery),
+    responses(
+        (status = 200, body = EmailList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn emails(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<EmailQuery>,
+) -> Result<Json<EmailList>, ApiError> {
+    Ok(Json(state.services.email.log(&actor, &q).await?))
+}
+
 /// One component's health.
 #[derive(Serialize, ToSchema)]
 pub struct Check {
-    /// `ok` or `degraded`.
+    /// `ok` or `degraded` (`not_configured` for email, which does not degrade the whole).
     pub status: String,
     /// How long the check took.
     pub latency_ms: f64,
@@ -104,7 +123,28 @@ pub async fn health(State(state): State<AppState>) -> Response {
             detail: registry.1,
         },
     );
-    let ok = checks.values().all(|c| c.status == "ok");
+    let started = Instant::now();
+    if let Ok(mail) = state.services.email.health().await {
+        let waiting = format!("{} message(s) queued, {} due", mail.queued, mail.due);
+        checks.insert(
+            "email".to_owned(),
+            Check {
+                status: if mail.configured {
+                    "ok"
+                } else {
+                    "not_configured"
+                }
+                .to_owned(),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                detail: if mail.configured {
+                    format!("SMTP configured; {waiting}")
+                } else {
+                    format!("email is not configured (ONRAMP_SMTP_URL); {waiting}")
+                },
+            },
+        );
+    }
+    let ok = checks.values().all(|c| c.status != "degraded");
     let status = if ok {
         StatusCode::OK
     } else {

@@ -15,7 +15,7 @@ use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiPath};
 use super::AppState;
 use crate::services::signups::{
-    SignupError, SignupView, StartSignup, StartedSignup, StepSubmission,
+    SignupError, SignupView, StartSignup, StartedSignup, StepSubmission, VerifyEmail, VerifyLink,
 };
 
 /// The signup routes.
@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/signup/sessions", post(start))
         .route("/signup/sessions/{signup_id}", get(show).delete(abandon))
         .route("/signup/sessions/{signup_id}/step", post(step))
+        .route("/signup/sessions/{signup_id}/verify", post(verify))
+        .route("/signup/sessions/{signup_id}/verify/resend", post(resend))
+        .route("/signup/sessions/{signup_id}/complete", post(complete))
+        .route("/signup/verify", post(verify_link))
 }
 
 /// The request id, when it is one a log and the event log can hold: the server's own, or a
@@ -218,6 +222,114 @@ pub async fn abandon(
             .services
             .signups
             .abandon(&call.signup_id, &call.token, call.request_id)
+            .await?,
+    ))
+}
+
+/// Verify the session's email with the six-digit code sent to it. A wrong code counts against
+/// the code's five tries.
+#[utoipa::path(post, path = "/api/v1/signup/sessions/{signup_id}/verify", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    request_body = VerifyEmail,
+    responses(
+        (status = 200, body = SignupView),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "code_expired, code_exhausted, already_verified, signup_finished or signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: code is not six digits, or not the code sent (wrong_code, with the tries left)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    call: SessionCall,
+    ApiJson(req): ApiJson<VerifyEmail>,
+) -> Result<Json<SignupView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .signups
+            .verify(&call.signup_id, &call.token, &req, call.request_id)
+            .await?,
+    ))
+}
+
+/// Send a new verification code (the one out stops working when the new one is sent).
+#[utoipa::path(post, path = "/api/v1/signup/sessions/{signup_id}/verify/resend", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 202, body = SignupView),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already_verified, too_many_codes, signup_finished or signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn resend(
+    State(state): State<AppState>,
+    call: SessionCall,
+) -> Result<(StatusCode, Json<SignupView>), ApiError> {
+    let view = state
+        .services
+        .signups
+        .resend_code(&call.signup_id, &call.token, call.request_id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Complete the session: every step answered and the email verified, it goes to review. The
+/// resume token is spent.
+#[utoipa::path(post, path = "/api/v1/signup/sessions/{signup_id}/complete", tag = "signup",
+    params(("signup_id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, body = SignupView),
+        (status = 401, description = "the resume token does not open this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "signup_incomplete, email_not_verified, signup_finished or signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn complete(
+    State(state): State<AppState>,
+    call: SessionCall,
+) -> Result<Json<SignupView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .signups
+            .complete(&call.signup_id, &call.token, call.request_id)
+            .await?,
+    ))
+}
+
+/// Verify a session's email with the token of the link sent to it (the page the link opens
+/// posts it here); the link's token is its own authority, no resume token needed.
+#[utoipa::path(post, path = "/api/v1/signup/verify", tag = "signup",
+    request_body = VerifyLink,
+    responses(
+        (status = 200, body = SignupView),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "the link does not verify this session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "code_expired, already_verified or signup_finished", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many signup requests from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify_link(
+    State(state): State<AppState>,
+    call: Counted,
+    ApiJson(req): ApiJson<VerifyLink>,
+) -> Result<Json<SignupView>, ApiError> {
+    well_formed(&req.session_id)?;
+    Ok(Json(
+        state
+            .services
+            .signups
+            .verify_link(&req.session_id, &req.token, call.request_id)
             .await?,
     ))
 }

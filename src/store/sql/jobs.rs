@@ -263,20 +263,7 @@ macro_rules! job_store {
                     at: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
-                    let moved = sqlx::query(
-                        "UPDATE outbox_cursors SET last_event_id = $1, updated_at = $2 \
-                         WHERE consumer = $3 AND last_event_id = $4",
-                    )
-                    .bind(to)
-                    .bind(at)
-                    .bind(consumer)
-                    .bind(from)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if moved != 1 {
-                        return Err(StoreError::CursorMoved(consumer.to_owned()));
-                    }
+                    move_cursor(&mut tx, consumer, from, to, at).await?;
                     if !counts.is_empty() {
                         let mut q = sqlx::QueryBuilder::new(
                             "INSERT INTO event_counts (day, event_type, events) ",
@@ -312,3 +299,37 @@ macro_rules! job_store {
 }
 
 pub(crate) use job_store;
+
+/// The outbox cursor's move, for a consumer whose effect is a registry table: the backend
+/// module gets `move_cursor(conn, consumer, from, to, at)`, which moves `consumer`'s cursor from
+/// `from` to `to` inside the caller's transaction, or refuses with
+/// [`crate::store::StoreError::CursorMoved`] when another attempt moved it first.
+macro_rules! cursor_writes {
+    ($conn:ty) => {
+        async fn move_cursor(
+            conn: &mut $conn,
+            consumer: &str,
+            from: i64,
+            to: i64,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), crate::store::StoreError> {
+            let moved = sqlx::query(
+                "UPDATE outbox_cursors SET last_event_id = $1, updated_at = $2 \
+                 WHERE consumer = $3 AND last_event_id = $4",
+            )
+            .bind(to)
+            .bind(at)
+            .bind(consumer)
+            .bind(from)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(crate::store::StoreError::CursorMoved(consumer.to_owned()));
+            }
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use cursor_writes;

@@ -33,6 +33,7 @@
 mod audit;
 mod credentials;
 mod customers;
+mod emails;
 mod jobs;
 mod keys;
 mod runs;
@@ -42,7 +43,8 @@ mod tokens;
 pub(crate) use audit::event_store;
 pub(crate) use credentials::credential_store;
 pub(crate) use customers::customer_store;
-pub(crate) use jobs::job_store;
+pub(crate) use emails::email_store;
+pub(crate) use jobs::{cursor_writes, job_store};
 pub(crate) use keys::integration_keys;
 pub(crate) use runs::{row_writes, run_store};
 pub(crate) use signups::signup_store;
@@ -60,7 +62,9 @@ macro_rules! portable_store {
         crate::store::sql::integration_keys!($store);
         crate::store::sql::job_store!($store);
         crate::store::sql::signup_store!($store);
+        crate::store::sql::email_store!($store);
         crate::store::sql::row_writes!($conn, $db);
+        crate::store::sql::cursor_writes!($conn);
     };
 }
 pub(crate) use portable_store;

@@ -21,7 +21,7 @@ macro_rules! signup_store {
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
                     sqlx::query(&format!(
-                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                     ))
                     .bind(&s.signup_id)
                     .bind(&s.email)
@@ -38,6 +38,11 @@ macro_rules! signup_store {
                     .bind(s.updated_at)
                     .bind(s.expires_at)
                     .bind(s.version)
+                    .bind(s.verification.as_ref().map(|v| &v.code_hash))
+                    .bind(s.verification.as_ref().map(|v| &v.link_hash))
+                    .bind(s.verification.as_ref().map(|v| v.expires_at))
+                    .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
+                    .bind(s.codes_requested)
                     .execute(&mut *tx)
                     .await?;
                     append(&mut tx, event).await?;
@@ -82,8 +87,10 @@ macro_rules! signup_store {
                     let changed = sqlx::query(
                         "UPDATE signup_sessions SET email = $1, company_name = $2, name_folded = $3, template = $4, \
                          status = $5, current_step = $6, furthest_step = $7, answers = $8, resume_token_hash = $9, \
-                         verified_at = $10, updated_at = $11, expires_at = $12, version = $13 \
-                         WHERE signup_id = $14 AND version = $15",
+                         verified_at = $10, updated_at = $11, expires_at = $12, version = $13, \
+                         verify_code_hash = $14, verify_link_hash = $15, verify_expires_at = $16, \
+                         verify_attempts = $17, codes_requested = $18 \
+                         WHERE signup_id = $19 AND version = $20",
                     )
                     .bind(&s.email)
                     .bind(&s.company_name)
@@ -98,6 +105,11 @@ macro_rules! signup_store {
                     .bind(s.updated_at)
                     .bind(s.expires_at)
                     .bind(s.version)
+                    .bind(s.verification.as_ref().map(|v| &v.code_hash))
+                    .bind(s.verification.as_ref().map(|v| &v.link_hash))
+                    .bind(s.verification.as_ref().map(|v| v.expires_at))
+                    .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
+                    .bind(s.codes_requested)
                     .bind(&s.signup_id)
                     .bind(expected_version)
                     .execute(&mut *tx)

@@ -29,7 +29,13 @@ impl Run {
 
 /// Runs `onramp` against `db`, with `product` when given.
 pub fn onramp(db: &TestDb, product: Option<&str>, args: &[&str]) -> Run {
+    onramp_env(db, product, args, &[])
+}
+
+/// [`onramp`] with environment variables set.
+pub fn onramp_env(db: &TestDb, product: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+    cmd.envs(env.iter().copied());
     cmd.args(db.cli_args());
     if let Some(p) = product {
         cmd.arg("--product").arg(super::repo_path(p));

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -243,11 +244,22 @@ pub async fn services(db: &TestDb, product: Product) -> Services {
 /// Wires services with the given runner options (faults, lease), through
 /// `Application::build` as every command starts, with keys that live only in memory.
 pub async fn services_with(db: &TestDb, product: Product, runner: RunnerOptions) -> Services {
+    services_configured(db, product, runner, |_| {}).await
+}
+
+/// [`services_with`], with `configure` setting what else the test needs (email, a clock).
+pub async fn services_configured(
+    db: &TestDb,
+    product: Product,
+    runner: RunnerOptions,
+    configure: impl FnOnce(&mut Settings),
+) -> Services {
     let mut settings = Settings::new(db.data_dir());
     settings.database_url = db.database_url.clone().map(Into::into);
     settings.product = ProductSource::Loaded(Box::new(product));
     settings.master_keys = MasterKeys::Ephemeral;
     settings.runner = Some(runner);
+    configure(&mut settings);
     Application::build(settings)
         .await
         .expect("onramp starts")
@@ -288,6 +300,22 @@ impl TestApp {
         options: ServeOptions,
     ) -> Self {
         let services = services_with(&db, product, runner).await;
+        Self::serve(db, services, options).await
+    }
+
+    /// Serves `product` with `configure` setting what else the test needs (email, a clock).
+    pub async fn start_configured(
+        backend: Backend,
+        product: Product,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        let runner = RunnerOptions::new(db.data_dir());
+        let services = services_configured(&db, product, runner, configure).await;
+        Self::serve(db, services, ServeOptions::default()).await
+    }
+
+    async fn serve(db: TestDb, services: Services, options: ServeOptions) -> Self {
         let cli = Actor::cli();
         let admin = services
             .admin_tokens
