@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::attribute::AttributeFormat;
+use crate::domain::email::DeliveryStatus;
 use crate::domain::signup::{FieldKind, SignupField, SignupStep};
 use crate::domain::values::MAX_CUSTOMER_ID_LEN;
 use crate::product::{AttributeKind, Product};
@@ -128,11 +129,22 @@ fn parameter(product: &Product, name: &str, place: &str, path: &str) -> Option<V
     Some(match (name, place) {
         ("customer_id", "path") => customer_id(product),
         ("industry", _) => enumeration(product.industries.iter().map(|i| i.id.as_str())),
-        ("status", "query") => {
+        ("status", "query") if !path.ends_with("/emails") => {
             let one = format!("({})", statuses.join("|"));
             json!({ "type": "string", "pattern": format!("^(all|{one}(,{one})*)$") })
         }
         ("tag", _) => json!({ "type": "string", "pattern": TAG }),
+        ("customer_id", "query") if path.ends_with("/emails") => customer_id(product),
+        ("status", "query") if path.ends_with("/emails") => {
+            enumeration(DeliveryStatus::ALL.iter().map(|s| s.as_str()))
+        }
+        ("limit", _) if path.ends_with("/emails") => {
+            json!({ "type": "integer", "minimum": 1, "maximum": 500 })
+        }
+        ("signup_id", "query") => json!({ "type": "string", "pattern": "^su_[0-9a-f]{32}$" }),
+        ("cursor", _) if path.ends_with("/emails") => {
+            json!({ "type": "string", "pattern": "^em_[0-9a-f]{32}$" })
+        }
         ("limit", _) => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
         ("within_days", _) => json!({ "type": "integer", "minimum": 0, "maximum": 3650 }),
         ("cursor", _) if path.ends_with("/audit") => {

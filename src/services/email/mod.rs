@@ -611,10 +611,12 @@ impl Email {
                        prefix: &str,
                        errors: &mut Vec<FieldError>| {
             if let Some(s) = v {
-                if !s.starts_with(prefix)
-                    || s.len() > 64
-                    || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
+                let well_formed = s.strip_prefix(prefix).is_some_and(|h| {
+                    h.len() == 32
+                        && h.bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                });
+                if !well_formed {
                     errors.push(
                         Invalid::new("format", format!("{field} is not an id this API returned"))
                             .at(field),
