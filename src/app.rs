@@ -18,6 +18,7 @@ use crate::services::email::smtp::{Mailer, SmtpSettings};
 use crate::services::email::MailSettings;
 use crate::services::faults::FaultPlan;
 use crate::services::keyring::{HashSecret, KeySource, Keyring, KeyringError};
+use crate::services::signups::dns::{DnsMx, MxLookup, NoLookups, Resolver};
 use crate::services::{RunnerOptions, ServiceError, Services};
 use crate::store::datasets::{DataStores, DatasetError};
 use crate::store::StoreError;
@@ -80,6 +81,9 @@ pub struct Settings {
     pub mail_from: Option<String>,
     /// `ONRAMP_PUBLIC_URL`: where people reach this Onramp, for links in email.
     pub public_url: Option<String>,
+    /// `ONRAMP_DNS_RESOLVER`: where the signup risk review's MX lookups go (`system`, an
+    /// `ip[:port]`, or `off`).
+    pub dns_resolver: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Settings {
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
             .field("mail_from", &self.mail_from)
             .field("public_url", &self.public_url)
+            .field("dns_resolver", &self.dns_resolver)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +137,7 @@ impl Settings {
             smtp_url: None,
             mail_from: None,
             public_url: None,
+            dns_resolver: None,
         }
     }
 
@@ -143,6 +149,7 @@ impl Settings {
         self.smtp_url = var("ONRAMP_SMTP_URL").map(SecretString::from);
         self.mail_from = var("ONRAMP_MAIL_FROM");
         self.public_url = var("ONRAMP_PUBLIC_URL").or(self.public_url);
+        self.dns_resolver = var("ONRAMP_DNS_RESOLVER").or(self.dns_resolver);
         self.master_key = var("ONRAMP_MASTER_KEY").map(SecretString::from);
         self.key_hash_secret = var("KEY_HASH_SECRET").map(SecretString::from);
         self.faults = var("ONRAMP_FAULTS");
@@ -172,7 +179,7 @@ pub enum StartError {
     /// The services refused the configuration.
     #[error(transparent)]
     Services(#[from] ServiceError),
-    /// The email settings are unusable.
+    /// The email or DNS settings are unusable.
     #[error("{0}")]
     Email(String),
 }
@@ -261,9 +268,37 @@ impl Application {
             settings.smtp_url.as_ref(),
             settings.mail_from.as_deref(),
             settings.public_url.as_deref(),
-        )?);
+        )?)
+        .with_mx_lookup(mx_lookup(settings.dns_resolver.as_deref())?);
         let jobs = Jobs::new(services.clone(), settings.job_lease);
         Ok(Self { services, jobs })
+    }
+}
+
+/// The signup risk review's MX lookups, as `ONRAMP_DNS_RESOLVER` says.
+fn mx_lookup(setting: Option<&str>) -> Result<Arc<dyn MxLookup>, StartError> {
+    match Resolver::parse(setting.unwrap_or("system")).map_err(StartError::Email)? {
+        Resolver::Off => Ok(Arc::new(NoLookups)),
+        Resolver::System => match DnsMx::new(None) {
+            Ok(dns) => Ok(Arc::new(dns)),
+            // No system DNS configuration (a bare container): every lookup says so, as a
+            // dns_error reason, and the server still starts.
+            Err(e) => {
+                tracing::warn!(error = %e, "no DNS resolver for the signup risk review's MX lookups; set ONRAMP_DNS_RESOLVER");
+                Ok(Arc::new(Unresolvable(e)))
+            }
+        },
+        Resolver::At(addr) => Ok(Arc::new(DnsMx::new(Some(addr)).map_err(StartError::Email)?)),
+    }
+}
+
+/// MX lookups without a resolver: each fails, saying why.
+struct Unresolvable(String);
+
+#[async_trait::async_trait]
+impl MxLookup for Unresolvable {
+    async fn mx(&self, _domain: &str) -> crate::services::signups::dns::MxAnswer {
+        crate::services::signups::dns::MxAnswer::Failed(self.0.clone())
     }
 }
 

@@ -156,6 +156,12 @@ catalog! {
     SignupEmailVerified(SignupEmailVerified) = "signup.email_verified", v 1;
     /// A signup was completed and went to its review.
     SignupCompleted(SignupCompleted) = "signup.completed", v 1;
+    /// A signup was approved, by the product's policy or an operator.
+    SignupApproved(SignupDecided) = "signup.approved", v 1;
+    /// A signup was rejected, by the product's policy or an operator.
+    SignupRejected(SignupDecided) = "signup.rejected", v 1;
+    /// A domain list of the risk review was replaced (operator chain).
+    DomainListUpdated(DomainListUpdated) = "signup.domain_list_updated", v 1;
     /// Legacy tenants were imported into the registry (operator chain).
     LegacyImported(LegacyImported) = "legacy.imported", v 1;
     /// An admin API token was created (operator chain).
@@ -359,6 +365,43 @@ pub struct SignupCompleted {
     pub signup_id: String,
     /// Where the completion left it (`review` while an operator decides).
     pub status: crate::domain::signup::SignupStatus,
+    /// The risk review's score.
+    #[serde(default)]
+    pub score: u32,
+    /// The signals the review found (their names).
+    #[serde(default)]
+    pub signals: Vec<crate::domain::risk::Signal>,
+}
+
+/// `signup.approved` and `signup.rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignupDecided {
+    /// The signup.
+    pub signup_id: String,
+    /// The risk review's score.
+    pub score: u32,
+    /// `policy` (the product's review policy) or `operator`.
+    pub by: String,
+    /// The reason given for a rejection.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// The customer an approval made.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub customer_id: Option<String>,
+}
+
+/// `signup.domain_list_updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainListUpdated {
+    /// Which list (`disposable`).
+    pub list: String,
+    /// The file it came from.
+    pub source: String,
+    /// The date the list says it is of.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub list_date: Option<String>,
+    /// How many domains it holds.
+    pub entries: i64,
 }
 
 /// `legacy.imported`.

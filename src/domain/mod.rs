@@ -13,6 +13,7 @@ pub mod integration_key;
 pub mod job;
 pub mod query;
 pub mod refusal;
+pub mod risk;
 pub mod role;
 pub mod run;
 pub mod signup;

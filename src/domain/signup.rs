@@ -391,6 +391,8 @@ pub struct Wizard {
     pub steps: Vec<SignupStep>,
     /// Templates a signup may choose.
     pub templates: Vec<SignupTemplate>,
+    /// How a completed signup's risk review is decided (`[signup.review]`).
+    pub policy: crate::domain::risk::RiskPolicy,
 }
 
 impl Wizard {

@@ -126,6 +126,86 @@ pub fn fold_name(name: &str) -> String {
     folded
 }
 
+/// Words that name a company's legal form, not the company: dropped from the end of a name
+/// before it is compared (`Acme Corp.`, `ACME, Inc` and `Acme GmbH` are one company's names).
+const LEGAL_SUFFIXES: &[&str] = &[
+    "ab",
+    "ag",
+    "as",
+    "asa",
+    "bv",
+    "bvba",
+    "co",
+    "company",
+    "corp",
+    "corporation",
+    "cv",
+    "eg",
+    "ev",
+    "gbr",
+    "gmbh",
+    "inc",
+    "incorporated",
+    "kft",
+    "kg",
+    "kk",
+    "lc",
+    "limited",
+    "llc",
+    "llp",
+    "lp",
+    "ltd",
+    "ltda",
+    "mbh",
+    "nv",
+    "oy",
+    "oyj",
+    "plc",
+    "pllc",
+    "pte",
+    "pty",
+    "pvt",
+    "sa",
+    "sarl",
+    "sas",
+    "sl",
+    "spa",
+    "sro",
+    "srl",
+    "ug",
+];
+
+/// The key two company names are duplicates by: the name's words with the legal forms at its
+/// end dropped (`Acme Holdings Pty Ltd` is `Acme Holdings`), then [`fold_name`]d. A name that is
+/// nothing but legal forms keeps them.
+pub fn company_key(name: &str) -> String {
+    let lower: String = name.nfkc().collect::<String>().to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut end = words.len();
+    while end > 1 && LEGAL_SUFFIXES.contains(&words[end - 1]) {
+        end -= 1;
+    }
+    fold_name(&words[..end].join(" "))
+}
+
+/// A name's ASCII letters and digits, lower case, in words separated by one space: accents
+/// dropped (`Café Zürich` is `cafe zurich`), anything else a separator.
+pub fn to_ascii_words(name: &str) -> String {
+    let plain: String = name
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase();
+    plain
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The path (`a.b[0]`; `body` for the top level) of the first string or key in `value` that
 /// holds a NUL character.
 pub fn nul_path(value: &serde_json::Value) -> Option<String> {
@@ -165,6 +245,33 @@ fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn company_keys_fold_case_spacing_punctuation_legal_forms_and_confusables() {
+        let acme = company_key("Acme");
+        for same in [
+            "ACME",
+            "  acme ",
+            "Acme, Inc.",
+            "Acme Corp",
+            "Acme GmbH",
+            "A.C.M.E.",
+            "Acme Pty Ltd",
+            "\u{0410}cme",
+            "Ac\u{200b}me",
+        ] {
+            assert_eq!(company_key(same), acme, "{same}");
+        }
+        assert_ne!(company_key("Acme Holdings"), acme);
+        assert_ne!(company_key("Acme Analytics Ltd"), acme);
+        assert_eq!(
+            company_key("Ltd"),
+            fold_name("ltd"),
+            "a name of legal forms only keeps them"
+        );
+        assert_eq!(company_key("Co Ltd"), fold_name("co"));
+    }
+
     use proptest::prelude::*;
 
     #[test]

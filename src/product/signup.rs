@@ -8,6 +8,7 @@ use toml::Spanned;
 use super::parse::{is_identifier, Checker};
 use super::{AttributeDef, AttributeKind, Industry, Tier};
 use crate::domain::attribute::BUILTIN_FORMATS;
+use crate::domain::risk::{RiskPolicy, Signal};
 use crate::domain::signup::{
     FieldKind, FieldTarget, SignupField, SignupMode, SignupStep, SignupTemplate, Wizard,
 };
@@ -27,6 +28,96 @@ pub(super) struct RawSignup {
     templates: Vec<Spanned<RawTemplate>>,
     #[serde(default)]
     steps: Vec<Spanned<RawStep>>,
+    review: Option<Spanned<RawReview>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    review_at: Option<Spanned<i64>>,
+    reject_at: Option<Spanned<i64>>,
+    #[serde(default)]
+    b2b: bool,
+    #[serde(default)]
+    weights: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    allow_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_domains: Vec<Spanned<String>>,
+}
+
+/// The highest weight or threshold a policy may name.
+const MAX_WEIGHT: i64 = 1000;
+
+/// Reads `[signup.review]`: thresholds, weights by signal, B2B, allow and deny lists.
+fn policy(c: &mut Checker<'_>, raw: &Spanned<RawReview>) -> RiskPolicy {
+    let rr = raw.get_ref();
+    let mut p = RiskPolicy::default();
+    let mut number = |v: &Option<Spanned<i64>>, name: &str, default: u32| match v {
+        None => default,
+        Some(n) if (1..=MAX_WEIGHT).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            c.at(
+                n,
+                format!("signup.review.{name} must be from 1 to {MAX_WEIGHT}"),
+            );
+            default
+        }
+    };
+    p.review_at = number(&rr.review_at, "review_at", p.review_at);
+    p.reject_at = number(&rr.reject_at, "reject_at", p.reject_at);
+    if p.review_at > p.reject_at {
+        c.at(raw, "signup.review.review_at must not be above reject_at");
+    }
+    p.b2b = rr.b2b;
+    for (name, w) in &rr.weights {
+        let Some(signal) = Signal::parse(name) else {
+            c.at(
+                w,
+                format!(
+                    "signup.review.weights: '{name}' is not a signal; the signals are {}",
+                    Signal::ALL.map(|s| s.as_str()).join(", ")
+                ),
+            );
+            continue;
+        };
+        if !(0..=MAX_WEIGHT).contains(w.get_ref()) {
+            c.at(
+                w,
+                format!("signup.review.weights.{name} must be from 0 to {MAX_WEIGHT}"),
+            );
+            continue;
+        }
+        p.weights.insert(signal, *w.get_ref() as u32);
+    }
+    let mut domains = |list: &[Spanned<String>], name: &str| {
+        let mut out = std::collections::BTreeSet::new();
+        for d in list {
+            let domain = d.get_ref().trim().to_ascii_lowercase();
+            let ok = domain.contains('.')
+                && domain.len() <= 253
+                && domain.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if ok {
+                out.insert(domain);
+            } else {
+                c.at(
+                    d,
+                    format!(
+                        "signup.review.{name}: '{}' is not a domain like example.com",
+                        d.get_ref()
+                    ),
+                );
+            }
+        }
+        out
+    };
+    p.allow_domains = domains(&rr.allow_domains, "allow_domains");
+    p.deny_domains = domains(&rr.deny_domains, "deny_domains");
+    p
 }
 
 fn enabled_by_default() -> bool {
@@ -225,12 +316,17 @@ pub(super) fn wizard(c: &mut Checker<'_>, raw: &Spanned<RawSignup>, cx: &Context
             }
         }
     }
+    let policy = rs
+        .review
+        .as_ref()
+        .map_or_else(RiskPolicy::default, |r| policy(c, r));
     Wizard {
         enabled: rs.enabled,
         mode,
         session_idle_hours,
         steps,
         templates,
+        policy,
     }
 }
 

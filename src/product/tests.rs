@@ -310,6 +310,94 @@ fields = [
 }
 
 #[test]
+fn the_review_policy_is_checked_with_its_lines() {
+    let text = format!(
+        r#"{SIGNUP_BASE}
+[signup]
+mode = "open"
+
+[signup.review]
+review_at = 200
+reject_at = 0
+b2b = true
+deny_domains = ["competitor.example", "not a domain"]
+allow_domains = ["localhost"]
+
+[signup.review.weights]
+free_mail = 5
+gut_feeling = 10
+no_mx = 5000
+
+[[signup.steps]]
+id = "account"
+title = "Account"
+fields = [
+  {{ name = "email", type = "email", required = true }},
+  {{ name = "company_name", type = "text", required = true }},
+]
+"#
+    );
+    let found = problems(&text).join("\n");
+    for expected in [
+        "signup.review.reject_at must be from 1 to 1000",
+        "signup.review.weights: 'gut_feeling' is not a signal; the signals are disposable_domain, denied_domain, no_mx, dns_error, duplicate_name, free_mail, existing_account",
+        "signup.review.weights.no_mx must be from 0 to 1000",
+        "signup.review.deny_domains: 'not a domain' is not a domain like example.com",
+        "signup.review.allow_domains: 'localhost' is not a domain like example.com",
+    ] {
+        assert!(found.contains(expected), "missing: {expected}\nfound:\n{found}");
+    }
+    assert!(found.lines().all(|l| l.starts_with("line ")), "{found}");
+    let order = problems(&format!(
+        r#"{SIGNUP_BASE}
+[signup]
+[signup.review]
+review_at = 90
+reject_at = 80
+[[signup.steps]]
+id = "account"
+title = "Account"
+fields = [
+  {{ name = "email", type = "email", required = true }},
+  {{ name = "company_name", type = "text", required = true }},
+]
+"#
+    ))
+    .join("\n");
+    assert!(
+        order.contains("signup.review.review_at must not be above reject_at"),
+        "{order}"
+    );
+    let fine = Product::from_toml(
+        &format!(
+            r#"{SIGNUP_BASE}
+[signup]
+[signup.review]
+b2b = true
+deny_domains = ["Competitor.Example"]
+[signup.review.weights]
+free_mail = 0
+[[signup.steps]]
+id = "account"
+title = "Account"
+fields = [
+  {{ name = "email", type = "email", required = true }},
+  {{ name = "company_name", type = "text", required = true }},
+]
+"#
+        ),
+        "t",
+        None,
+    )
+    .unwrap();
+    let p = fine.signup.unwrap().policy;
+    assert!(p.b2b);
+    assert!(p.deny_domains.contains("competitor.example"));
+    assert_eq!(p.weight(crate::domain::risk::Signal::FreeMail), 0);
+    assert_eq!(p.weight(crate::domain::risk::Signal::NoMx), 60);
+}
+
+#[test]
 fn the_seed_products_carry_their_wizards() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let cortex = Product::load(&root.join("examples/policycortex/onramp.toml")).unwrap();

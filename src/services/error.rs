@@ -206,6 +206,7 @@ impl ServiceError {
         match self {
             S::Tokens(TokenError::Invalid(error)) => Some(std::slice::from_ref(error)),
             S::Customers(e) => e.invalid_fields(),
+            S::Signups(SignupError::Onboarding(e)) => e.invalid_fields(),
             S::Invalid(errors)
             | S::Keys(KeyError::Invalid(errors))
             | S::Vault(VaultError::Invalid(errors))

@@ -131,6 +131,11 @@ impl Services {
         })
     }
 
+    /// Looks up signups' MX records with `mx` (the risk review); without it there are none.
+    pub fn with_mx_lookup(self, mx: Arc<dyn signups::dns::MxLookup>) -> Self {
+        Self::wire(Parts { mx, ..self.parts })
+    }
+
     /// Sends email with `mail` (the SMTP transport, when configured, and the public URL its
     /// links point at) instead of keeping it queued.
     pub fn with_mail(self, mail: email::MailSettings) -> Self {
@@ -155,6 +160,7 @@ struct Parts {
     steps: Arc<steps::StepRegistry>,
     http: reqwest::Client,
     mail: Arc<email::MailSettings>,
+    mx: Arc<dyn signups::dns::MxLookup>,
 }
 
 /// Everything the use cases need, cheap to clone: each capability, and what they share.
@@ -240,6 +246,7 @@ impl Services {
             steps: Arc::new(steps),
             http,
             mail: Arc::new(email::MailSettings::default()),
+            mx: Arc::new(signups::dns::NoLookups),
         }))
     }
 
@@ -257,6 +264,7 @@ impl Services {
             steps,
             http,
             mail,
+            mx,
         } = parts.clone();
         let vault = credentials::Vault::new(
             store.clone(),
@@ -306,10 +314,12 @@ impl Services {
         );
         let signups = signups::Signups::new(
             store.clone(),
+            store.clone(),
             product.clone(),
             clock.clone(),
             key_hash.clone(),
-        );
+        )
+        .with_review(mx, customers.clone());
         Self {
             email: email::Email::new(
                 store.clone(),

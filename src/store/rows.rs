@@ -550,13 +550,20 @@ pub(super) struct SignupRow {
     pub verify_expires_at: Option<DateTime<Utc>>,
     pub verify_attempts: i64,
     pub codes_requested: i64,
+    pub risk_score: Option<i64>,
+    pub risk_reasons: Option<Json<Vec<crate::domain::risk::Reason>>>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+    pub customer_id: Option<String>,
 }
 
 /// The columns of [`SignupRow`], in order.
 pub(super) const SIGNUP_COLUMNS: &str = "signup_id, email, company_name, name_folded, template, \
     status, current_step, furthest_step, answers, resume_token_hash, verified_at, created_at, \
     updated_at, expires_at, version, verify_code_hash, verify_link_hash, verify_expires_at, \
-    verify_attempts, codes_requested";
+    verify_attempts, codes_requested, risk_score, risk_reasons, decided_by, decided_at, \
+    decision_note, customer_id";
 
 impl TryFrom<SignupRow> for super::signups::SignupRecord {
     type Error = super::StoreError;
@@ -592,6 +599,19 @@ impl TryFrom<SignupRow> for super::signups::SignupRecord {
                 _ => None,
             },
             codes_requested: r.codes_requested,
+            review: r.risk_score.map(|score| super::signups::RiskReview {
+                score: u32::try_from(score).unwrap_or(u32::MAX),
+                reasons: r.risk_reasons.map(|j| j.0).unwrap_or_default(),
+            }),
+            decision: match (r.decided_by, r.decided_at) {
+                (Some(by), Some(at)) => Some(super::signups::SignupDecision {
+                    by,
+                    at,
+                    note: r.decision_note,
+                    customer_id: r.customer_id.map(CustomerId::from_trusted),
+                }),
+                _ => None,
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
             expires_at: r.expires_at,
@@ -655,5 +675,28 @@ impl TryFrom<EmailRow> for super::emails::EmailRecord {
             next_attempt_at: r.next_attempt_at,
             sent_at: r.sent_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DomainListRow {
+    pub name: String,
+    pub source: String,
+    pub list_date: Option<String>,
+    pub entries: i64,
+    pub domains: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DomainListRow> for super::signups::StoredDomainList {
+    fn from(r: DomainListRow) -> Self {
+        Self {
+            name: r.name,
+            source: r.source,
+            list_date: r.list_date,
+            entries: r.entries,
+            domains: r.domains,
+            updated_at: r.updated_at,
+        }
     }
 }

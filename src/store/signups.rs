@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use super::StoreError;
+use crate::domain::risk::Reason;
 use crate::domain::signup::SignupStatus;
-use crate::domain::NewEvent;
+use crate::domain::{CustomerId, NewEvent};
 
 /// The answers of a signup, by step and then by field.
 pub type Answers = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
@@ -42,6 +43,11 @@ pub struct SignupRecord {
     /// How many verification codes the session has asked for (its start, new addresses and
     /// resends), for the cap.
     pub codes_requested: i64,
+    /// The risk review made when it completed.
+    pub review: Option<RiskReview>,
+    /// The decision, once made: by whom, when, why (a rejection's reason), and the customer an
+    /// approval made.
+    pub decision: Option<SignupDecision>,
     /// When it started.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -64,6 +70,67 @@ pub struct Verification {
     pub expires_at: DateTime<Utc>,
     /// Wrong codes tried against it.
     pub attempts: i64,
+}
+
+/// The risk review of a completed signup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskReview {
+    /// The sum of the reasons' weights.
+    pub score: u32,
+    /// The signals found.
+    pub reasons: Vec<Reason>,
+}
+
+/// How a signup was decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignupDecision {
+    /// `onramp` for the product's policy, or the operator.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The reason given for a rejection.
+    pub note: Option<String>,
+    /// The customer an approval made (once it exists).
+    pub customer_id: Option<CustomerId>,
+}
+
+/// A company name found near a signup's: a customer's or another live signup's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameMatch {
+    /// `customer` or `signup`.
+    pub kind: &'static str,
+    /// The customer's or signup's id.
+    pub id: String,
+    /// Its name as given.
+    pub name: String,
+}
+
+/// A domain list kept in the registry (`disposable`): every server reads the same one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDomainList {
+    /// Which list.
+    pub name: String,
+    /// Where it came from (the file an operator loaded).
+    pub source: String,
+    /// The date the list says it is of, if it says.
+    pub list_date: Option<String>,
+    /// How many domains.
+    pub entries: i64,
+    /// The domains, one per line.
+    pub domains: String,
+    /// When it was stored.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which signups to list: by status, oldest change first, after a cursor.
+#[derive(Debug, Clone)]
+pub struct SignupFilter {
+    /// Only these statuses (stored ones; `expired` also finds idle sessions not yet recorded).
+    pub status: Option<SignupStatus>,
+    /// Only those after this (updated_at, signup_id) key.
+    pub after: Option<(DateTime<Utc>, String)>,
+    /// How many at most.
+    pub limit: i64,
 }
 
 /// Signup sessions.
@@ -92,4 +159,31 @@ pub trait SignupStore: Send + Sync {
         expected_version: i64,
         events: Vec<NewEvent>,
     ) -> Result<(), StoreError>;
+
+    /// Company names whose folded form starts with `prefix`: customers' (not deleted) and live
+    /// signups' (in progress and not idle past `now`, or in review) other than `except`, at most
+    /// `limit`.
+    async fn names_starting(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+        except: &str,
+        limit: i64,
+    ) -> Result<Vec<NameMatch>, StoreError>;
+
+    /// Whether a customer (not deleted) has `email` as its contact, in any case.
+    async fn contact_email_taken(&self, email: &str) -> Result<bool, StoreError>;
+
+    /// The stored domain list called `name`.
+    async fn domain_list(&self, name: &str) -> Result<Option<StoredDomainList>, StoreError>;
+
+    /// Stores (or replaces) a domain list with its event.
+    async fn save_domain_list(
+        &self,
+        list: &StoredDomainList,
+        event: NewEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Signups by `filter`, oldest change first.
+    async fn signups(&self, filter: &SignupFilter) -> Result<Vec<SignupRecord>, StoreError>;
 }

@@ -19,6 +19,7 @@ mod onboarding_runs;
 mod seed_growthnav;
 mod seed_paidsocialnav;
 mod signup;
+mod signup_review;
 mod store_conformance;
 mod tenant_isolation;
 mod token_exchange;

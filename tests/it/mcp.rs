@@ -311,6 +311,10 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
         "query_dataset",
         "update_customer",
         "offboard_customer",
+        "list_signups",
+        "get_signup",
+        "approve_signup",
+        "reject_signup",
     ] {
         assert!(
             names.contains(&expected),
@@ -328,7 +332,9 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
                 "list_customers",
                 "get_onboarding_status",
                 "query_dataset",
-                "list_credentials"
+                "list_credentials",
+                "list_signups",
+                "get_signup"
             ]
             .contains(&t.name.as_ref()),
             "{}",

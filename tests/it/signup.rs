@@ -29,6 +29,7 @@ async fn fixture(backend: Backend, product: Product) -> Fixture {
     ));
     let signups = Signups::new(
         store.clone(),
+        store.clone(),
         Arc::new(product),
         clock.clone(),
         Arc::new(onramp::services::keyring::HashSecret::ephemeral()),

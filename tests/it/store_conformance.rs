@@ -970,6 +970,8 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
         verified_at: None,
         verification: None,
         codes_requested: 1,
+        review: None,
+        decision: None,
         created_at: t0(),
         updated_at: t0(),
         expires_at: t0() + Duration::hours(72),
@@ -1013,6 +1015,135 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
     assert_eq!(common::all_events(store.as_ref()).await.len(), events + 1);
     let replay = store.update_signup(&next, 1, vec![ev()]).await;
     assert!(matches!(replay, Err(StoreError::SignupChanged(_))));
+}
+
+async fn the_review_reads_names_contacts_lists_and_the_queue(backend: Backend) {
+    use onramp::store::signups::{SignupFilter, StoredDomainList};
+    let (_db, store, _acme) = active_acme(backend).await;
+    let ev = || event(None, "admin_token.created", t0());
+    // The customer "Acme" folds to a name starting with fold("Acme").
+    let key = onramp::domain::text::company_key("ACME, Inc.");
+    let found = store.names_starting(&key, t0(), "su_x", 10).await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|m| (m.kind, m.id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("customer", "acme")]
+    );
+    assert!(store
+        .names_starting("zz", t0(), "su_x", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Live signups count; the asking one, ended ones and idle ones do not.
+    let signup = |id: &str, status: SignupStatus, minutes: i64| SignupRecord {
+        signup_id: id.into(),
+        email: format!("{id}@example.com"),
+        company_name: "Acme Labs".into(),
+        name_folded: onramp::domain::text::fold_name("Acme Labs"),
+        template: None,
+        status,
+        current_step: None,
+        furthest_step: "account".into(),
+        answers: Default::default(),
+        resume_token_hash: "h".into(),
+        verified_at: None,
+        verification: None,
+        codes_requested: 1,
+        review: None,
+        decision: None,
+        created_at: t0() + Duration::minutes(minutes),
+        updated_at: t0() + Duration::minutes(minutes),
+        expires_at: t0() + Duration::hours(1),
+        version: 1,
+    };
+    for (id, status, m) in [
+        ("su_a", SignupStatus::InProgress, 1),
+        ("su_b", SignupStatus::Review, 2),
+        ("su_c", SignupStatus::Rejected, 3),
+        ("su_d", SignupStatus::Review, 4),
+    ] {
+        store
+            .insert_signup(&signup(id, status, m), ev())
+            .await
+            .unwrap();
+    }
+    let ids = |found: Vec<onramp::store::signups::NameMatch>| {
+        let mut v: Vec<String> = found.into_iter().map(|m| m.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(store.names_starting(&key, t0(), "su_d", 10).await.unwrap()),
+        vec!["acme", "su_a", "su_b"]
+    );
+    assert_eq!(
+        ids(store
+            .names_starting(&key, t0() + Duration::hours(2), "su_d", 10)
+            .await
+            .unwrap()),
+        vec!["acme", "su_b"],
+        "an idle session is not live"
+    );
+    // The contact email, in any case.
+    assert!(store.contact_email_taken("OPS@Example.com").await.unwrap());
+    assert!(!store.contact_email_taken("ops@example.org").await.unwrap());
+    // The queue by status, oldest change first, after a cursor.
+    let page = |status, after| {
+        let store = store.clone();
+        async move {
+            store
+                .signups(&SignupFilter {
+                    status,
+                    after,
+                    limit: 10,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.signup_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        page(Some(SignupStatus::Review), None).await,
+        vec!["su_b", "su_d"]
+    );
+    assert_eq!(
+        page(
+            Some(SignupStatus::Review),
+            Some((t0() + Duration::minutes(2), "su_b".into()))
+        )
+        .await,
+        vec!["su_d"]
+    );
+    assert_eq!(page(None, None).await.len(), 4);
+    // A domain list round-trips and is replaced whole.
+    assert_eq!(store.domain_list("disposable").await.unwrap(), None);
+    let list = StoredDomainList {
+        name: "disposable".into(),
+        source: "a.conf".into(),
+        list_date: Some("2026-12-01".into()),
+        entries: 2,
+        domains: "a.example\nb.example".into(),
+        updated_at: t0(),
+    };
+    store.save_domain_list(&list, ev()).await.unwrap();
+    assert_eq!(
+        store.domain_list("disposable").await.unwrap(),
+        Some(list.clone())
+    );
+    let newer = StoredDomainList {
+        source: "b.conf".into(),
+        list_date: None,
+        entries: 1,
+        domains: "c.example".into(),
+        updated_at: t0() + Duration::hours(1),
+        ..list
+    };
+    store.save_domain_list(&newer, ev()).await.unwrap();
+    assert_eq!(store.domain_list("disposable").await.unwrap(), Some(newer));
 }
 
 async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backend: Backend) {
@@ -1163,6 +1294,7 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
 }
 
 on_both_backends!(
+    the_review_reads_names_contacts_lists_and_the_queue,
     the_delivery_log_queues_once_per_event_and_moves_with_its_cursor,
     a_customer_round_trips_with_every_field,
     a_duplicate_id_is_refused_and_changes_nothing,

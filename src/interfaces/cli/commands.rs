@@ -138,6 +138,8 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Customers(c) => super::customers::run(&services, &actor, *c).await,
         Command::Audit(a) => super::audit::run(&services, &actor, a).await,
         Command::Email(e) => super::email::run(&services, &actor, e).await,
+        Command::Signups(c) => super::signups::run(&services, &actor, c).await,
+        Command::Signup(c) => super::signups::run_settings(&services, &actor, c).await,
         Command::Credentials(c) => super::credentials::run(&services, &actor, c).await,
         Command::Keys(k) => super::keys::run(&services, &actor, k).await,
         Command::Vault(VaultCommand::RotateMasterKey) => rotate_master_key(&services, &actor).await,

@@ -13,6 +13,7 @@ mod jobs;
 mod keys;
 mod onboarding;
 mod output;
+mod signups;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -238,6 +239,12 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The signup review queue: list, show, approve, reject.
+    #[command(subcommand)]
+    Signups(signups::SignupsCommand),
+    /// Signup settings: the risk review's domain lists.
+    #[command(subcommand)]
+    Signup(signups::SignupCommand),
     /// Transactional email: send a test message, read the delivery log.
     #[command(subcommand)]
     Email(email::EmailCommand),

@@ -156,6 +156,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(keys::router())
         .merge(tenant::router())
         .merge(signup::router())
+        .merge(signup::queue_router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

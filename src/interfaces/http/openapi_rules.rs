@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::attribute::AttributeFormat;
 use crate::domain::email::DeliveryStatus;
-use crate::domain::signup::{FieldKind, SignupField, SignupStep};
+use crate::domain::signup::{FieldKind, SignupField, SignupStatus, SignupStep};
 use crate::domain::values::MAX_CUSTOMER_ID_LEN;
 use crate::product::{AttributeKind, Product};
 
@@ -129,7 +129,7 @@ fn parameter(product: &Product, name: &str, place: &str, path: &str) -> Option<V
     Some(match (name, place) {
         ("customer_id", "path") => customer_id(product),
         ("industry", _) => enumeration(product.industries.iter().map(|i| i.id.as_str())),
-        ("status", "query") if !path.ends_with("/emails") => {
+        ("status", "query") if !path.ends_with("/emails") && !path.ends_with("/signups") => {
             let one = format!("({})", statuses.join("|"));
             json!({ "type": "string", "pattern": format!("^(all|{one}(,{one})*)$") })
         }
@@ -138,8 +138,14 @@ fn parameter(product: &Product, name: &str, place: &str, path: &str) -> Option<V
         ("status", "query") if path.ends_with("/emails") => {
             enumeration(DeliveryStatus::ALL.iter().map(|s| s.as_str()))
         }
-        ("limit", _) if path.ends_with("/emails") => {
+        ("status", "query") if path.ends_with("/signups") => {
+            enumeration(SignupStatus::ALL.iter().map(|s| s.as_str()))
+        }
+        ("limit", _) if path.ends_with("/emails") || path.ends_with("/signups") => {
             json!({ "type": "integer", "minimum": 1, "maximum": 500 })
+        }
+        ("cursor", _) if path.ends_with("/signups") => {
+            json!({ "type": "string", "pattern": "^[0-9]{1,16}\\.su_[0-9a-f]{32}$" })
         }
         ("signup_id", "query") => json!({ "type": "string", "pattern": "^su_[0-9a-f]{32}$" }),
         ("cursor", _) if path.ends_with("/emails") => {
@@ -269,7 +275,7 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
             "tags": nullable(tags),
             "attributes": nullable(attributes(product, false, true)),
             "contact": nullable(contact),
-            "usage_tier": nullable(tiers),
+            "usage_tier": nullable(tiers.clone()),
             "status": nullable(enumeration(transitions)),
         },
         "additionalProperties": false,
@@ -308,6 +314,27 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
         "if": { "properties": { "export": { "const": true } }, "required": ["export"] },
         "then": { "properties": { "delete_data": { "const": true } }, "required": ["delete_data"] },
     });
+    schemas["ApproveSignup"] = json!({
+        "type": "object",
+        "description": schemas["ApproveSignup"]["description"],
+        "properties": {
+            "customer_id": nullable(new_id.clone()),
+            "usage_tier": nullable(tiers.clone()),
+        },
+        "additionalProperties": false,
+    });
+    schemas["RejectSignup"] = json!({
+        "type": "object",
+        "description": schemas["RejectSignup"]["description"],
+        "properties": { "reason": text(500) },
+        "required": ["reason"],
+        "additionalProperties": false,
+    });
+    schemas["VerifyEmail"]["properties"]["code"] =
+        json!({ "type": "string", "pattern": "^\\s*[0-9]{6}\\s*$" });
+    schemas["VerifyLink"]["properties"]["session_id"] =
+        json!({ "type": "string", "pattern": "^su_[0-9a-f]{32}$" });
+    schemas["VerifyLink"]["properties"]["token"] = no_nul();
     schemas["QueryRequest"]["properties"]["sql"]["minLength"] = json!(1);
     schemas["QueryRequest"]["properties"]["sql"]["maxLength"] =
         json!(crate::domain::query::MAX_QUERY_BYTES);

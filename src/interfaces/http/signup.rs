@@ -10,12 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::auth::bearer;
+use super::auth::{bearer, Authenticated};
 use super::error::{ApiError, Problem};
-use super::json::{ApiJson, ApiPath};
+use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::services::signups::{
-    SignupError, SignupView, StartSignup, StartedSignup, StepSubmission, VerifyEmail, VerifyLink,
+    ApproveSignup, ApprovedSignup, RejectSignup, SignupDetail, SignupError, SignupList,
+    SignupQuery, SignupView, StartSignup, StartedSignup, StepSubmission, VerifyEmail, VerifyLink,
 };
 
 /// The signup routes.
@@ -28,6 +29,15 @@ pub fn router() -> Router<AppState> {
         .route("/signup/sessions/{signup_id}/verify/resend", post(resend))
         .route("/signup/sessions/{signup_id}/complete", post(complete))
         .route("/signup/verify", post(verify_link))
+}
+
+/// The operators' review queue.
+pub fn queue_router() -> Router<AppState> {
+    Router::new()
+        .route("/signups", get(queue))
+        .route("/signups/{signup_id}", get(detail))
+        .route("/signups/{signup_id}/approve", post(approve))
+        .route("/signups/{signup_id}/reject", post(reject))
 }
 
 /// The request id, when it is one a log and the event log can hold: the server's own, or a
@@ -330,6 +340,97 @@ pub async fn verify_link(
             .services
             .signups
             .verify_link(&req.session_id, &req.token, call.request_id)
+            .await?,
+    ))
+}
+
+/// The review queue: signups in a status (default `review`), oldest change first, with their
+/// answers, risk score and reasons.
+#[utoipa::path(get, path = "/api/v1/signups", tag = "signup", params(SignupQuery),
+    responses(
+        (status = 200, body = SignupList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: a bad status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn queue(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<SignupQuery>,
+) -> Result<Json<SignupList>, ApiError> {
+    Ok(Json(state.services.signups.list(&actor, &q).await?))
+}
+
+/// One signup: its answers, risk score and reasons, and its decision.
+#[utoipa::path(get, path = "/api/v1/signups/{signup_id}", tag = "signup",
+    params(("signup_id" = String, Path, description = "The signup's id")),
+    responses(
+        (status = 200, body = SignupDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_not_found", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn detail(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(signup_id): ApiPath<String>,
+) -> Result<Json<SignupDetail>, ApiError> {
+    Ok(Json(state.services.signups.show(&actor, &signup_id).await?))
+}
+
+/// Approve a signup in review: its customer is made through the onboarding run, with an id
+/// derived from the company name (or the one given) and the template's tier (or the one given).
+#[utoipa::path(post, path = "/api/v1/signups/{signup_id}/approve", tag = "signup",
+    params(("signup_id" = String, Path, description = "The signup's id")),
+    request_body = ApproveSignup,
+    responses(
+        (status = 200, body = ApprovedSignup),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "signup_not_in_review (decided already, or not completed), customer_exists, signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: the customer the answers make breaks a rule (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(signup_id): ApiPath<String>,
+    ApiJson(req): ApiJson<ApproveSignup>,
+) -> Result<Json<ApprovedSignup>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .signups
+            .approve(&actor, &signup_id, &req)
+            .await?,
+    ))
+}
+
+/// Reject a signup in review, with the reason.
+#[utoipa::path(post, path = "/api/v1/signups/{signup_id}/reject", tag = "signup",
+    params(("signup_id" = String, Path, description = "The signup's id")),
+    request_body = RejectSignup,
+    responses(
+        (status = 200, body = SignupDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "signup_not_in_review or signup_changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(signup_id): ApiPath<String>,
+    ApiJson(req): ApiJson<RejectSignup>,
+) -> Result<Json<SignupDetail>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .signups
+            .reject(&actor, &signup_id, &req)
             .await?,
     ))
 }

@@ -20,6 +20,9 @@ use crate::services::customers::CustomerError;
 use crate::services::customers::OffboardResult;
 use crate::services::customers::{ListQuery, OffboardRequest, OnboardRequest, UpdateRequest};
 use crate::services::onboarding::OnboardingStatus;
+use crate::services::signups::{
+    ApproveSignup, ApprovedSignup, RejectSignup, SignupDetail, SignupList, SignupQuery,
+};
 use crate::services::views::{CustomerList, CustomerView, OnboardResponse, OnboardingResult};
 use crate::services::{Actor, ServiceError, Services};
 use crate::store::datasets::QueryResult;
@@ -121,6 +124,53 @@ pub struct StoreCredentialSchema {
     _target: StoreCredentialArgs,
     #[serde(flatten)]
     _value: PutCredential,
+}
+
+/// Arguments naming a signup.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupIdArgs {
+    /// The signup's id (`su_` and 32 hex digits).
+    pub signup_id: String,
+}
+
+/// Arguments of `list_signups`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupListArgs {
+    /// review (default), approved, rejected, in_progress, abandoned or expired.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Arguments of `approve_signup`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveSignupArgs {
+    /// The signup's id.
+    pub signup_id: String,
+    /// The customer id to give (default: derived from the company name).
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// The tier to give (default: the template's).
+    #[serde(default)]
+    pub usage_tier: Option<String>,
+}
+
+/// Arguments of `reject_signup`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectSignupArgs {
+    /// The signup's id.
+    pub signup_id: String,
+    /// Why, for the record (1 to 500 characters).
+    pub reason: String,
 }
 
 /// What a tool is, whom it is for, and how it behaves.
@@ -322,6 +372,54 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: schema_for_input::<OffboardArgs>,
         output: output::object::<OffboardResult>,
     },
+    ToolSpec {
+        name: "list_signups",
+        title: "List signups",
+        description: "The signup review queue: signups in a status (review by default), oldest \
+                      change first, each with its answers, risk score and reasons.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<SignupListArgs>,
+        output: output::object::<SignupList>,
+    },
+    ToolSpec {
+        name: "get_signup",
+        title: "Get a signup",
+        description: "One signup: its answers, risk score and reasons (each signal with its \
+                      weight and what was seen), and its decision.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<SignupIdArgs>,
+        output: output::object::<SignupDetail>,
+    },
+    ToolSpec {
+        name: "approve_signup",
+        title: "Approve a signup",
+        description: "Approves a signup in review: its customer is made through the onboarding \
+                      run, with an id derived from the company name (or the one given) and the \
+                      template's tier (or the one given). Refused for a signup not in review.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<ApproveSignupArgs>,
+        output: output::object::<ApprovedSignup>,
+    },
+    ToolSpec {
+        name: "reject_signup",
+        title: "Reject a signup",
+        description: "Rejects a signup in review, recording the reason; the decision is final.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        schema: schema_for_input::<RejectSignupArgs>,
+        output: output::object::<SignupDetail>,
+    },
 ];
 
 /// The tool named `name`.
@@ -459,6 +557,32 @@ pub async fn call(
                     .offboard(actor, &target.customer_id, &request, None)
                     .await,
             )
+        }
+        "list_signups" => {
+            let a = parse!(SignupListArgs);
+            let q = SignupQuery {
+                status: a.status,
+                limit: a.limit,
+                cursor: a.cursor,
+            };
+            service(services.signups.list(actor, &q).await)
+        }
+        "get_signup" => {
+            let a = parse!(SignupIdArgs);
+            service(services.signups.show(actor, &a.signup_id).await)
+        }
+        "approve_signup" => {
+            let a = parse!(ApproveSignupArgs);
+            let req = ApproveSignup {
+                customer_id: a.customer_id,
+                usage_tier: a.usage_tier,
+            };
+            service(services.signups.approve(actor, &a.signup_id, &req).await)
+        }
+        "reject_signup" => {
+            let a = parse!(RejectSignupArgs);
+            let req = RejectSignup { reason: a.reason };
+            service(services.signups.reject(actor, &a.signup_id, &req).await)
         }
         other => unreachable!("tool {other} is listed but not dispatched"),
     }

@@ -19,17 +19,25 @@ use utoipa::ToSchema;
 
 use super::keyring::HashSecret;
 use super::{invalid_fields_message, Clock, ErrorKind};
-use crate::domain::events::{
-    EventBody, SignupCompleted, SignupStarted, SignupStepRef, SignupVerificationRequested,
-};
+use crate::domain::events::{EventBody, SignupStarted, SignupStepRef, SignupVerificationRequested};
 use crate::domain::signup::{FieldKind, InvalidSignupTransition, SignupStatus, SignupStep, Wizard};
 use crate::domain::text::fold_name;
 use crate::domain::{FieldError, Invalid, NewEvent};
 use crate::product::Product;
+use crate::services::customers::Customers;
 use crate::store::signups::{Answers, SignupRecord, SignupStore};
+use crate::store::CustomerStore;
 use crate::store::StoreError;
+use dns::MxLookup;
 
+pub mod dns;
+mod review;
 mod verify;
+
+pub use review::{
+    parse_domain_list, ApproveSignup, ApprovedSignup, DomainList, Lists, RejectSignup,
+    SignupDetail, SignupList, SignupQuery,
+};
 
 pub use verify::{
     Issue, IssuedVerification, VerifyEmail, VerifyLink, CODE_TTL_MINUTES, MAX_CODES,
@@ -200,6 +208,25 @@ pub enum SignupError {
     /// The session cannot complete yet: a step has no answers.
     #[error("step '{0}' has no answers yet; every step is answered before the signup completes")]
     Incomplete(String),
+    /// No signup has this id (operators).
+    #[error("no signup has id '{0}'")]
+    NotFound(String),
+    /// The signup is not in review: decided already, or not completed.
+    #[error(
+        "signup '{signup_id}' is {status}; only a signup in review can be approved or rejected"
+    )]
+    NotDecidable {
+        /// The signup.
+        signup_id: String,
+        /// Where it stands.
+        status: SignupStatus,
+    },
+    /// Making the approved signup's customer failed.
+    #[error("the signup's customer could not be made: {0}")]
+    Onboarding(Box<crate::services::customers::CustomerError>),
+    /// The actor's role does not allow this.
+    #[error(transparent)]
+    Forbidden(#[from] crate::services::Forbidden),
     /// The session cannot complete before its email is verified.
     #[error("the session's email is not verified; enter the code sent to it first")]
     Unverified,
@@ -231,7 +258,10 @@ impl SignupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SignupError::Closed => ErrorKind::NotFound,
-            SignupError::InviteOnly => ErrorKind::Forbidden,
+            SignupError::InviteOnly | SignupError::Forbidden(_) => ErrorKind::Forbidden,
+            SignupError::NotFound(_) => ErrorKind::NotFound,
+            SignupError::NotDecidable { .. } => ErrorKind::Conflict,
+            SignupError::Onboarding(e) => e.kind(),
             SignupError::Invalid(_) => ErrorKind::Invalid,
             SignupError::BadToken => ErrorKind::Unauthenticated,
             SignupError::Finished { .. }
@@ -253,6 +283,10 @@ impl SignupError {
         match self {
             SignupError::Closed => "signup_closed",
             SignupError::InviteOnly => "signup_invite_only",
+            SignupError::Forbidden(_) => "forbidden",
+            SignupError::NotFound(_) => "signup_not_found",
+            SignupError::NotDecidable { .. } => "signup_not_in_review",
+            SignupError::Onboarding(e) => e.code(),
             SignupError::Invalid(_) => "validation_failed",
             SignupError::BadToken => "unauthorized",
             SignupError::Finished { .. } => "signup_finished",
@@ -287,25 +321,44 @@ fn hash_token(token: &str) -> String {
 #[derive(Clone)]
 pub struct Signups {
     store: Arc<dyn SignupStore>,
+    customer_store: Arc<dyn CustomerStore>,
     product: Arc<Product>,
     clock: Arc<dyn Clock>,
     key_hash: Arc<HashSecret>,
+    mx: Arc<dyn MxLookup>,
+    lists: Arc<Lists>,
+    customers: Option<Customers>,
 }
 
 impl Signups {
     /// The capability over its store, the product (its wizard), the clock and
-    /// `KEY_HASH_SECRET` (under which verification codes are stored).
+    /// `KEY_HASH_SECRET` (under which verification codes are stored), with no MX lookups and no
+    /// customer registry to approve into; [`Signups::with_review`] adds them.
     pub fn new(
         store: Arc<dyn SignupStore>,
+        customer_store: Arc<dyn CustomerStore>,
         product: Arc<Product>,
         clock: Arc<dyn Clock>,
         key_hash: Arc<HashSecret>,
     ) -> Self {
         Self {
             store,
+            customer_store,
             product,
             clock,
             key_hash,
+            mx: Arc::new(dns::NoLookups),
+            lists: Arc::new(Lists::default()),
+            customers: None,
+        }
+    }
+
+    /// With the MX lookups of the risk review and the registry an approval makes customers in.
+    pub fn with_review(self, mx: Arc<dyn MxLookup>, customers: Customers) -> Self {
+        Self {
+            mx,
+            customers: Some(customers),
+            ..self
         }
     }
 
@@ -386,6 +439,8 @@ impl Signups {
             verified_at: None,
             verification: None,
             codes_requested: 1,
+            review: None,
+            decision: None,
             created_at: now,
             updated_at: now,
             expires_at: now + Duration::hours(i64::from(wizard.session_idle_hours)),
@@ -557,35 +612,6 @@ impl Signups {
         next.expires_at = now + Duration::hours(i64::from(wizard.session_idle_hours));
         self.save_by_person(&record, &mut next, bodies, request_id)
             .await?;
-        Ok(self.view(wizard, &next))
-    }
-
-    /// Completes the session: every step answered and the email verified, it goes to review.
-    /// Its resume token is spent.
-    #[tracing::instrument(skip_all, fields(signup_id = signup_id))]
-    pub async fn complete(
-        &self,
-        signup_id: &str,
-        token: &str,
-        request_id: Option<String>,
-    ) -> Result<SignupView, SignupError> {
-        let (wizard, record) = self.open_live(signup_id, token).await?;
-        if let Some(step) = &record.current_step {
-            return Err(SignupError::Incomplete(step.clone()));
-        }
-        if record.verified_at.is_none() {
-            return Err(SignupError::Unverified);
-        }
-        let mut next = record.clone();
-        next.status = record.status.transition(SignupStatus::Review)?;
-        next.updated_at = self.clock.now();
-        let body = EventBody::SignupCompleted(SignupCompleted {
-            signup_id: record.signup_id.clone(),
-            status: next.status,
-        });
-        self.save_by_person(&record, &mut next, vec![body], request_id)
-            .await?;
-        tracing::info!(signup_id = %record.signup_id, status = %next.status, "signup completed");
         Ok(self.view(wizard, &next))
     }
 

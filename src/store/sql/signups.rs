@@ -8,8 +8,10 @@ macro_rules! signup_store {
             use sqlx::types::Json;
 
             use crate::domain::NewEvent;
-            use crate::store::rows::{SignupRow, SIGNUP_COLUMNS};
-            use crate::store::signups::{SignupRecord, SignupStore};
+            use crate::store::rows::{DomainListRow, SignupRow, SIGNUP_COLUMNS};
+            use crate::store::signups::{
+                NameMatch, SignupFilter, SignupRecord, SignupStore, StoredDomainList,
+            };
             use crate::store::StoreError;
 
             #[async_trait::async_trait]
@@ -21,7 +23,7 @@ macro_rules! signup_store {
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
                     sqlx::query(&format!(
-                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
                     ))
                     .bind(&s.signup_id)
                     .bind(&s.email)
@@ -43,6 +45,16 @@ macro_rules! signup_store {
                     .bind(s.verification.as_ref().map(|v| v.expires_at))
                     .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
                     .bind(s.codes_requested)
+                    .bind(s.review.as_ref().map(|r| i64::from(r.score)))
+                    .bind(s.review.as_ref().map(|r| Json(&r.reasons)))
+                    .bind(s.decision.as_ref().map(|d| &d.by))
+                    .bind(s.decision.as_ref().map(|d| d.at))
+                    .bind(s.decision.as_ref().and_then(|d| d.note.as_ref()))
+                    .bind(
+                        s.decision
+                            .as_ref()
+                            .and_then(|d| d.customer_id.as_ref().map(|c| c.as_str())),
+                    )
                     .execute(&mut *tx)
                     .await?;
                     append(&mut tx, event).await?;
@@ -89,8 +101,10 @@ macro_rules! signup_store {
                          status = $5, current_step = $6, furthest_step = $7, answers = $8, resume_token_hash = $9, \
                          verified_at = $10, updated_at = $11, expires_at = $12, version = $13, \
                          verify_code_hash = $14, verify_link_hash = $15, verify_expires_at = $16, \
-                         verify_attempts = $17, codes_requested = $18 \
-                         WHERE signup_id = $19 AND version = $20",
+                         verify_attempts = $17, codes_requested = $18, risk_score = $19, \
+                         risk_reasons = $20, decided_by = $21, decided_at = $22, \
+                         decision_note = $23, customer_id = $24 \
+                         WHERE signup_id = $25 AND version = $26",
                     )
                     .bind(&s.email)
                     .bind(&s.company_name)
@@ -110,6 +124,16 @@ macro_rules! signup_store {
                     .bind(s.verification.as_ref().map(|v| v.expires_at))
                     .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
                     .bind(s.codes_requested)
+                    .bind(s.review.as_ref().map(|r| i64::from(r.score)))
+                    .bind(s.review.as_ref().map(|r| Json(&r.reasons)))
+                    .bind(s.decision.as_ref().map(|d| &d.by))
+                    .bind(s.decision.as_ref().map(|d| d.at))
+                    .bind(s.decision.as_ref().and_then(|d| d.note.as_ref()))
+                    .bind(
+                        s.decision
+                            .as_ref()
+                            .and_then(|d| d.customer_id.as_ref().map(|c| c.as_str())),
+                    )
                     .bind(&s.signup_id)
                     .bind(expected_version)
                     .execute(&mut *tx)
@@ -120,6 +144,126 @@ macro_rules! signup_store {
                     append_all(&mut tx, events).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn names_starting(
+                    &self,
+                    prefix: &str,
+                    now: chrono::DateTime<chrono::Utc>,
+                    except: &str,
+                    limit: i64,
+                ) -> Result<Vec<NameMatch>, StoreError> {
+                    // Every folded name starting with `prefix` sorts from it to it followed by
+                    // the highest code point (both engines compare these columns bytewise).
+                    let upper = format!("{prefix}\u{10FFFF}");
+                    let customers: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT customer_id, customer_name FROM customers \
+                         WHERE name_folded >= $1 AND name_folded < $2 AND status <> 'deleted' \
+                         ORDER BY name_folded LIMIT $3",
+                    )
+                    .bind(prefix)
+                    .bind(&upper)
+                    .bind(limit)
+                    .fetch_all(self.reads())
+                    .await?;
+                    let signups: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT signup_id, company_name FROM signup_sessions \
+                         WHERE name_folded >= $1 AND name_folded < $2 AND signup_id <> $3 \
+                         AND (status = 'review' OR (status = 'in_progress' AND expires_at > $4)) \
+                         ORDER BY name_folded LIMIT $5",
+                    )
+                    .bind(prefix)
+                    .bind(&upper)
+                    .bind(except)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(self.reads())
+                    .await?;
+                    Ok(customers
+                        .into_iter()
+                        .map(|(id, name)| NameMatch { kind: "customer", id, name })
+                        .chain(signups.into_iter().map(|(id, name)| NameMatch {
+                            kind: "signup",
+                            id,
+                            name,
+                        }))
+                        .collect())
+                }
+
+                async fn contact_email_taken(&self, email: &str) -> Result<bool, StoreError> {
+                    let found: Option<String> = sqlx::query_scalar(
+                        "SELECT customer_id FROM customers WHERE lower(contact_email) = lower($1) \
+                         AND status <> 'deleted' LIMIT 1",
+                    )
+                    .bind(email)
+                    .fetch_optional(self.reads())
+                    .await?;
+                    Ok(found.is_some())
+                }
+
+                async fn domain_list(
+                    &self,
+                    name: &str,
+                ) -> Result<Option<StoredDomainList>, StoreError> {
+                    let row: Option<DomainListRow> = sqlx::query_as(
+                        "SELECT name, source, list_date, entries, domains, updated_at \
+                         FROM domain_lists WHERE name = $1",
+                    )
+                    .bind(name)
+                    .fetch_optional(self.reads())
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn save_domain_list(
+                    &self,
+                    l: &StoredDomainList,
+                    event: NewEvent,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    sqlx::query(
+                        "INSERT INTO domain_lists (name, source, list_date, entries, domains, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET \
+                         source = excluded.source, list_date = excluded.list_date, \
+                         entries = excluded.entries, domains = excluded.domains, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(&l.name)
+                    .bind(&l.source)
+                    .bind(&l.list_date)
+                    .bind(l.entries)
+                    .bind(&l.domains)
+                    .bind(l.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    append(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn signups(
+                    &self,
+                    filter: &SignupFilter,
+                ) -> Result<Vec<SignupRecord>, StoreError> {
+                    let mut q = sqlx::QueryBuilder::new(format!(
+                        "SELECT {SIGNUP_COLUMNS} FROM signup_sessions WHERE 1 = 1"
+                    ));
+                    if let Some(st) = filter.status {
+                        q.push(" AND status = ").push_bind(st.as_str());
+                    }
+                    if let Some((at, id)) = &filter.after {
+                        q.push(" AND (updated_at > ")
+                            .push_bind(*at)
+                            .push(" OR (updated_at = ")
+                            .push_bind(*at)
+                            .push(" AND signup_id > ")
+                            .push_bind(id)
+                            .push("))");
+                    }
+                    q.push(" ORDER BY updated_at, signup_id LIMIT ")
+                        .push_bind(filter.limit);
+                    let rows: Vec<SignupRow> = q.build_query_as().fetch_all(self.reads()).await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
                 }
             }
         };

@@ -35,6 +35,8 @@ pub fn onramp(db: &TestDb, product: Option<&str>, args: &[&str]) -> Run {
 /// [`onramp`] with environment variables set.
 pub fn onramp_env(db: &TestDb, product: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+    // Tests never reach the internet's DNS.
+    cmd.env("ONRAMP_DNS_RESOLVER", "off");
     cmd.envs(env.iter().copied());
     cmd.args(db.cli_args());
     if let Some(p) = product {
@@ -123,6 +125,7 @@ impl Server {
     ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+        cmd.env("ONRAMP_DNS_RESOLVER", "off");
         cmd.args(db.cli_args());
         cmd.args(extra);
         if let Some(p) = product {

@@ -1,0 +1,24 @@
+-- The risk review and the decision of a signup: its score and reasons, who decided and when,
+-- the reason given for a rejection, and the customer an approval made. Domain lists the review
+-- reads (the disposable-email list an operator refreshed) are kept here so every server sharing
+-- the registry reads the same. A customer's contact email is found by its lower-case form.
+
+ALTER TABLE signup_sessions ADD COLUMN risk_score BIGINT;
+ALTER TABLE signup_sessions ADD COLUMN risk_reasons JSONB;
+ALTER TABLE signup_sessions ADD COLUMN decided_by TEXT;
+ALTER TABLE signup_sessions ADD COLUMN decided_at TIMESTAMPTZ;
+ALTER TABLE signup_sessions ADD COLUMN decision_note TEXT;
+ALTER TABLE signup_sessions ADD COLUMN customer_id TEXT COLLATE "C";
+
+CREATE INDEX signup_sessions_queue ON signup_sessions (status, updated_at);
+
+CREATE TABLE domain_lists (
+    name       TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    source     TEXT NOT NULL,
+    list_date  TEXT,
+    entries    BIGINT NOT NULL,
+    domains    TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE INDEX customers_contact_email ON customers (lower(contact_email));
