@@ -10,7 +10,14 @@ ALTER TABLE signup_sessions ADD COLUMN decided_at TEXT;
 ALTER TABLE signup_sessions ADD COLUMN decision_note TEXT;
 ALTER TABLE signup_sessions ADD COLUMN customer_id TEXT;
 
+-- Wrong verification codes a session tried, never reset: with the codes an address was sent,
+-- what the per-address limits of a day count, by the address's mailbox key (lower case, without
+-- a +tag, Gmail's dots dropped: the spellings that reach one mailbox count as one).
+ALTER TABLE signup_sessions ADD COLUMN failed_tries INTEGER NOT NULL DEFAULT 0;
+
 CREATE INDEX signup_sessions_queue ON signup_sessions (status, updated_at);
+ALTER TABLE signup_sessions ADD COLUMN mailbox_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX signup_sessions_mailbox ON signup_sessions (mailbox_key, updated_at);
 
 CREATE TABLE domain_lists (
     name       TEXT NOT NULL PRIMARY KEY,

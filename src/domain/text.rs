@@ -206,6 +206,21 @@ pub fn to_ascii_words(name: &str) -> String {
         .join(" ")
 }
 
+/// The key of the mailbox an address reaches, for limits per address: lower case, without a
+/// `+tag`, and for Gmail without the dots it ignores (`A.nn+x@GMail.com` is `ann@gmail.com`).
+pub fn mailbox_key(email: &str) -> String {
+    let lower = email.trim().to_lowercase();
+    let Some((local, domain)) = lower.rsplit_once('@') else {
+        return lower;
+    };
+    let local = local.split('+').next().unwrap_or(local);
+    let local = match domain {
+        "gmail.com" | "googlemail.com" => local.replace('.', ""),
+        _ => local.to_owned(),
+    };
+    format!("{local}@{domain}")
+}
+
 /// The path (`a.b[0]`; `body` for the top level) of the first string or key in `value` that
 /// holds a NUL character.
 pub fn nul_path(value: &serde_json::Value) -> Option<String> {
@@ -245,6 +260,13 @@ fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spellings_of_one_mailbox_share_a_key() {
+        assert_eq!(mailbox_key("A.nn+promo@GMail.com"), "ann@gmail.com");
+        assert_eq!(mailbox_key("Hal+x@Example.ORG"), "hal@example.org");
+        assert_eq!(mailbox_key("h.al@example.org"), "h.al@example.org");
+    }
 
     #[test]
     fn company_keys_fold_case_spacing_punctuation_legal_forms_and_confusables() {

@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::parse::Checker;
 use crate::domain::email::EmailKind;
 
-/// The longest subject a template may render.
+/// The longest subject a message goes out with (a longer one is shortened).
 const MAX_SUBJECT: usize = 200;
 /// The largest template file read.
 const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
@@ -166,14 +166,13 @@ impl MailTemplates {
                 kind.as_str()
             ));
         }
-        if subject.chars().count() > MAX_SUBJECT {
-            return Err(format!(
-                "email template {}.subject: a subject is at most {MAX_SUBJECT} characters",
-                kind.as_str()
-            ));
-        }
+        // A long value (a company's name) shortens the subject rather than failing the message.
+        let subject = match subject.chars().count() > MAX_SUBJECT {
+            true => crate::domain::text::shorten(subject, MAX_SUBJECT - 3),
+            false => subject.to_owned(),
+        };
         Ok(Rendered {
-            subject: subject.to_owned(),
+            subject,
             text: part("txt")?,
             html: part("html")?,
         })
@@ -270,15 +269,31 @@ mod tests {
         vars["company_name"] = "<b>Acme</b> & Co".into();
         let r = t.render(EmailKind::SignupVerification, &vars).unwrap();
         assert_eq!(r.subject, "Verify your email for Example");
+        // A stranger's text stays out of a message a stranger can have sent to anyone.
+        assert!(
+            !r.text.contains("Acme") && !r.html.contains("Acme"),
+            "{}",
+            r.text
+        );
+        assert!(r
+            .text
+            .contains("https://onramp.example.com/signup/verify?session="));
+        let mut vars = sample(EmailKind::SignupReceived);
+        vars["company_name"] = "<b>Acme</b> & Co".into();
+        let r = t.render(EmailKind::SignupReceived, &vars).unwrap();
         assert!(r.text.contains("<b>Acme</b> & Co"), "{}", r.text);
         assert!(
             r.html.contains("&lt;b&gt;Acme&lt;&#x2f;b&gt; &amp; Co"),
             "{}",
             r.html
         );
-        assert!(r
-            .text
-            .contains("https://onramp.example.com/signup/verify?session="));
+        vars["company_name"] = "x".repeat(300).into();
+        let r = t.render(EmailKind::SignupReceived, &vars).unwrap();
+        assert_eq!(
+            r.subject.chars().count(),
+            200,
+            "a long name shortens the subject"
+        );
     }
 
     #[test]

@@ -550,6 +550,8 @@ pub(super) struct SignupRow {
     pub verify_expires_at: Option<DateTime<Utc>>,
     pub verify_attempts: i64,
     pub codes_requested: i64,
+    pub failed_tries: i64,
+    pub mailbox_key: String,
     pub risk_score: Option<i64>,
     pub risk_reasons: Option<Json<Vec<crate::domain::risk::Reason>>>,
     pub decided_by: Option<String>,
@@ -562,7 +564,7 @@ pub(super) struct SignupRow {
 pub(super) const SIGNUP_COLUMNS: &str = "signup_id, email, company_name, name_folded, template, \
     status, current_step, furthest_step, answers, resume_token_hash, verified_at, created_at, \
     updated_at, expires_at, version, verify_code_hash, verify_link_hash, verify_expires_at, \
-    verify_attempts, codes_requested, risk_score, risk_reasons, decided_by, decided_at, \
+    verify_attempts, codes_requested, failed_tries, mailbox_key, risk_score, risk_reasons, decided_by, decided_at, \
     decision_note, customer_id";
 
 impl TryFrom<SignupRow> for super::signups::SignupRecord {
@@ -578,6 +580,7 @@ impl TryFrom<SignupRow> for super::signups::SignupRecord {
         Ok(Self {
             signup_id: r.signup_id,
             email: r.email,
+            mailbox_key: r.mailbox_key,
             company_name: r.company_name,
             name_folded: r.name_folded,
             template: r.template,
@@ -599,6 +602,7 @@ impl TryFrom<SignupRow> for super::signups::SignupRecord {
                 _ => None,
             },
             codes_requested: r.codes_requested,
+            failed_tries: r.failed_tries,
             review: r.risk_score.map(|score| super::signups::RiskReview {
                 score: u32::try_from(score).unwrap_or(u32::MAX),
                 reasons: r.risk_reasons.map(|j| j.0).unwrap_or_default(),

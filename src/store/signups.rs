@@ -20,6 +20,8 @@ pub struct SignupRecord {
     pub signup_id: String,
     /// The email it started with, in canonical form.
     pub email: String,
+    /// The email's mailbox key (`text::mailbox_key`), for the per-address limits.
+    pub mailbox_key: String,
     /// The company's name as given.
     pub company_name: String,
     /// The name folded for duplicate checks (`text::fold_name`).
@@ -43,6 +45,8 @@ pub struct SignupRecord {
     /// How many verification codes the session has asked for (its start, new addresses and
     /// resends), for the cap.
     pub codes_requested: i64,
+    /// Wrong codes tried in all (never reset), for the per-address limit.
+    pub failed_tries: i64,
     /// The risk review made when it completed.
     pub review: Option<RiskReview>,
     /// The decision, once made: by whom, when, why (a rejection's reason), and the customer an
@@ -170,6 +174,14 @@ pub trait SignupStore: Send + Sync {
         except: &str,
         limit: i64,
     ) -> Result<Vec<NameMatch>, StoreError>;
+
+    /// The verification codes asked for and the wrong codes tried by the sessions of the
+    /// mailbox `mailbox_key` changed since `since`.
+    async fn address_activity(
+        &self,
+        mailbox_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError>;
 
     /// Whether a customer (not deleted) has `email` as its contact, in any case.
     async fn contact_email_taken(&self, email: &str) -> Result<bool, StoreError>;

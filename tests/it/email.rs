@@ -134,7 +134,10 @@ async fn a_signup_reads_its_code_from_the_mail_verifies_and_completes(backend: B
         m.html.as_deref().unwrap().contains(&code),
         "the HTML part too"
     );
-    assert!(m.text().contains("Acme Analytics"));
+    assert!(
+        !m.text().contains("Acme Analytics"),
+        "the signup's own text stays out of a message anyone can have sent"
+    );
 
     // A wrong code is named and counted; nothing else changes.
     let wrong = if code == "000000" { "000001" } else { "000000" };
@@ -656,6 +659,85 @@ async fn an_onboarded_customer_gets_its_summary(backend: Backend) {
     assert_eq!(log["items"][0]["status"], "sent");
 }
 
+async fn an_address_is_limited_across_sessions(backend: Backend) {
+    let sink = SmtpSink::start();
+    let clock = clock();
+    let (app, jobs) = mailing(backend, &sink, &clock).await;
+    // Wrong codes count for the address, whatever the session: ten a day.
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(start(&app, "gus@example.org", "Gus Co").await);
+    }
+    deliver(&jobs).await;
+    let mail = sink.wait_for(3);
+    let code_for = |id: &str| {
+        let (s, _) = link_token_in(mail.iter().find(|m| m.text().contains(id)).unwrap());
+        assert_eq!(s, id);
+        code_in(mail.iter().find(|m| m.text().contains(id)).unwrap())
+    };
+    let (third, third_token) = sessions[2].clone();
+    let right = code_for(&third);
+    for (id, token) in &sessions[..2] {
+        let wrong = if code_for(id) == "111111" {
+            "222222"
+        } else {
+            "111111"
+        };
+        for _ in 0..5 {
+            let (status, _) = call(
+                &app,
+                &format!("/api/v1/signup/sessions/{id}/verify"),
+                token,
+                Some(json!({"code": wrong})),
+            )
+            .await;
+            assert!(status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::CONFLICT);
+        }
+    }
+    let (status, v) = call(
+        &app,
+        &format!("/api/v1/signup/sessions/{third}/verify"),
+        &third_token,
+        Some(json!({"code": right})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("address_limited")),
+        "even the right code waits a day: {v}"
+    );
+    clock.advance(chrono::Duration::hours(25));
+    let (_, token) = start(&app, "gus@example.org", "Gus Co").await;
+    assert!(!token.is_empty(), "a day later the address may try again");
+
+    // Codes sent to one address: twenty a day, whatever the sessions.
+    for n in 0..20 {
+        let r = app
+            .client
+            .post(app.url("/api/v1/signup/sessions"))
+            .json(&json!({"email": "hal@example.org", "company_name": "Hal Co"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "start {n}");
+    }
+    let before = app.snapshot().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/signup/sessions"))
+        .json(&json!({"email": "HAL@EXAMPLE.ORG", "company_name": "Hal Co"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = status_and_json(r).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("address_limited")),
+        "{v}"
+    );
+    assert_eq!(app.snapshot().await, before, "the refusal changes nothing");
+}
+
 async fn without_smtp_email_waits_and_health_says_so(backend: Backend) {
     let app = TestApp::start(backend).await;
     let jobs = Jobs::new(app.services.clone(), Duration::from_secs(30));
@@ -776,5 +858,6 @@ on_both_backends!(
     failures_are_retried_or_recorded_and_stale_messages_skipped,
     codes_expire_run_out_and_are_sent_again,
     an_onboarded_customer_gets_its_summary,
+    an_address_is_limited_across_sessions,
     without_smtp_email_waits_and_health_says_so,
 );

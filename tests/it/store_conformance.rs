@@ -959,6 +959,7 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
     let signup = SignupRecord {
         signup_id: "su_1".into(),
         email: "ann@example.com".into(),
+        mailbox_key: "ann@example.com".into(),
         company_name: "Acme".into(),
         name_folded: "acme".into(),
         template: Some("starter".into()),
@@ -970,6 +971,7 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
         verified_at: None,
         verification: None,
         codes_requested: 1,
+        failed_tries: 0,
         review: None,
         decision: None,
         created_at: t0(),
@@ -995,6 +997,7 @@ async fn a_signup_changes_only_from_the_version_it_was_read_at(backend: Backend)
             attempts: 2,
         }),
         codes_requested: 3,
+        failed_tries: 4,
         updated_at: t0() + Duration::hours(1),
         version: 2,
         ..signup.clone()
@@ -1040,6 +1043,7 @@ async fn the_review_reads_names_contacts_lists_and_the_queue(backend: Backend) {
     let signup = |id: &str, status: SignupStatus, minutes: i64| SignupRecord {
         signup_id: id.into(),
         email: format!("{id}@example.com"),
+        mailbox_key: format!("{id}@example.com"),
         company_name: "Acme Labs".into(),
         name_folded: onramp::domain::text::fold_name("Acme Labs"),
         template: None,
@@ -1051,6 +1055,7 @@ async fn the_review_reads_names_contacts_lists_and_the_queue(backend: Backend) {
         verified_at: None,
         verification: None,
         codes_requested: 1,
+        failed_tries: 0,
         review: None,
         decision: None,
         created_at: t0() + Duration::minutes(minutes),
@@ -1085,6 +1090,21 @@ async fn the_review_reads_names_contacts_lists_and_the_queue(backend: Backend) {
             .unwrap()),
         vec!["acme", "su_b"],
         "an idle session is not live"
+    );
+    // What an address's sessions asked for and tried, since a time.
+    assert_eq!(
+        store
+            .address_activity("su_b@example.com", t0())
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        store
+            .address_activity("su_b@example.com", t0() + Duration::minutes(3))
+            .await
+            .unwrap(),
+        (0, 0)
     );
     // The contact email, in any case.
     assert!(store.contact_email_taken("OPS@Example.com").await.unwrap());

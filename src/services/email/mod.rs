@@ -307,7 +307,7 @@ impl Email {
                 _ => None,
             };
             if let Some((kind, signup_id)) = wanted {
-                if let Some((email, _)) = self.signups.contact(&signup_id).await? {
+                if let Some((email, _, _)) = self.signups.contact(&signup_id).await? {
                     out.push(self.record(kind, email, None, Some(signup_id), Some(e.id)));
                 }
                 continue;
@@ -386,7 +386,14 @@ impl Email {
             EmailKind::SignupReceived => {
                 let signup_id = email.signup_id.as_deref().unwrap_or_default();
                 match self.signups.contact(signup_id).await? {
-                    Some((_, company_name)) => serde_json::json!({ "company_name": company_name }),
+                    Some((_, company_name, SignupStatus::Review)) => {
+                        serde_json::json!({ "company_name": company_name })
+                    }
+                    Some((_, _, status)) => {
+                        return Ok(Prepared::Skip(format!(
+                            "the signup is {status}, not in review"
+                        )))
+                    }
                     None => return Ok(Prepared::Skip("the signup no longer exists".into())),
                 }
             }
@@ -440,7 +447,7 @@ impl Email {
         &self,
         mailer: &Mailer,
         mut email: EmailRecord,
-    ) -> Result<DeliveryStatus, EmailError> {
+    ) -> Result<EmailRecord, EmailError> {
         let now = self.clock.now();
         email.updated_at = now;
         match self.prepare(&email).await? {
@@ -508,7 +515,27 @@ impl Email {
             }
         }
         self.store.update_email(&email).await?;
-        Ok(email.status)
+        Ok(email)
+    }
+
+    /// One attempt that could not even be made (the registry failed while preparing or saving
+    /// it): the message is tried again after its backoff, so it cannot stall the queue.
+    async fn set_back(&self, mut email: EmailRecord, error: &EmailError) {
+        tracing::warn!(email_id = %email.email_id, kind = %email.kind, error = %error, "email attempt failed before sending; retrying later");
+        let now = self.clock.now();
+        email.attempts += 1;
+        email.updated_at = now;
+        email.last_error = Some(crate::domain::text::shorten(&error.to_string(), 500));
+        match u32::try_from(email.attempts).ok().and_then(retry_after) {
+            Some(wait) => {
+                email.next_attempt_at =
+                    now + Duration::from_std(wait).unwrap_or_else(|_| Duration::hours(1))
+            }
+            None => email.status = DeliveryStatus::Failed,
+        }
+        if let Err(e) = self.store.update_email(&email).await {
+            tracing::warn!(email_id = %email.email_id, error = %e, "cannot record the failed email attempt");
+        }
     }
 
     /// Sends the messages due now, up to `limit`, as many at once as the pool holds.
@@ -551,25 +578,26 @@ impl Email {
         let mut outcomes = futures_util::stream::iter(due)
             .map(|email| {
                 let mailer = mailer.clone();
-                async move { self.attempt(&mailer, email).await }
+                async move {
+                    match self.attempt(&mailer, email.clone()).await {
+                        Ok(done) => done.status,
+                        Err(e) => {
+                            self.set_back(email, &e).await;
+                            DeliveryStatus::Queued
+                        }
+                    }
+                }
             })
             .buffer_unordered(mailer.concurrency());
-        let mut first_error = None;
-        while let Some(outcome) = outcomes.next().await {
-            match outcome {
-                Ok(DeliveryStatus::Sent) => report.sent += 1,
-                Ok(DeliveryStatus::Queued) => report.retrying += 1,
-                Ok(DeliveryStatus::Failed) => report.failed += 1,
-                Ok(DeliveryStatus::Skipped) => report.skipped += 1,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        while let Some(status) = outcomes.next().await {
+            match status {
+                DeliveryStatus::Sent => report.sent += 1,
+                DeliveryStatus::Queued => report.retrying += 1,
+                DeliveryStatus::Failed => report.failed += 1,
+                DeliveryStatus::Skipped => report.skipped += 1,
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        Ok(report)
     }
 
     /// The delivery log, newest first (operators).
@@ -667,23 +695,11 @@ impl Email {
             None,
         );
         self.store.insert_email(&email).await?;
-        let id = email.email_id.clone();
-        self.attempt(&mailer, email).await?;
-        let stored = self
-            .store
-            .emails(&EmailFilter {
-                before: None,
-                limit: 50,
-                ..EmailFilter::default()
-            })
-            .await?
-            .into_iter()
-            .find(|e| e.email_id == id)
-            .ok_or_else(|| EmailError::Send("the test message's record is missing".into()))?;
-        match stored.status {
-            DeliveryStatus::Sent => Ok(stored.into()),
+        let sent = self.attempt(&mailer, email).await?;
+        match sent.status {
+            DeliveryStatus::Sent => Ok(sent.into()),
             _ => Err(EmailError::Send(
-                stored.last_error.unwrap_or_else(|| "unknown error".into()),
+                sent.last_error.unwrap_or_else(|| "unknown error".into()),
             )),
         }
     }

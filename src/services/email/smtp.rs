@@ -135,6 +135,20 @@ impl SmtpSettings {
         if password.is_some() && user.is_none() {
             return Err("ONRAMP_SMTP_URL has a password but no user".into());
         }
+        // A password goes over the wire only encrypted, except to a relay on this machine.
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if password.is_some()
+            && matches!(security, Security::Plain | Security::Opportunistic)
+            && !loopback
+        {
+            return Err(
+                "ONRAMP_SMTP_URL sends a password: use ?tls=starttls or smtps:// (plain and opportunistic connections are for a relay on this machine)"
+                    .into(),
+            );
+        }
         Ok(Self {
             host,
             port: u.port().unwrap_or(default_port),
@@ -342,6 +356,12 @@ mod tests {
             (s.security, s.port, s.pool_size),
             (Security::Opportunistic, 587, 2)
         );
+        let s = SmtpSettings::parse("smtp://u:p@127.0.0.1:2525").unwrap();
+        assert_eq!(
+            s.security,
+            Security::Plain,
+            "a local relay may take a password in plain"
+        );
     }
 
     #[test]
@@ -352,6 +372,11 @@ mod tests {
             ("smtp://:hunter2@h", "no user"),
             ("smtp://h?pool=0", "pool is a number"),
             ("smtp://h?colour=blue", "unknown parameter 'colour'"),
+            ("smtp://user:hunter2@mail.example.com", "use ?tls=starttls"),
+            (
+                "smtp://user:hunter2@mail.example.com?tls=opportunistic",
+                "use ?tls=starttls",
+            ),
             ("not a url hunter2", "not a URL"),
         ] {
             let e = SmtpSettings::parse(url).unwrap_err();

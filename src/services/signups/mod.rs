@@ -202,6 +202,9 @@ pub enum SignupError {
     /// The session asked for all the codes it may.
     #[error("this session has asked for its {MAX_CODES} verification codes; start a new signup")]
     TooManyCodes,
+    /// The address was sent all the codes it may get in a day, or tried too many wrong ones.
+    #[error("{0}; try again tomorrow")]
+    AddressLimited(&'static str),
     /// The session's email is verified already.
     #[error("the session's email is already verified")]
     AlreadyVerified,
@@ -270,6 +273,7 @@ impl SignupError {
             | SignupError::CodeExpired
             | SignupError::CodeExhausted
             | SignupError::TooManyCodes
+            | SignupError::AddressLimited(_)
             | SignupError::AlreadyVerified
             | SignupError::Incomplete(_)
             | SignupError::Unverified => ErrorKind::Conflict,
@@ -295,6 +299,7 @@ impl SignupError {
             SignupError::CodeExpired => "code_expired",
             SignupError::CodeExhausted => "code_exhausted",
             SignupError::TooManyCodes => "too_many_codes",
+            SignupError::AddressLimited(_) => "address_limited",
             SignupError::AlreadyVerified => "already_verified",
             SignupError::Incomplete(_) => "signup_incomplete",
             SignupError::Unverified => "email_not_verified",
@@ -414,6 +419,7 @@ impl Signups {
         rand::rngs::OsRng.fill_bytes(&mut token_bytes);
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(token_bytes));
         let email = canonical_email(answers["email"].as_str().unwrap_or_default());
+        self.address_may_get_a_code(&email).await?;
         let company_name = answers["company_name"]
             .as_str()
             .unwrap_or_default()
@@ -428,6 +434,7 @@ impl Signups {
         let record = SignupRecord {
             signup_id: format!("su_{}", uuid::Uuid::now_v7().simple()),
             name_folded: fold_name(&company_name),
+            mailbox_key: crate::domain::text::mailbox_key(&email),
             email,
             company_name,
             template: template.clone(),
@@ -439,6 +446,7 @@ impl Signups {
             verified_at: None,
             verification: None,
             codes_requested: 1,
+            failed_tries: 0,
             review: None,
             decision: None,
             created_at: now,
@@ -580,6 +588,7 @@ impl Signups {
                     if next.codes_requested >= MAX_CODES {
                         return Err(SignupError::TooManyCodes);
                     }
+                    self.address_may_get_a_code(&email).await?;
                     next.verified_at = None;
                     next.verification = None;
                     next.codes_requested += 1;
@@ -590,6 +599,7 @@ impl Signups {
                         },
                     ));
                 }
+                next.mailbox_key = crate::domain::text::mailbox_key(&email);
                 next.email = email;
             }
             if let Some(name) = answers.get("company_name").and_then(|v| v.as_str()) {
@@ -615,13 +625,16 @@ impl Signups {
         Ok(self.view(wizard, &next))
     }
 
-    /// The address and company name of a signup, for a message about it.
-    pub async fn contact(&self, signup_id: &str) -> Result<Option<(String, String)>, SignupError> {
-        Ok(self
-            .store
-            .signup(signup_id)
-            .await?
-            .map(|r| (r.email, r.company_name)))
+    /// The address, company name and status of a signup, for a message about it.
+    pub async fn contact(
+        &self,
+        signup_id: &str,
+    ) -> Result<Option<(String, String, SignupStatus)>, SignupError> {
+        let now = self.clock.now();
+        Ok(self.store.signup(signup_id).await?.map(|r| {
+            let status = effective_status(&r, now);
+            (r.email, r.company_name, status)
+        }))
     }
 
     /// Gives the session up; it keeps its answers and the furthest step it reached.

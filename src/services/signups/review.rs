@@ -494,11 +494,13 @@ impl Signups {
                 }
             }
             if items.len() == limit as usize || !more {
-                if more || items.len() == limit as usize {
-                    next_cursor = cursor.as_ref().map(|(at, id)| encode_cursor(at, id));
-                }
+                next_cursor = (more || items.len() == limit as usize)
+                    .then(|| cursor.as_ref().map(|(at, id)| encode_cursor(at, id)))
+                    .flatten();
                 break;
             }
+            // Read on, but never silently: a page cut short here still says where to go on.
+            next_cursor = cursor.as_ref().map(|(at, id)| encode_cursor(at, id));
         }
         Ok(SignupList { items, next_cursor })
     }
@@ -665,11 +667,9 @@ impl Signups {
                 match target {
                     FieldTarget::CustomerName => out.customer_name = text.or(out.customer_name),
                     FieldTarget::Industry => out.industry = text,
-                    FieldTarget::ContactEmail => {
-                        if let Some(c) = out.contact.as_mut() {
-                            c.email = text.or(c.email.take());
-                        }
-                    }
+                    // The contact email is the address the signup verified, whatever field
+                    // maps to it.
+                    FieldTarget::ContactEmail => {}
                     FieldTarget::ContactName => {
                         if let Some(c) = out.contact.as_mut() {
                             c.name = text;

@@ -21,6 +21,11 @@ pub const CODE_TTL_MINUTES: i64 = 30;
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
 /// Verification codes one session may ask for (its start, new addresses and resends).
 pub const MAX_CODES: i64 = 10;
+/// Verification codes one address may be sent in a day, whatever the sessions.
+pub const MAX_CODES_PER_ADDRESS: i64 = 20;
+/// Wrong codes one address's sessions may try in a day (a six-digit code guessed ten times a
+/// day holds for thousands of years on average).
+pub const MAX_FAILED_PER_ADDRESS: i64 = 10;
 
 /// A code or link that verifies a signup's email.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -120,11 +125,18 @@ impl Signups {
         let link_token = format!("{LINK_PREFIX}{}", hex::encode(link));
         let expires_at = now + Duration::minutes(CODE_TTL_MINUTES);
         let mut next = record.clone();
+        // A delivery retry makes a new code for the same request: the tries already spent on
+        // the code it replaces still count.
+        let spent = record
+            .verification
+            .as_ref()
+            .filter(|v| v.expires_at > now)
+            .map_or(0, |v| v.attempts);
         next.verification = Some(Verification {
             code_hash: self.code_hash(&record.signup_id, &code),
             link_hash: hash_token(&link_token),
             expires_at,
-            attempts: 0,
+            attempts: spent,
         });
         next.version = record.version + 1;
         // No event: the delivery log records the message.
@@ -139,6 +151,24 @@ impl Signups {
             link_token,
             expires_at,
         }))
+    }
+
+    /// The codes asked for and wrong codes tried for `email`'s mailbox in the last day.
+    async fn address_activity(&self, email: &str) -> Result<(i64, i64), SignupError> {
+        let since = self.clock.now() - Duration::hours(24);
+        let key = crate::domain::text::mailbox_key(email);
+        Ok(self.store.address_activity(&key, since).await?)
+    }
+
+    /// Refuses when `email` has been sent its codes for the day.
+    pub(super) async fn address_may_get_a_code(&self, email: &str) -> Result<(), SignupError> {
+        let (codes, _) = self.address_activity(email).await?;
+        if codes >= MAX_CODES_PER_ADDRESS {
+            return Err(SignupError::AddressLimited(
+                "this address has been sent all the verification codes it may get in a day",
+            ));
+        }
+        Ok(())
     }
 
     fn code_hash(&self, signup_id: &str, code: &str) -> String {
@@ -166,6 +196,12 @@ impl Signups {
             .at("code")]));
         }
         let verification = self.outstanding(&record)?;
+        let (_, failed) = self.address_activity(&record.email).await?;
+        if failed >= MAX_FAILED_PER_ADDRESS {
+            return Err(SignupError::AddressLimited(
+                "too many wrong codes were tried for this address today",
+            ));
+        }
         let matches = self.key_hash.verify(
             &format!("signup-verification:{signup_id}:{code}"),
             &verification.code_hash,
@@ -176,6 +212,7 @@ impl Signups {
             if let Some(v) = next.verification.as_mut() {
                 v.attempts = attempts;
             }
+            next.failed_tries += 1;
             next.version = record.version + 1;
             self.store
                 .update_signup(&next, record.version, Vec::new())
@@ -282,8 +319,11 @@ impl Signups {
         if record.codes_requested >= MAX_CODES {
             return Err(SignupError::TooManyCodes);
         }
+        self.address_may_get_a_code(&record.email).await?;
         let mut next = record.clone();
         next.codes_requested += 1;
+        // The code out stops working now; the new one gets its own tries.
+        next.verification = None;
         next.updated_at = self.clock.now();
         let body = EventBody::SignupVerificationRequested(SignupVerificationRequested {
             signup_id: record.signup_id.clone(),

@@ -23,7 +23,7 @@ macro_rules! signup_store {
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
                     sqlx::query(&format!(
-                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+                        "INSERT INTO signup_sessions ({SIGNUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
                     ))
                     .bind(&s.signup_id)
                     .bind(&s.email)
@@ -45,6 +45,8 @@ macro_rules! signup_store {
                     .bind(s.verification.as_ref().map(|v| v.expires_at))
                     .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
                     .bind(s.codes_requested)
+                    .bind(s.failed_tries)
+                    .bind(&s.mailbox_key)
                     .bind(s.review.as_ref().map(|r| i64::from(r.score)))
                     .bind(s.review.as_ref().map(|r| Json(&r.reasons)))
                     .bind(s.decision.as_ref().map(|d| &d.by))
@@ -101,10 +103,10 @@ macro_rules! signup_store {
                          status = $5, current_step = $6, furthest_step = $7, answers = $8, resume_token_hash = $9, \
                          verified_at = $10, updated_at = $11, expires_at = $12, version = $13, \
                          verify_code_hash = $14, verify_link_hash = $15, verify_expires_at = $16, \
-                         verify_attempts = $17, codes_requested = $18, risk_score = $19, \
-                         risk_reasons = $20, decided_by = $21, decided_at = $22, \
-                         decision_note = $23, customer_id = $24 \
-                         WHERE signup_id = $25 AND version = $26",
+                         verify_attempts = $17, codes_requested = $18, failed_tries = $19, \
+                         mailbox_key = $20, risk_score = $21, risk_reasons = $22, decided_by = $23, \
+                         decided_at = $24, decision_note = $25, customer_id = $26 \
+                         WHERE signup_id = $27 AND version = $28",
                     )
                     .bind(&s.email)
                     .bind(&s.company_name)
@@ -124,6 +126,8 @@ macro_rules! signup_store {
                     .bind(s.verification.as_ref().map(|v| v.expires_at))
                     .bind(s.verification.as_ref().map_or(0, |v| v.attempts))
                     .bind(s.codes_requested)
+                    .bind(s.failed_tries)
+                    .bind(&s.mailbox_key)
                     .bind(s.review.as_ref().map(|r| i64::from(r.score)))
                     .bind(s.review.as_ref().map(|r| Json(&r.reasons)))
                     .bind(s.decision.as_ref().map(|d| &d.by))
@@ -188,6 +192,23 @@ macro_rules! signup_store {
                             name,
                         }))
                         .collect())
+                }
+
+                async fn address_activity(
+                    &self,
+                    mailbox_key: &str,
+                    since: chrono::DateTime<chrono::Utc>,
+                ) -> Result<(i64, i64), StoreError> {
+                    let (codes, failed): (Option<i64>, Option<i64>) = sqlx::query_as(
+                        "SELECT CAST(sum(codes_requested) AS BIGINT), CAST(sum(failed_tries) AS BIGINT) \
+                         FROM signup_sessions \
+                         WHERE mailbox_key = $1 AND updated_at >= $2",
+                    )
+                    .bind(mailbox_key)
+                    .bind(since)
+                    .fetch_one(self.reads())
+                    .await?;
+                    Ok((codes.unwrap_or(0), failed.unwrap_or(0)))
                 }
 
                 async fn contact_email_taken(&self, email: &str) -> Result<bool, StoreError> {
