@@ -425,8 +425,68 @@ async fn operators_approve_and_reject_from_the_queue(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["onboarding"]["customer_id"], "dee");
 
+    // An approval that stopped after its claim continues with the claimed id; a claimed
+    // signup cannot be rejected meanwhile; a claimed id another customer took is released.
+    let (f, _) = sign_up(&app, "fay@acme.example", "Fay Foods").await;
+    let claim = |id: &str, customer: &str| {
+        let store = app.services.store.clone();
+        let (id, customer) = (id.to_owned(), customer.to_owned());
+        async move {
+            let r = store.signup(&id).await.unwrap().unwrap();
+            let mut claimed = r.clone();
+            claimed.decision = Some(onramp::store::signups::SignupDecision {
+                by: "token:earlier".into(),
+                at: r.updated_at,
+                note: None,
+                customer_id: Some(common::cid(&customer)),
+            });
+            claimed.version = r.version + 1;
+            store
+                .update_signup(&claimed, r.version, vec![])
+                .await
+                .unwrap();
+        }
+    };
+    claim(&f, "fay_claimed").await;
+    let (status, v) = status_and_json(
+        app.post(
+            &format!("/api/v1/signups/{f}/reject"),
+            &app.operator,
+            &json!({"reason": "late"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("approval_in_progress")),
+        "{v}"
+    );
+    let (status, v) =
+        status_and_json(approve(&f, &app.operator, json!({})).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["signup"]["customer_id"], "fay_claimed",
+        "the stopped approval continues"
+    );
+    let (g, _) = sign_up(&app, "gil@acme.example", "Gil Goods").await;
+    claim(&g, "dee").await;
+    let (status, v) =
+        status_and_json(approve(&g, &app.operator, json!({})).send().await.unwrap()).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("customer_exists")),
+        "{v}"
+    );
+    let (status, v) =
+        status_and_json(approve(&g, &app.operator, json!({})).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "the claim was released: {v}");
+    assert_eq!(v["signup"]["customer_id"], "gil_goods");
+
     // The queue by status; the events name their actors.
-    for (status, n) in [("review", 0), ("approved", 3), ("rejected", 1)] {
+    for (status, n) in [("review", 0), ("approved", 5), ("rejected", 1)] {
         let (_, q) = status_and_json(
             app.get(&format!("/api/v1/signups?status={status}"), &app.viewer)
                 .send()
@@ -455,6 +515,8 @@ async fn operators_approve_and_reject_from_the_queue(backend: Backend) {
         vec![
             ("signup.approved", "operator"),
             ("signup.rejected", "operator"),
+            ("signup.approved", "operator"),
+            ("signup.approved", "operator"),
             ("signup.approved", "operator"),
             ("signup.approved", "operator")
         ]

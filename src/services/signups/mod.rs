@@ -224,6 +224,9 @@ pub enum SignupError {
         /// Where it stands.
         status: SignupStatus,
     },
+    /// An approval has claimed the signup and is making its customer.
+    #[error("signup '{0}' is being approved (its customer is being made); approve it again to continue a stopped approval")]
+    ApprovalInProgress(String),
     /// Making the approved signup's customer failed.
     #[error("the signup's customer could not be made: {0}")]
     Onboarding(Box<crate::services::customers::CustomerError>),
@@ -263,7 +266,9 @@ impl SignupError {
             SignupError::Closed => ErrorKind::NotFound,
             SignupError::InviteOnly | SignupError::Forbidden(_) => ErrorKind::Forbidden,
             SignupError::NotFound(_) => ErrorKind::NotFound,
-            SignupError::NotDecidable { .. } => ErrorKind::Conflict,
+            SignupError::NotDecidable { .. } | SignupError::ApprovalInProgress(_) => {
+                ErrorKind::Conflict
+            }
             SignupError::Onboarding(e) => e.kind(),
             SignupError::Invalid(_) => ErrorKind::Invalid,
             SignupError::BadToken => ErrorKind::Unauthenticated,
@@ -290,6 +295,7 @@ impl SignupError {
             SignupError::Forbidden(_) => "forbidden",
             SignupError::NotFound(_) => "signup_not_found",
             SignupError::NotDecidable { .. } => "signup_not_in_review",
+            SignupError::ApprovalInProgress(_) => "approval_in_progress",
             SignupError::Onboarding(e) => e.code(),
             SignupError::Invalid(_) => "validation_failed",
             SignupError::BadToken => "unauthorized",

@@ -549,14 +549,62 @@ impl Signups {
         let customers = self.customers.as_ref().ok_or_else(|| {
             SignupError::Internal("signups are wired without the customer registry".into())
         })?;
-        let onboard = self.onboard_request(wizard, &record, req).await?;
-        // Keyed by the signup: a retried approval replays the same onboarding, never a second
-        // customer.
+        // The claim: the customer id is saved on the signup (version-checked) before the
+        // customer is made, so a concurrent decision loses cleanly and an approval that stopped
+        // midway continues with the same id.
+        let claimed = record
+            .decision
+            .as_ref()
+            .and_then(|d| d.customer_id.as_ref())
+            .map(|c| c.as_str().to_owned());
+        let (record, chosen) = match claimed {
+            Some(id) => (record, id),
+            None => {
+                let id = match &req.customer_id {
+                    Some(id) => CustomerId::parse(id, &self.product.customer_id)
+                        .map_err(|e| SignupError::Invalid(vec![e.at("customer_id")]))?
+                        .as_str()
+                        .to_owned(),
+                    None => self.derive_customer_id(&record.company_name).await?,
+                };
+                let mut claim = record.clone();
+                claim.decision = Some(SignupDecision {
+                    by: actor.name.clone(),
+                    at: self.clock.now(),
+                    note: None,
+                    customer_id: Some(CustomerId::from_trusted(id.clone())),
+                });
+                claim.version = record.version + 1;
+                self.store
+                    .update_signup(&claim, record.version, Vec::new())
+                    .await?;
+                (claim, id)
+            }
+        };
+        let onboard = self.onboard_request(wizard, &record, req, chosen).await?;
+        // Keyed by the signup: an approval continued after a stop replays the same onboarding,
+        // never a second customer.
         let key = format!("signup:{}", record.signup_id);
-        let onboarded = customers
-            .onboard(actor, &onboard, Some(&key))
-            .await
-            .map_err(|e| SignupError::Onboarding(Box::new(e)))?;
+        let onboarded = match customers.onboard(actor, &onboard, Some(&key)).await {
+            Ok(done) => done,
+            Err(e) => {
+                // A refusal of the answers or of the id releases the claim (the signup waits in
+                // review, its next approval chooses again); anything else keeps it to continue.
+                if e.kind() == super::super::ErrorKind::Invalid || e.code() == "customer_exists" {
+                    let mut released = record.clone();
+                    released.decision = None;
+                    released.version = record.version + 1;
+                    if let Err(undo) = self
+                        .store
+                        .update_signup(&released, record.version, Vec::new())
+                        .await
+                    {
+                        tracing::warn!(signup_id = %record.signup_id, error = %undo, "cannot release the approval claim");
+                    }
+                }
+                return Err(SignupError::Onboarding(Box::new(e)));
+            }
+        };
         let customer_id = onboarded.response.customer.customer_id.clone();
         let now = self.clock.now();
         let mut next = record.clone();
@@ -600,6 +648,9 @@ impl Signups {
             .map_err(|e| SignupError::Invalid(vec![e.at("reason")]))?;
         let record = self.find(signup_id).await?;
         self.decidable(&record)?;
+        if record.decision.is_some() {
+            return Err(SignupError::ApprovalInProgress(record.signup_id));
+        }
         let now = self.clock.now();
         let mut next = record.clone();
         next.status = record.status.transition(SignupStatus::Rejected)?;
@@ -645,6 +696,7 @@ impl Signups {
         wizard: &Wizard,
         record: &SignupRecord,
         req: &ApproveSignup,
+        customer_id: String,
     ) -> Result<OnboardRequest, SignupError> {
         let mut out = OnboardRequest {
             customer_name: Some(record.company_name.clone()),
@@ -702,10 +754,7 @@ impl Signups {
         if let Some(tier) = &req.usage_tier {
             out.usage_tier = Some(tier.clone());
         }
-        out.customer_id = Some(match &req.customer_id {
-            Some(id) => id.clone(),
-            None => self.derive_customer_id(&record.company_name).await?,
-        });
+        out.customer_id = Some(customer_id);
         Ok(out)
     }
 
