@@ -126,6 +126,19 @@ pub struct StoredDomainList {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Signups that reached the same step and ended the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunnelCount {
+    /// The furthest step they reached.
+    pub furthest_step: String,
+    /// Where they stand.
+    pub status: SignupStatus,
+    /// Whether every step has answers.
+    pub all_answered: bool,
+    /// How many.
+    pub signups: i64,
+}
+
 /// Which signups to list: by status, oldest change first, after a cursor.
 #[derive(Debug, Clone)]
 pub struct SignupFilter {
@@ -195,6 +208,14 @@ pub trait SignupStore: Send + Sync {
         list: &StoredDomainList,
         event: NewEvent,
     ) -> Result<(), StoreError>;
+
+    /// The funnel's raw counts of signups started since `since`: by furthest step, status (an
+    /// idle session in progress counts as `expired`) and whether every step has answers.
+    async fn funnel_counts(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FunnelCount>, StoreError>;
 
     /// Signups by `filter`, oldest change first.
     async fn signups(&self, filter: &SignupFilter) -> Result<Vec<SignupRecord>, StoreError>;

@@ -579,7 +579,118 @@ async fn the_public_wizard_answers_over_http_without_an_operator_token(backend: 
     assert_eq!(problem["code"], "rate_limited");
 }
 
+async fn the_funnel_counts_how_far_sessions_got(backend: Backend) {
+    use onramp::services::signups::{FunnelQuery, Issue, VerifyEmail};
+    let f = fixture(backend, Product::builtin()).await;
+    let cli = onramp::services::Actor::cli();
+    let company = json!({"industry": "retail", "country": "DE", "timezone": "Europe/Berlin"});
+    // One abandoned at the contact step, one left idle at the company step, one completed.
+    let a = f
+        .signups
+        .start(&start("a@example.org", "A Co", None), None)
+        .await
+        .unwrap();
+    f.submit(
+        &a.signup.signup_id,
+        &a.resume_token,
+        "company",
+        company.clone(),
+    )
+    .await
+    .unwrap();
+    f.signups
+        .abandon(&a.signup.signup_id, &a.resume_token, None)
+        .await
+        .unwrap();
+    let b = f
+        .signups
+        .start(&start("b@example.org", "B Co", None), None)
+        .await
+        .unwrap();
+    let c = f
+        .signups
+        .start(&start("c@example.org", "C Co", None), None)
+        .await
+        .unwrap();
+    let (id, token) = (&c.signup.signup_id, &c.resume_token);
+    let Issue::Issued(v) = f
+        .signups
+        .issue_verification(id, "c@example.org")
+        .await
+        .unwrap()
+    else {
+        panic!("a code");
+    };
+    f.signups
+        .verify(id, token, &VerifyEmail { code: v.code }, None)
+        .await
+        .unwrap();
+    f.submit(id, token, "company", company).await.unwrap();
+    f.submit(
+        id,
+        token,
+        "contact",
+        json!({"contact_name": "Cy", "accept_terms": true}),
+    )
+    .await
+    .unwrap();
+    f.signups.complete(id, token, None).await.unwrap();
+    f.clock.advance(Duration::hours(73));
+    let funnel = f
+        .signups
+        .funnel(&cli, &FunnelQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            funnel.started,
+            funnel.completed,
+            funnel.approved,
+            funnel.rejected
+        ),
+        (3, 1, 0, 0)
+    );
+    assert!((funnel.completion_rate - 1.0 / 3.0).abs() < 1e-9);
+    let steps: Vec<(&str, i64, i64, i64, i64)> = funnel
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.step.as_str(),
+                s.reached,
+                s.completed,
+                s.abandoned,
+                s.expired,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("account", 3, 3, 0, 0),
+            ("company", 3, 2, 0, 1),
+            ("contact", 2, 1, 1, 0),
+        ],
+        "b expired at company (idle, not yet recorded by the job)"
+    );
+    let _ = b;
+    // Only the sessions started since the time asked for.
+    let later = f
+        .signups
+        .funnel(
+            &cli,
+            &FunnelQuery {
+                since: Some(f.clock.now()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.started, 0);
+    assert_eq!(later.completion_rate, 0.0);
+}
+
 on_both_backends!(
+    the_funnel_counts_how_far_sessions_got,
     a_session_starts_fills_its_steps_in_order_and_resumes,
     every_bad_answer_is_named_and_nothing_is_saved,
     an_abandoned_or_idle_session_takes_no_more_answers,

@@ -504,6 +504,19 @@ async fn operators_approve_and_reject_from_the_queue(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, funnel) = status_and_json(
+        app.get("/api/v1/signups/funnel", &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{funnel}");
+    assert_eq!(
+        (funnel["started"].as_i64(), funnel["completed"].as_i64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(funnel["steps"][2]["completed"], 6, "{funnel}");
     let events = common::all_events(app.services.store.as_ref()).await;
     let decided: Vec<(&str, &str)> = events
         .iter()

@@ -18,7 +18,7 @@ use super::{credentials, customers, keys, meta, onboarding, signup, tenant};
         keys::rotate, keys::revoke, tenant::exchange, tenant::me, tenant::rotate_own_key, tenant::upload, meta::industries, meta::audit,
         meta::health, meta::emails, signup::start, signup::show, signup::step, signup::abandon,
         signup::verify, signup::resend, signup::complete, signup::verify_link, signup::queue,
-        signup::detail, signup::approve, signup::reject,
+        signup::detail, signup::approve, signup::reject, signup::funnel,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),

@@ -15,8 +15,9 @@ use super::error::{ApiError, Problem};
 use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::services::signups::{
-    ApproveSignup, ApprovedSignup, RejectSignup, SignupDetail, SignupError, SignupList,
-    SignupQuery, SignupView, StartSignup, StartedSignup, StepSubmission, VerifyEmail, VerifyLink,
+    ApproveSignup, ApprovedSignup, FunnelQuery, RejectSignup, SignupDetail, SignupError,
+    SignupFunnel, SignupList, SignupQuery, SignupView, StartSignup, StartedSignup, StepSubmission,
+    VerifyEmail, VerifyLink,
 };
 
 /// The signup routes.
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
 pub fn queue_router() -> Router<AppState> {
     Router::new()
         .route("/signups", get(queue))
+        .route("/signups/funnel", get(funnel))
         .route("/signups/{signup_id}", get(detail))
         .route("/signups/{signup_id}/approve", post(approve))
         .route("/signups/{signup_id}/reject", post(reject))
@@ -433,4 +435,21 @@ pub async fn reject(
             .reject(&actor, &signup_id, &req)
             .await?,
     ))
+}
+
+/// The signup funnel: of the sessions started since a time (default 30 days ago), how many
+/// reached, completed, abandoned or let expire each step, and the completion rate.
+#[utoipa::path(get, path = "/api/v1/signups/funnel", tag = "signup", params(FunnelQuery),
+    responses(
+        (status = 200, body = SignupFunnel),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "signup_closed: the product has no wizard", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn funnel(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<FunnelQuery>,
+) -> Result<Json<SignupFunnel>, ApiError> {
+    Ok(Json(state.services.signups.funnel(&actor, &q).await?))
 }

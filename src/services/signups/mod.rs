@@ -35,8 +35,8 @@ mod review;
 mod verify;
 
 pub use review::{
-    parse_domain_list, ApproveSignup, ApprovedSignup, DomainList, Lists, RejectSignup,
-    SignupDetail, SignupList, SignupQuery,
+    parse_domain_list, ApproveSignup, ApprovedSignup, DomainList, FunnelQuery, FunnelStep, Lists,
+    RejectSignup, SignupDetail, SignupFunnel, SignupList, SignupQuery,
 };
 
 pub use verify::{

@@ -191,6 +191,48 @@ pub struct RejectSignup {
     pub reason: String,
 }
 
+/// One step of the signup funnel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct FunnelStep {
+    /// The step's id.
+    pub step: String,
+    /// Sessions that reached it.
+    pub reached: i64,
+    /// Sessions that saved its answers.
+    pub completed: i64,
+    /// Sessions abandoned there.
+    pub abandoned: i64,
+    /// Sessions that expired there (left idle past the product's limit).
+    pub expired: i64,
+}
+
+/// The signup funnel: how far the sessions started in a period got.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignupFunnel {
+    /// Sessions started since this time.
+    pub since: DateTime<Utc>,
+    /// Sessions started.
+    pub started: i64,
+    /// Sessions completed (in review, approved or rejected).
+    pub completed: i64,
+    /// Of those, approved.
+    pub approved: i64,
+    /// Of those, rejected.
+    pub rejected: i64,
+    /// Completed of started, 0 to 1 (0 when none started).
+    pub completion_rate: f64,
+    /// Each step, in the wizard's order.
+    pub steps: Vec<FunnelStep>,
+}
+
+/// The funnel's period.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FunnelQuery {
+    /// Sessions started at or after this time (RFC 3339; default 30 days ago).
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// An approved signup and the onboarding its customer went through.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApprovedSignup {
@@ -503,6 +545,76 @@ impl Signups {
             next_cursor = cursor.as_ref().map(|(at, id)| encode_cursor(at, id));
         }
         Ok(SignupList { items, next_cursor })
+    }
+
+    /// The funnel of the sessions started since `q.since` (default 30 days): per step how many
+    /// reached it, completed it, were abandoned or expired there (operators).
+    pub async fn funnel(
+        &self,
+        actor: &Actor,
+        q: &FunnelQuery,
+    ) -> Result<SignupFunnel, SignupError> {
+        actor.may(Role::Viewer)?;
+        let wizard = self.wizard()?;
+        let now = self.clock.now();
+        let since = q.since.unwrap_or(now - chrono::Duration::days(30));
+        let counts = self.store.funnel_counts(since, now).await?;
+        let mut steps: Vec<FunnelStep> = wizard
+            .steps
+            .iter()
+            .map(|s| FunnelStep {
+                step: s.id.clone(),
+                reached: 0,
+                completed: 0,
+                abandoned: 0,
+                expired: 0,
+            })
+            .collect();
+        let (mut started, mut completed, mut approved, mut rejected) = (0, 0, 0, 0);
+        for c in &counts {
+            started += c.signups;
+            match c.status {
+                SignupStatus::Review => completed += c.signups,
+                SignupStatus::Approved => {
+                    completed += c.signups;
+                    approved += c.signups;
+                }
+                SignupStatus::Rejected => {
+                    completed += c.signups;
+                    rejected += c.signups;
+                }
+                _ => {}
+            }
+            // A step the wizard no longer has counts as its first.
+            let at = steps
+                .iter()
+                .position(|s| s.step == c.furthest_step)
+                .unwrap_or(0);
+            for (i, step) in steps.iter_mut().enumerate().take(at + 1) {
+                step.reached += c.signups;
+                if i < at || c.all_answered {
+                    step.completed += c.signups;
+                }
+            }
+            match c.status {
+                SignupStatus::Abandoned => steps[at].abandoned += c.signups,
+                SignupStatus::Expired => steps[at].expired += c.signups,
+                _ => {}
+            }
+        }
+        Ok(SignupFunnel {
+            since,
+            started,
+            completed,
+            approved,
+            rejected,
+            completion_rate: if started == 0 {
+                0.0
+            } else {
+                completed as f64 / started as f64
+            },
+            steps,
+        })
     }
 
     /// One signup, for operators.

@@ -8,9 +8,10 @@ macro_rules! signup_store {
             use sqlx::types::Json;
 
             use crate::domain::NewEvent;
+            use crate::domain::signup::SignupStatus;
             use crate::store::rows::{DomainListRow, SignupRow, SIGNUP_COLUMNS};
             use crate::store::signups::{
-                NameMatch, SignupFilter, SignupRecord, SignupStore, StoredDomainList,
+                FunnelCount, NameMatch, SignupFilter, SignupRecord, SignupStore, StoredDomainList,
             };
             use crate::store::StoreError;
 
@@ -260,6 +261,36 @@ macro_rules! signup_store {
                     append(&mut tx, event).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn funnel_counts(
+                    &self,
+                    since: chrono::DateTime<chrono::Utc>,
+                    now: chrono::DateTime<chrono::Utc>,
+                ) -> Result<Vec<FunnelCount>, StoreError> {
+                    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                        "SELECT furthest_step, \
+                         CASE WHEN status = 'in_progress' AND expires_at <= $1 THEN 'expired' ELSE status END, \
+                         CAST(CASE WHEN current_step IS NULL THEN 1 ELSE 0 END AS BIGINT), count(*) \
+                         FROM signup_sessions WHERE created_at >= $2 GROUP BY 1, 2, 3",
+                    )
+                    .bind(now)
+                    .bind(since)
+                    .fetch_all(self.reads())
+                    .await?;
+                    rows.into_iter()
+                        .map(|(furthest_step, status, done, signups)| {
+                            let status = SignupStatus::parse(&status).ok_or_else(|| {
+                                StoreError::Corrupt(format!("a signup has an unknown status '{status}'"))
+                            })?;
+                            Ok(FunnelCount {
+                                furthest_step,
+                                status,
+                                all_answered: done == 1,
+                                signups,
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn signups(
