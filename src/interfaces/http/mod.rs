@@ -12,6 +12,7 @@ mod meta;
 mod onboarding;
 pub mod openapi;
 mod openapi_rules;
+mod pages;
 pub mod server;
 mod signup;
 mod tenant;
@@ -170,6 +171,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route_service("/mcp", mcp)
+        .merge(pages::router())
         .route("/health", get(meta::health))
         .route("/openapi.json", get(move || async move { Json(serde_json::Value::clone(&document)) }))
         .fallback(|| async { ApiError::NotFound })

@@ -60,14 +60,17 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 /// Whether `id` has a session id's form (`su_` and 32 hex digits). Anything else opens nothing,
 /// and is refused before it can take a place in the rate limiter.
 fn well_formed(id: &str) -> Result<(), ApiError> {
-    let ok = id
-        .strip_prefix("su_")
-        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    if ok {
+    if is_session_id(id) {
         Ok(())
     } else {
         Err(SignupError::BadToken.into())
     }
+}
+
+/// Whether `id` has a session id's form (`su_` and 32 hex digits).
+pub(super) fn is_session_id(id: &str) -> bool {
+    id.strip_prefix("su_")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Counts the call against the caller's address and, for a session's calls, the session.
@@ -98,7 +101,7 @@ fn limit(state: &AppState, parts: &Parts, signup_id: Option<&str>) -> Result<(),
 
 /// A call that starts a session: counted against the caller's address before its body is read.
 pub struct Counted {
-    request_id: Option<String>,
+    pub(super) request_id: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Counted {
