@@ -18,7 +18,7 @@ use crate::services::email::smtp::{Mailer, SmtpSettings};
 use crate::services::email::MailSettings;
 use crate::services::faults::FaultPlan;
 use crate::services::keyring::{HashSecret, KeySource, Keyring, KeyringError};
-use crate::services::signups::dns::{DnsMx, MxLookup, NoLookups, Resolver};
+use crate::services::signups::dns::{self, MxLookup, Resolver};
 use crate::services::{RunnerOptions, ServiceError, Services};
 use crate::store::datasets::{DataStores, DatasetError};
 use crate::store::StoreError;
@@ -277,29 +277,8 @@ impl Application {
 
 /// The signup risk review's MX lookups, as `ONRAMP_DNS_RESOLVER` says.
 fn mx_lookup(setting: Option<&str>) -> Result<Arc<dyn MxLookup>, StartError> {
-    match Resolver::parse(setting.unwrap_or("system")).map_err(StartError::Email)? {
-        Resolver::Off => Ok(Arc::new(NoLookups)),
-        Resolver::System => match DnsMx::new(None) {
-            Ok(dns) => Ok(Arc::new(dns)),
-            // No system DNS configuration (a bare container): every lookup says so, as a
-            // dns_error reason, and the server still starts.
-            Err(e) => {
-                tracing::warn!(error = %e, "no DNS resolver for the signup risk review's MX lookups; set ONRAMP_DNS_RESOLVER");
-                Ok(Arc::new(Unresolvable(e)))
-            }
-        },
-        Resolver::At(addr) => Ok(Arc::new(DnsMx::new(Some(addr)).map_err(StartError::Email)?)),
-    }
-}
-
-/// MX lookups without a resolver: each fails, saying why.
-struct Unresolvable(String);
-
-#[async_trait::async_trait]
-impl MxLookup for Unresolvable {
-    async fn mx(&self, _domain: &str) -> crate::services::signups::dns::MxAnswer {
-        crate::services::signups::dns::MxAnswer::Failed(self.0.clone())
-    }
+    let resolver = Resolver::parse(setting.unwrap_or("system")).map_err(StartError::Email)?;
+    dns::lookups(resolver).map_err(StartError::Email)
 }
 
 /// The email settings: the transport when `ONRAMP_SMTP_URL` is set (it needs

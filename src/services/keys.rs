@@ -24,6 +24,7 @@ use super::tenant_tokens::TenantPrincipal;
 use super::{invalid_fields_message, Actor, Clock, ErrorKind, Forbidden};
 use crate::domain::integration_key::{format_key, generate, parse};
 use crate::domain::{Customer, CustomerId, CustomerStatus, FieldError, Invalid, NewEvent, Role};
+use crate::product::Product;
 use crate::store::keys::{IntegrationKeyRecord, IntegrationKeyStore};
 use crate::store::{CustomerStore, StoreError};
 
@@ -41,7 +42,7 @@ pub struct IssueKeyRequest {
     /// What its tokens may do, `area:action` (`ship:upload`, `jobs:read`).
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// The adapters its tokens may use (`generic-shipment-csv`).
+    /// The adapters its tokens may use (the product's, such as `conversions-csv`).
     #[serde(default)]
     pub allowed_adapters: Vec<String>,
     /// When it stops working; never when null.
@@ -282,22 +283,25 @@ impl KeyError {
 pub struct IntegrationKeys {
     keys: Arc<dyn IntegrationKeyStore>,
     customers: Arc<dyn CustomerStore>,
+    product: Arc<Product>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) hash: Arc<HashSecret>,
 }
 
 impl IntegrationKeys {
-    /// The capability over its store, the customer registry, the clock and the secret key
-    /// secrets are stored under.
+    /// The capability over its store, the customer registry, the product (its adapters), the
+    /// clock and the secret key secrets are stored under.
     pub fn new(
         keys: Arc<dyn IntegrationKeyStore>,
         customers: Arc<dyn CustomerStore>,
+        product: Arc<Product>,
         clock: Arc<dyn Clock>,
         hash: Arc<HashSecret>,
     ) -> Self {
         Self {
             keys,
             customers,
+            product,
             clock,
             hash,
         }
@@ -395,6 +399,20 @@ impl IntegrationKeys {
             false,
             &mut errors,
         );
+        for (i, adapter) in req.allowed_adapters.iter().enumerate() {
+            if !self.product.adapters.contains_key(adapter) {
+                errors.push(
+                    Invalid::new(
+                        "unknown_adapter",
+                        format!(
+                            "'{}' is not one of the product's adapters",
+                            crate::domain::text::shorten(adapter, 64)
+                        ),
+                    )
+                    .at(format!("allowed_adapters[{i}]")),
+                );
+            }
+        }
         let now = self.clock.now();
         if req.expires_at.is_some_and(|e| e <= now) {
             errors.push(

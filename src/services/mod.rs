@@ -287,6 +287,7 @@ impl Services {
         let keys = keys::IntegrationKeys::new(
             store.clone(),
             store.clone(),
+            product.clone(),
             clock.clone(),
             key_hash.clone(),
         );

@@ -49,7 +49,7 @@ async fn issued_once_and_stored_as_a_hash(backend: Backend) {
         &app,
         "acme_corp",
         json!({"name": "Production CLI", "scopes": ["ship:upload", "ship:read", "jobs:read"],
-               "allowed_adapters": ["generic-shipment-csv"], "expires_at": null}),
+               "allowed_adapters": ["conversions-csv"], "expires_at": null}),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{issued}");
@@ -212,6 +212,10 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
         (
             json!({"name": "x", "allowed_adapters": ["bad adapter!"]}),
             "allowed_adapters[0]",
+        ),
+        (
+            json!({"name": "x", "allowed_adapters": ["conversions-csv", "no-such-adapter"]}),
+            "allowed_adapters[1]",
         ),
         (
             json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"}),

@@ -10,7 +10,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long one lookup may take.
@@ -69,6 +69,33 @@ impl Resolver {
                         .to_owned()
                 }),
         }
+    }
+}
+
+/// The lookups `resolver` calls for. Without a system configuration (a bare container) every
+/// lookup fails saying so, a `dns_error` reason, and the server still starts; a named resolver
+/// that cannot be set up stops the start.
+pub fn lookups(resolver: Resolver) -> Result<Arc<dyn MxLookup>, String> {
+    match resolver {
+        Resolver::Off => Ok(Arc::new(NoLookups)),
+        Resolver::At(addr) => Ok(Arc::new(DnsMx::new(Some(addr))?)),
+        Resolver::System => match DnsMx::new(None) {
+            Ok(dns) => Ok(Arc::new(dns)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no DNS resolver for the signup risk review's MX lookups; set ONRAMP_DNS_RESOLVER");
+                Ok(Arc::new(Unresolvable(e)))
+            }
+        },
+    }
+}
+
+/// Lookups without a resolver: each fails, saying why.
+struct Unresolvable(String);
+
+#[async_trait]
+impl MxLookup for Unresolvable {
+    async fn mx(&self, _domain: &str) -> MxAnswer {
+        MxAnswer::Failed(self.0.clone())
     }
 }
 

@@ -328,6 +328,11 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether `token` hashes to `stored`, compared in constant time.
+fn hash_matches(token: &str, stored: &str) -> bool {
+    hash_token(token).as_bytes().ct_eq(stored.as_bytes()).into()
+}
+
 /// The signup capability.
 #[derive(Clone)]
 pub struct Signups {
@@ -482,20 +487,20 @@ impl Signups {
         })
     }
 
+    /// The signup with this id; an id longer than any Onramp makes is not looked up.
+    async fn lookup(&self, signup_id: &str) -> Result<Option<SignupRecord>, SignupError> {
+        if signup_id.len() > 64 {
+            return Ok(None);
+        }
+        Ok(self.store.signup(signup_id).await?)
+    }
+
     /// The session the token opens. An unknown id and a wrong token get the same answer.
     async fn open(&self, signup_id: &str, token: &str) -> Result<SignupRecord, SignupError> {
-        let record = match signup_id.len() <= 64 {
-            true => self.store.signup(signup_id).await?,
-            false => None,
-        };
-        let Some(record) = record else {
+        let Some(record) = self.lookup(signup_id).await? else {
             return Err(SignupError::BadToken);
         };
-        let matches: bool = hash_token(token)
-            .as_bytes()
-            .ct_eq(record.resume_token_hash.as_bytes())
-            .into();
-        if !matches {
+        if !hash_matches(token, &record.resume_token_hash) {
             return Err(SignupError::BadToken);
         }
         // A completed session's token is spent: the signup is the operators' now.

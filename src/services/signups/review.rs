@@ -21,7 +21,7 @@ use crate::domain::text::company_key;
 use crate::domain::{CustomerId, FieldError, Invalid, NewEvent, Role};
 use crate::services::customers::{ContactInput, OnboardRequest};
 use crate::services::views::OnboardingResult;
-use crate::services::Actor;
+use crate::services::{Actor, ErrorKind};
 use crate::store::signups::{
     RiskReview, SignupDecision, SignupFilter, SignupRecord, StoredDomainList,
 };
@@ -624,11 +624,9 @@ impl Signups {
     }
 
     async fn find(&self, signup_id: &str) -> Result<SignupRecord, SignupError> {
-        let record = match signup_id.len() <= 64 {
-            true => self.store.signup(signup_id).await?,
-            false => None,
-        };
-        record.ok_or_else(|| SignupError::NotFound(crate::domain::text::shorten(signup_id, 64)))
+        self.lookup(signup_id)
+            .await?
+            .ok_or_else(|| SignupError::NotFound(crate::domain::text::shorten(signup_id, 64)))
     }
 
     /// Approves a signup in review: its customer is made through the onboarding run
@@ -702,7 +700,7 @@ impl Signups {
             Err(e) => {
                 // A refusal of the answers or of the id releases the claim (the signup waits in
                 // review, its next approval chooses again); anything else keeps it to continue.
-                if e.kind() == super::super::ErrorKind::Invalid || e.code() == "customer_exists" {
+                if e.kind() == ErrorKind::Invalid || e.code() == "customer_exists" {
                     let mut released = record.clone();
                     released.decision = None;
                     released.version = record.version + 1;

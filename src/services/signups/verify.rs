@@ -4,10 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, RngCore};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use super::{effective_status, hash_token, SignupError, SignupView, Signups};
+use super::{effective_status, hash_matches, hash_token, SignupError, SignupView, Signups};
 use crate::domain::events::{EventBody, SignupEmailVerified, SignupVerificationRequested};
 use crate::domain::signup::SignupStatus;
 use crate::domain::Invalid;
@@ -243,21 +242,14 @@ impl Signups {
         request_id: Option<String>,
     ) -> Result<SignupView, SignupError> {
         let wizard = self.wizard()?;
-        let record = match signup_id.len() <= 64 {
-            true => self.store.signup(signup_id).await?,
-            false => None,
-        };
-        let Some(record) = record else {
+        let Some(record) = self.lookup(signup_id).await? else {
             return Err(SignupError::BadToken);
         };
-        let Some(verification) = &record.verification else {
-            return Err(SignupError::BadToken);
-        };
-        let matches: bool = hash_token(link_token)
-            .as_bytes()
-            .ct_eq(verification.link_hash.as_bytes())
-            .into();
-        if !matches {
+        let opens = record
+            .verification
+            .as_ref()
+            .is_some_and(|v| hash_matches(link_token, &v.link_hash));
+        if !opens {
             return Err(SignupError::BadToken);
         }
         self.live(&record)?;
