@@ -19,15 +19,24 @@ pub enum EmailKind {
     OnboardingSummary,
     /// An operator's test message (`onramp email test`).
     Test,
+    /// A signup's new owner: a temporary password, or a link to choose one.
+    Welcome,
+    /// An invitation to a customer's account: a link to choose a password.
+    Invitation,
+    /// A password reset link.
+    PasswordReset,
 }
 
 impl EmailKind {
     /// Every kind.
-    pub const ALL: [EmailKind; 4] = [
+    pub const ALL: [EmailKind; 7] = [
         Self::SignupVerification,
         Self::SignupReceived,
         Self::OnboardingSummary,
         Self::Test,
+        Self::Welcome,
+        Self::Invitation,
+        Self::PasswordReset,
     ];
 
     /// Its name: in the API, the store and the template files (`<name>.subject`,
@@ -38,6 +47,9 @@ impl EmailKind {
             Self::SignupReceived => "signup_received",
             Self::OnboardingSummary => "onboarding_summary",
             Self::Test => "test",
+            Self::Welcome => "welcome",
+            Self::Invitation => "invitation",
+            Self::PasswordReset => "password_reset",
         }
     }
 
@@ -49,7 +61,10 @@ impl EmailKind {
     /// Whether the message carries a secret made when it is sent (a code, a link, a temporary
     /// password): the secret lives in the message only, so each attempt makes a new one.
     pub fn carries_secret(self) -> bool {
-        matches!(self, Self::SignupVerification)
+        matches!(
+            self,
+            Self::SignupVerification | Self::Welcome | Self::Invitation | Self::PasswordReset
+        )
     }
 }
 
@@ -132,6 +147,7 @@ mod tests {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(EmailKind::parse("welcome!"), None);
+        assert!(EmailKind::PasswordReset.carries_secret() && !EmailKind::Test.carries_secret());
     }
 
     #[test]

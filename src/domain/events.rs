@@ -192,6 +192,80 @@ catalog! {
     CredentialsDestroyed(CredentialsDestroyed) = "credentials.destroyed", v 1;
     /// The vault's data keys were rewrapped onto the current master key (operator chain).
     VaultRewrapped(VaultRewrapped) = "vault.rewrapped", v 1;
+    /// A customer's user was made without an invitation (a signup's owner).
+    UserCreated(UserCreated) = "user.created", v 1;
+    /// A user was invited to a customer.
+    UserInvited(UserInvited) = "user.invited", v 1;
+    /// An invited user chose a password and joined.
+    UserJoined(UserRef) = "user.joined", v 1;
+    /// A user signed in to the portal.
+    UserLoggedIn(UserRef) = "user.logged_in", v 1;
+    /// Repeated failed logins locked a user's address out for a while.
+    UserLockedOut(UserLockedOut) = "user.locked_out", v 1;
+    /// A user asked for a password reset link.
+    UserPasswordResetRequested(UserRef) = "user.password_reset_requested", v 1;
+    /// A user's password was changed, reset or first set.
+    UserPasswordChanged(UserPasswordChanged) = "user.password_changed", v 1;
+    /// A user was removed from a customer.
+    UserRemoved(UserRemoved) = "user.removed", v 1;
+}
+
+/// `user.created`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserCreated {
+    /// The user.
+    pub user_id: String,
+    /// Their role.
+    pub role: crate::domain::account::UserRole,
+    /// The signup they came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub signup_id: Option<String>,
+}
+
+/// `user.invited`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserInvited {
+    /// The user.
+    pub user_id: String,
+    /// The role they are invited to.
+    pub role: crate::domain::account::UserRole,
+}
+
+/// `user.joined`, `user.logged_in` and `user.password_reset_requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// The user.
+    pub user_id: String,
+}
+
+/// `user.locked_out`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserLockedOut {
+    /// The user.
+    pub user_id: String,
+    /// Failed logins in a row.
+    pub failures: i64,
+    /// When logins are taken again.
+    pub until: DateTime<Utc>,
+}
+
+/// `user.password_changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPasswordChanged {
+    /// The user.
+    pub user_id: String,
+    /// How: `changed` (knowing the old one), `reset` (by an emailed link) or `set` (the first,
+    /// by an invitation or welcome link).
+    pub how: String,
+}
+
+/// `user.removed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRemoved {
+    /// The user.
+    pub user_id: String,
+    /// The role they had.
+    pub role: crate::domain::account::UserRole,
 }
 
 /// `customer.registered`.

@@ -1,6 +1,7 @@
 //! The domain: identifiers and values that parse or refuse, the customer record, its status
 //! machine and the event log's hash chain. Pure types and rules: no I/O, no async.
 
+pub mod account;
 pub mod attribute;
 pub mod credential;
 pub mod customer;

@@ -15,6 +15,7 @@ macro_rules! from_capability_errors {
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::customers::CustomerError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::signups::SignupError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::email::EmailError);
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::accounts::AccountError);
     };
     (@one $target:ty, $wrap:path, $error:ty) => {
         impl From<$error> for $target {

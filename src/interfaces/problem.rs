@@ -63,6 +63,7 @@ impl From<&ServiceError> for Problem {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Stale => StatusCode::PRECONDITION_FAILED,
+            ErrorKind::Limited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Integrity | ErrorKind::Config | ErrorKind::Internal => {
                 StatusCode::INTERNAL_SERVER_ERROR

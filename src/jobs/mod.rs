@@ -160,6 +160,9 @@ impl Jobs {
             Arc::new(DeliverEmail {
                 every: Duration::from_secs(1),
             }),
+            Arc::new(PurgeAccounts {
+                every: Duration::from_secs(600),
+            }),
         ];
         let shortest = catalogue
             .iter()
@@ -470,6 +473,42 @@ impl Job for ExpireSignups {
             .await
             .map_err(ServiceError::from)?;
         Ok(format!("expired {n} signup session(s)"))
+    }
+}
+
+/// Deletes ended portal sessions and stale failed-login records.
+struct PurgeAccounts {
+    every: Duration,
+}
+
+/// The most rows of each kind one run deletes.
+const PURGE_BATCH: i64 = 5000;
+
+#[async_trait]
+impl Job for PurgeAccounts {
+    fn name(&self) -> &'static str {
+        "accounts.purge"
+    }
+
+    fn description(&self) -> &'static str {
+        "delete ended portal sessions, and failed-login records a day old that lock nothing"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        ctx.fault_point().await;
+        let n = ctx
+            .services
+            .accounts
+            .purge(PURGE_BATCH)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(format!(
+            "deleted {n} ended session(s) and stale login record(s)"
+        ))
     }
 }
 

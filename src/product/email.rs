@@ -45,6 +45,9 @@ fn default_source(kind: EmailKind, part: &str) -> &'static str {
         EmailKind::SignupReceived => parts!("signup_received"),
         EmailKind::OnboardingSummary => parts!("onboarding_summary"),
         EmailKind::Test => parts!("test"),
+        EmailKind::Welcome => parts!("welcome"),
+        EmailKind::Invitation => parts!("invitation"),
+        EmailKind::PasswordReset => parts!("password_reset"),
     }
 }
 
@@ -68,6 +71,26 @@ pub fn sample(kind: EmailKind) -> serde_json::Value {
             "steps": ["register", "provision_dataset", "verify_dataset"],
         }),
         EmailKind::Test => serde_json::json!({}),
+        EmailKind::Welcome => serde_json::json!({
+            "customer_name": "Acme Corp",
+            "email": "jane@acme.example",
+            "temporary_password": "Abcd-efgh-2345-6789",
+            "set_password_url": "",
+            "expires_at": "2026-01-08T00:00:00Z",
+        }),
+        EmailKind::Invitation => serde_json::json!({
+            "customer_name": "Acme Corp",
+            "email": "sam@acme.example",
+            "role": "member",
+            "accept_url": "https://onramp.example.com/portal/invitation?token=onr_ul_1",
+            "expires_at": "2026-01-08T00:00:00Z",
+        }),
+        EmailKind::PasswordReset => serde_json::json!({
+            "customer_name": "Acme Corp",
+            "email": "jane@acme.example",
+            "reset_url": "https://onramp.example.com/portal/reset?token=onr_ul_1",
+            "expires_minutes": 60,
+        }),
     };
     v["product"] = "Example".into();
     v["public_url"] = "https://onramp.example.com".into();

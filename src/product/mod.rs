@@ -4,6 +4,7 @@
 //! bad file is refused with every problem and the line it is on. When no file is given, the
 //! built-in generic product ([`Product::builtin`]) serves.
 
+mod accounts;
 pub mod email;
 mod parse;
 mod signup;
@@ -229,6 +230,8 @@ pub struct Product {
     /// The email templates in force: the shipped defaults and the product's `[email]`
     /// overrides.
     pub email: email::MailTemplates,
+    /// The account rules (`[accounts]`): welcome style, password length, session length.
+    pub accounts: crate::domain::account::AccountPolicy,
 }
 
 /// An upload adapter (seed 003's `generic-shipment-csv`): a CSV file into one table of the

@@ -49,6 +49,7 @@ struct Raw {
     adapters: BTreeMap<String, Spanned<RawAdapter>>,
     signup: Option<Spanned<super::signup::RawSignup>>,
     email: Option<Spanned<super::email::RawEmail>>,
+    accounts: Option<Spanned<super::accounts::RawAccounts>>,
 }
 
 #[derive(Deserialize)]
@@ -826,6 +827,12 @@ pub(super) fn parse(
         None => super::email::MailTemplates::default(),
     };
 
+    let accounts = raw
+        .accounts
+        .as_ref()
+        .map(|a| super::accounts::policy(&mut c, a))
+        .unwrap_or_default();
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);
@@ -851,5 +858,6 @@ pub(super) fn parse(
         adapters,
         signup,
         email,
+        accounts,
     })
 }

@@ -2,6 +2,7 @@
 //! is) and a stable [`ServiceError::code`]; interfaces map the kind to their own form (an HTTP
 //! status, an exit code) in exactly one place each, and show the code as it is.
 
+use super::accounts::AccountError;
 use super::audit::AuditError;
 use super::credentials::VaultError;
 use super::customers::CustomerError;
@@ -33,6 +34,8 @@ pub enum ErrorKind {
     Stale,
     /// Stored data failed an integrity check (a sealed value that does not open).
     Integrity,
+    /// The caller has tried too often; retrying after a while may work.
+    Limited,
     /// A store is busy or unreachable; retrying later may work.
     Unavailable,
     /// The configuration (the product file, or a file it names) is unusable.
@@ -153,6 +156,9 @@ pub enum ServiceError {
     /// An email refusal or failure.
     #[error(transparent)]
     Email(#[from] EmailError),
+    /// An account refusal or failure.
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
 }
 
 impl ServiceError {
@@ -176,6 +182,7 @@ impl ServiceError {
             S::Customers(e) => e.kind(),
             S::Signups(e) => e.kind(),
             S::Email(e) => e.kind(),
+            S::Accounts(e) => e.kind(),
         }
     }
 
@@ -197,6 +204,7 @@ impl ServiceError {
             S::Customers(e) => e.code(),
             S::Signups(e) => e.code(),
             S::Email(e) => e.code(),
+            S::Accounts(e) => e.code(),
         }
     }
 
@@ -214,7 +222,16 @@ impl ServiceError {
             | S::Runs(RunError::Invalid(errors))
             | S::Audit(AuditError::Invalid(errors))
             | S::Signups(SignupError::Invalid(errors))
-            | S::Email(EmailError::Invalid(errors)) => Some(errors),
+            | S::Email(EmailError::Invalid(errors))
+            | S::Accounts(AccountError::Invalid(errors)) => Some(errors),
+            _ => None,
+        }
+    }
+
+    /// Seconds until a limited caller may try again.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ServiceError::Accounts(e) => e.retry_after_secs(),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@
 //! (HTTP, MCP, CLI) call these and nothing below them. Every mutation checks the actor's role
 //! here, so every interface enforces the same rules.
 
+pub mod accounts;
 pub mod audit;
 pub mod clock;
 pub mod credentials;
@@ -196,6 +197,8 @@ pub struct Services {
     pub signups: signups::Signups,
     /// Transactional email: the outbox's messages, their delivery and its log.
     pub email: email::Email,
+    /// Customer accounts: users, portal sessions, passwords, invitations.
+    pub accounts: accounts::Accounts,
     parts: Parts,
 }
 
@@ -313,6 +316,8 @@ impl Services {
             datasets.clone(),
             keys.clone(),
         );
+        let accounts =
+            accounts::Accounts::new(store.clone(), store.clone(), product.clone(), clock.clone());
         let signups = signups::Signups::new(
             store.clone(),
             store.clone(),
@@ -320,7 +325,7 @@ impl Services {
             clock.clone(),
             key_hash.clone(),
         )
-        .with_review(mx, customers.clone());
+        .with_review(mx, customers.clone(), accounts.clone());
         Self {
             email: email::Email::new(
                 store.clone(),
@@ -330,7 +335,9 @@ impl Services {
                 clock.clone(),
                 mail,
                 signups.clone(),
+                accounts.clone(),
             ),
+            accounts,
             signups,
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),

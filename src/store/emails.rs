@@ -21,6 +21,8 @@ pub struct EmailRecord {
     pub customer_id: Option<CustomerId>,
     /// The signup it concerns, if any.
     pub signup_id: Option<String>,
+    /// The user it concerns, if any.
+    pub user_id: Option<String>,
     /// The event it answers (with `kind`, unique), if an event queued it.
     pub event_id: Option<i64>,
     /// How its delivery stands.

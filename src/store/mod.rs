@@ -6,6 +6,7 @@
 //! Every mutation appends its event in the same transaction as the change, sealed into the
 //! customer's hash chain (or the operator chain) while the chain head is locked.
 
+pub mod accounts;
 pub mod audit;
 pub mod credentials;
 pub mod customers;
@@ -81,6 +82,12 @@ pub enum StoreError {
     /// The signup changed since the caller read it.
     #[error("signup '{0}' changed since it was read")]
     SignupChanged(String),
+    /// A user with this email exists (the email, in lower case).
+    #[error("a user with email '{0}' already exists")]
+    UserEmailTaken(String),
+    /// The user changed since the caller read them.
+    #[error("user '{0}' changed since they were read")]
+    UserChanged(String),
     /// Another process took over the job (its lease ran out).
     #[error("job '{0}' is now held by another process")]
     JobLeaseLost(String),
@@ -142,6 +149,7 @@ pub trait Store:
     + jobs::JobStore
     + SignupStore
     + emails::EmailStore
+    + accounts::AccountStore
     + Send
     + Sync
     + 'static

@@ -641,12 +641,13 @@ pub(super) struct EmailRow {
     pub updated_at: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub user_id: Option<String>,
 }
 
 /// The columns of [`EmailRow`], in order.
 pub(super) const EMAIL_COLUMNS: &str = "email_id, kind, recipient, customer_id, signup_id, \
     event_id, status, attempts, subject, last_error, message_id, created_at, updated_at, \
-    next_attempt_at, sent_at";
+    next_attempt_at, sent_at, user_id";
 
 impl TryFrom<EmailRow> for super::emails::EmailRecord {
     type Error = StoreError;
@@ -668,6 +669,7 @@ impl TryFrom<EmailRow> for super::emails::EmailRecord {
             recipient: r.recipient,
             customer_id: r.customer_id.map(CustomerId::from_trusted),
             signup_id: r.signup_id,
+            user_id: r.user_id,
             event_id: r.event_id,
             status,
             attempts: r.attempts,
@@ -701,6 +703,104 @@ impl From<DomainListRow> for super::signups::StoredDomainList {
             entries: r.entries,
             domains: r.domains,
             updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub user_id: String,
+    pub customer_id: String,
+    pub email: String,
+    pub email_key: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub password_hash: Option<String>,
+    pub password_change_required: bool,
+    pub password_expires_at: Option<DateTime<Utc>>,
+    pub link_hash: Option<String>,
+    pub link_purpose: Option<String>,
+    pub link_expires_at: Option<DateTime<Utc>>,
+    pub resets_requested: i64,
+    pub resets_since: Option<DateTime<Utc>>,
+    pub signup_id: Option<String>,
+    pub invited_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// The columns of [`UserRow`], in order.
+pub(super) const USER_COLUMNS: &str = "user_id, customer_id, email, email_key, name, role, \
+    status, password_hash, password_change_required, password_expires_at, link_hash, \
+    link_purpose, link_expires_at, resets_requested, resets_since, signup_id, invited_by, \
+    created_at, updated_at, last_login_at, version";
+
+impl TryFrom<UserRow> for super::accounts::UserRecord {
+    type Error = StoreError;
+
+    fn try_from(r: UserRow) -> Result<Self, Self::Error> {
+        use crate::domain::account::{LinkPurpose, UserRole, UserStatus};
+        let corrupt = |what: &str, value: &str| {
+            StoreError::Corrupt(format!(
+                "user '{}' has an unknown {what} '{value}'",
+                r.user_id
+            ))
+        };
+        let role = UserRole::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?;
+        let status = UserStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?;
+        let link = match (r.link_hash, r.link_purpose, r.link_expires_at) {
+            (Some(hash), Some(purpose), Some(expires_at)) => Some(super::accounts::UserLink {
+                hash,
+                purpose: LinkPurpose::parse(&purpose)
+                    .ok_or_else(|| corrupt("link purpose", &purpose))?,
+                expires_at,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            user_id: r.user_id,
+            customer_id: CustomerId::from_trusted(r.customer_id),
+            email: r.email,
+            email_key: r.email_key,
+            name: r.name,
+            role,
+            status,
+            password_hash: r.password_hash,
+            password_change_required: r.password_change_required,
+            password_expires_at: r.password_expires_at,
+            link,
+            resets_requested: r.resets_requested,
+            resets_since: r.resets_since,
+            signup_id: r.signup_id,
+            invited_by: r.invited_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_login_at: r.last_login_at,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PortalSessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub customer_id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<PortalSessionRow> for super::accounts::PortalSessionRecord {
+    fn from(r: PortalSessionRow) -> Self {
+        Self {
+            token_hash: r.token_hash,
+            user_id: r.user_id,
+            customer_id: CustomerId::from_trusted(r.customer_id),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
         }
     }
 }

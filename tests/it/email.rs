@@ -15,19 +15,33 @@ use onramp::jobs::Jobs;
 use onramp::product::Product;
 use onramp::services::ManualClock;
 
-const FROM: &str = "Onramp Onboarding <onboarding@onramp.test>";
+pub(crate) const FROM: &str = "Onramp Onboarding <onboarding@onramp.test>";
 
-fn clock() -> Arc<ManualClock> {
+pub(crate) fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::at(
         Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap(),
     ))
 }
 
 /// A server that sends its email to `sink`, on `clock`, with its jobs.
-async fn mailing(backend: Backend, sink: &SmtpSink, clock: &Arc<ManualClock>) -> (TestApp, Jobs) {
+pub(crate) async fn mailing(
+    backend: Backend,
+    sink: &SmtpSink,
+    clock: &Arc<ManualClock>,
+) -> (TestApp, Jobs) {
+    mailing_serving(backend, sink, clock, Default::default()).await
+}
+
+/// [`mailing`], with the server's own options.
+pub(crate) async fn mailing_serving(
+    backend: Backend,
+    sink: &SmtpSink,
+    clock: &Arc<ManualClock>,
+    options: onramp::interfaces::http::ServeOptions,
+) -> (TestApp, Jobs) {
     let url = sink.url();
     let clock = clock.clone();
-    let app = TestApp::start_configured(backend, Product::builtin(), move |s| {
+    let app = TestApp::start_configured_serving(backend, Product::builtin(), options, move |s| {
         s.smtp_url = Some(url.into());
         s.mail_from = Some(FROM.into());
         s.public_url = Some("https://onboard.example.com/".into());
@@ -41,12 +55,12 @@ async fn mailing(backend: Backend, sink: &SmtpSink, clock: &Arc<ManualClock>) ->
 
 /// Queues what the new events call for and sends what is due; returns the delivery job's
 /// account of it.
-async fn deliver(jobs: &Jobs) -> String {
+pub(crate) async fn deliver(jobs: &Jobs) -> String {
     jobs.run_now("outbox.email").await.unwrap();
     jobs.run_now("email.deliver").await.unwrap().detail
 }
 
-async fn start(app: &TestApp, email: &str, company: &str) -> (String, String) {
+pub(crate) async fn start(app: &TestApp, email: &str, company: &str) -> (String, String) {
     let r = app
         .client
         .post(app.url("/api/v1/signup/sessions"))
@@ -62,7 +76,12 @@ async fn start(app: &TestApp, email: &str, company: &str) -> (String, String) {
     )
 }
 
-async fn call(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = app.client.post(app.url(path)).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
@@ -71,7 +90,7 @@ async fn call(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> (S
 }
 
 /// The six-digit code in a verification message.
-fn code_in(m: &Received) -> String {
+pub(crate) fn code_in(m: &Received) -> String {
     let text = m.text();
     let at = text
         .find("Your verification code is:")
@@ -95,7 +114,7 @@ fn link_token_in(m: &Received) -> (String, String) {
 }
 
 /// Every place a secret could be stored: the event log and the delivery log.
-async fn stored_text(app: &TestApp) -> String {
+pub(crate) async fn stored_text(app: &TestApp) -> String {
     let events: Vec<String> = common::all_events(app.services.store.as_ref())
         .await
         .into_iter()

@@ -305,7 +305,8 @@ async fn the_cli_lists_runs_and_shows_jobs(backend: Backend) {
             "outbox.event_counts",
             "signups.expire",
             "outbox.email",
-            "email.deliver"
+            "email.deliver",
+            "accounts.purge"
         ]
     );
     let run = onramp(

@@ -315,6 +315,8 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
         "get_signup",
         "approve_signup",
         "reject_signup",
+        "list_users",
+        "invite_user",
     ] {
         assert!(
             names.contains(&expected),
@@ -334,7 +336,8 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
                 "query_dataset",
                 "list_credentials",
                 "list_signups",
-                "get_signup"
+                "get_signup",
+                "list_users"
             ]
             .contains(&t.name.as_ref()),
             "{}",
@@ -464,6 +467,21 @@ async fn bad_arguments_are_refused_and_change_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(p["code"], "version_mismatch");
+
+    let p = refused(
+        &client,
+        "invite_user",
+        json!({"customer_id": "golf_one", "email": "x", "role": "king"}),
+    )
+    .await;
+    assert!(has_error_at(&p, "email", "invalid_email"), "{p}");
+    assert!(has_error_at(&p, "role", "unknown_role"), "{p}");
+    let users = ok(&client, "list_users", json!({"customer_id": "golf_one"})).await;
+    assert_eq!(
+        users["items"],
+        json!([]),
+        "a refused invitation makes no user"
+    );
 
     let p = refused(
         &client,

@@ -1181,6 +1181,7 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
         recipient: "ann@example.com".into(),
         customer_id: (id == "em_3").then(|| common::cid("acme")),
         signup_id: (id != "em_3").then(|| "su_1".to_owned()),
+        user_id: (id == "em_3").then(|| "usr_1".to_owned()),
         event_id: event,
         status: DeliveryStatus::Queued,
         attempts: 0,
@@ -1313,7 +1314,176 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
     assert_eq!(store.email_backlog(t0()).await.unwrap().0, 3);
 }
 
+async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Backend) {
+    use onramp::domain::account::{LinkPurpose, UserRole, UserStatus};
+    use onramp::store::accounts::{PortalSessionRecord, SessionChange, UserLink, UserRecord};
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let ev = || event(None, "admin_token.created", t0());
+    let user = UserRecord {
+        user_id: "usr_1".into(),
+        customer_id: common::cid("acme"),
+        email: "Ann@Example.com".into(),
+        email_key: "ann@example.com".into(),
+        name: Some("Ann".into()),
+        role: UserRole::Owner,
+        status: UserStatus::Invited,
+        password_hash: None,
+        password_change_required: false,
+        password_expires_at: None,
+        link: Some(UserLink {
+            hash: "linkhash".into(),
+            purpose: LinkPurpose::SetPassword,
+            expires_at: t0() + Duration::days(7),
+        }),
+        resets_requested: 0,
+        resets_since: None,
+        signup_id: None,
+        invited_by: Some("token:t".into()),
+        created_at: t0(),
+        updated_at: t0(),
+        last_login_at: None,
+        version: 1,
+    };
+    store.insert_user(&user, ev()).await.unwrap();
+    assert_eq!(store.user("usr_1").await.unwrap().as_ref(), Some(&user));
+    assert_eq!(
+        store.user_by_link("linkhash").await.unwrap().as_ref(),
+        Some(&user)
+    );
+    // One account per email: a second is refused and writes nothing, its event included.
+    let events = common::all_events(store.as_ref()).await.len();
+    let twin = UserRecord {
+        user_id: "usr_2".into(),
+        customer_id: common::cid("globex"),
+        ..user.clone()
+    };
+    let refused = store.insert_user(&twin, ev()).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::UserEmailTaken(ref k) if k == "ann@example.com"),
+        "{refused:?}"
+    );
+    assert_eq!(common::all_events(store.as_ref()).await.len(), events);
+    assert!(store.user("usr_2").await.unwrap().is_none());
+
+    // A change from the version read, with a session; a stale one is refused whole.
+    let session = PortalSessionRecord {
+        token_hash: "s1".into(),
+        user_id: "usr_1".into(),
+        customer_id: common::cid("acme"),
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(12),
+    };
+    let mut active = user.clone();
+    active.status = UserStatus::Active;
+    active.password_hash = Some("$argon2id$x".into());
+    active.link = None;
+    active.version = 2;
+    store
+        .update_user(
+            &active,
+            1,
+            vec![ev()],
+            SessionChange::Start(session.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_by_email("ann@example.com").await.unwrap(),
+        Some(active.clone())
+    );
+    assert!(store.user_by_link("linkhash").await.unwrap().is_none());
+    assert_eq!(
+        store.portal_session("s1", t0()).await.unwrap(),
+        Some(session.clone())
+    );
+    assert!(
+        store
+            .portal_session("s1", t0() + Duration::hours(12))
+            .await
+            .unwrap()
+            .is_none(),
+        "an ended session opens nothing"
+    );
+    let stale = store
+        .update_user(&active, 1, vec![ev()], SessionChange::EndAll)
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::UserChanged(_)), "{stale:?}");
+    assert!(
+        store.portal_session("s1", t0()).await.unwrap().is_some(),
+        "a refused change ends nothing"
+    );
+    assert_eq!(
+        store.users_of(&common::cid("acme")).await.unwrap(),
+        vec![active.clone()]
+    );
+
+    // Failed logins count up per key and lock by the caller's rule; clearing forgets them.
+    let lock = |n: i64| (n >= 2).then(|| t0() + Duration::seconds(30));
+    let first = store
+        .record_login_failure("ann@example.com", t0(), &lock)
+        .await
+        .unwrap();
+    assert_eq!((first.failures, first.locked_until), (1, None));
+    let second = store
+        .record_login_failure("ann@example.com", t0(), &lock)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.failures, second.locked_until),
+        (2, Some(t0() + Duration::seconds(30)))
+    );
+    assert_eq!(
+        store.login_throttle("ann@example.com").await.unwrap(),
+        Some(second)
+    );
+    store.clear_login_failures("ann@example.com").await.unwrap();
+    assert!(store
+        .login_throttle("ann@example.com")
+        .await
+        .unwrap()
+        .is_none());
+
+    // The purge takes ended sessions and day-old throttles that lock nothing.
+    store
+        .record_login_failure("old@example.com", t0(), &|_| None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .purge_account_leftovers(t0() + Duration::hours(1), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_account_leftovers(t0() + Duration::days(2), 100)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.portal_session("s1", t0()).await.unwrap().is_none());
+
+    // Deleting takes the user from the version read.
+    let mut again = active.clone();
+    again.version = 3;
+    store
+        .update_user(&again, 2, vec![], SessionChange::Start(session))
+        .await
+        .unwrap();
+    assert!(store.delete_user(&again, 2, ev()).await.is_err());
+    store.delete_user(&again, 3, ev()).await.unwrap();
+    assert!(store.user("usr_1").await.unwrap().is_none());
+    assert!(
+        store.portal_session("s1", t0()).await.unwrap().is_none(),
+        "a deleted user's sessions end"
+    );
+}
+
 on_both_backends!(
+    accounts_keep_one_email_check_versions_and_count_failures,
     the_review_reads_names_contacts_lists_and_the_queue,
     the_delivery_log_queues_once_per_event_and_moves_with_its_cursor,
     a_customer_round_trips_with_every_field,

@@ -80,6 +80,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             exchange_rate_per_key,
             exchange_rate_per_address,
             signup_rate_per_address,
+            portal_rate_per_address,
             signup_rate_per_session,
             header_timeout,
             body_timeout,
@@ -98,6 +99,10 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                 signup_limits: crate::interfaces::http::limits::Quotas {
                     per_key_per_minute: signup_rate_per_session,
                     per_address_per_minute: signup_rate_per_address,
+                },
+                portal_limits: crate::interfaces::http::limits::Quotas {
+                    per_key_per_minute: 0,
+                    per_address_per_minute: portal_rate_per_address,
                 },
                 connections: crate::interfaces::http::server::ConnectionLimits {
                     header_timeout: std::time::Duration::from_secs(header_timeout),
@@ -138,6 +143,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Customers(c) => super::customers::run(&services, &actor, *c).await,
         Command::Audit(a) => super::audit::run(&services, &actor, a).await,
         Command::Email(e) => super::email::run(&services, &actor, e).await,
+        Command::Users(u) => super::users::run(&services, &actor, u).await,
         Command::Signups(c) => super::signups::run(&services, &actor, c).await,
         Command::Signup(c) => super::signups::run_settings(&services, &actor, c).await,
         Command::Credentials(c) => super::credentials::run(&services, &actor, c).await,

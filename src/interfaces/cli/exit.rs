@@ -20,6 +20,8 @@ pub const CONFLICT: u8 = 5;
 pub const INTEGRITY: u8 = 6;
 /// The configuration is unusable: a bad product file, or a database that cannot be opened.
 pub const CONFIG: u8 = 7;
+/// Too many attempts; retry later.
+pub const LIMITED: u8 = 8;
 
 /// Prints an error for people and returns its exit code.
 pub fn report(e: &ServiceError) -> ExitCode {
@@ -42,6 +44,7 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::Conflict | ErrorKind::Stale => CONFLICT,
         ErrorKind::Integrity => INTEGRITY,
         ErrorKind::Config => CONFIG,
+        ErrorKind::Limited => LIMITED,
         ErrorKind::Unavailable | ErrorKind::Internal => FAILURE,
     }
 }

@@ -14,6 +14,7 @@ mod keys;
 mod onboarding;
 mod output;
 mod signups;
+mod users;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -185,6 +186,10 @@ enum Command {
         /// Requests allowed per minute for each signup session (0: no limit).
         #[arg(long, env = "ONRAMP_SIGNUP_RATE_PER_SESSION", default_value_t = 60)]
         signup_rate_per_session: u32,
+        /// Portal logins, password resets and invitation acceptances allowed per minute from
+        /// each client address (0: no limit).
+        #[arg(long, env = "ONRAMP_PORTAL_RATE_PER_ADDRESS", default_value_t = 30)]
+        portal_rate_per_address: u32,
         /// Seconds a client has to send a request's head; also how long a kept-alive
         /// connection may wait idle for its next request.
         #[arg(long, env = "ONRAMP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -248,6 +253,9 @@ enum Command {
     /// Transactional email: send a test message, read the delivery log.
     #[command(subcommand)]
     Email(email::EmailCommand),
+    /// A customer's portal users: list, invite, remove.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Background jobs: list them, run one now, see its attempts.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),

@@ -118,6 +118,9 @@ impl IntoResponse for ApiError {
                     // The first request with the key is still onboarding; it takes a second or so.
                     retry_after = Some(1);
                 }
+                if let Some(secs) = e.retry_after_secs() {
+                    retry_after = Some(secs);
+                }
                 Problem::from(&e)
             }
         };

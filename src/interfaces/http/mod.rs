@@ -13,6 +13,7 @@ mod onboarding;
 pub mod openapi;
 mod openapi_rules;
 mod pages;
+mod portal;
 pub mod server;
 mod signup;
 mod tenant;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub exchange_limiter: limits::QuotaLimiter,
     /// The public signup routes' rate limits (per address, per session).
     pub signup_limiter: limits::QuotaLimiter,
+    /// The portal's public routes' rate limit (per address).
+    pub portal_limiter: limits::QuotaLimiter,
 }
 
 /// How the server is set up beyond its services.
@@ -55,6 +58,8 @@ pub struct ServeOptions {
     /// Rate limits of the public signup routes: per session (`per_key_per_minute`) and per
     /// client address.
     pub signup_limits: limits::Quotas,
+    /// Rate limit of the portal's public routes (login, reset, invitation): per client address.
+    pub portal_limits: limits::Quotas,
     /// Timeouts and the bound on open connections.
     pub connections: server::ConnectionLimits,
 }
@@ -67,6 +72,10 @@ impl Default for ServeOptions {
             signup_limits: limits::Quotas {
                 per_key_per_minute: 60,
                 per_address_per_minute: 60,
+            },
+            portal_limits: limits::Quotas {
+                per_key_per_minute: 0,
+                per_address_per_minute: 30,
             },
             connections: server::ConnectionLimits::default(),
         }
@@ -149,6 +158,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         services: services.clone(),
         exchange_limiter: limits::QuotaLimiter::new(options.exchange_limits),
         signup_limiter: limits::QuotaLimiter::new(options.signup_limits),
+        portal_limiter: limits::QuotaLimiter::new(options.portal_limits),
     };
     let api = Router::new()
         .merge(customers::router())
@@ -158,6 +168,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(tenant::router())
         .merge(signup::router())
         .merge(signup::queue_router())
+        .merge(portal::router())
         .merge(meta::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

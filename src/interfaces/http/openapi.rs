@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{credentials, customers, keys, meta, onboarding, signup, tenant};
+use super::{credentials, customers, keys, meta, onboarding, portal, signup, tenant};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -18,7 +18,9 @@ use super::{credentials, customers, keys, meta, onboarding, signup, tenant};
         keys::rotate, keys::revoke, tenant::exchange, tenant::me, tenant::rotate_own_key, tenant::upload, meta::industries, meta::audit,
         meta::health, meta::emails, signup::start, signup::show, signup::step, signup::abandon,
         signup::verify, signup::resend, signup::complete, signup::verify_link, signup::queue,
-        signup::detail, signup::approve, signup::reject, signup::funnel,
+        signup::detail, signup::approve, signup::reject, signup::funnel, portal::login,
+        portal::logout, portal::me, portal::change_password, portal::request_reset,
+        portal::confirm_reset, portal::accept, portal::list, portal::invite, portal::remove,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),
@@ -31,6 +33,7 @@ use super::{credentials, customers, keys, meta, onboarding, signup, tenant};
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),
         (name = "signup", description = "The public self-serve signup wizard"),
+        (name = "portal", description = "Customer accounts: login, passwords, invitations, users"),
     )
 )]
 pub struct ApiDoc;

@@ -44,7 +44,7 @@ pub fn queue_router() -> Router<AppState> {
 
 /// The request id, when it is one a log and the event log can hold: the server's own, or a
 /// caller's of at most 128 letters, digits, `-` and `_` (these routes are public).
-fn request_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

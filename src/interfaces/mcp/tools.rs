@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{args, output};
 use crate::domain::Role;
 use crate::interfaces::problem::Problem;
+use crate::services::accounts::{Caller, InviteUser, UserList, UserView};
 use crate::services::credentials::PutCredential;
 use crate::services::credentials::{CredentialList, CredentialView};
 use crate::services::customers::CustomerError;
@@ -171,6 +172,21 @@ pub struct RejectSignupArgs {
     pub signup_id: String,
     /// Why, for the record (1 to 500 characters).
     pub reason: String,
+}
+
+/// Arguments of `invite_user`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteUserArgs {
+    /// The customer.
+    pub customer_id: String,
+    /// Where the invitation goes; the user's login.
+    pub email: String,
+    /// owner, admin or member.
+    pub role: String,
+    /// The user's name.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// What a tool is, whom it is for, and how it behaves.
@@ -420,6 +436,32 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: schema_for_input::<RejectSignupArgs>,
         output: output::object::<SignupDetail>,
     },
+    ToolSpec {
+        name: "list_users",
+        title: "List a customer's users",
+        description: "A customer's portal users, oldest first: email, role (owner, admin, \
+                      member), status (invited, active), whether a temporary password must \
+                      still be changed, and the last login.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<UserList>,
+    },
+    ToolSpec {
+        name: "invite_user",
+        title: "Invite a user",
+        description: "Invites a person to a customer's portal with a role; the invitation email \
+                      carries a link to choose a password. Refused for an email that already \
+                      has an account.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<InviteUserArgs>,
+        output: output::object::<UserView>,
+    },
 ];
 
 /// The tool named `name`.
@@ -583,6 +625,29 @@ pub async fn call(
             let a = parse!(RejectSignupArgs);
             let req = RejectSignup { reason: a.reason };
             service(services.signups.reject(actor, &a.signup_id, &req).await)
+        }
+        "list_users" => {
+            let a = parse!(CustomerIdArgs);
+            service(
+                services
+                    .accounts
+                    .list(Caller::Operator(actor), &a.customer_id)
+                    .await,
+            )
+        }
+        "invite_user" => {
+            let a = parse!(InviteUserArgs);
+            let req = InviteUser {
+                email: a.email,
+                role: a.role,
+                name: a.name,
+            };
+            service(
+                services
+                    .accounts
+                    .invite(Caller::Operator(actor), &a.customer_id, &req)
+                    .await,
+            )
         }
         other => unreachable!("tool {other} is listed but not dispatched"),
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
+use super::accounts::{AccountError, AccountIssue, AccountMessage, Accounts};
 use super::signups::{Issue, SignupError, Signups};
 use super::{Actor, Clock, ErrorKind};
 use crate::domain::email::{retry_after, DeliveryStatus, EmailKind};
@@ -76,6 +77,8 @@ pub struct EmailView {
     pub customer_id: Option<String>,
     /// The signup it concerns.
     pub signup_id: Option<String>,
+    /// The user it concerns.
+    pub user_id: Option<String>,
     /// The event that queued it.
     pub event_id: Option<i64>,
     /// How its delivery stands.
@@ -105,6 +108,7 @@ impl From<EmailRecord> for EmailView {
             recipient: r.recipient,
             customer_id: r.customer_id.map(|c| c.as_str().to_owned()),
             signup_id: r.signup_id,
+            user_id: r.user_id,
             event_id: r.event_id,
             status: r.status,
             attempts: r.attempts,
@@ -170,6 +174,9 @@ pub enum EmailError {
     /// The signup capability failed while making a message's secret.
     #[error(transparent)]
     Signup(#[from] SignupError),
+    /// The accounts capability failed while making a message's secret.
+    #[error(transparent)]
+    Account(#[from] AccountError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -184,6 +191,7 @@ impl EmailError {
             EmailError::Forbidden(_) => ErrorKind::Forbidden,
             EmailError::Send(_) => ErrorKind::Unavailable,
             EmailError::Signup(e) => e.kind(),
+            EmailError::Account(e) => e.kind(),
             EmailError::Store(e) => super::store_kind(e),
         }
     }
@@ -196,6 +204,7 @@ impl EmailError {
             EmailError::NotConfigured => "email_not_configured",
             EmailError::Send(_) => "email_send_failed",
             EmailError::Signup(e) => e.code(),
+            EmailError::Account(e) => e.code(),
             EmailError::Store(e) => super::store_code(e),
         }
     }
@@ -222,12 +231,14 @@ pub struct Email {
     clock: Arc<dyn Clock>,
     settings: Arc<MailSettings>,
     signups: Signups,
+    accounts: Accounts,
 }
 
 impl Email {
     /// The capability over its store, the customers and runs it reads for its messages, the
-    /// product (its templates), the clock, the mail settings and the signups whose codes it
-    /// sends.
+    /// product (its templates), the clock, the mail settings, and the signups and accounts
+    /// whose secrets it sends.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn EmailStore>,
         customers: Arc<dyn CustomerStore>,
@@ -236,6 +247,7 @@ impl Email {
         clock: Arc<dyn Clock>,
         settings: Arc<MailSettings>,
         signups: Signups,
+        accounts: Accounts,
     ) -> Self {
         Self {
             store,
@@ -245,6 +257,7 @@ impl Email {
             clock,
             settings,
             signups,
+            accounts,
         }
     }
 
@@ -273,6 +286,7 @@ impl Email {
             recipient,
             customer_id,
             signup_id,
+            user_id: None,
             event_id,
             status: DeliveryStatus::Queued,
             attempts: 0,
@@ -309,6 +323,22 @@ impl Email {
             if let Some((kind, signup_id)) = wanted {
                 if let Some((email, _, _)) = self.signups.contact(&signup_id).await? {
                     out.push(self.record(kind, email, None, Some(signup_id), Some(e.id)));
+                }
+                continue;
+            }
+            let account_message = match &body {
+                EventBody::UserCreated(u) => Some((EmailKind::Welcome, u.user_id.as_str())),
+                EventBody::UserInvited(u) => Some((EmailKind::Invitation, u.user_id.as_str())),
+                EventBody::UserPasswordResetRequested(u) => {
+                    Some((EmailKind::PasswordReset, u.user_id.as_str()))
+                }
+                _ => None,
+            };
+            if let Some((kind, user_id)) = account_message {
+                if let Some((email, customer_id)) = self.accounts.contact(user_id).await? {
+                    let mut record = self.record(kind, email, Some(customer_id), None, Some(e.id));
+                    record.user_id = Some(user_id.to_owned());
+                    out.push(record);
                 }
                 continue;
             }
@@ -356,6 +386,8 @@ impl Email {
     /// What `email` is rendered with, making its secret now if it carries one.
     async fn prepare(&self, email: &EmailRecord) -> Result<Prepared, EmailError> {
         let mut secrets = Vec::new();
+        // A user's message goes to their address as it is when it leaves.
+        let mut recipient_now = None;
         let mut vars = match email.kind {
             EmailKind::SignupVerification => {
                 let signup_id = email.signup_id.as_deref().unwrap_or_default();
@@ -427,11 +459,59 @@ impl Email {
                 })
             }
             EmailKind::Test => serde_json::json!({}),
+            EmailKind::Welcome | EmailKind::Invitation | EmailKind::PasswordReset => {
+                let message = match email.kind {
+                    EmailKind::Welcome => AccountMessage::Welcome,
+                    EmailKind::Invitation => AccountMessage::Invitation,
+                    _ => AccountMessage::PasswordReset,
+                };
+                let user_id = email.user_id.as_deref().unwrap_or_default();
+                let s = match self.accounts.issue(user_id, message).await? {
+                    AccountIssue::Skip(reason) => return Ok(Prepared::Skip(reason)),
+                    AccountIssue::Issued(s) => s,
+                };
+                let base = self.settings.public_url.trim_end_matches('/').to_owned();
+                let link = |path: &str| {
+                    s.link_token
+                        .as_ref()
+                        .map(|t| format!("{base}{path}?token={}", t.as_str()))
+                        .unwrap_or_default()
+                };
+                let expires_at = s
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let vars = match email.kind {
+                    EmailKind::Welcome => serde_json::json!({
+                        "customer_name": s.customer_name,
+                        "email": s.recipient,
+                        "temporary_password": s.temporary_password.as_ref().map(|p| p.as_str()).unwrap_or_default(),
+                        "set_password_url": link("/portal/invitation"),
+                        "expires_at": expires_at,
+                    }),
+                    EmailKind::Invitation => serde_json::json!({
+                        "customer_name": s.customer_name,
+                        "email": s.recipient,
+                        "role": s.role.as_str(),
+                        "accept_url": link("/portal/invitation"),
+                        "expires_at": expires_at,
+                    }),
+                    _ => serde_json::json!({
+                        "customer_name": s.customer_name,
+                        "email": s.recipient,
+                        "reset_url": link("/portal/reset"),
+                        "expires_minutes": crate::domain::account::LinkPurpose::Reset.ttl().num_minutes(),
+                    }),
+                };
+                secrets.extend(s.temporary_password.as_ref().map(|p| p.to_string()));
+                secrets.extend(s.link_token.as_ref().map(|t| t.to_string()));
+                recipient_now = Some(s.recipient.clone());
+                vars
+            }
         };
         self.common(&mut vars);
         Ok(Prepared::Send {
             vars,
-            recipient: email.recipient.clone(),
+            recipient: recipient_now.unwrap_or_else(|| email.recipient.clone()),
             secrets,
         })
     }
@@ -546,23 +626,31 @@ impl Email {
         };
         let mut due = self.store.due_emails(self.clock.now(), limit).await?;
         let mut report = DeliveryReport::default();
-        // Codes asked for faster than they leave: only a signup's newest is sent (each new code
-        // would void the one before it).
-        let mut newest: std::collections::HashMap<String, String> = Default::default();
-        for e in due
-            .iter()
-            .filter(|e| e.kind == EmailKind::SignupVerification)
-        {
-            let signup = e.signup_id.clone().unwrap_or_default();
-            let entry = newest.entry(signup).or_insert_with(|| e.email_id.clone());
-            if e.email_id > *entry {
-                *entry = e.email_id.clone();
+        // Secrets asked for faster than they leave: only the newest message of a kind for one
+        // signup or user is sent (each new code or link voids the one before it).
+        let subject_of = |e: &EmailRecord| {
+            e.kind.carries_secret().then(|| {
+                (
+                    e.kind,
+                    e.signup_id
+                        .clone()
+                        .or_else(|| e.user_id.clone())
+                        .unwrap_or_default(),
+                )
+            })
+        };
+        let mut newest: std::collections::HashMap<(EmailKind, String), String> = Default::default();
+        for e in &due {
+            if let Some(key) = subject_of(e) {
+                let entry = newest.entry(key).or_insert_with(|| e.email_id.clone());
+                if e.email_id > *entry {
+                    *entry = e.email_id.clone();
+                }
             }
         }
         let mut superseded = Vec::new();
         due.retain(|e| {
-            let keep = e.kind != EmailKind::SignupVerification
-                || newest.get(e.signup_id.as_deref().unwrap_or_default()) == Some(&e.email_id);
+            let keep = subject_of(e).is_none_or(|key| newest.get(&key) == Some(&e.email_id));
             if !keep {
                 superseded.push(e.clone());
             }
@@ -570,7 +658,12 @@ impl Email {
         });
         for mut e in superseded {
             e.status = DeliveryStatus::Skipped;
-            e.last_error = Some("a newer code for this signup was asked for".into());
+            e.last_error = Some(match e.kind {
+                EmailKind::SignupVerification => {
+                    "a newer code for this signup was asked for".to_owned()
+                }
+                kind => format!("a newer {kind} message for this user was asked for"),
+            });
             e.updated_at = self.clock.now();
             self.store.update_email(&e).await?;
             report.skipped += 1;

@@ -230,6 +230,12 @@ pub enum SignupError {
     /// Making the approved signup's customer failed.
     #[error("the signup's customer could not be made: {0}")]
     Onboarding(Box<crate::services::customers::CustomerError>),
+    /// The signup's email belongs to another customer's user, so it cannot own this one.
+    #[error("the signup's email already has an account with another customer; reject the signup, or approve it after that user is removed")]
+    EmailInUse,
+    /// Making the approved customer's owner failed.
+    #[error("the customer's owner could not be made: {0}")]
+    Owner(Box<crate::services::accounts::AccountError>),
     /// The actor's role does not allow this.
     #[error(transparent)]
     Forbidden(#[from] crate::services::Forbidden),
@@ -266,10 +272,11 @@ impl SignupError {
             SignupError::Closed => ErrorKind::NotFound,
             SignupError::InviteOnly | SignupError::Forbidden(_) => ErrorKind::Forbidden,
             SignupError::NotFound(_) => ErrorKind::NotFound,
-            SignupError::NotDecidable { .. } | SignupError::ApprovalInProgress(_) => {
-                ErrorKind::Conflict
-            }
+            SignupError::NotDecidable { .. }
+            | SignupError::ApprovalInProgress(_)
+            | SignupError::EmailInUse => ErrorKind::Conflict,
             SignupError::Onboarding(e) => e.kind(),
+            SignupError::Owner(e) => e.kind(),
             SignupError::Invalid(_) => ErrorKind::Invalid,
             SignupError::BadToken => ErrorKind::Unauthenticated,
             SignupError::Finished { .. }
@@ -297,6 +304,8 @@ impl SignupError {
             SignupError::NotDecidable { .. } => "signup_not_in_review",
             SignupError::ApprovalInProgress(_) => "approval_in_progress",
             SignupError::Onboarding(e) => e.code(),
+            SignupError::EmailInUse => "email_in_use",
+            SignupError::Owner(e) => e.code(),
             SignupError::Invalid(_) => "validation_failed",
             SignupError::BadToken => "unauthorized",
             SignupError::Finished { .. } => "signup_finished",
@@ -344,6 +353,7 @@ pub struct Signups {
     mx: Arc<dyn MxLookup>,
     lists: Arc<Lists>,
     customers: Option<Customers>,
+    accounts: Option<crate::services::accounts::Accounts>,
 }
 
 impl Signups {
@@ -366,14 +376,22 @@ impl Signups {
             mx: Arc::new(dns::NoLookups),
             lists: Arc::new(Lists::default()),
             customers: None,
+            accounts: None,
         }
     }
 
-    /// With the MX lookups of the risk review and the registry an approval makes customers in.
-    pub fn with_review(self, mx: Arc<dyn MxLookup>, customers: Customers) -> Self {
+    /// With the MX lookups of the risk review, the registry an approval makes customers in and
+    /// the accounts it makes their owners in.
+    pub fn with_review(
+        self,
+        mx: Arc<dyn MxLookup>,
+        customers: Customers,
+        accounts: crate::services::accounts::Accounts,
+    ) -> Self {
         Self {
             mx,
             customers: Some(customers),
+            accounts: Some(accounts),
             ..self
         }
     }

@@ -382,7 +382,17 @@ impl Signups {
                 ));
             }
         }
-        if self.store.contact_email_taken(&record.email).await? {
+        let has_account = match &self.accounts {
+            Some(a) => a
+                .email_taken(&record.email)
+                .await
+                .map_err(|e| SignupError::Owner(Box::new(e)))?,
+            None => false,
+        };
+        if has_account {
+            reasons
+                .push(policy.reason(Signal::ExistingAccount, "the email already has an account"));
+        } else if self.store.contact_email_taken(&record.email).await? {
             reasons.push(policy.reason(
                 Signal::ExistingAccount,
                 "the email is already a customer's contact",
@@ -656,9 +666,13 @@ impl Signups {
     ) -> Result<(SignupRecord, OnboardingResult), SignupError> {
         let wizard = self.wizard()?;
         self.decidable(&record)?;
-        let customers = self.customers.as_ref().ok_or_else(|| {
-            SignupError::Internal("signups are wired without the customer registry".into())
-        })?;
+        let (Some(customers), Some(accounts)) = (self.customers.as_ref(), self.accounts.as_ref())
+        else {
+            return Err(SignupError::Internal(
+                "signups are wired without the customer registry or accounts".into(),
+            ));
+        };
+        let owner_error = |e| SignupError::Owner(Box::new(e));
         // The claim: the customer id is saved on the signup (version-checked) before the
         // customer is made, so a concurrent decision loses cleanly and an approval that stopped
         // midway continues with the same id.
@@ -667,6 +681,16 @@ impl Signups {
             .as_ref()
             .and_then(|d| d.customer_id.as_ref())
             .map(|c| c.as_str().to_owned());
+        // The verified email becomes the customer's owner: it cannot already be another
+        // customer's user.
+        let taken = match &claimed {
+            Some(id) => accounts.email_taken_elsewhere(&record.email, id).await,
+            None => accounts.email_taken(&record.email).await,
+        }
+        .map_err(owner_error)?;
+        if taken {
+            return Err(SignupError::EmailInUse);
+        }
         let (record, chosen) = match claimed {
             Some(id) => (record, id),
             None => {
@@ -716,6 +740,15 @@ impl Signups {
             }
         };
         let customer_id = onboarded.response.customer.customer_id.clone();
+        accounts
+            .add_signup_owner(
+                actor,
+                &CustomerId::from_trusted(customer_id.clone()),
+                &record.email,
+                &record.signup_id,
+            )
+            .await
+            .map_err(owner_error)?;
         let now = self.clock.now();
         let mut next = record.clone();
         next.status = record.status.transition(SignupStatus::Approved)?;

@@ -42,7 +42,8 @@ macro_rules! email_store {
                                 .push_bind(e.created_at)
                                 .push_bind(e.updated_at)
                                 .push_bind(e.next_attempt_at)
-                                .push_bind(e.sent_at);
+                                .push_bind(e.sent_at)
+                                .push_bind(&e.user_id);
                         });
                         q.push(" ON CONFLICT (event_id, kind) DO NOTHING");
                         q.build().execute(&mut *tx).await?;
@@ -54,7 +55,7 @@ macro_rules! email_store {
                 async fn insert_email(&self, e: &EmailRecord) -> Result<(), StoreError> {
                     sqlx::query(&format!(
                         "INSERT INTO emails ({EMAIL_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                     ))
                     .bind(&e.email_id)
                     .bind(e.kind.as_str())
@@ -71,6 +72,7 @@ macro_rules! email_store {
                     .bind(e.updated_at)
                     .bind(e.next_attempt_at)
                     .bind(e.sent_at)
+                    .bind(&e.user_id)
                     .execute(self.writes())
                     .await?;
                     Ok(())

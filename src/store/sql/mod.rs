@@ -30,6 +30,7 @@
 //! A new capability adds its statements as a macro in its own file here and one line to
 //! [`portable_store`], which each backend expands once (see [`integration_keys`] for the shape).
 
+mod accounts;
 mod audit;
 mod credentials;
 mod customers;
@@ -40,6 +41,7 @@ mod runs;
 mod signups;
 mod tokens;
 
+pub(crate) use accounts::account_store;
 pub(crate) use audit::event_store;
 pub(crate) use credentials::credential_store;
 pub(crate) use customers::customer_store;
@@ -63,6 +65,7 @@ macro_rules! portable_store {
         crate::store::sql::job_store!($store);
         crate::store::sql::signup_store!($store);
         crate::store::sql::email_store!($store);
+        crate::store::sql::account_store!($store);
         crate::store::sql::row_writes!($conn, $db);
         crate::store::sql::cursor_writes!($conn);
     };

@@ -312,10 +312,20 @@ impl TestApp {
         product: Product,
         configure: impl FnOnce(&mut Settings),
     ) -> Self {
+        Self::start_configured_serving(backend, product, ServeOptions::default(), configure).await
+    }
+
+    /// [`TestApp::start_configured`], with the server's own options.
+    pub async fn start_configured_serving(
+        backend: Backend,
+        product: Product,
+        options: ServeOptions,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let db = TestDb::new(backend).await;
         let runner = RunnerOptions::new(db.data_dir());
         let services = services_configured(&db, product, runner, configure).await;
-        Self::serve(db, services, ServeOptions::default()).await
+        Self::serve(db, services, options).await
     }
 
     async fn serve(db: TestDb, services: Services, options: ServeOptions) -> Self {
