@@ -192,14 +192,21 @@ pub enum FieldTarget {
     Tier,
     /// A product attribute of the customer.
     Attribute(String),
+    /// People to invite as the customer's members once it is made: a text field of email
+    /// addresses separated by commas.
+    Invitations,
 }
+
+/// The most people one signup invites.
+pub const MAX_INVITATIONS: usize = 20;
 
 impl FieldTarget {
     /// The target a product file names: `customer_name`, `industry`, `contact.email`,
-    /// `contact.name`, `tier` or `attributes.<name>`.
+    /// `contact.name`, `tier`, `users.invite` or `attributes.<name>`.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "customer_name" => Self::CustomerName,
+            "users.invite" => Self::Invitations,
             "industry" => Self::Industry,
             "contact.email" => Self::ContactEmail,
             "contact.name" => Self::ContactName,
@@ -275,6 +282,9 @@ impl SignupField {
                         format!("must be at least {min} characters"),
                     ));
                 }
+                if self.maps_to == Some(FieldTarget::Invitations) {
+                    return invitations(&text).map(|list| Value::String(list.join(", ")));
+                }
                 Ok(Value::String(text))
             }
             (FieldKind::Format { format, .. }, Value::String(s)) => {
@@ -283,6 +293,38 @@ impl SignupField {
             (_, _) => Err(Invalid::new("invalid_type", "must be a string")),
         }
     }
+}
+
+/// The addresses of an invitations answer: separated by commas (or semicolons, or spaces),
+/// each a valid email, each once (in any case), at most [`MAX_INVITATIONS`].
+pub fn invitations(text: &str) -> Result<Vec<String>, Invalid> {
+    let mut out: Vec<String> = Vec::new();
+    for item in text
+        .split([',', ';', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let email = super::Email::parse(item).map_err(|_| {
+            Invalid::new(
+                "invalid_email",
+                format!(
+                    "'{}' is not an email address; separate addresses with commas",
+                    super::text::shorten(item, 64)
+                ),
+            )
+        })?;
+        if out.iter().any(|e| e.eq_ignore_ascii_case(email.as_str())) {
+            continue;
+        }
+        out.push(email.as_str().to_owned());
+        if out.len() > MAX_INVITATIONS {
+            return Err(Invalid::new(
+                "too_many",
+                format!("at most {MAX_INVITATIONS} people can be invited here"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// How many unknown fields a refusal names one by one.

@@ -447,7 +447,7 @@ fn field(
     let maps_to = rf.maps_to.as_ref().and_then(|m| {
         let target = FieldTarget::parse(m.get_ref());
         let problem = match &target {
-            None => Some(format!("{at}: maps_to '{}' is not customer_name, industry, contact.email, contact.name, tier or attributes.<name>", m.get_ref())),
+            None => Some(format!("{at}: maps_to '{}' is not customer_name, industry, contact.email, contact.name, tier, users.invite or attributes.<name>", m.get_ref())),
             Some(t) => target_problem(t, &kind, rf, cx).map(|p| format!("{at}: {p}")),
         };
         match problem {
@@ -492,6 +492,10 @@ fn target_problem(
             (!matches!(kind, FieldKind::Text { .. }))
                 .then(|| "maps to a name, so its type must be \"text\"".to_owned())
         }
+        FieldTarget::Invitations => (!matches!(kind, FieldKind::Text { .. })).then(|| {
+            "maps to users.invite, so its type must be \"text\" (addresses separated by commas)"
+                .to_owned()
+        }),
         FieldTarget::ContactEmail => (kind.type_name() != "email")
             .then(|| "maps to contact.email, so its type must be \"email\"".to_owned()),
         FieldTarget::Industry => (!choices_from("industries")).then(|| {

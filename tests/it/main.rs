@@ -19,6 +19,8 @@ mod mcp;
 mod onboarding_runs;
 mod seed_growthnav;
 mod seed_paidsocialnav;
+mod seed_policycortex;
+mod seed_waooaw;
 mod signup;
 mod signup_review;
 mod store_conformance;

@@ -385,7 +385,12 @@ async fn a_product_decides_whether_strangers_may_sign_up(backend: Backend) {
         .replace("mode = \"review\"", "mode = \"invite\"");
     let invite = fixture(
         backend,
-        Product::from_toml(&text, "invite.toml", None).unwrap(),
+        Product::from_toml(
+            &text,
+            "invite.toml",
+            Some(&common::repo_path("examples/waooaw")),
+        )
+        .unwrap(),
     )
     .await;
     let e = invite

@@ -749,6 +749,8 @@ impl Signups {
             )
             .await
             .map_err(owner_error)?;
+        self.invite_answered(accounts, actor, wizard, &record, &customer_id)
+            .await;
         let now = self.clock.now();
         let mut next = record.clone();
         next.status = record.status.transition(SignupStatus::Approved)?;
@@ -776,6 +778,68 @@ impl Signups {
         .await?;
         tracing::info!(signup_id = %record.signup_id, customer_id, by, "signup approved");
         Ok((next, onboarded.response.onboarding))
+    }
+
+    /// Invites, as members of the new customer, the people a `users.invite` field named at the
+    /// signup's own email domain (the only addresses a verified signup vouches for: anyone
+    /// else is invited later by the owner, from the portal). An address that cannot be invited
+    /// (another domain, an account already, the owner's own) is skipped and logged: the
+    /// approval stands. A continued approval skips those invited already.
+    async fn invite_answered(
+        &self,
+        accounts: &crate::services::accounts::Accounts,
+        actor: &Actor,
+        wizard: &Wizard,
+        record: &SignupRecord,
+        customer_id: &str,
+    ) {
+        use crate::services::accounts::{AccountError, Caller, InviteUser};
+        let owner = crate::domain::account::login_key(&record.email);
+        let domain = owner
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_owned())
+            .unwrap_or_default();
+        for step in &wizard.steps {
+            for field in step
+                .fields
+                .iter()
+                .filter(|f| f.maps_to == Some(FieldTarget::Invitations))
+            {
+                let Some(text) = record
+                    .answers
+                    .get(&step.id)
+                    .and_then(|a| a.get(&field.name))
+                    .and_then(|v| v.as_str())
+                else {
+                    continue;
+                };
+                let emails = crate::domain::signup::invitations(text).unwrap_or_default();
+                for email in emails {
+                    let key = crate::domain::account::login_key(&email);
+                    if key == owner {
+                        continue;
+                    }
+                    if key.rsplit_once('@').map(|(_, d)| d) != Some(domain.as_str()) {
+                        tracing::info!(signup_id = %record.signup_id, "a signup's invitation outside its email domain was skipped");
+                        continue;
+                    }
+                    let req = InviteUser {
+                        email,
+                        role: "member".into(),
+                        name: None,
+                    };
+                    match accounts
+                        .invite(Caller::Operator(actor), customer_id, &req)
+                        .await
+                    {
+                        Ok(_) | Err(AccountError::EmailTaken(_)) => {}
+                        Err(e) => {
+                            tracing::warn!(signup_id = %record.signup_id, error = %e, "a signup's invitation was not made")
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Rejects a signup in review, with the reason (operators).
@@ -882,6 +946,8 @@ impl Signups {
                     FieldTarget::Attribute(name) => {
                         out.attributes.insert(name.clone(), value.clone());
                     }
+                    // Invited once the customer and its owner exist.
+                    FieldTarget::Invitations => {}
                 }
             }
         }

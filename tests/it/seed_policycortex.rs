@@ -1,0 +1,444 @@
+//! The PolicyCortex seed's onboarding wizard, replayed end to end against
+//! `examples/policycortex/onramp.toml` on both backends: start a session with a template, the
+//! eight steps (Registration, Organization, Azure Connection, Feature Selection, Initial Scan,
+//! User Invites, Configuration, Completion) with their validation, the session's status, an
+//! abandoned session tracked in the funnel, and a session resumed later with its resume token.
+//! The product is in open mode: the finished signup is approved by the risk policy, becomes a
+//! customer on its template's plan, and the colleagues named in User Invites are invited.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+use crate::common::smtp::SmtpSink;
+use crate::common::{self, status_and_json, Backend, TestApp};
+use onramp::jobs::Jobs;
+use onramp::product::Product;
+
+const PRODUCT: &str = "examples/policycortex/onramp.toml";
+const TENANT: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    status_and_json(req.send().await.unwrap()).await
+}
+
+async fn step(
+    app: &TestApp,
+    id: &str,
+    token: &str,
+    step: &str,
+    data: Value,
+) -> (StatusCode, Value) {
+    send(
+        app,
+        reqwest::Method::POST,
+        &format!("/api/v1/signup/sessions/{id}/step"),
+        Some(token),
+        Some(json!({"step": step, "data": data})),
+    )
+    .await
+}
+
+async fn policycortex_wizard_replays(backend: Backend) {
+    let sink = SmtpSink::start();
+    let smtp = sink.url();
+    let clock = crate::email::clock();
+    let product = Product::load(&common::repo_path(PRODUCT)).unwrap();
+    let app = TestApp::start_configured(backend, product, move |s| {
+        s.smtp_url = Some(smtp.into());
+        s.mail_from = Some("PolicyCortex <onboarding@policycortex.test>".into());
+        s.public_url = Some("https://app.policycortex.test".into());
+        s.clock = clock;
+    })
+    .await;
+    let jobs = Jobs::new(app.services.clone(), Duration::from_secs(30));
+    jobs.register().await.unwrap();
+    let post = reqwest::Method::POST;
+
+    // Start: POST /api/v1/onboarding/start {user_email, company_name, template}.
+    let (status, started) = send(
+        &app,
+        post.clone(),
+        "/api/v1/signup/sessions",
+        None,
+        Some(json!({"email": "user@acme-corp.example", "company_name": "Acme Corp", "template": "professional"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id = started["signup_id"].as_str().unwrap().to_owned();
+    let token = started["resume_token"].as_str().unwrap().to_owned();
+    let steps: Vec<&str> = started["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "registration",
+            "organization",
+            "azure_connection",
+            "feature_selection",
+            "initial_scan",
+            "user_invites",
+            "configuration",
+            "completion"
+        ]
+    );
+    assert_eq!(started["current_step"], "organization");
+    assert_eq!(
+        started["progress"],
+        json!({"done": 1, "total": 8, "percent": 12})
+    );
+
+    // Step 2, Organization, with the seed's step_data; bad answers are named, nothing saved.
+    let before = common::snapshot(app.services.store.as_ref()).await;
+    let stored = app.services.store.signup(&id).await.unwrap().unwrap();
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "organization",
+        json!({"organization_type": "conglomerate", "industry": "finance", "employee_count": 500, "cloud_environments": ["azure", "azure"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "data.organization_type",
+            "data.employee_count",
+            "data.cloud_environments"
+        ],
+        "{v}"
+    );
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "feature_selection",
+        json!({"features": ["policy_compliance"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("step_out_of_order")),
+        "{v}"
+    );
+    assert_eq!(common::snapshot(app.services.store.as_ref()).await, before);
+    assert_eq!(
+        app.services.store.signup(&id).await.unwrap().unwrap(),
+        stored,
+        "refusals save nothing"
+    );
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "organization",
+        json!({"organization_type": "enterprise", "industry": "finance", "employee_count": "201-1000", "cloud_environments": ["azure", "aws"], "country": "US"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "azure_connection",
+        json!({"azure_tenant_id": "not-a-tenant", "subscription_ids": "sub-1"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["errors"][0]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("data.azure_tenant_id")
+        ),
+        "{v}"
+    );
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "azure_connection",
+        json!({"azure_tenant_id": TENANT, "subscription_ids": "sub-prod-01, sub-dev-02"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    // Session status: GET /api/v1/onboarding/{session_id}.
+    let (status, v) = send(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/signup/sessions/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["current_step"].as_str()),
+        (Some("in_progress"), Some("feature_selection"))
+    );
+    assert_eq!(v["progress"]["done"], 3);
+
+    // A second prospect starts, fills Organization, and abandons at Azure Connection:
+    // DELETE /api/v1/onboarding/{session_id}.
+    let (status, other) = send(
+        &app,
+        post.clone(),
+        "/api/v1/signup/sessions",
+        None,
+        Some(json!({"email": "it@initech.example", "company_name": "Initech", "template": "small_business"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let other_id = other["signup_id"].as_str().unwrap().to_owned();
+    let other_token = other["resume_token"].as_str().unwrap().to_owned();
+    let (status, _) = step(&app, &other_id, &other_token, "organization", json!({"organization_type": "small_business", "industry": "technology", "employee_count": "11-50", "cloud_environments": ["azure"]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/signup/sessions/{other_id}"),
+        Some(&other_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "abandoned");
+    let (status, v) = step(
+        &app,
+        &other_id,
+        &other_token,
+        "azure_connection",
+        json!({"azure_tenant_id": TENANT, "subscription_ids": "s"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("signup_finished")),
+        "{v}"
+    );
+    // Abandonment tracking: the funnel shows where it was left.
+    let (_, funnel) = status_and_json(
+        app.get("/api/v1/signups/funnel", &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(funnel["started"], 2, "{funnel}");
+    let azure = funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "azure_connection")
+        .unwrap();
+    assert_eq!(azure["abandoned"], 1, "{funnel}");
+
+    // The first prospect comes back later (a new browser): the resume token opens the session
+    // with its answers, and the wizard goes on where it stopped.
+    let (status, resumed) = send(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/signup/sessions/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let org = resumed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "organization")
+        .unwrap();
+    assert_eq!(
+        org["answers"]["cloud_environments"],
+        json!(["azure", "aws"])
+    );
+    assert_eq!(org["done"], true);
+    for (name, data) in [
+        (
+            "feature_selection",
+            json!({"features": ["policy_compliance", "cost_optimization", "security_posture"]}),
+        ),
+        ("initial_scan", json!({"scan_scope": "all_subscriptions"})),
+        (
+            "user_invites",
+            json!({"invite_emails": "sam@acme-corp.example; Lee@ACME-corp.example, partner@consultancy.example"}),
+        ),
+        (
+            "configuration",
+            json!({"timezone": "America/New_York", "notification_email": "alerts@acme-corp.example"}),
+        ),
+    ] {
+        let (status, v) = step(&app, &id, &token, name, data).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {v}");
+    }
+    // A bad invitation list names the bad address.
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "user_invites",
+        json!({"invite_emails": "sam@acme-corp.example, not-an-email"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            v["errors"][0]["field"].as_str(),
+            v["errors"][0]["code"].as_str()
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("data.invite_emails"),
+            Some("invalid_email")
+        ),
+        "{v}"
+    );
+    let (status, v) = step(
+        &app,
+        &id,
+        &token,
+        "completion",
+        json!({"accept_terms": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["progress"],
+        json!({"done": 8, "total": 8, "percent": 100})
+    );
+
+    // Completion needs the verified email: the code from the mail.
+    crate::email::deliver(&jobs).await;
+    // (The abandoned session's code was never sent: it no longer applied.)
+    let mail = sink.wait_for(1);
+    let verification = mail
+        .iter()
+        .find(|m| m.rcpt_tos == ["user@acme-corp.example"])
+        .unwrap();
+    let code = crate::email::code_in(verification);
+    let (status, v) = send(
+        &app,
+        post.clone(),
+        &format!("/api/v1/signup/sessions/{id}/verify"),
+        Some(&token),
+        Some(json!({"code": code})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = send(
+        &app,
+        post.clone(),
+        &format!("/api/v1/signup/sessions/{id}/complete"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["status"], "approved",
+        "open mode: a clean signup is approved by the policy"
+    );
+
+    // The customer, on the Professional template's plan, with its organization's answers.
+    let (_, detail) = status_and_json(
+        app.get(&format!("/api/v1/signups/{id}"), &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let customer_id = detail["customer_id"].as_str().unwrap().to_owned();
+    let (_, customer) = status_and_json(
+        app.get(&format!("/api/v1/customers/{customer_id}"), &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(customer["usage_tier"], "professional", "{customer}");
+    assert_eq!(customer["industry"], "finance");
+    assert_eq!(customer["attributes"]["organization_type"], "enterprise");
+    assert_eq!(customer["status"], "active");
+
+    // User Invites: the owner, and the two colleagues at the signup's domain invited as members
+    // (the outside address is left for the owner to invite from the portal).
+    let (_, users) = status_and_json(
+        app.get(
+            &format!("/api/v1/customers/{customer_id}/users"),
+            &app.viewer,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let people: Vec<(&str, &str, &str)> = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["email"].as_str().unwrap(),
+                u["role"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("user@acme-corp.example", "owner", "active"),
+            ("sam@acme-corp.example", "member", "invited"),
+            ("Lee@ACME-corp.example", "member", "invited"),
+        ]
+    );
+    crate::email::deliver(&jobs).await;
+    let mail = sink.wait_for(5);
+    let invited: Vec<&str> = mail
+        .iter()
+        .filter(|m| m.subject == "You are invited to Acme Corp on PolicyCortex")
+        .map(|m| m.rcpt_tos[0].as_str())
+        .collect();
+    assert_eq!(invited.len(), 2, "{invited:?}");
+    assert!(mail
+        .iter()
+        .any(|m| m.subject == "Welcome to PolicyCortex, Acme Corp"));
+    // The resume token is spent with the completion.
+    let (status, _) = send(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/signup/sessions/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+on_both_backends!(policycortex_wizard_replays);
