@@ -235,9 +235,11 @@ pub fn lockout(failures: i64) -> Option<Duration> {
     Some(Duration::from_secs((30u64 << doublings).min(3600)))
 }
 
-/// The key a login address is found and throttled by: the whole address in lower case.
+/// The key a login address is found and throttled by: the whole address with its ASCII letters
+/// in lower case. Only ASCII is folded: Unicode case folding maps other characters onto ASCII
+/// ones (the Kelvin sign onto `k`), which would let one address stand for another's.
 pub fn login_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    email.trim().to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -295,6 +297,15 @@ mod tests {
             "too_short"
         );
         assert!(p.check_password("ñandú-pingüé", "a@b.co").is_ok());
+    }
+
+    #[test]
+    fn login_keys_fold_ascii_only() {
+        assert_eq!(login_key(" Ann@Example.COM "), "ann@example.com");
+        assert_ne!(
+            login_key("\u{212A}im@example.com"),
+            login_key("kim@example.com")
+        );
     }
 
     #[test]

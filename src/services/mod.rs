@@ -305,6 +305,13 @@ impl Services {
             datasets.clone(),
             keys.clone(),
         );
+        let accounts = accounts::Accounts::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+        );
         let customers = customers::Customers::new(
             store.clone(),
             product.clone(),
@@ -315,9 +322,8 @@ impl Services {
             vault.clone(),
             datasets.clone(),
             keys.clone(),
+            accounts.clone(),
         );
-        let accounts =
-            accounts::Accounts::new(store.clone(), store.clone(), product.clone(), clock.clone());
         let signups = signups::Signups::new(
             store.clone(),
             store.clone(),

@@ -20,8 +20,8 @@ pub struct UserLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A customer's user.
-#[derive(Debug, Clone, PartialEq)]
+/// A customer's user. Its `Debug` shows a fingerprint of the password hash, never the hash.
+#[derive(Clone, PartialEq)]
 pub struct UserRecord {
     /// Its id (`usr_` and a time-ordered UUID).
     pub user_id: String,
@@ -63,6 +63,36 @@ pub struct UserRecord {
     pub version: i64,
 }
 
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use sha2::Digest;
+        let fingerprint = self
+            .password_hash
+            .as_ref()
+            .map(|h| hex::encode(&sha2::Sha256::digest(h.as_bytes())[..6]));
+        f.debug_struct("UserRecord")
+            .field("user_id", &self.user_id)
+            .field("customer_id", &self.customer_id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("password", &fingerprint)
+            .field("password_change_required", &self.password_change_required)
+            .field("password_expires_at", &self.password_expires_at)
+            .field(
+                "link",
+                &self.link.as_ref().map(|l| (l.purpose, l.expires_at)),
+            )
+            .field("resets_requested", &self.resets_requested)
+            .field("signup_id", &self.signup_id)
+            .field("invited_by", &self.invited_by)
+            .field("last_login_at", &self.last_login_at)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A portal session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortalSessionRecord {
@@ -89,6 +119,21 @@ pub enum SessionChange {
     EndAllBut(String),
     /// Ends every one (a reset).
     EndAll,
+}
+
+/// Whether a login attempt may go on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    /// It may, and is counted as a failure until the caller clears the count: the failures in a
+    /// row with this one, and the lock they set (for the attempts that come while it runs).
+    Allowed {
+        /// Failures in a row, this attempt included.
+        failures: i64,
+        /// The lock this count set, if any.
+        locked_until: Option<DateTime<Utc>>,
+    },
+    /// A lock is on until then; the attempt is not counted.
+    Locked(DateTime<Utc>),
 }
 
 /// Failed logins in a row for one address.
@@ -130,13 +175,24 @@ pub trait AccountStore: Send + Sync {
         sessions: SessionChange,
     ) -> Result<(), StoreError>;
 
-    /// Deletes a user still at `expected_version`, with their sessions and its event.
+    /// Deletes a user still at `expected_version`, with their sessions and its event; an active
+    /// owner only while another active owner remains ([`StoreError::LastOwner`]), checked
+    /// with the customer's owners locked, so two owners removing each other cannot both win.
     async fn delete_user(
         &self,
         user: &UserRecord,
         expected_version: i64,
         event: NewEvent,
     ) -> Result<(), StoreError>;
+
+    /// Ends every session of `customer_id`'s users and, with `delete_users`, deletes the users
+    /// too, with `events`, in one transaction; how many users went.
+    async fn offboard_users(
+        &self,
+        customer_id: &CustomerId,
+        delete_users: bool,
+        events: Vec<NewEvent>,
+    ) -> Result<u64, StoreError>;
 
     /// The session whose token hash is `token_hash`, if it has not ended by `now`.
     async fn portal_session(
@@ -151,17 +207,31 @@ pub trait AccountStore: Send + Sync {
     /// The failed logins in a row of `key`.
     async fn login_throttle(&self, key: &str) -> Result<Option<LoginThrottle>, StoreError>;
 
-    /// Counts one more failed login for `key` at `at` and returns how many there are now;
-    /// sets `locked_until` by `lock` (given that count) in the same statement's transaction.
-    async fn record_login_failure(
+    /// Begins a login attempt for `key` at `now`, one attempt per key at a time: refused while
+    /// a lock is on; otherwise counted as a failure before the password is checked (so a burst
+    /// of parallel attempts cannot pass the lock), with the lock `lock` gives for the new
+    /// count. A success clears the count ([`AccountStore::clear_login_failures`]).
+    async fn begin_login_attempt(
         &self,
         key: &str,
-        at: DateTime<Utc>,
+        now: DateTime<Utc>,
         lock: &(dyn Fn(i64) -> Option<DateTime<Utc>> + Send + Sync),
-    ) -> Result<LoginThrottle, StoreError>;
+    ) -> Result<LoginAttempt, StoreError>;
+
+    /// Appends an event about a user that changes no record (a lockout).
+    async fn append_user_event(&self, event: NewEvent) -> Result<(), StoreError>;
 
     /// Forgets `key`'s failed logins (a successful login or a reset).
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` invitations that lapsed: invited users whose link expired by `now`, or
+    /// who were invited before `unsent_before` and never sent a link.
+    async fn lapsed_invitations(
+        &self,
+        now: DateTime<Utc>,
+        unsent_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError>;
 
     /// Ends sessions and failed-login records past their time before `now`, at most `limit`
     /// of each; how many went.

@@ -88,6 +88,9 @@ pub enum StoreError {
     /// The user changed since the caller read them.
     #[error("user '{0}' changed since they were read")]
     UserChanged(String),
+    /// The user is their customer's last active owner.
+    #[error("user '{0}' is the last owner")]
+    LastOwner(String),
     /// Another process took over the job (its lease ran out).
     #[error("job '{0}' is now held by another process")]
     JobLeaseLost(String),

@@ -58,6 +58,23 @@ async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
     status_and_json(app.get(path, token).send().await.unwrap()).await
 }
 
+/// How many `event_type` events the log holds, once it holds at least `at_least` (a reset
+/// request's work runs after its answer).
+async fn events_reach(app: &TestApp, event_type: &str, at_least: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let n = common::all_events(app.services.store.as_ref())
+            .await
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .count();
+        if n >= at_least || std::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The temporary password in a welcome message.
 fn temporary_password_in(m: &Received) -> String {
     let text = m.text();
@@ -135,7 +152,28 @@ async fn signup_to_first_login(backend: Backend) {
         "{v}"
     );
 
-    // An operator approves: the customer and its owner, from the verified email.
+    // Meanwhile another customer invited the same address; nobody accepted it.
+    let (status, _) = app
+        .onboard(
+            &json!({"customer_id": "globex", "customer_name": "Globex", "industry": "ecommerce"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, v) = status_and_json(
+        app.post(
+            "/api/v1/customers/globex/users",
+            &app.operator,
+            &json!({"email": "ann@acme-analytics.com", "role": "member"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // An operator approves: the customer and its owner, from the verified email (which takes
+    // the address over from the invitation no one accepted).
     let (status, v) = status_and_json(
         app.post(
             &format!("/api/v1/signups/{id}/approve"),
@@ -149,6 +187,15 @@ async fn signup_to_first_login(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let customer_id = v["signup"]["customer_id"].as_str().unwrap().to_owned();
+    assert!(
+        app.services
+            .store
+            .users_of(&common::cid("globex"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the unaccepted invitation gave way"
+    );
     let (status, users) = get(
         &app,
         &format!("/api/v1/customers/{customer_id}/users"),
@@ -642,6 +689,121 @@ async fn invitations_roles_and_isolation(backend: Backend) {
         !stored.contains(&link_token(&m, "/portal/invitation")),
         "the link's token is stored nowhere"
     );
+
+    // Offboarding ends the customer's sessions, and making it active again revives none.
+    let (status, session) = login(&app, "olga@acme.example", GOOD).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let olga = session["session_token"].as_str().unwrap().to_owned();
+    let (status, v) = status_and_json(
+        app.post(
+            "/api/v1/customers/acme/offboard",
+            &app.operator,
+            &json!({"delete_data": false}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _) = get(&app, "/api/v1/portal/me", &olga).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = login(&app, "olga@acme.example", GOOD).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("customer_offboarded")),
+        "{v}"
+    );
+    let (status, v) = status_and_json(
+        app.patch(
+            "/api/v1/customers/acme",
+            &app.operator,
+            &json!({"status": "active"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _) = get(&app, "/api/v1/portal/me", &olga).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an ended session stays ended"
+    );
+    let (status, _) = login(&app, "olga@acme.example", GOOD).await;
+    assert_eq!(status, StatusCode::OK);
+    // Offboarding with the data deletes the users: their addresses are free again.
+    let (status, v) = status_and_json(
+        app.post(
+            "/api/v1/customers/acme/offboard",
+            &app.operator,
+            &json!({"delete_data": true, "confirm": "acme"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(app
+        .services
+        .store
+        .users_of(&common::cid("acme"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(app
+        .services
+        .store
+        .user_by_email("olga@acme.example")
+        .await
+        .unwrap()
+        .is_none());
+
+    // An invitation nobody accepts lapses with its link (a week) and frees the address.
+    let (status, _) = invite(
+        app.operator.clone(),
+        "globex",
+        json!({"email": "late@globex.example", "role": "member"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    deliver(&jobs).await;
+    clock.advance(chrono::Duration::days(8));
+    jobs.run_now("accounts.purge").await.unwrap();
+    assert!(app
+        .services
+        .store
+        .user_by_email("late@globex.example")
+        .await
+        .unwrap()
+        .is_none());
+
+    // A customer sends at most 50 invitations a day (the lapsed one above was 8 days ago).
+    for i in 0..50 {
+        let (status, v) = invite(
+            app.operator.clone(),
+            "globex",
+            json!({"email": format!("p{i}@globex.example"), "role": "member"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{i}: {v}");
+    }
+    let before = accounts_snapshot(&app, "globex").await;
+    let (status, v) = invite(
+        app.operator.clone(),
+        "globex",
+        json!({"email": "one-more@globex.example", "role": "member"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("invitation_limit")),
+        "{v}"
+    );
+    assert_eq!(accounts_snapshot(&app, "globex").await, before);
 }
 
 async fn lockout_and_reset(backend: Backend) {
@@ -734,6 +896,10 @@ async fn lockout_and_reset(backend: Backend) {
         (status, v["errors"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
     );
+    assert_eq!(
+        events_reach(&app, "user.password_reset_requested", 1).await,
+        1
+    );
     deliver(&jobs).await;
     let mail = sink.wait_for(sent + 1);
     assert_eq!(mail.len(), sent + 1, "one reset message, to the account");
@@ -797,19 +963,19 @@ async fn lockout_and_reset(backend: Backend) {
 
     // A link expires after an hour; at most five a day go out.
     for _ in 0..6 {
-        post_json(
+        let (status, _, _) = post_json(
             &app,
             "/api/v1/portal/password-reset",
             json!({"email": "olga@acme.example"}),
         )
         .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "over the limit too");
     }
-    let requested = common::all_events(app.services.store.as_ref())
-        .await
-        .iter()
-        .filter(|e| e.event_type == "user.password_reset_requested")
-        .count();
-    assert_eq!(requested, 5, "the first request and four more today");
+    assert_eq!(
+        events_reach(&app, "user.password_reset_requested", 6).await,
+        5,
+        "the first request and four more today"
+    );
     deliver(&jobs).await;
     let newest = sink.wait_for(sent + 2);
     let late = link_token(

@@ -1316,7 +1316,9 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
 
 async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Backend) {
     use onramp::domain::account::{LinkPurpose, UserRole, UserStatus};
-    use onramp::store::accounts::{PortalSessionRecord, SessionChange, UserLink, UserRecord};
+    use onramp::store::accounts::{
+        LoginAttempt, PortalSessionRecord, SessionChange, UserLink, UserRecord,
+    };
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let ev = || event(None, "admin_token.created", t0());
@@ -1419,25 +1421,47 @@ async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Back
         vec![active.clone()]
     );
 
-    // Failed logins count up per key and lock by the caller's rule; clearing forgets them.
+    // Attempts count up per key before they are checked, and lock by the caller's rule; while
+    // a lock is on, an attempt is refused and not counted; clearing forgets them.
     let lock = |n: i64| (n >= 2).then(|| t0() + Duration::seconds(30));
-    let first = store
-        .record_login_failure("ann@example.com", t0(), &lock)
-        .await
-        .unwrap();
-    assert_eq!((first.failures, first.locked_until), (1, None));
-    let second = store
-        .record_login_failure("ann@example.com", t0(), &lock)
-        .await
-        .unwrap();
+    let attempt = |at| {
+        let store = store.clone();
+        async move {
+            store
+                .begin_login_attempt("ann@example.com", at, &lock)
+                .await
+                .unwrap()
+        }
+    };
     assert_eq!(
-        (second.failures, second.locked_until),
-        (2, Some(t0() + Duration::seconds(30)))
+        attempt(t0()).await,
+        LoginAttempt::Allowed {
+            failures: 1,
+            locked_until: None
+        }
     );
+    let until = t0() + Duration::seconds(30);
     assert_eq!(
-        store.login_throttle("ann@example.com").await.unwrap(),
-        Some(second)
+        attempt(t0()).await,
+        LoginAttempt::Allowed {
+            failures: 2,
+            locked_until: Some(until)
+        }
     );
+    assert_eq!(attempt(t0()).await, LoginAttempt::Locked(until));
+    assert_eq!(
+        store
+            .login_throttle("ann@example.com")
+            .await
+            .unwrap()
+            .map(|t| t.failures),
+        Some(2)
+    );
+    let later = t0() + Duration::seconds(31);
+    assert!(matches!(
+        attempt(later).await,
+        LoginAttempt::Allowed { failures: 3, .. }
+    ));
     store.clear_login_failures("ann@example.com").await.unwrap();
     assert!(store
         .login_throttle("ann@example.com")
@@ -1447,7 +1471,7 @@ async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Back
 
     // The purge takes ended sessions and day-old throttles that lock nothing.
     store
-        .record_login_failure("old@example.com", t0(), &|_| None)
+        .begin_login_attempt("old@example.com", t0(), &|_| None)
         .await
         .unwrap();
     assert_eq!(
@@ -1466,13 +1490,24 @@ async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Back
     );
     assert!(store.portal_session("s1", t0()).await.unwrap().is_none());
 
-    // Deleting takes the user from the version read.
+    // The last active owner stays; with a second, either may go, from the version read.
     let mut again = active.clone();
     again.version = 3;
     store
-        .update_user(&again, 2, vec![], SessionChange::Start(session))
+        .update_user(&again, 2, vec![], SessionChange::Start(session.clone()))
         .await
         .unwrap();
+    let last = store.delete_user(&again, 3, ev()).await.unwrap_err();
+    assert!(matches!(last, StoreError::LastOwner(_)), "{last:?}");
+    let second = UserRecord {
+        user_id: "usr_3".into(),
+        email: "bo@example.com".into(),
+        email_key: "bo@example.com".into(),
+        status: UserStatus::Active,
+        link: None,
+        ..user.clone()
+    };
+    store.insert_user(&second, ev()).await.unwrap();
     assert!(store.delete_user(&again, 2, ev()).await.is_err());
     store.delete_user(&again, 3, ev()).await.unwrap();
     assert!(store.user("usr_1").await.unwrap().is_none());
@@ -1480,6 +1515,73 @@ async fn accounts_keep_one_email_check_versions_and_count_failures(backend: Back
         store.portal_session("s1", t0()).await.unwrap().is_none(),
         "a deleted user's sessions end"
     );
+    let last = store.delete_user(&second, 1, ev()).await.unwrap_err();
+    assert!(matches!(last, StoreError::LastOwner(_)), "{last:?}");
+
+    // Lapsed invitations: a link expired, or none sent in time.
+    let invited = |id: &str, link: Option<UserLink>, at| UserRecord {
+        user_id: id.into(),
+        email: format!("{id}@example.com"),
+        email_key: format!("{id}@example.com"),
+        role: UserRole::Member,
+        created_at: at,
+        link,
+        ..user.clone()
+    };
+    store
+        .insert_user(&invited("inv_a", None, t0()), ev())
+        .await
+        .unwrap();
+    let expired = UserLink {
+        hash: "la".into(),
+        purpose: LinkPurpose::SetPassword,
+        expires_at: t0() + Duration::days(7),
+    };
+    store
+        .insert_user(&invited("inv_b", Some(expired), t0()), ev())
+        .await
+        .unwrap();
+    store
+        .insert_user(&invited("inv_c", None, t0() + Duration::days(10)), ev())
+        .await
+        .unwrap();
+    let lapsed = |now| {
+        let store = store.clone();
+        async move {
+            store
+                .lapsed_invitations(now, now - Duration::days(14), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.user_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(lapsed(t0() + Duration::days(1)).await.is_empty());
+    assert_eq!(lapsed(t0() + Duration::days(8)).await, ["inv_b"]);
+    assert_eq!(lapsed(t0() + Duration::days(15)).await, ["inv_a", "inv_b"]);
+
+    // Offboarding ends every session of the customer and, with its data, takes its users.
+    let s2 = PortalSessionRecord {
+        token_hash: "s2".into(),
+        user_id: "usr_3".into(),
+        ..session.clone()
+    };
+    let mut bo = store.user("usr_3").await.unwrap().unwrap();
+    bo.version = 2;
+    store
+        .update_user(&bo, 1, vec![], SessionChange::Start(s2))
+        .await
+        .unwrap();
+    let acme = common::cid("acme");
+    assert_eq!(store.offboard_users(&acme, false, vec![]).await.unwrap(), 0);
+    assert!(store.portal_session("s2", t0()).await.unwrap().is_none());
+    assert_eq!(store.users_of(&acme).await.unwrap().len(), 4);
+    assert_eq!(
+        store.offboard_users(&acme, true, vec![ev()]).await.unwrap(),
+        4
+    );
+    assert!(store.users_of(&acme).await.unwrap().is_empty());
 }
 
 on_both_backends!(

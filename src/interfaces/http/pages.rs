@@ -152,13 +152,14 @@ async fn password_submit(state: &AppState, link: PasswordLink, form: PasswordFor
     }
     let accounts = &state.services.accounts;
     let done = match link {
-        PasswordLink::Invitation => accounts
-            .accept(&crate::services::accounts::AcceptInvitation {
-                token: form.token.clone(),
-                password: form.password.clone(),
-            })
-            .await
-            .map(|_| ()),
+        PasswordLink::Invitation => {
+            accounts
+                .set_first_password(&crate::services::accounts::AcceptInvitation {
+                    token: form.token.clone(),
+                    password: form.password.clone(),
+                })
+                .await
+        }
         PasswordLink::Reset => {
             accounts
                 .confirm_reset(&crate::services::accounts::ResetConfirm {
@@ -264,7 +265,19 @@ pub struct LinkParams {
 
 fn html(status: StatusCode, page: Result<String, askama::Error>) -> Response {
     match page {
-        Ok(body) => (status, Html(body)).into_response(),
+        // A page may carry a link's token: never cached, never framed.
+        Ok(body) => (
+            status,
+            [
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+                (
+                    axum::http::header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            ],
+            Html(body),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render a page");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -28,7 +28,7 @@ use crate::domain::events::{EventBody, UserCreated, UserInvited, UserRemoved};
 use crate::domain::{Customer, CustomerId, Email as Address, FieldError, Invalid, NewEvent, Role};
 use crate::product::Product;
 use crate::store::accounts::{AccountStore, SessionChange, UserLink, UserRecord};
-use crate::store::{CustomerStore, StoreError};
+use crate::store::{CustomerStore, EventFilter, EventStore, StoreError};
 
 pub use portal::{
     AcceptInvitation, ChangePassword, LoginRequest, PortalCustomer, PortalLogin, PortalMe,
@@ -39,6 +39,8 @@ pub use portal::{
 pub const MAX_USERS: usize = 200;
 /// The most password resets a user may ask for in a day (the rest are ignored, silently).
 pub const MAX_RESETS_PER_DAY: i64 = 5;
+/// The most invitations a customer sends in a day (removing an invited user gives none back).
+pub const MAX_INVITATIONS_PER_DAY: usize = 50;
 
 const SESSION_PREFIX: &str = "onr_ps_";
 const LINK_PREFIX: &str = "onr_ul_";
@@ -250,6 +252,12 @@ pub enum AccountError {
     /// Another request changed the user first.
     #[error("user '{0}' changed while this request was saving; retry")]
     Changed(String),
+    /// Too many passwords are being checked at once.
+    #[error("too many sign-ins at once; retry in a second")]
+    Busy,
+    /// The customer invited as many people as it may today.
+    #[error("customer '{0}' has sent {MAX_INVITATIONS_PER_DAY} invitations in the last day, the most it may; retry tomorrow")]
+    TooManyInvitations(String),
     /// Something that should not fail did.
     #[error("{0}")]
     Internal(String),
@@ -263,6 +271,7 @@ impl From<StoreError> for AccountError {
         match e {
             StoreError::UserChanged(id) => AccountError::Changed(id),
             StoreError::UserEmailTaken(email) => AccountError::EmailTaken(email),
+            StoreError::LastOwner(id) => AccountError::LastOwner(id),
             other => AccountError::Store(other),
         }
     }
@@ -280,7 +289,7 @@ impl AccountError {
             A::BadCredentials | A::TemporaryPasswordExpired | A::BadSession => {
                 ErrorKind::Unauthenticated
             }
-            A::LockedOut { .. } => ErrorKind::Limited,
+            A::LockedOut { .. } | A::Busy | A::TooManyInvitations(_) => ErrorKind::Limited,
             A::CustomerClosed(_) => ErrorKind::Forbidden,
             A::CustomerNotFound(_) | A::UserNotFound(_) => ErrorKind::NotFound,
             A::EmailTaken(_) | A::LastOwner(_) | A::TooManyUsers(_) | A::Changed(_) => {
@@ -300,6 +309,8 @@ impl AccountError {
             A::BadCredentials => "invalid_credentials",
             A::TemporaryPasswordExpired => "temporary_password_expired",
             A::LockedOut { .. } => "login_locked",
+            A::Busy => "busy",
+            A::TooManyInvitations(_) => "invitation_limit",
             A::BadSession => "unauthorized",
             A::PasswordChangeRequired => "password_change_required",
             A::CustomerClosed(_) => "customer_offboarded",
@@ -318,6 +329,8 @@ impl AccountError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             AccountError::LockedOut { retry_after_secs } => Some(*retry_after_secs),
+            AccountError::Busy => Some(1),
+            AccountError::TooManyInvitations(_) => Some(3600),
             _ => None,
         }
     }
@@ -328,22 +341,25 @@ impl AccountError {
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     customers: Arc<dyn CustomerStore>,
+    events: Arc<dyn EventStore>,
     product: Arc<Product>,
     clock: Arc<dyn Clock>,
 }
 
 impl Accounts {
-    /// The capability over its store, the customers its users belong to, the product (its
-    /// account rules) and the clock.
+    /// The capability over its store, the customers its users belong to, the event log (which
+    /// counts a customer's invitations), the product (its account rules) and the clock.
     pub fn new(
         store: Arc<dyn AccountStore>,
         customers: Arc<dyn CustomerStore>,
+        events: Arc<dyn EventStore>,
         product: Arc<Product>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             customers,
+            events,
             product,
             clock,
         }
@@ -402,9 +418,20 @@ impl Accounts {
         }
         let customer = self.customer_for(caller, customer_id).await?;
         let users = self.store.users_of(&customer.id).await?;
-        Ok(UserList {
-            items: users.iter().map(UserView::from).collect(),
-        })
+        let mut items: Vec<UserView> = users.iter().map(UserView::from).collect();
+        // A customer's own users see who of them invited whom; an operator's identity (its
+        // token, its login) stays with the operators.
+        if let Caller::User(_) = caller {
+            for u in &mut items {
+                if u.invited_by
+                    .as_ref()
+                    .is_some_and(|by| !by.starts_with("user:"))
+                {
+                    u.invited_by = Some("operator".into());
+                }
+            }
+        }
+        Ok(UserList { items })
     }
 
     /// Invites a user to a customer: operators (operator role), and the customer's owners and
@@ -462,6 +489,22 @@ impl Accounts {
             return Err(AccountError::TooManyUsers(customer.id.as_str().to_owned()));
         }
         let now = self.clock.now();
+        let sent_today = self
+            .events
+            .list_events(&EventFilter {
+                customer_id: Some(customer.id.as_str().to_owned()),
+                event_type: Some("user.invited".into()),
+                since: Some(now - chrono::Duration::days(1)),
+                limit: MAX_INVITATIONS_PER_DAY as u32,
+                ..Default::default()
+            })
+            .await?
+            .len();
+        if sent_today >= MAX_INVITATIONS_PER_DAY {
+            return Err(AccountError::TooManyInvitations(
+                customer.id.as_str().to_owned(),
+            ));
+        }
         let user = UserRecord {
             user_id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
             customer_id: customer.id.clone(),
@@ -542,23 +585,61 @@ impl Accounts {
         Ok(())
     }
 
+    /// A customer's offboarding: every session of its users ends (a customer made active
+    /// again does not revive them); with its data deleted, its users go too (each removal an
+    /// event), so their addresses, names and password hashes are gone with the rest.
+    pub async fn offboard(
+        &self,
+        actor: &Actor,
+        customer_id: &CustomerId,
+        delete_users: bool,
+    ) -> Result<u64, AccountError> {
+        let events = if delete_users {
+            self.store
+                .users_of(customer_id)
+                .await?
+                .iter()
+                .map(|u| {
+                    self.event(
+                        customer_id,
+                        EventBody::UserRemoved(UserRemoved {
+                            user_id: u.user_id.clone(),
+                            role: u.role,
+                        }),
+                        actor.name.clone(),
+                        actor.request_id.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(self
+            .store
+            .offboard_users(customer_id, delete_users, events)
+            .await?)
+    }
+
     /// Whether `email` belongs to an account (the signup review's `existing_account`).
     pub async fn email_taken(&self, email: &str) -> Result<bool, AccountError> {
         Ok(self.store.user_by_email(&login_key(email)).await?.is_some())
     }
 
-    /// Whether `email` belongs to a user of a customer other than `customer_id` (an approval
-    /// cannot make them an owner).
-    pub async fn email_taken_elsewhere(
+    /// Whether `email` is an active user of a customer other than `customer_id` (any customer
+    /// when none is given yet), so an approval cannot make it an owner. An invitation nobody
+    /// accepted does not block: the verified owner takes the address over.
+    pub async fn owner_blocked(
         &self,
         email: &str,
-        customer_id: &str,
+        customer_id: Option<&str>,
     ) -> Result<bool, AccountError> {
         Ok(self
             .store
             .user_by_email(&login_key(email))
             .await?
-            .is_some_and(|u| u.customer_id.as_str() != customer_id))
+            .is_some_and(|u| {
+                u.status == UserStatus::Active && Some(u.customer_id.as_str()) != customer_id
+            }))
     }
 
     /// Makes the owner of a customer a signup's approval created, from the signup's verified
@@ -575,7 +656,23 @@ impl Accounts {
             if existing.customer_id == *customer_id {
                 return Ok(UserView::from(&existing));
             }
-            return Err(AccountError::EmailTaken(key));
+            if existing.status != UserStatus::Invited {
+                return Err(AccountError::EmailTaken(key));
+            }
+            // The verified owner of a new customer takes the address over from an invitation
+            // elsewhere that was never accepted.
+            let event = self.event(
+                &existing.customer_id,
+                EventBody::UserRemoved(UserRemoved {
+                    user_id: existing.user_id.clone(),
+                    role: existing.role,
+                }),
+                actor.name.clone(),
+                actor.request_id.clone(),
+            );
+            self.store
+                .delete_user(&existing, existing.version, event)
+                .await?;
         }
         let now = self.clock.now();
         let user = UserRecord {
@@ -722,12 +819,34 @@ impl Accounts {
         }))
     }
 
-    /// Ends sessions and failed-login records past their time, at most `limit` of each.
+    /// Ends sessions and failed-login records past their time, and removes invitations that
+    /// lapsed (their link expired unaccepted, or none was sent in two weeks), each removal an
+    /// event: an address is never held by an invitation no one took up. At most `limit` of each.
     pub async fn purge(&self, limit: i64) -> Result<u64, AccountError> {
-        Ok(self
+        let now = self.clock.now();
+        let mut gone = self.store.purge_account_leftovers(now, limit).await?;
+        let lapsed = self
             .store
-            .purge_account_leftovers(self.clock.now(), limit)
-            .await?)
+            .lapsed_invitations(now, now - chrono::Duration::days(14), limit)
+            .await?;
+        for user in lapsed {
+            let event = self.event(
+                &user.customer_id,
+                EventBody::UserRemoved(UserRemoved {
+                    user_id: user.user_id.clone(),
+                    role: user.role,
+                }),
+                "onramp".into(),
+                None,
+            );
+            match self.store.delete_user(&user, user.version, event).await {
+                Ok(()) => gone += 1,
+                // Accepted or changed meanwhile: it stays.
+                Err(StoreError::UserChanged(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(gone)
     }
 }
 

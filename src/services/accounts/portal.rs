@@ -13,7 +13,7 @@ use super::{
 use crate::domain::account::{lockout, login_key, LinkPurpose, UserRole, UserStatus};
 use crate::domain::events::{EventBody, UserLockedOut, UserPasswordChanged, UserRef};
 use crate::domain::{CustomerId, CustomerStatus, Email as Address, Invalid, NewEvent};
-use crate::store::accounts::{PortalSessionRecord, SessionChange, UserRecord};
+use crate::store::accounts::{LoginAttempt, PortalSessionRecord, SessionChange, UserRecord};
 
 /// A login.
 #[derive(Clone, Deserialize, ToSchema)]
@@ -282,88 +282,112 @@ impl Accounts {
         let password = password_field("password", &req.password)?;
         let key = login_key(email.as_str());
         let now = self.clock.now();
-        if let Some(until) = self
-            .store
-            .login_throttle(&key)
-            .await?
-            .and_then(|t| t.locked_until)
-            .filter(|until| *until > now)
-        {
-            return Err(AccountError::LockedOut {
-                retry_after_secs: (until - now).num_seconds().max(1) as u64,
-            });
-        }
+        let locked_until = self.begin_attempt(&key).await?;
         let user = self.store.user_by_email(&key).await?;
         let stored = user
             .as_ref()
             .filter(|u| u.status == UserStatus::Active)
             .and_then(|u| u.password_hash.clone());
-        if !password::verify(password, stored).await {
-            let throttle = self
-                .store
-                .record_login_failure(&key, now, &move |failures| {
-                    lockout(failures).map(|d| {
-                        now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
-                    })
-                })
-                .await?;
-            if let (Some(user), Some(until)) = (&user, throttle.locked_until) {
-                let event = user_event(
-                    user,
-                    EventBody::UserLockedOut(UserLockedOut {
-                        user_id: user.user_id.clone(),
-                        failures: throttle.failures,
-                        until,
-                    }),
-                    now,
-                );
-                let mut next = user.clone();
-                next.updated_at = now;
-                next.version = user.version + 1;
-                if let Err(e) = self
-                    .store
-                    .update_user(&next, user.version, vec![event], SessionChange::Keep)
-                    .await
-                {
-                    tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the lockout event");
-                }
-                tracing::warn!(user_id = %user.user_id, failures = throttle.failures, "login locked out");
+        if !password::verify(password, stored).await? {
+            if let (Some(user), Some(until)) = (&user, locked_until) {
+                self.record_lockout(user, until).await;
             }
             return Err(AccountError::BadCredentials);
         }
         let user = user.ok_or(AccountError::BadCredentials)?;
+        self.store.clear_login_failures(&key).await?;
         if user.password_change_required && user.password_expires_at.is_some_and(|at| at <= now) {
             return Err(AccountError::TemporaryPasswordExpired);
         }
         self.customer_open(&user.customer_id).await?;
-        self.store.clear_login_failures(&key).await?;
-        let (token, session) = self.session_for(&user);
-        let expires_at = session.expires_at;
-        let mut next = user.clone();
-        next.last_login_at = Some(now);
-        next.updated_at = now;
-        next.version = user.version + 1;
-        let event = user_event(
-            &user,
-            EventBody::UserLoggedIn(UserRef {
-                user_id: user.user_id.clone(),
+        // Another request may have changed the user meanwhile (a reset asked for): read again.
+        let mut user = user;
+        for _ in 0..3 {
+            let (token, session) = self.session_for(&user);
+            let expires_at = session.expires_at;
+            let mut next = user.clone();
+            next.last_login_at = Some(now);
+            next.updated_at = now;
+            next.version = user.version + 1;
+            let event = user_event(
+                &user,
+                EventBody::UserLoggedIn(UserRef {
+                    user_id: user.user_id.clone(),
+                }),
+                now,
+            );
+            match self
+                .store
+                .update_user(
+                    &next,
+                    user.version,
+                    vec![event],
+                    SessionChange::Start(session),
+                )
+                .await
+            {
+                Ok(()) => {
+                    return Ok(PortalLogin {
+                        session_token: token,
+                        expires_at,
+                        password_change_required: next.password_change_required,
+                        user: UserView::from(&next),
+                    })
+                }
+                Err(crate::store::StoreError::UserChanged(_)) => {
+                    user = self
+                        .store
+                        .user(&user.user_id)
+                        .await?
+                        .filter(|u| u.status == UserStatus::Active)
+                        .ok_or(AccountError::BadCredentials)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AccountError::Changed(user.user_id))
+    }
+
+    /// Begins a password check for the address `key`: refused while it is locked out, else
+    /// counted as a failure until the caller clears the count; returns the lock this
+    /// attempt's failure sets, if any.
+    async fn begin_attempt(&self, key: &str) -> Result<Option<DateTime<Utc>>, AccountError> {
+        let now = self.clock.now();
+        let lock = move |failures: i64| {
+            lockout(failures)
+                .map(|d| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1)))
+        };
+        match self.store.begin_login_attempt(key, now, &lock).await? {
+            LoginAttempt::Locked(until) => Err(AccountError::LockedOut {
+                retry_after_secs: (until - now).num_seconds().max(1) as u64,
             }),
-            now,
+            LoginAttempt::Allowed { locked_until, .. } => Ok(locked_until),
+        }
+    }
+
+    /// Records that `user`'s address is locked out until `until` (an event; the user's record
+    /// is left as it is, so their own requests are not disturbed).
+    async fn record_lockout(&self, user: &UserRecord, until: DateTime<Utc>) {
+        let failures = self
+            .store
+            .login_throttle(&user.email_key)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |t| t.failures);
+        let event = user_event(
+            user,
+            EventBody::UserLockedOut(UserLockedOut {
+                user_id: user.user_id.clone(),
+                failures,
+                until,
+            }),
+            self.clock.now(),
         );
-        self.store
-            .update_user(
-                &next,
-                user.version,
-                vec![event],
-                SessionChange::Start(session),
-            )
-            .await?;
-        Ok(PortalLogin {
-            session_token: token,
-            expires_at,
-            password_change_required: next.password_change_required,
-            user: UserView::from(&next),
-        })
+        if let Err(e) = self.store.append_user_event(event).await {
+            tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the lockout event");
+        }
+        tracing::warn!(user_id = %user.user_id, failures, "login locked out");
     }
 
     /// The user a portal session token opens.
@@ -449,13 +473,20 @@ impl Accounts {
             )
             .at("new_password")]));
         }
-        if !password::verify(current, user.password_hash.clone()).await {
+        // Wrong current passwords count toward the address's lockout, like failed logins: a
+        // stolen session cannot guess the password without limit.
+        let locked_until = self.begin_attempt(&user.email_key).await?;
+        if !password::verify(current, user.password_hash.clone()).await? {
+            if let Some(until) = locked_until {
+                self.record_lockout(&user, until).await;
+            }
             return Err(AccountError::Invalid(vec![Invalid::new(
                 "wrong_password",
                 "the current password is wrong",
             )
             .at("current_password")]));
         }
+        self.store.clear_login_failures(&user.email_key).await?;
         let (next, event) = self.with_password(&user, new, "changed").await?;
         self.store
             .update_user(
@@ -468,51 +499,68 @@ impl Accounts {
         Ok(UserView::from(&next))
     }
 
-    /// Asks for a reset link for `email`. The answer is the same whether or not the address has
-    /// an account; at most [`MAX_RESETS_PER_DAY`] links a day go to one user, the rest of the
+    /// Asks for a reset link for `email`. The answer is the same, and as quick, whether or not
+    /// the address has an account: only the address's form is checked before it, the rest runs
+    /// after it; at most [`MAX_RESETS_PER_DAY`] links a day go to one user, the rest of the
     /// requests are dropped quietly.
     pub async fn request_reset(&self, req: &ResetRequest) -> Result<(), AccountError> {
         let email =
             Address::parse(&req.email).map_err(|e| AccountError::Invalid(vec![e.at("email")]))?;
-        let Some(user) = self.store.user_by_email(&login_key(email.as_str())).await? else {
-            return Ok(());
-        };
-        if user.status != UserStatus::Active {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let mut next = user.clone();
-        match user.resets_since {
-            Some(since) if now - since < chrono::Duration::days(1) => {
-                if user.resets_requested >= MAX_RESETS_PER_DAY {
-                    tracing::warn!(user_id = %user.user_id, "password reset requests over the daily limit");
-                    return Ok(());
+        let this = self.clone();
+        let key = login_key(email.as_str());
+        tokio::spawn(async move {
+            if let Err(e) = this.reset_requested(&key).await {
+                tracing::warn!(error = %e, "a password reset request failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// What a reset request does for an account's address.
+    async fn reset_requested(&self, key: &str) -> Result<(), AccountError> {
+        // Requests for one user at once each count: a lost race reads the user again.
+        for _ in 0..5 {
+            let Some(user) = self.store.user_by_email(key).await? else {
+                return Ok(());
+            };
+            if user.status != UserStatus::Active {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            let mut next = user.clone();
+            match user.resets_since {
+                Some(since) if now - since < chrono::Duration::days(1) => {
+                    if user.resets_requested >= MAX_RESETS_PER_DAY {
+                        tracing::warn!(user_id = %user.user_id, "password reset requests over the daily limit");
+                        return Ok(());
+                    }
+                    next.resets_requested = user.resets_requested + 1;
                 }
-                next.resets_requested = user.resets_requested + 1;
+                _ => {
+                    next.resets_since = Some(now);
+                    next.resets_requested = 1;
+                }
             }
-            _ => {
-                next.resets_since = Some(now);
-                next.resets_requested = 1;
+            next.updated_at = now;
+            next.version = user.version + 1;
+            let event = user_event(
+                &user,
+                EventBody::UserPasswordResetRequested(UserRef {
+                    user_id: user.user_id.clone(),
+                }),
+                now,
+            );
+            match self
+                .store
+                .update_user(&next, user.version, vec![event], SessionChange::Keep)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(crate::store::StoreError::UserChanged(_)) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-        next.updated_at = now;
-        next.version = user.version + 1;
-        let event = user_event(
-            &user,
-            EventBody::UserPasswordResetRequested(UserRef {
-                user_id: user.user_id.clone(),
-            }),
-            now,
-        );
-        match self
-            .store
-            .update_user(&next, user.version, vec![event], SessionChange::Keep)
-            .await
-        {
-            // A concurrent request for the same user sends the link.
-            Ok(()) | Err(crate::store::StoreError::UserChanged(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Err(AccountError::Changed(key.to_owned()))
     }
 
     /// The user a link token opens for `purpose`, or the token field's refusal.
@@ -539,6 +587,7 @@ impl Accounts {
     pub async fn confirm_reset(&self, req: &ResetConfirm) -> Result<(), AccountError> {
         let user = self.user_by_link(&req.token, LinkPurpose::Reset).await?;
         let new = self.check_new_password("new_password", &req.new_password, &user.email)?;
+        self.customer_open(&user.customer_id).await?;
         let (next, event) = self.with_password(&user, new, "reset").await?;
         self.store
             .update_user(&next, user.version, vec![event], SessionChange::EndAll)
@@ -554,6 +603,22 @@ impl Accounts {
 
     /// Sets a first password by an invitation's (or a welcome's) link and signs the user in.
     pub async fn accept(&self, req: &AcceptInvitation) -> Result<PortalLogin, AccountError> {
+        self.accept_with(req, true)
+            .await?
+            .ok_or_else(|| AccountError::Internal("a session was asked for".into()))
+    }
+
+    /// Sets a first password by an invitation's (or a welcome's) link, without a session (the
+    /// link's page: the person signs in next).
+    pub async fn set_first_password(&self, req: &AcceptInvitation) -> Result<(), AccountError> {
+        self.accept_with(req, false).await.map(|_| ())
+    }
+
+    async fn accept_with(
+        &self,
+        req: &AcceptInvitation,
+        start_session: bool,
+    ) -> Result<Option<PortalLogin>, AccountError> {
         let user = self
             .user_by_link(&req.token, LinkPurpose::SetPassword)
             .await?;
@@ -576,18 +641,23 @@ impl Accounts {
         }
         let (token, session) = self.session_for(&next);
         let expires_at = session.expires_at;
+        let sessions = if start_session {
+            SessionChange::Start(session)
+        } else {
+            SessionChange::Keep
+        };
         self.store
-            .update_user(&next, user.version, events, SessionChange::Start(session))
+            .update_user(&next, user.version, events, sessions)
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::UserChanged(_) => invalid_link(),
                 other => other.into(),
             })?;
-        Ok(PortalLogin {
+        Ok(start_session.then(|| PortalLogin {
             session_token: token,
             expires_at,
             password_change_required: false,
             user: UserView::from(&next),
-        })
+        }))
     }
 }

@@ -260,6 +260,9 @@ impl Customers {
         self.keys
             .revoke_all(actor, &current.id, "customer offboarded")
             .await?;
+        self.accounts
+            .offboard(actor, &current.id, req.delete_data)
+            .await?;
         let receipt = if req.delete_data {
             Some(
                 self.delete_data(actor, &current, req.export, export_dir)

@@ -63,6 +63,9 @@ pub enum CustomerError {
     /// The customer's keys refused or failed.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The accounts capability failed while offboarding the customer's users.
+    #[error(transparent)]
+    Accounts(#[from] crate::services::accounts::AccountError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -121,6 +124,7 @@ impl CustomerError {
             C::Data(e) => e.kind(),
             C::Vault(e) => e.kind(),
             C::Keys(e) => e.kind(),
+            C::Accounts(e) => e.kind(),
             C::Store(e) => crate::services::store_kind(e),
         }
     }
@@ -145,6 +149,7 @@ impl CustomerError {
             C::Data(e) => e.code(),
             C::Vault(e) => e.code(),
             C::Keys(e) => e.code(),
+            C::Accounts(e) => e.code(),
             C::Store(e) => crate::services::store_code(e),
         }
     }

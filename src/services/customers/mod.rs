@@ -60,6 +60,7 @@ pub struct Customers {
     vault: Vault,
     datasets: Datasets,
     keys: IntegrationKeys,
+    accounts: crate::services::accounts::Accounts,
 }
 
 impl Customers {
@@ -76,6 +77,7 @@ impl Customers {
         vault: Vault,
         datasets: Datasets,
         keys: IntegrationKeys,
+        accounts: crate::services::accounts::Accounts,
     ) -> Self {
         Self {
             store,
@@ -87,6 +89,7 @@ impl Customers {
             vault,
             datasets,
             keys,
+            accounts,
         }
     }
 

@@ -683,11 +683,10 @@ impl Signups {
             .map(|c| c.as_str().to_owned());
         // The verified email becomes the customer's owner: it cannot already be another
         // customer's user.
-        let taken = match &claimed {
-            Some(id) => accounts.email_taken_elsewhere(&record.email, id).await,
-            None => accounts.email_taken(&record.email).await,
-        }
-        .map_err(owner_error)?;
+        let taken = accounts
+            .owner_blocked(&record.email, claimed.as_deref())
+            .await
+            .map_err(owner_error)?;
         if taken {
             return Err(SignupError::EmailInUse);
         }

@@ -9,7 +9,8 @@ macro_rules! account_store {
 
             use crate::domain::{CustomerId, NewEvent};
             use crate::store::accounts::{
-                AccountStore, LoginThrottle, PortalSessionRecord, SessionChange, UserRecord,
+                AccountStore, LoginAttempt, LoginThrottle, PortalSessionRecord, SessionChange,
+                UserRecord,
             };
             use crate::store::rows::{PortalSessionRow, UserRow, USER_COLUMNS};
             use crate::store::StoreError;
@@ -193,6 +194,30 @@ macro_rules! account_store {
                     event: NewEvent,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
+                    if u.role == crate::domain::account::UserRole::Owner
+                        && u.status == crate::domain::account::UserStatus::Active
+                    {
+                        // Takes the customer's active owners' rows (row locks on PostgreSQL; one
+                        // writer on SQLite), then counts them as they stand after any removal
+                        // that held them first.
+                        sqlx::query(
+                            "UPDATE users SET version = version WHERE customer_id = $1 \
+                             AND role = 'owner' AND status = 'active'",
+                        )
+                        .bind(u.customer_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        let (owners,): (i64,) = sqlx::query_as(
+                            "SELECT COUNT(*) FROM users WHERE customer_id = $1 \
+                             AND role = 'owner' AND status = 'active'",
+                        )
+                        .bind(u.customer_id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        if owners <= 1 {
+                            return Err(StoreError::LastOwner(u.user_id.clone()));
+                        }
+                    }
                     let gone = sqlx::query("DELETE FROM users WHERE user_id = $1 AND version = $2")
                         .bind(&u.user_id)
                         .bind(expected_version)
@@ -208,6 +233,30 @@ macro_rules! account_store {
                     append(&mut tx, event).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn offboard_users(
+                    &self,
+                    customer_id: &CustomerId,
+                    delete_users: bool,
+                    events: Vec<NewEvent>,
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.write().await?;
+                    sqlx::query("DELETE FROM portal_sessions WHERE customer_id = $1")
+                        .bind(customer_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut gone = 0;
+                    if delete_users {
+                        gone = sqlx::query("DELETE FROM users WHERE customer_id = $1")
+                            .bind(customer_id.as_str())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    append_all(&mut tx, events).await?;
+                    tx.commit().await?;
+                    Ok(gone)
                 }
 
                 async fn portal_session(
@@ -250,36 +299,50 @@ macro_rules! account_store {
                     }))
                 }
 
-                async fn record_login_failure(
+                async fn begin_login_attempt(
                     &self,
                     key: &str,
-                    at: DateTime<Utc>,
+                    now: DateTime<Utc>,
                     lock: &(dyn Fn(i64) -> Option<DateTime<Utc>> + Send + Sync),
-                ) -> Result<LoginThrottle, StoreError> {
+                ) -> Result<LoginAttempt, StoreError> {
                     let mut tx = self.write().await?;
-                    let (failures,): (i64,) = sqlx::query_as(
+                    // The upsert takes the key's row (locked to this transaction on PostgreSQL;
+                    // SQLite has one writer), so attempts for one key are counted one by one.
+                    let (failures, locked_until): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
                         "INSERT INTO login_throttle (login_key, failures, locked_until, updated_at) \
-                         VALUES ($1, 1, NULL, $2) ON CONFLICT (login_key) DO UPDATE \
-                         SET failures = login_throttle.failures + 1, updated_at = $2 \
-                         RETURNING failures",
+                         VALUES ($1, 0, NULL, $2) ON CONFLICT (login_key) DO UPDATE \
+                         SET updated_at = $2 RETURNING failures, locked_until",
                     )
                     .bind(key)
-                    .bind(at)
+                    .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let locked_until = lock(failures);
-                    if locked_until.is_some() {
-                        sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE login_key = $2")
-                            .bind(locked_until)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?;
+                    if let Some(until) = locked_until.filter(|until| *until > now) {
+                        tx.commit().await?;
+                        return Ok(LoginAttempt::Locked(until));
                     }
+                    let failures = failures + 1;
+                    let locked_until = lock(failures);
+                    sqlx::query(
+                        "UPDATE login_throttle SET failures = $1, locked_until = $2 WHERE login_key = $3",
+                    )
+                    .bind(failures)
+                    .bind(locked_until)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
-                    Ok(LoginThrottle {
+                    Ok(LoginAttempt::Allowed {
                         failures,
                         locked_until,
                     })
+                }
+
+                async fn append_user_event(&self, event: NewEvent) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    append(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
@@ -288,6 +351,25 @@ macro_rules! account_store {
                         .execute(self.writes())
                         .await?;
                     Ok(())
+                }
+
+                async fn lapsed_invitations(
+                    &self,
+                    now: DateTime<Utc>,
+                    unsent_before: DateTime<Utc>,
+                    limit: i64,
+                ) -> Result<Vec<UserRecord>, StoreError> {
+                    let rows: Vec<UserRow> = sqlx::query_as(&format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE status = 'invited' \
+                         AND (link_expires_at <= $1 OR (link_hash IS NULL AND created_at <= $2)) \
+                         ORDER BY created_at, user_id LIMIT $3"
+                    ))
+                    .bind(now)
+                    .bind(unsent_before)
+                    .bind(limit)
+                    .fetch_all(self.reads())
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
                 }
 
                 async fn purge_account_leftovers(
