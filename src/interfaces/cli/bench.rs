@@ -59,6 +59,24 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// The public signup wizard: start and step latency over HTTP (one client, against a real
+    /// `onramp serve`), a signup's completion in-process (the risk review without DNS), and
+    /// email delivery throughput to a local SMTP server.
+    Signup {
+        /// Signups timed of each kind.
+        #[arg(long, default_value_t = 2_000)]
+        samples: u32,
+        /// Messages delivered for the throughput figure.
+        #[arg(long, default_value_t = 2_000)]
+        messages: u32,
+        /// The SMTP server to deliver to (default: aiosmtpd's discarding sink, started for the
+        /// run; `pip install aiosmtpd`).
+        #[arg(long)]
+        smtp_url: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Complete onboardings (validate, register, provision, verify, activate) against the bare
     /// cost of the same DDL on the same database.
     Onboard {
@@ -138,10 +156,20 @@ impl Scratch {
     }
 
     pub(super) async fn services(&self, product: Product) -> anyhow::Result<Services> {
+        self.services_with(product, |_| {}).await
+    }
+
+    /// [`Scratch::services`], with `configure` setting what else the benchmark needs.
+    pub(super) async fn services_with(
+        &self,
+        product: Product,
+        configure: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Services> {
         let mut settings = Settings::new(self.dir.path());
         settings.database_url = self.database_url().map(SecretString::from);
         settings.product = ProductSource::Loaded(Box::new(product));
         settings.master_keys = MasterKeys::Ephemeral;
+        configure(&mut settings);
         Ok(Application::build(settings).await?.services)
     }
 
@@ -198,6 +226,36 @@ pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Resul
             match format {
                 Format::Json => output::json(&report),
                 _ => super::bench_keys::print(&report),
+            }
+        }
+        BenchCommand::Signup {
+            samples,
+            messages,
+            smtp_url,
+            format,
+        } => {
+            anyhow::ensure!(
+                (1..=100_000).contains(&samples),
+                "--samples must be from 1 to 100000"
+            );
+            anyhow::ensure!(
+                (1..=100_000).contains(&messages),
+                "--messages must be from 1 to 100000"
+            );
+            let scratch = Scratch::new(config).await?;
+            let result = super::bench_signup::signup(
+                config,
+                &scratch,
+                samples,
+                messages,
+                smtp_url.as_deref(),
+            )
+            .await;
+            scratch.drop().await?;
+            let report = result?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => super::bench_signup::print(&report),
             }
         }
         BenchCommand::Onboard {

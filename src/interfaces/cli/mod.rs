@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod bench_keys;
+mod bench_signup;
 mod commands;
 mod credentials;
 mod customers;

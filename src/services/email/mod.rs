@@ -266,6 +266,11 @@ impl Email {
         self.settings.mailer.is_some()
     }
 
+    /// Messages in flight at once (the SMTP pool's size), when email is configured.
+    pub fn pool_size(&self) -> Option<usize> {
+        self.settings.mailer.as_ref().map(|m| m.concurrency())
+    }
+
     /// The SMTP server, without its password, when one is configured.
     pub fn server(&self) -> Option<String> {
         self.settings.mailer.as_ref().map(|m| m.describe())
