@@ -159,9 +159,7 @@ async fn start_sink() -> Result<(tokio::process::Child, String), String> {
             return Ok((child, format!("smtp://127.0.0.1:{port}")));
         }
         if Instant::now() > deadline {
-            return Err(
-                "aiosmtpd did not start (pip install aiosmtpd, or give --smtp-url)".into(),
-            );
+            return Err("aiosmtpd did not start (pip install aiosmtpd, or give --smtp-url)".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
