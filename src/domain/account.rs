@@ -167,9 +167,9 @@ impl Default for AccountPolicy {
     }
 }
 
-/// The longest password accepted, in bytes (hashing cost does not depend on it, but the
-/// request's memory does).
-pub const MAX_PASSWORD_BYTES: usize = 256;
+/// The longest password accepted, in characters (hashing cost does not depend on it, but the
+/// request's memory does; a schema can state characters, not bytes).
+pub const MAX_PASSWORD_CHARS: usize = 128;
 
 impl AccountPolicy {
     /// Checks a new password for the account `email`: long enough, not too long, not the email
@@ -185,10 +185,10 @@ impl AccountPolicy {
                 ),
             ));
         }
-        if password.len() > MAX_PASSWORD_BYTES {
+        if chars > MAX_PASSWORD_CHARS {
             return Err(Invalid::new(
                 "too_long",
-                format!("a password has at most {MAX_PASSWORD_BYTES} bytes"),
+                format!("a password has at most {MAX_PASSWORD_CHARS} characters"),
             ));
         }
         if password.chars().any(char::is_control) {

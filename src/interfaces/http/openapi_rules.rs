@@ -335,10 +335,80 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
     schemas["VerifyLink"]["properties"]["session_id"] =
         json!({ "type": "string", "pattern": "^su_[0-9a-f]{32}$" });
     schemas["VerifyLink"]["properties"]["token"] = no_nul();
+    account_request_bodies(schemas, product);
     schemas["QueryRequest"]["properties"]["sql"]["minLength"] = json!(1);
     schemas["QueryRequest"]["properties"]["sql"]["maxLength"] =
         json!(crate::domain::query::MAX_QUERY_BYTES);
     signup_request_bodies(schemas, product);
+}
+
+/// The portal's bodies: addresses, roles, link tokens and the password rules a schema can state
+/// (a new password's other rules, such as not being the account's email, it cannot).
+fn account_request_bodies(schemas: &mut Value, product: &Product) {
+    use crate::domain::account::{UserRole, MAX_PASSWORD_CHARS};
+    let email = json!({ "type": "string", "maxLength": 254, "pattern": EMAIL });
+    let password = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_PASSWORD_CHARS,
+        "pattern": "^[^\\u0000]*$",
+    });
+    let new_password = json!({
+        "type": "string",
+        "minLength": product.accounts.min_password_length,
+        "maxLength": MAX_PASSWORD_CHARS,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    });
+    let token = json!({ "type": "string", "pattern": "^onr_ul_[0-9a-f]{64}$" });
+    let object = |schemas: &Value, name: &str, properties: Value, required: &[&str]| {
+        json!({
+            "type": "object",
+            "description": schemas[name]["description"],
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    };
+    schemas["InviteUser"] = object(
+        schemas,
+        "InviteUser",
+        json!({
+            "email": email,
+            "role": enumeration(UserRole::ALL.iter().map(|r| r.as_str())),
+            "name": optional_text(200),
+        }),
+        &["email", "role"],
+    );
+    schemas["LoginRequest"] = object(
+        schemas,
+        "LoginRequest",
+        json!({ "email": email, "password": password }),
+        &["email", "password"],
+    );
+    schemas["ResetRequest"] = object(
+        schemas,
+        "ResetRequest",
+        json!({ "email": email }),
+        &["email"],
+    );
+    schemas["ChangePassword"] = object(
+        schemas,
+        "ChangePassword",
+        json!({ "current_password": password, "new_password": new_password }),
+        &["current_password", "new_password"],
+    );
+    schemas["ResetConfirm"] = object(
+        schemas,
+        "ResetConfirm",
+        json!({ "token": token, "new_password": new_password }),
+        &["token", "new_password"],
+    );
+    schemas["AcceptInvitation"] = object(
+        schemas,
+        "AcceptInvitation",
+        json!({ "token": token, "password": new_password }),
+        &["token", "password"],
+    );
 }
 
 /// One wizard field's answer.

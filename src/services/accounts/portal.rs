@@ -176,12 +176,12 @@ fn password_field(field: &str, value: &str) -> Result<Zeroizing<String>, Account
         )
         .at(field)]));
     }
-    if value.len() > crate::domain::account::MAX_PASSWORD_BYTES {
+    if value.chars().count() > crate::domain::account::MAX_PASSWORD_CHARS {
         return Err(AccountError::Invalid(vec![Invalid::new(
             "too_long",
             format!(
-                "{field} has at most {} bytes",
-                crate::domain::account::MAX_PASSWORD_BYTES
+                "{field} has at most {} characters",
+                crate::domain::account::MAX_PASSWORD_CHARS
             ),
         )
         .at(field)]));
