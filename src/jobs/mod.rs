@@ -163,6 +163,9 @@ impl Jobs {
             Arc::new(PurgeAccounts {
                 every: Duration::from_secs(600),
             }),
+            Arc::new(PurgeSignups {
+                every: Duration::from_secs(3600),
+            }),
         ];
         let shortest = catalogue
             .iter()
@@ -473,6 +476,39 @@ impl Job for ExpireSignups {
             .await
             .map_err(ServiceError::from)?;
         Ok(format!("expired {n} signup session(s)"))
+    }
+}
+
+/// Deletes the signups that ended without a customer, past their retention.
+struct PurgeSignups {
+    every: Duration,
+}
+
+#[async_trait]
+impl Job for PurgeSignups {
+    fn name(&self) -> &'static str {
+        "signups.purge"
+    }
+
+    fn description(&self) -> &'static str {
+        "delete signups abandoned, expired or rejected more than 30 days ago, with their answers and delivery log rows"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        ctx.fault_point().await;
+        let n = ctx
+            .services
+            .signups
+            .purge_finished(PURGE_BATCH)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(format!(
+            "deleted {n} finished signup(s) past their retention"
+        ))
     }
 }
 

@@ -219,4 +219,9 @@ pub trait SignupStore: Send + Sync {
 
     /// Signups by `filter`, oldest change first.
     async fn signups(&self, filter: &SignupFilter) -> Result<Vec<SignupRecord>, StoreError>;
+
+    /// Deletes up to `limit` signups that ended without a customer (abandoned, expired or
+    /// rejected) and last changed at or before `before`, with their delivery log rows; how many
+    /// signups went.
+    async fn purge_signups(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
 }

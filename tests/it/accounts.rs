@@ -1026,3 +1026,50 @@ async fn portal_calls_are_limited_per_address() {
         assert!(headers.contains_key("retry-after"));
     }
 }
+
+/// Behind a trusted proxy each client has its own quota, named by `X-Forwarded-For`; a client
+/// talking to Onramp directly cannot choose its quota with the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_the_limit_counts() {
+    let attempt = |app: &TestApp, client: &str| {
+        app.client
+            .post(app.url("/api/v1/portal/password-reset"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"email": "a@acme.example"}))
+            .send()
+    };
+    for (trusted, separate) in [("127.0.0.1", true), ("10.0.0.0/8", false)] {
+        let mut options = onramp::interfaces::http::ServeOptions::default();
+        options.portal_limits.per_address_per_minute = 2;
+        options.trusted_proxies =
+            onramp::interfaces::http::limits::TrustedProxies::parse(trusted).unwrap();
+        let db = common::TestDb::new(Backend::Sqlite).await;
+        let runner = onramp::services::RunnerOptions::new(db.data_dir());
+        let app =
+            TestApp::start_serving(db, onramp::product::Product::builtin(), runner, options).await;
+        for _ in 0..2 {
+            assert_eq!(
+                attempt(&app, "203.0.113.1").await.unwrap().status(),
+                StatusCode::ACCEPTED
+            );
+        }
+        assert_eq!(
+            attempt(&app, "203.0.113.1").await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let other = attempt(&app, "203.0.113.2").await.unwrap().status();
+        if separate {
+            assert_eq!(
+                other,
+                StatusCode::ACCEPTED,
+                "another client behind the proxy"
+            );
+        } else {
+            assert_eq!(
+                other,
+                StatusCode::TOO_MANY_REQUESTS,
+                "an untrusted peer's header is ignored"
+            );
+        }
+    }
+}

@@ -306,7 +306,8 @@ async fn the_cli_lists_runs_and_shows_jobs(backend: Backend) {
             "signups.expire",
             "outbox.email",
             "email.deliver",
-            "accounts.purge"
+            "accounts.purge",
+            "signups.purge"
         ]
     );
     let run = onramp(

@@ -57,11 +57,12 @@ async fn policycortex_wizard_replays(backend: Backend) {
     let smtp = sink.url();
     let clock = crate::email::clock();
     let product = Product::load(&common::repo_path(PRODUCT)).unwrap();
+    let app_clock = clock.clone();
     let app = TestApp::start_configured(backend, product, move |s| {
         s.smtp_url = Some(smtp.into());
         s.mail_from = Some("PolicyCortex <onboarding@policycortex.test>".into());
         s.public_url = Some("https://app.policycortex.test".into());
-        s.clock = clock;
+        s.clock = app_clock;
     })
     .await;
     let jobs = Jobs::new(app.services.clone(), Duration::from_secs(30));
@@ -439,6 +440,27 @@ async fn policycortex_wizard_replays(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
+
+    // Thirty days on, the abandoned session is deleted with its answers and its delivery log
+    // rows; the approved one stays with its customer.
+    clock.advance(chrono::Duration::days(31));
+    jobs.run_now("signups.purge").await.unwrap();
+    assert!(app
+        .services
+        .store
+        .signup(&other_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app.services.store.signup(&id).await.unwrap().is_some());
+    let (_, log) = status_and_json(
+        app.get(&format!("/api/v1/emails?signup_id={other_id}"), &app.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(log["items"], json!([]), "{log}");
 }
 
 on_both_backends!(policycortex_wizard_replays);

@@ -81,6 +81,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
             exchange_rate_per_address,
             signup_rate_per_address,
             portal_rate_per_address,
+            trusted_proxies,
             signup_rate_per_session,
             header_timeout,
             body_timeout,
@@ -103,6 +104,15 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
                 portal_limits: crate::interfaces::http::limits::Quotas {
                     per_key_per_minute: 0,
                     per_address_per_minute: portal_rate_per_address,
+                },
+                trusted_proxies: match crate::interfaces::http::limits::TrustedProxies::parse(
+                    &trusted_proxies,
+                ) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("error: --trusted-proxies: {e}");
+                        return ExitCode::from(super::exit::CONFIG);
+                    }
                 },
                 connections: crate::interfaces::http::server::ConnectionLimits {
                     header_timeout: std::time::Duration::from_secs(header_timeout),

@@ -191,6 +191,10 @@ enum Command {
         /// each client address (0: no limit).
         #[arg(long, env = "ONRAMP_PORTAL_RATE_PER_ADDRESS", default_value_t = 30)]
         portal_rate_per_address: u32,
+        /// Proxies in front of Onramp (addresses or networks, comma-separated) whose
+        /// X-Forwarded-For names the client the rate limits count; none by default.
+        #[arg(long, env = "ONRAMP_TRUSTED_PROXIES", default_value = "")]
+        trusted_proxies: String,
         /// Seconds a client has to send a request's head; also how long a kept-alive
         /// connection may wait idle for its next request.
         #[arg(long, env = "ONRAMP_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -57,6 +57,64 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
     NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
 }
 
+/// The proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of addresses and networks (`10.0.0.0/8,127.0.0.1,::1`).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("'{item}' is not an IP address or network (such as 10.0.0.0/8)")
+                })?;
+            nets.push(net);
+        }
+        Ok(Self(nets))
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|n| n.contains(&address))
+    }
+
+    /// The client a request comes from: the connection's peer, unless the peer is a trusted
+    /// proxy; then the rightmost address of `X-Forwarded-For` that is not a trusted proxy (the
+    /// one the nearest untrusted hop gave, which a client cannot forge by sending the header
+    /// itself). A header that does not parse leaves the peer.
+    pub fn client(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let mut hops: Vec<IpAddr> = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else {
+                return Some(peer);
+            };
+            for hop in text.split(',').map(str::trim) {
+                match hop.parse::<IpAddr>() {
+                    Ok(a) => hops.push(a),
+                    Err(_) => return Some(peer),
+                }
+            }
+        }
+        Some(
+            hops.into_iter()
+                .rev()
+                .find(|a| !self.trusts(*a))
+                .unwrap_or(peer),
+        )
+    }
+}
+
 /// The quota an address counts against: an IPv4 address alone, an IPv6 address with the rest
 /// of its /64 (one host's usual allocation, so a client cannot take a new quota per address of
 /// its own block); an IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -122,6 +180,56 @@ impl QuotaLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        let headers = |xff: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("x-forwarded-for", xff.parse().unwrap());
+            h
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let none = TrustedProxies::default();
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        // Without trusted proxies the header is ignored.
+        assert_eq!(
+            none.client(Some(ip("127.0.0.1")), &headers("203.0.113.9")),
+            Some(ip("127.0.0.1"))
+        );
+        // From a trusted proxy: the rightmost untrusted hop, not what the client wrote first.
+        assert_eq!(
+            proxies.client(
+                Some(ip("127.0.0.1")),
+                &headers("1.2.3.4, 203.0.113.9, 10.1.1.1")
+            ),
+            Some(ip("203.0.113.9"))
+        );
+        // From anyone else the header is ignored.
+        assert_eq!(
+            proxies.client(Some(ip("198.51.100.7")), &headers("1.2.3.4")),
+            Some(ip("198.51.100.7"))
+        );
+        // A header that does not parse, or only proxies in it, leaves the peer.
+        assert_eq!(
+            proxies.client(Some(ip("127.0.0.1")), &headers("nonsense")),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            proxies.client(Some(ip("127.0.0.1")), &headers("10.0.0.5")),
+            Some(ip("127.0.0.1"))
+        );
+        // A mapped IPv4 peer is its IPv4 address.
+        assert_eq!(
+            proxies.client(Some(ip("::ffff:127.0.0.1")), &headers("203.0.113.9")),
+            Some(ip("203.0.113.9"))
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.example").is_err());
+        assert_eq!(
+            TrustedProxies::parse("").unwrap(),
+            TrustedProxies::default()
+        );
+    }
 
     #[test]
     fn an_ipv6_block_shares_one_quota() {

@@ -46,6 +46,23 @@ pub struct AppState {
     pub signup_limiter: limits::QuotaLimiter,
     /// The portal's public routes' rate limit (per address).
     pub portal_limiter: limits::QuotaLimiter,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: std::sync::Arc<limits::TrustedProxies>,
+}
+
+impl AppState {
+    /// The client a request comes from, for its rate limits: the connection's peer, or what a
+    /// trusted proxy in front says (see [`limits::TrustedProxies::client`]).
+    pub(crate) fn client_address(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Option<std::net::IpAddr> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(a)| a.ip());
+        self.trusted_proxies.client(peer, &parts.headers)
+    }
 }
 
 /// How the server is set up beyond its services.
@@ -60,6 +77,8 @@ pub struct ServeOptions {
     pub signup_limits: limits::Quotas,
     /// Rate limit of the portal's public routes (login, reset, invitation): per client address.
     pub portal_limits: limits::Quotas,
+    /// Proxies whose `X-Forwarded-For` names the client the rate limits count.
+    pub trusted_proxies: limits::TrustedProxies,
     /// Timeouts and the bound on open connections.
     pub connections: server::ConnectionLimits,
 }
@@ -77,6 +96,7 @@ impl Default for ServeOptions {
                 per_key_per_minute: 0,
                 per_address_per_minute: 30,
             },
+            trusted_proxies: limits::TrustedProxies::default(),
             connections: server::ConnectionLimits::default(),
         }
     }
@@ -159,6 +179,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         exchange_limiter: limits::QuotaLimiter::new(options.exchange_limits),
         signup_limiter: limits::QuotaLimiter::new(options.signup_limits),
         portal_limiter: limits::QuotaLimiter::new(options.portal_limits),
+        trusted_proxies: std::sync::Arc::new(options.trusted_proxies.clone()),
     };
     let api = Router::new()
         .merge(customers::router())

@@ -4,9 +4,7 @@
 //! the customer's own owners and admins with a portal session
 //! (`Authorization: Bearer onr_ps_...`), which reaches its own customer only.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -43,10 +41,7 @@ impl FromRequestParts<AppState> for PortalCounted {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip());
+        let address = state.client_address(parts);
         state
             .portal_limiter
             .check(address, None)

@@ -2,9 +2,7 @@
 //! its start returned, as `Authorization: Bearer <resume_token>`. Every call is counted against
 //! its client address, and a session's calls against the session too, before the body is read.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -75,10 +73,7 @@ pub(super) fn is_session_id(id: &str) -> bool {
 
 /// Counts the call against the caller's address and, for a session's calls, the session.
 fn limit(state: &AppState, parts: &Parts, signup_id: Option<&str>) -> Result<(), ApiError> {
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip());
+    let address = state.client_address(parts);
     state
         .signup_limiter
         .check(address, signup_id)

@@ -52,7 +52,10 @@ pub async fn exchange(
     // The key id is read from the key's own text (checksum included), never looked up, so
     // guesses at one key's secret spend that key's quota.
     let key_id = key.and_then(|k| parse(k.trim())).map(|p| p.key_id);
-    let address = connect_info.map(|Extension(ConnectInfo(a))| a.ip());
+    let address = state.trusted_proxies.client(
+        connect_info.map(|Extension(ConnectInfo(a))| a.ip()),
+        &headers,
+    );
     if let Err(limited) = state.exchange_limiter.check(address, key_id.as_deref()) {
         tracing::warn!(by = limited.by, key_id = ?key_id, address = ?address, "token exchange rate limited");
         return Err(ApiError::RateLimited {

@@ -45,6 +45,10 @@ pub use verify::{
 };
 
 const TOKEN_PREFIX: &str = "onr_su_";
+/// Days a signup that ended without a customer (abandoned, expired, rejected) is kept, with its
+/// answers and its delivery log rows, before it is deleted. Its events stay (they hold the email's
+/// domain only).
+pub const RETENTION_DAYS: i64 = 30;
 /// What starts a signup: the first step's email and company name, and a template when the
 /// wizard offers them.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -685,6 +689,13 @@ impl Signups {
             .await?;
         tracing::info!(signup_id = %record.signup_id, step = %record.furthest_step, "signup abandoned");
         Ok(self.view(wizard, &next))
+    }
+
+    /// Deletes up to `limit` signups that ended without a customer more than
+    /// [`RETENTION_DAYS`] ago, with their answers and delivery log rows. Returns how many.
+    pub async fn purge_finished(&self, limit: i64) -> Result<u64, SignupError> {
+        let before = self.clock.now() - Duration::days(RETENTION_DAYS);
+        Ok(self.store.purge_signups(before, limit).await?)
     }
 
     /// Records as expired the sessions left idle past the product's limit (up to `limit` of

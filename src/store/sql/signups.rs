@@ -151,6 +151,35 @@ macro_rules! signup_store {
                     Ok(())
                 }
 
+                async fn purge_signups(
+                    &self,
+                    before: chrono::DateTime<chrono::Utc>,
+                    limit: i64,
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.write().await?;
+                    let ids: Vec<(String,)> = sqlx::query_as(
+                        "SELECT signup_id FROM signup_sessions \
+                         WHERE status IN ('abandoned', 'expired', 'rejected') AND updated_at <= $1 \
+                         ORDER BY updated_at, signup_id LIMIT $2",
+                    )
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id,) in &ids {
+                        sqlx::query("DELETE FROM emails WHERE signup_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("DELETE FROM signup_sessions WHERE signup_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(ids.len() as u64)
+                }
+
                 async fn names_starting(
                     &self,
                     prefix: &str,
