@@ -12,6 +12,7 @@ pub mod event;
 pub mod events;
 pub mod integration_key;
 pub mod job;
+pub mod money;
 pub mod query;
 pub mod refusal;
 pub mod risk;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod signup;
 pub mod status;
 pub mod text;
+pub mod trial;
 pub mod upload;
 pub mod values;
 
