@@ -20,6 +20,7 @@ pub mod role;
 pub mod run;
 pub mod signup;
 pub mod status;
+pub mod subscription;
 pub mod text;
 pub mod trial;
 pub mod upload;
