@@ -21,6 +21,7 @@ pub mod keyring;
 pub mod keys;
 pub mod legacy;
 pub mod onboarding;
+pub mod opaque_tokens;
 pub mod signups;
 pub mod steps;
 pub mod tenant_tokens;

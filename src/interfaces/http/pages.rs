@@ -63,11 +63,9 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-/// Whether a password link's token has its form (`onr_ul_` and 64 hex digits).
+/// Whether a password link's token has a link's form.
 fn link_token(token: &str) -> bool {
-    token
-        .strip_prefix("onr_ul_")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    crate::services::opaque_tokens::well_formed(token, crate::services::accounts::LINK_PREFIX)
 }
 
 #[derive(Clone, Copy)]

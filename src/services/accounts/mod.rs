@@ -13,9 +13,8 @@ mod password;
 mod portal;
 
 use chrono::{DateTime, Utc};
-use rand::{Rng, RngCore};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -42,19 +41,10 @@ pub const MAX_RESETS_PER_DAY: i64 = 5;
 /// The most invitations a customer sends in a day (removing an invited user gives none back).
 pub const MAX_INVITATIONS_PER_DAY: usize = 50;
 
-const SESSION_PREFIX: &str = "onr_ps_";
-const LINK_PREFIX: &str = "onr_ul_";
-
-/// A new random token with `prefix`: 256 bits, hex.
-fn new_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
-}
-
-fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+/// A portal session token's prefix.
+pub const SESSION_PREFIX: &str = "onr_ps_";
+/// An account link token's prefix (invitation, welcome, reset).
+pub const LINK_PREFIX: &str = "onr_ul_";
 
 /// A temporary password: four groups of four from letters and digits no one confuses
 /// (about 91 bits).
@@ -796,10 +786,10 @@ impl Accounts {
                 temporary = Some(password);
             }
             Some(purpose) => {
-                let token = Zeroizing::new(new_token(LINK_PREFIX));
+                let token = Zeroizing::new(super::opaque_tokens::mint(LINK_PREFIX));
                 expires_at = now + purpose.ttl();
                 next.link = Some(UserLink {
-                    hash: hash_token(&token),
+                    hash: super::opaque_tokens::digest(&token),
                     purpose,
                     expires_at,
                 });

@@ -6,13 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::{
-    hash_token, new_token, password, AccountError, Accounts, UserView, MAX_RESETS_PER_DAY,
-    SESSION_PREFIX,
-};
+use super::{password, AccountError, Accounts, UserView, MAX_RESETS_PER_DAY, SESSION_PREFIX};
 use crate::domain::account::{lockout, login_key, LinkPurpose, UserRole, UserStatus};
 use crate::domain::events::{EventBody, UserLockedOut, UserPasswordChanged, UserRef};
 use crate::domain::{CustomerId, CustomerStatus, Email as Address, Invalid, NewEvent};
+use crate::services::opaque_tokens;
 use crate::store::accounts::{LoginAttempt, PortalSessionRecord, SessionChange, UserRecord};
 
 /// A login.
@@ -189,17 +187,12 @@ fn password_field(field: &str, value: &str) -> Result<Zeroizing<String>, Account
     Ok(Zeroizing::new(value.to_owned()))
 }
 
-/// A link token's shape, checked before any lookup.
+/// A link token's digest; a token not of a link's form is refused before any lookup.
 fn link_hash(token: &str) -> Result<String, AccountError> {
-    let well_formed = token.strip_prefix(super::LINK_PREFIX).is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if !well_formed {
+    if !opaque_tokens::well_formed(token, super::LINK_PREFIX) {
         return Err(invalid_link());
     }
-    Ok(hash_token(token))
+    Ok(opaque_tokens::digest(token))
 }
 
 fn invalid_link() -> AccountError {
@@ -251,10 +244,10 @@ impl Accounts {
     }
 
     fn session_for(&self, user: &UserRecord) -> (String, PortalSessionRecord) {
-        let token = new_token(SESSION_PREFIX);
+        let token = opaque_tokens::mint(SESSION_PREFIX);
         let now = self.clock.now();
         let record = PortalSessionRecord {
-            token_hash: hash_token(&token),
+            token_hash: opaque_tokens::digest(&token),
             user_id: user.user_id.clone(),
             customer_id: user.customer_id.clone(),
             created_at: now,
@@ -282,15 +275,15 @@ impl Accounts {
         let password = password_field("password", &req.password)?;
         let key = login_key(email.as_str());
         let now = self.clock.now();
-        let locked_until = self.begin_attempt(&key).await?;
+        let attempt = self.begin_attempt(&key).await?;
         let user = self.store.user_by_email(&key).await?;
         let stored = user
             .as_ref()
             .filter(|u| u.status == UserStatus::Active)
             .and_then(|u| u.password_hash.clone());
         if !password::verify(password, stored).await? {
-            if let (Some(user), Some(until)) = (&user, locked_until) {
-                self.record_lockout(user, until).await;
+            if let Some(user) = &user {
+                self.record_lockout(user, attempt).await;
             }
             return Err(AccountError::BadCredentials);
         }
@@ -349,9 +342,9 @@ impl Accounts {
     }
 
     /// Begins a password check for the address `key`: refused while it is locked out, else
-    /// counted as a failure until the caller clears the count; returns the lock this
-    /// attempt's failure sets, if any.
-    async fn begin_attempt(&self, key: &str) -> Result<Option<DateTime<Utc>>, AccountError> {
+    /// counted as a failure until the caller clears the count; returns the failures in a row
+    /// with this one and the lock its failure sets, if any.
+    async fn begin_attempt(&self, key: &str) -> Result<(i64, Option<DateTime<Utc>>), AccountError> {
         let now = self.clock.now();
         let lock = move |failures: i64| {
             lockout(failures)
@@ -361,20 +354,19 @@ impl Accounts {
             LoginAttempt::Locked(until) => Err(AccountError::LockedOut {
                 retry_after_secs: (until - now).num_seconds().max(1) as u64,
             }),
-            LoginAttempt::Allowed { locked_until, .. } => Ok(locked_until),
+            LoginAttempt::Allowed {
+                failures,
+                locked_until,
+            } => Ok((failures, locked_until)),
         }
     }
 
-    /// Records that `user`'s address is locked out until `until` (an event; the user's record
-    /// is left as it is, so their own requests are not disturbed).
-    async fn record_lockout(&self, user: &UserRecord, until: DateTime<Utc>) {
-        let failures = self
-            .store
-            .login_throttle(&user.email_key)
-            .await
-            .ok()
-            .flatten()
-            .map_or(0, |t| t.failures);
+    /// Records that a failed attempt locked `user`'s address out, if it did (an event; the
+    /// user's record is left as it is, so their own requests are not disturbed).
+    async fn record_lockout(&self, user: &UserRecord, attempt: (i64, Option<DateTime<Utc>>)) {
+        let (failures, Some(until)) = attempt else {
+            return;
+        };
         let event = user_event(
             user,
             EventBody::UserLockedOut(UserLockedOut {
@@ -392,15 +384,10 @@ impl Accounts {
 
     /// The user a portal session token opens.
     pub async fn authenticate(&self, token: &str) -> Result<PortalPrincipal, AccountError> {
-        let well_formed = token.strip_prefix(SESSION_PREFIX).is_some_and(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if !well_formed {
+        if !opaque_tokens::well_formed(token, SESSION_PREFIX) {
             return Err(AccountError::BadSession);
         }
-        let hash = hash_token(token);
+        let hash = opaque_tokens::digest(token);
         let session = self
             .store
             .portal_session(&hash, self.clock.now())
@@ -475,11 +462,9 @@ impl Accounts {
         }
         // Wrong current passwords count toward the address's lockout, like failed logins: a
         // stolen session cannot guess the password without limit.
-        let locked_until = self.begin_attempt(&user.email_key).await?;
+        let attempt = self.begin_attempt(&user.email_key).await?;
         if !password::verify(current, user.password_hash.clone()).await? {
-            if let Some(until) = locked_until {
-                self.record_lockout(&user, until).await;
-            }
+            self.record_lockout(&user, attempt).await;
             return Err(AccountError::Invalid(vec![Invalid::new(
                 "wrong_password",
                 "the current password is wrong",

@@ -9,9 +9,7 @@
 //! queue and turning an approved signup into a customer build on these sessions.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -337,9 +335,7 @@ fn canonical_email(email: &str) -> String {
     }
 }
 
-fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+use super::opaque_tokens::digest as hash_token;
 
 /// Whether `token` hashes to `stored`, compared in constant time.
 fn hash_matches(token: &str, stored: &str) -> bool {
@@ -448,9 +444,7 @@ impl Signups {
             )
         })?;
         let now = self.clock.now();
-        let mut token_bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut token_bytes);
-        let token = format!("{TOKEN_PREFIX}{}", hex::encode(token_bytes));
+        let token = super::opaque_tokens::mint(TOKEN_PREFIX);
         let email = canonical_email(answers["email"].as_str().unwrap_or_default());
         self.address_may_get_a_code(&email).await?;
         let company_name = answers["company_name"]

@@ -2,7 +2,7 @@
 //! hashed), checking a code (five tries) or a link, and asking for a new code (ten a session).
 
 use chrono::{DateTime, Duration, Utc};
-use rand::{Rng, RngCore};
+use rand::Rng;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -119,9 +119,7 @@ impl Signups {
             ));
         }
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
-        let mut link = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut link);
-        let link_token = format!("{LINK_PREFIX}{}", hex::encode(link));
+        let link_token = crate::services::opaque_tokens::mint(LINK_PREFIX);
         let expires_at = now + Duration::minutes(CODE_TTL_MINUTES);
         let mut next = record.clone();
         // A delivery retry makes a new code for the same request: the tries already spent on
