@@ -243,8 +243,33 @@ impl Store for PgStore {
         dataset: &DatasetRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_customer_and_dataset_rows(&mut tx, customer, Some(run), idempotency, Some(dataset))
-            .await?;
+        let rows = insert_customer_and_dataset_rows(
+            &mut tx,
+            customer,
+            Some(run),
+            idempotency,
+            Some(dataset),
+        )
+        .await;
+        if let Err(StoreError::Database(sqlx::Error::Database(db))) = &rows {
+            // The dataset's name index is not the upsert's arbiter, so a concurrent registration
+            // of the same customer that passed ON CONFLICT's pre-check can clash there first.
+            // It is that customer when the name's owner is this customer; anything else is not.
+            if db.is_unique_violation() && db.table() == Some("datasets") {
+                tx.rollback().await?;
+                let owner: Option<String> =
+                    sqlx::query_scalar("SELECT customer_id FROM datasets WHERE dataset_id = $1")
+                        .bind(&dataset.dataset_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                return Err(if owner.as_deref() == Some(customer.id.as_str()) {
+                    StoreError::CustomerExists(customer.id.to_string())
+                } else {
+                    rows.expect_err("a clash")
+                });
+            }
+        }
+        rows?;
         let role = datasets::role_name(&self.role_prefix, &spec.dataset_id);
         datasets::provision_in(&mut tx, spec, &role).await?;
         append_all(&mut tx, events).await?;

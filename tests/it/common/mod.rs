@@ -51,6 +51,12 @@ fn dataset_role_prefix(database: &str) -> String {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
+        // Errors the server logs (an internal error's cause) are printed with a failing test's
+        // output; a passing test's are not.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("onramp=error")
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
             Backend::Sqlite => Self {
