@@ -13,6 +13,7 @@ pub mod events;
 pub mod integration_key;
 pub mod job;
 pub mod money;
+pub mod plan;
 pub mod query;
 pub mod refusal;
 pub mod risk;
