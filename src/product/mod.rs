@@ -5,6 +5,7 @@
 //! built-in generic product ([`Product::builtin`]) serves.
 
 mod accounts;
+mod catalog;
 pub mod email;
 mod parse;
 mod signup;
@@ -232,6 +233,9 @@ pub struct Product {
     pub email: email::MailTemplates,
     /// The account rules (`[accounts]`): welcome style, password length, session length.
     pub accounts: crate::domain::account::AccountPolicy,
+    /// What the product sells (`[[metrics]]`, `[cycles]`, `[[plans]]`, `[trial]`); empty when
+    /// it sells nothing through Onramp.
+    pub catalog: crate::domain::plan::Catalog,
 }
 
 /// An upload adapter (seed 003's `generic-shipment-csv`): a CSV file into one table of the

@@ -50,6 +50,13 @@ struct Raw {
     signup: Option<Spanned<super::signup::RawSignup>>,
     email: Option<Spanned<super::email::RawEmail>>,
     accounts: Option<Spanned<super::accounts::RawAccounts>>,
+    #[serde(default)]
+    metrics: Vec<Spanned<super::catalog::RawMetric>>,
+    #[serde(default)]
+    cycles: BTreeMap<String, Spanned<super::catalog::RawCycle>>,
+    #[serde(default)]
+    plans: Vec<Spanned<super::catalog::RawPlan>>,
+    trial: Option<Spanned<super::catalog::RawTrial>>,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +218,10 @@ impl Checker<'_> {
             line: Some(line),
             message: message.into(),
         });
+    }
+
+    pub(super) fn problem_count(&self) -> usize {
+        self.problems.len()
     }
 
     fn nowhere(&mut self, message: impl Into<String>) {
@@ -833,6 +844,17 @@ pub(super) fn parse(
         .map(|a| super::accounts::policy(&mut c, a))
         .unwrap_or_default();
 
+    let catalog = super::catalog::catalog(
+        &mut c,
+        &super::catalog::RawCatalog {
+            metrics: &raw.metrics,
+            cycles: &raw.cycles,
+            plans: &raw.plans,
+            trial: raw.trial.as_ref(),
+            required_credentials: credentials.values().filter(|t| t.required).count(),
+        },
+    );
+
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(c.problems);
@@ -859,5 +881,6 @@ pub(super) fn parse(
         signup,
         email,
         accounts,
+        catalog,
     })
 }

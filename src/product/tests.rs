@@ -432,3 +432,191 @@ fn the_seed_products_carry_their_wizards() {
     assert_eq!(w.mode, crate::domain::signup::SignupMode::Review);
     assert!(Product::builtin().signup.is_some_and(|w| w.enabled));
 }
+
+fn example(name: &str) -> Product {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("onramp.toml");
+    Product::load(&path).unwrap()
+}
+
+#[test]
+fn policycortex_sells_four_plans_on_three_cycles_with_a_trial() {
+    use crate::domain::money::Currency;
+    use crate::domain::plan::{ActivateOn, Hard, Limit, Quantity, TrialEnd};
+    let p = example("policycortex");
+    let c = &p.catalog;
+    let ids: Vec<_> = c.plans.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["free", "starter", "professional", "enterprise"]);
+    let cycles: Vec<_> = c
+        .cycles
+        .iter()
+        .map(|k| (k.id.as_str(), k.cycle.months, k.cycle.discount_bp))
+        .collect();
+    assert_eq!(
+        cycles,
+        [
+            ("monthly", 1, 0),
+            ("quarterly", 3, 1000),
+            ("annual", 12, 1700)
+        ]
+    );
+    let usd = Currency::parse("USD").unwrap();
+    let pro = c.plan("professional").unwrap();
+    assert_eq!(pro.prices[&usd], 49_900);
+    assert_eq!(pro.cycles, ["monthly", "quarterly", "annual"]);
+    assert_eq!(pro.soft_threshold_percent, 80);
+    assert_eq!(
+        pro.limits["api_calls"],
+        Limit::Capped {
+            value: Quantity::units(100_000),
+            hard: Hard::Overage {
+                unit_price: [(usd, 10)].into(),
+                per: 1
+            }
+        }
+    );
+    assert_eq!(pro.limits["users"].value(), Some(Quantity::units(25)));
+    assert_eq!(
+        c.plan("enterprise").unwrap().limits["resources"],
+        Limit::Unlimited
+    );
+    assert!(c.plan("free").unwrap().is_free());
+    assert_eq!(c.plan("free").unwrap().cycles, ["monthly"]);
+    let t = c.trial.as_ref().unwrap();
+    assert_eq!((t.days, t.min_days, t.max_days), (14, 14, 30));
+    assert_eq!((t.max_extensions, t.grace_days), (2, 3));
+    assert_eq!(t.activate_on, ActivateOn::Manual);
+    assert_eq!(
+        t.end,
+        TrialEnd::Downgrade {
+            plan: "free".into(),
+            cycle: "monthly".into()
+        }
+    );
+}
+
+#[test]
+fn waooaw_trial_waits_for_credentials_with_daily_tasks_and_a_token_budget() {
+    use crate::domain::plan::{ActivateOn, Aggregation, Quantity, Reset, TrialEnd};
+    let p = example("waooaw");
+    let c = &p.catalog;
+    let tasks = c.metric("tasks").unwrap();
+    assert_eq!(
+        (tasks.aggregation, tasks.reset),
+        (Aggregation::Count, Reset::Day)
+    );
+    let tokens = c.metric("tokens").unwrap();
+    assert_eq!(
+        (tokens.aggregation, tokens.reset),
+        (Aggregation::Sum, Reset::Never)
+    );
+    let t = c.trial.as_ref().unwrap();
+    assert_eq!(t.days, 7);
+    assert_eq!(t.activate_on, ActivateOn::CredentialsConfigured);
+    assert_eq!(t.reminder_days, 2);
+    assert_eq!(t.end, TrialEnd::Expire);
+    assert_eq!(t.limits["tasks"].value(), Some(Quantity::units(5)));
+    assert_eq!(t.limits["tokens"].value(), Some(Quantity::units(10_000)));
+}
+
+#[test]
+fn a_product_without_a_catalog_sells_nothing_and_the_builtin_one_has_a_trial() {
+    let p = Product::from_toml(
+        "[product]\nname = \"X\"\n[[industries]]\nid = \"other\"\nname = \"Other\"\n",
+        "x.toml",
+        None,
+    )
+    .unwrap();
+    assert!(p.catalog.plans.is_empty() && p.catalog.trial.is_none());
+    let b = Product::builtin();
+    assert_eq!(
+        b.catalog
+            .plans
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        ["free", "standard"]
+    );
+    assert_eq!(b.catalog.trial.as_ref().unwrap().plan, "standard");
+}
+
+#[test]
+fn every_catalog_problem_is_reported_with_its_line() {
+    let text = r#"[product]
+name = "X"
+
+[[metrics]]
+id = "API"
+
+[[metrics]]
+id = "calls"
+aggregation = "avg"
+reset = "week"
+
+[[metrics]]
+id = "calls"
+
+[cycles.monthly]
+months = 0
+
+[cycles.annual]
+months = 12
+discount_percent = 100
+
+[[plans]]
+id = "basic"
+prices = { usd = 100 }
+cycles = ["weekly"]
+soft_threshold_percent = 0
+[plans.limits]
+seats = 3
+
+[[plans]]
+id = "pro"
+prices = { USD = 100, EUR = 90 }
+[plans.limits]
+calls = { limit = 10, hard = "overage", unit_price = { EUR = 1 } }
+
+[[plans]]
+id = "max"
+prices = { USD = 100 }
+[plans.limits]
+calls = -4
+
+[trial]
+plan = "gold"
+days = 40
+max_days = 30
+activate_on = "credentials_configured"
+end = "downgrade"
+"#;
+    let found = problems(text);
+    let expect = [
+        "line 5: metrics id 'API' must be lowercase",
+        "line 9: metrics.calls.aggregation must be sum, count or max, not 'avg'",
+        "line 10: metrics.calls.reset must be day, month or never, not 'week'",
+        "line 13: metric 'calls' is defined twice",
+        "line 16: cycles.monthly.months must be from 1 to 120",
+        "line 20: cycles.annual.discount_percent must be a number from 0 to less than 100",
+        "line 23: plans.basic.limits must give metric 'calls' a limit",
+        "line 24: plans.basic.prices: 'usd' is not an upper-case currency code",
+        "line 25: plans.basic.cycles: 'weekly' is not a cycle (known: annual)",
+        "line 26: plans.basic.soft_threshold_percent must be from 1 to 100",
+        "line 28: plans.basic.limits.seats: 'seats' is not a metric (known: calls)",
+        "line 34: plans.pro.limits.calls.unit_price must price overage in USD",
+        "line 37: plans.max.prices must name the same currencies as plan 'pro' (EUR, USD)",
+        "line 40: plans.max.limits.calls must be a number of at least 0",
+        "line 42: trial.days (40) must lie from trial.min_days (1) to trial.max_days (30)",
+        "line 42: trial.end = \"downgrade\" needs end_plan",
+        "line 43: trial.plan: 'gold' is not a plan (known: basic, pro, max)",
+        "line 46: trial.activate_on = \"credentials_configured\" needs at least one credential type with required = true",
+    ];
+    for e in expect {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod billing;
 pub mod clock;
 pub mod credentials;
 pub mod customers;
@@ -200,6 +201,8 @@ pub struct Services {
     pub email: email::Email,
     /// Customer accounts: users, portal sessions, passwords, invitations.
     pub accounts: accounts::Accounts,
+    /// Plans, trials, subscriptions, usage and entitlements.
+    pub billing: billing::Billing,
     parts: Parts,
 }
 
@@ -346,6 +349,7 @@ impl Services {
             ),
             accounts,
             signups,
+            billing: billing::Billing::new(product.clone()),
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),
             keys,

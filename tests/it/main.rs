@@ -8,6 +8,7 @@ mod common;
 
 mod accounts;
 mod api;
+mod billing;
 mod cli;
 mod crash;
 mod credentials;

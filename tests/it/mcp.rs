@@ -236,6 +236,9 @@ async fn replay_seed(client: &Client, db: &TestDb) {
         .unwrap()
         .iter()
         .any(|i| i["id"] == "golf"));
+    let plans = resource(client, "plans://list").await;
+    // GrowthNav's product file sells nothing through Onramp.
+    assert_eq!(plans, json!({"items": [], "metrics": [], "trial": null}));
     let onboarding = resource(client, "customer://acme_corp/onboarding").await;
     assert_eq!(onboarding["run"]["status"], "succeeded");
     let status = ok(
@@ -362,6 +365,7 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
     assert!(uris.contains(&"customer://{customer_id}/onboarding"));
     let resources = client.list_all_resources().await.unwrap();
     assert!(resources.iter().any(|r| r.uri == "industries://list"));
+    assert!(resources.iter().any(|r| r.uri == "plans://list"));
     client.cancel().await.unwrap();
 }
 

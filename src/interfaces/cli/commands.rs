@@ -154,6 +154,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Audit(a) => super::audit::run(&services, &actor, a).await,
         Command::Email(e) => super::email::run(&services, &actor, e).await,
         Command::Users(u) => super::users::run(&services, &actor, u).await,
+        Command::Plans(p) => super::billing::run(&services, &actor, p).await,
         Command::Signups(c) => super::signups::run(&services, &actor, c).await,
         Command::Signup(c) => super::signups::run_settings(&services, &actor, c).await,
         Command::Credentials(c) => super::credentials::run(&services, &actor, c).await,
@@ -205,8 +206,21 @@ fn product_check(file: &Path) -> ExitCode {
                         .join(" → ")
                 ),
             };
+            let sells = if p.catalog.plans.is_empty() {
+                "no plans".to_owned()
+            } else {
+                let plans: Vec<&str> = p.catalog.plans.iter().map(|p| p.id.as_str()).collect();
+                let trial = p.catalog.trial.as_ref().map_or(String::new(), |t| {
+                    format!(", a {}-day trial of {}", t.days, t.plan)
+                });
+                format!(
+                    "plans: {}; {} metrics{trial}",
+                    plans.join(", "),
+                    p.catalog.metrics.len()
+                )
+            };
             println!(
-                "{}: ok ({} industries, {} attributes, {} tiers, steps: {}; {signup})",
+                "{}: ok ({} industries, {} attributes, {} tiers, steps: {}; {signup}; {sells})",
                 file.display(),
                 p.industries.len(),
                 p.attributes.len(),

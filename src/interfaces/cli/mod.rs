@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod bench_keys;
 mod bench_signup;
+mod billing;
 mod commands;
 mod credentials;
 mod customers;
@@ -264,6 +265,9 @@ enum Command {
     /// Background jobs: list them, run one now, see its attempts.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// The product's plans.
+    #[command(subcommand)]
+    Plans(billing::PlansCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

@@ -2,6 +2,7 @@
 //! the MCP server (streamable HTTP) at `/mcp`. One router per resource, merged here.
 
 mod auth;
+mod billing;
 mod credentials;
 mod customers;
 pub mod error;
@@ -191,6 +192,7 @@ pub fn app_with(services: Services, options: &ServeOptions) -> Router {
         .merge(signup::queue_router())
         .merge(portal::router())
         .merge(meta::router())
+        .merge(billing::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let mcp = tower::ServiceBuilder::new()

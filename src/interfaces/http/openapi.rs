@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{credentials, customers, keys, meta, onboarding, portal, signup, tenant};
+use super::{billing, credentials, customers, keys, meta, onboarding, portal, signup, tenant};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{credentials, customers, keys, meta, onboarding, portal, signup, tena
         signup::detail, signup::approve, signup::reject, signup::funnel, portal::login,
         portal::logout, portal::me, portal::change_password, portal::request_reset,
         portal::confirm_reset, portal::accept, portal::list, portal::invite, portal::remove,
+        billing::plans,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),
@@ -33,6 +34,7 @@ use super::{credentials, customers, keys, meta, onboarding, portal, signup, tena
         (name = "product", description = "The product's configuration"),
         (name = "operations", description = "Health"),
         (name = "signup", description = "The public self-serve signup wizard"),
+        (name = "billing", description = "Plans, trials, subscriptions, usage and entitlements"),
         (name = "portal", description = "Customer accounts: login, passwords, invitations, users"),
     )
 )]

@@ -1,4 +1,4 @@
-//! The MCP resources: `industries://list`, and per customer `customer://{customer_id}/config`
+//! The MCP resources: `industries://list`, `plans://list`, and per customer `customer://{customer_id}/config`
 //! (its resolved configuration) and `customer://{customer_id}/onboarding` (its latest run and
 //! checklist). Each is JSON.
 
@@ -13,10 +13,19 @@ const JSON: &str = "application/json";
 
 /// The fixed resources.
 pub fn list() -> Vec<Resource> {
-    vec![Resource::new("industries://list", "industries")
-        .with_title("Industries")
-        .with_description("The product's industries: id, name and what belongs in each.")
-        .with_mime_type(JSON)]
+    vec![
+        Resource::new("industries://list", "industries")
+            .with_title("Industries")
+            .with_description("The product's industries: id, name and what belongs in each.")
+            .with_mime_type(JSON),
+        Resource::new("plans://list", "plans")
+            .with_title("Plans")
+            .with_description(
+                "The product's plans (prices per currency and cycle, limits per metric, null for \
+                 unlimited), its metrics and its trial's rules.",
+            )
+            .with_mime_type(JSON),
+    ]
 }
 
 /// The per-customer resources.
@@ -61,6 +70,8 @@ pub async fn read(
 ) -> Result<ReadResourceResult, ErrorData> {
     let value = if uri == "industries://list" {
         json!({"items": services.product.industries})
+    } else if uri == "plans://list" {
+        to_value(uri, services.billing.plans(actor))?
     } else if let Some(rest) = uri.strip_prefix("customer://") {
         match rest.rsplit_once('/') {
             Some((id, "config")) if !id.is_empty() => services
