@@ -269,7 +269,8 @@ impl Application {
             settings.mail_from.as_deref(),
             settings.public_url.as_deref(),
         )?)
-        .with_mx_lookup(mx_lookup(settings.dns_resolver.as_deref())?);
+        .with_mx_lookup(mx_lookup(settings.dns_resolver.as_deref())?)
+        .with_test_clocks(!settings.production);
         let jobs = Jobs::new(services.clone(), settings.job_lease);
         Ok(Self { services, jobs })
     }

@@ -39,6 +39,8 @@ pub struct Customer {
     pub created_by: Option<String>,
     /// The product tier the customer is on.
     pub usage_tier: Option<String>,
+    /// The test clock whose time the customer's billing follows (never in production).
+    pub test_clock_id: Option<String>,
     /// Optimistic-concurrency version: 1 on creation, +1 on every change.
     pub version: i64,
     /// When the customer was registered.
@@ -92,6 +94,9 @@ pub struct CustomerView {
     pub created_by: Option<String>,
     /// Product tier.
     pub usage_tier: Option<String>,
+    /// The test clock whose time the customer's billing follows, when attached to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_clock_id: Option<String>,
     /// Version for `If-Match`; 0 for legacy records.
     pub version: i64,
     /// Registration time.

@@ -208,6 +208,60 @@ catalog! {
     UserPasswordChanged(UserPasswordChanged) = "user.password_changed", v 1;
     /// A user was removed from a customer.
     UserRemoved(UserRemoved) = "user.removed", v 1;
+    /// A test clock was made (operator chain).
+    TestClockCreated(TestClockChanged) = "test_clock.created", v 1;
+    /// A test clock was moved forward (operator chain).
+    TestClockAdvanced(TestClockChanged) = "test_clock.advanced", v 1;
+    /// A trial was started for a customer (pending, or active at once).
+    TrialStarted(TrialChanged) = "trial.started", v 1;
+    /// A trial's clock started.
+    TrialActivated(TrialChanged) = "trial.activated", v 1;
+    /// A trial was given more days.
+    TrialExtended(TrialChanged) = "trial.extended", v 1;
+    /// A trial ends in the product's reminder days.
+    TrialEndingSoon(TrialChanged) = "trial.ending_soon", v 1;
+    /// A trial's days ran out; its grace, if any, begins.
+    TrialExpired(TrialChanged) = "trial.expired", v 1;
+    /// A trial's grace ran out and the product's end behaviour was applied.
+    TrialEnded(TrialChanged) = "trial.ended", v 1;
+}
+
+/// `test_clock.created` and `test_clock.advanced`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestClockChanged {
+    /// The clock.
+    pub test_clock_id: String,
+    /// The time it shows now.
+    pub frozen_time: DateTime<Utc>,
+    /// The time it showed before an advance.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub from: Option<DateTime<Utc>>,
+}
+
+/// The `trial.*` events: the trial as it stands after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialChanged {
+    /// The trial.
+    pub trial_id: String,
+    /// Its plan.
+    pub plan: String,
+    /// Its status now.
+    pub status: crate::domain::trial::TrialStatus,
+    /// The customer's time of the change (a test clock's, for a customer on one).
+    pub at: DateTime<Utc>,
+    /// When it ends, once its clock has started.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Its days, extensions included.
+    pub days: u32,
+    /// Extensions granted.
+    pub extensions: u32,
+    /// Days this change added (an extension).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub days_added: Option<u32>,
+    /// Why (an extension's reason, what activated it, the end behaviour applied).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
 }
 
 /// `user.created`.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a trial stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TrialStatus {
     /// Created; its clock has not started (waiting for its activation condition).
@@ -20,6 +20,53 @@ pub enum TrialStatus {
     Converted,
     /// Ran out.
     Expired,
+}
+
+impl TrialStatus {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialStatus::Pending => "pending",
+            TrialStatus::Active => "active",
+            TrialStatus::Extended => "extended",
+            TrialStatus::Converted => "converted",
+            TrialStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TrialStatus::Pending,
+            TrialStatus::Active,
+            TrialStatus::Extended,
+            TrialStatus::Converted,
+            TrialStatus::Expired,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// The work a trial's clock brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialDue {
+    /// Remind the customer the trial ends soon.
+    Remind,
+    /// The trial's days are over.
+    Expire,
+    /// The grace after the end is over: apply the product's end behaviour.
+    EndGrace,
+}
+
+/// Where a trial's time-based work stands besides its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrialProgress {
+    /// The reminder for the current end was sent (an extension asks for a new one).
+    pub reminded: bool,
+    /// The end behaviour was applied after the grace.
+    pub ended: bool,
 }
 
 /// Why a trial cannot do what was asked.
@@ -145,6 +192,45 @@ impl Trial {
     }
 }
 
+impl Trial {
+    /// When the grace after its end is over.
+    pub fn grace_ends_at(&self, grace_days: u32) -> Option<DateTime<Utc>> {
+        self.ends_at()
+            .map(|end| end + Duration::days(i64::from(grace_days)))
+    }
+
+    /// Whether it has expired but its grace still runs at `now`: its limits still hold.
+    pub fn in_grace(&self, now: DateTime<Utc>, grace_days: u32) -> bool {
+        self.status == TrialStatus::Expired
+            && self.grace_ends_at(grace_days).is_some_and(|g| now < g)
+    }
+
+    /// The next work its clock brings and when: the reminder `reminder_days` before the end
+    /// (once per end; none when 0), the expiry at the end, then the end of the grace.
+    pub fn next_due(
+        &self,
+        progress: TrialProgress,
+        reminder_days: u32,
+        grace_days: u32,
+    ) -> Option<(DateTime<Utc>, TrialDue)> {
+        match self.status {
+            TrialStatus::Active | TrialStatus::Extended => {
+                let end = self.ends_at()?;
+                if !progress.reminded && reminder_days > 0 {
+                    let remind = end - Duration::days(i64::from(reminder_days));
+                    let start = self.activated_at.unwrap_or(remind);
+                    return Some((remind.max(start), TrialDue::Remind));
+                }
+                Some((end, TrialDue::Expire))
+            }
+            TrialStatus::Expired if !progress.ended => {
+                Some((self.grace_ends_at(grace_days)?, TrialDue::EndGrace))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +258,37 @@ mod tests {
         assert_eq!(expired.status, TrialStatus::Expired);
         assert!(expired.convert().is_err() && expired.extend(1, 5).is_err());
         assert!(Trial::new(0).is_err() && t.activate(start).is_err());
+    }
+
+    #[test]
+    fn the_clock_brings_a_reminder_the_expiry_then_the_end_of_grace() {
+        let start = Utc.with_ymd_and_hms(2026, 2, 12, 10, 0, 0).unwrap();
+        let t = Trial::new(7).unwrap();
+        assert_eq!(t.next_due(TrialProgress::default(), 2, 3), None);
+        let t = t.activate(start).unwrap();
+        let day = |d: i64| start + Duration::days(d);
+        let fresh = TrialProgress::default();
+        assert_eq!(t.next_due(fresh, 2, 3), Some((day(5), TrialDue::Remind)));
+        let reminded = TrialProgress {
+            reminded: true,
+            ended: false,
+        };
+        assert_eq!(t.next_due(reminded, 2, 3), Some((day(7), TrialDue::Expire)));
+        assert_eq!(t.next_due(fresh, 0, 3), Some((day(7), TrialDue::Expire)));
+        let expired = t.expire_if_due(day(7)).unwrap();
+        assert_eq!(
+            expired.next_due(reminded, 2, 3),
+            Some((day(10), TrialDue::EndGrace))
+        );
+        assert!(expired.in_grace(day(9), 3) && !expired.in_grace(day(10), 3));
+        let ended = TrialProgress {
+            reminded: true,
+            ended: true,
+        };
+        assert_eq!(expired.next_due(ended, 2, 3), None);
+        // A trial shorter than its reminder is reminded at once.
+        let short = Trial::new(1).unwrap().activate(start).unwrap();
+        assert_eq!(short.next_due(fresh, 2, 0), Some((start, TrialDue::Remind)));
     }
 
     proptest! {

@@ -16,6 +16,7 @@ macro_rules! from_capability_errors {
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::signups::SignupError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::email::EmailError);
         $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::accounts::AccountError);
+        $crate::interfaces::from_capability_errors!(@one $target, $wrap, crate::services::billing::BillingError);
     };
     (@one $target:ty, $wrap:path, $error:ty) => {
         impl From<$error> for $target {

@@ -166,6 +166,10 @@ impl Jobs {
             Arc::new(PurgeSignups {
                 every: Duration::from_secs(3600),
             }),
+            Arc::new(outbox::OutboxJob::new(outbox::TrialActivations)),
+            Arc::new(BillingDue {
+                every: Duration::from_secs(10),
+            }),
         ];
         let shortest = catalogue
             .iter()
@@ -476,6 +480,41 @@ impl Job for ExpireSignups {
             .await
             .map_err(ServiceError::from)?;
         Ok(format!("expired {n} signup session(s)"))
+    }
+}
+
+/// Does the billing work that has fallen due for the customers on real time: trial reminders,
+/// expiries and ends of grace (customers on a test clock get theirs when it is advanced).
+struct BillingDue {
+    every: Duration,
+}
+
+/// The most pieces of billing work one run does; the rest wait for the next run.
+const BILLING_BATCH: u32 = 500;
+
+#[async_trait]
+impl Job for BillingDue {
+    fn name(&self) -> &'static str {
+        "billing.due"
+    }
+
+    fn description(&self) -> &'static str {
+        "do the billing work that has fallen due: trial reminders, expiries and ends of grace"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<String, JobError> {
+        ctx.fault_point().await;
+        let n = ctx
+            .services
+            .billing
+            .run_due(BILLING_BATCH)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(format!("did {n} piece(s) of billing work"))
     }
 }
 

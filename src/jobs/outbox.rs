@@ -207,3 +207,71 @@ impl Consumer for EmailQueue {
         Ok(())
     }
 }
+
+/// The trial activation consumer: a pending trial starts its clock when what the product's
+/// `activate_on` names happens: the customer's onboarding completes (`customer.activated`),
+/// its required credentials are all stored (`credential.*`), or its signup is approved
+/// (`signup.approved`). Activation is idempotent (only a pending trial activates), so taking
+/// an event again after a crash changes nothing.
+pub struct TrialActivations;
+
+#[async_trait]
+impl Consumer for TrialActivations {
+    fn name(&self) -> &'static str {
+        "trial_activations"
+    }
+
+    fn job_name(&self) -> &'static str {
+        "outbox.trial_activations"
+    }
+
+    fn description(&self) -> &'static str {
+        "start pending trials when the product's activate_on happens (onboarding completed, credentials configured, signup approved)"
+    }
+
+    async fn take(
+        &self,
+        services: &Services,
+        events: &[Event],
+        from: i64,
+        to: i64,
+    ) -> Result<(), JobError> {
+        use crate::domain::events::{EventBody, EventType};
+        use crate::domain::plan::ActivateOn;
+        if let Some(trial) = services.product.catalog.trial.as_ref() {
+            for e in events {
+                let Some(t) = EventType::parse(&e.event_type) else {
+                    continue;
+                };
+                let (on, customer) = match (trial.activate_on, t) {
+                    (ActivateOn::OnboardingCompleted, EventType::CustomerActivated) => {
+                        (trial.activate_on, e.customer_id.clone())
+                    }
+                    (
+                        ActivateOn::CredentialsConfigured,
+                        EventType::CredentialStored | EventType::CredentialVersionEnabled,
+                    ) => (trial.activate_on, e.customer_id.clone()),
+                    (ActivateOn::SignupApproved, EventType::SignupApproved) => {
+                        match EventBody::decode(&e.event_type, &e.payload_text) {
+                            Ok(EventBody::SignupApproved(d)) => (trial.activate_on, d.customer_id),
+                            _ => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                if let Some(customer) = customer {
+                    services
+                        .billing
+                        .activate_if_met(&customer, on)
+                        .await
+                        .map_err(crate::services::ServiceError::from)?;
+                }
+            }
+        }
+        services
+            .store
+            .move_outbox_cursor(self.name(), from, to, services.clock.now())
+            .await?;
+        Ok(())
+    }
+}

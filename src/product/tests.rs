@@ -487,7 +487,7 @@ fn policycortex_sells_four_plans_on_three_cycles_with_a_trial() {
     let t = c.trial.as_ref().unwrap();
     assert_eq!((t.days, t.min_days, t.max_days), (14, 14, 30));
     assert_eq!((t.max_extensions, t.grace_days), (2, 3));
-    assert_eq!(t.activate_on, ActivateOn::Manual);
+    assert_eq!(t.activate_on, ActivateOn::OnboardingCompleted);
     assert_eq!(
         t.end,
         TrialEnd::Downgrade {

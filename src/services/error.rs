@@ -4,6 +4,7 @@
 
 use super::accounts::AccountError;
 use super::audit::AuditError;
+use super::billing::BillingError;
 use super::credentials::VaultError;
 use super::customers::CustomerError;
 use super::datasets::DataError;
@@ -159,6 +160,9 @@ pub enum ServiceError {
     /// An account refusal or failure.
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// A billing refusal or failure.
+    #[error(transparent)]
+    Billing(#[from] BillingError),
 }
 
 impl ServiceError {
@@ -183,6 +187,7 @@ impl ServiceError {
             S::Signups(e) => e.kind(),
             S::Email(e) => e.kind(),
             S::Accounts(e) => e.kind(),
+            S::Billing(e) => e.kind(),
         }
     }
 
@@ -205,6 +210,7 @@ impl ServiceError {
             S::Signups(e) => e.code(),
             S::Email(e) => e.code(),
             S::Accounts(e) => e.code(),
+            S::Billing(e) => e.code(),
         }
     }
 
@@ -223,7 +229,8 @@ impl ServiceError {
             | S::Audit(AuditError::Invalid(errors))
             | S::Signups(SignupError::Invalid(errors))
             | S::Email(EmailError::Invalid(errors))
-            | S::Accounts(AccountError::Invalid(errors)) => Some(errors),
+            | S::Accounts(AccountError::Invalid(errors))
+            | S::Billing(BillingError::Invalid(errors)) => Some(errors),
             _ => None,
         }
     }

@@ -152,6 +152,7 @@ impl LegacyTenants {
             contact: ContactView::default(),
             created_by: None,
             usage_tier: None,
+            test_clock_id: None,
             version: 0,
             created_at: None,
             updated_at: None,

@@ -139,6 +139,14 @@ impl Services {
         Self::wire(Parts { mx, ..self.parts })
     }
 
+    /// Allows test clocks (`false` in production, where they are refused).
+    pub fn with_test_clocks(self, allowed: bool) -> Self {
+        Self::wire(Parts {
+            test_clocks: allowed,
+            ..self.parts
+        })
+    }
+
     /// Sends email with `mail` (the SMTP transport, when configured, and the public URL its
     /// links point at) instead of keeping it queued.
     pub fn with_mail(self, mail: email::MailSettings) -> Self {
@@ -164,6 +172,7 @@ struct Parts {
     http: reqwest::Client,
     mail: Arc<email::MailSettings>,
     mx: Arc<dyn signups::dns::MxLookup>,
+    test_clocks: bool,
 }
 
 /// Everything the use cases need, cheap to clone: each capability, and what they share.
@@ -254,6 +263,7 @@ impl Services {
             http,
             mail: Arc::new(email::MailSettings::default()),
             mx: Arc::new(signups::dns::NoLookups),
+            test_clocks: true,
         }))
     }
 
@@ -272,6 +282,7 @@ impl Services {
             http,
             mail,
             mx,
+            test_clocks,
         } = parts.clone();
         let vault = credentials::Vault::new(
             store.clone(),
@@ -316,6 +327,13 @@ impl Services {
             product.clone(),
             clock.clone(),
         );
+        let billing = billing::Billing::new(
+            store.clone(),
+            product.clone(),
+            clock.clone(),
+            vault.clone(),
+            test_clocks,
+        );
         let customers = customers::Customers::new(
             store.clone(),
             product.clone(),
@@ -327,6 +345,7 @@ impl Services {
             datasets.clone(),
             keys.clone(),
             accounts.clone(),
+            billing.clone(),
         );
         let signups = signups::Signups::new(
             store.clone(),
@@ -349,7 +368,7 @@ impl Services {
             ),
             accounts,
             signups,
-            billing: billing::Billing::new(product.clone()),
+            billing,
             admin_tokens: tokens::AdminTokens::new(store.clone(), clock.clone()),
             audit: audit::Audit::new(store.clone(), store.clone()),
             keys,

@@ -33,6 +33,7 @@ impl CustomerView {
             },
             created_by: c.created_by.clone(),
             usage_tier: c.usage_tier.clone(),
+            test_clock_id: c.test_clock_id.clone(),
             version: c.version,
             created_at: Some(c.created_at),
             updated_at: Some(c.updated_at),

@@ -163,6 +163,16 @@ pub trait JobStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Moves `consumer`'s cursor from `from` to `to`, for a consumer whose effects are
+    /// idempotent and already made: [`StoreError::CursorMoved`] when it is no longer at `from`.
+    async fn move_outbox_cursor(
+        &self,
+        consumer: &str,
+        from: i64,
+        to: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// The event-count projection from `since_day` (`YYYY-MM-DD`) on, by day and type.
     async fn event_counts(
         &self,

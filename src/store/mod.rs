@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod billing;
 pub mod credentials;
 pub mod customers;
 pub mod datasets;
@@ -79,6 +80,15 @@ pub enum StoreError {
     /// The integration key was rotated or revoked since the caller read it.
     #[error("integration key '{0}' changed since it was read")]
     KeyChanged(String),
+    /// The customer has had a trial.
+    #[error("customer '{0}' already has a trial")]
+    TrialExists(String),
+    /// The trial changed since the caller read it.
+    #[error("the trial of customer '{0}' changed since it was read")]
+    TrialChanged(String),
+    /// The test clock moved since the caller read it.
+    #[error("test clock '{0}' changed since it was read")]
+    TestClockChanged(String),
     /// The signup changed since the caller read it.
     #[error("signup '{0}' changed since it was read")]
     SignupChanged(String),
@@ -153,6 +163,7 @@ pub trait Store:
     + SignupStore
     + emails::EmailStore
     + accounts::AccountStore
+    + billing::BillingStore
     + Send
     + Sync
     + 'static

@@ -22,6 +22,7 @@ pub(super) struct CustomerRow {
     pub contact_name: Option<String>,
     pub created_by: Option<String>,
     pub usage_tier: Option<String>,
+    pub test_clock_id: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -70,6 +71,7 @@ impl TryFrom<CustomerRow> for Customer {
             },
             created_by: r.created_by,
             usage_tier: r.usage_tier,
+            test_clock_id: r.test_clock_id,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -802,5 +804,86 @@ impl From<PortalSessionRow> for super::accounts::PortalSessionRecord {
             created_at: r.created_at,
             expires_at: r.expires_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TestClockRow {
+    pub test_clock_id: String,
+    pub name: String,
+    pub frozen_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl From<TestClockRow> for super::billing::TestClockRecord {
+    fn from(r: TestClockRow) -> Self {
+        Self {
+            test_clock_id: r.test_clock_id,
+            name: r.name,
+            frozen_time: r.frozen_time,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+/// A trial's columns, in the order `insert_trial` binds them.
+pub(super) const TRIAL_COLUMNS: &str = "customer_id, trial_id, plan, status, days, extra_days, \
+     extensions, activate_on, activated_at, ends_at, reminded_at, ended_at, next_at, \
+     test_clock_id, created_at, updated_at, version";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TrialRow {
+    pub customer_id: String,
+    pub trial_id: String,
+    pub plan: String,
+    pub status: String,
+    pub days: i64,
+    pub extra_days: i64,
+    pub extensions: i64,
+    pub activate_on: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub reminded_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub next_at: Option<DateTime<Utc>>,
+    pub test_clock_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl TryFrom<TrialRow> for super::billing::TrialRecord {
+    type Error = StoreError;
+    fn try_from(r: TrialRow) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("the trial of {} has {what}", r.customer_id));
+        let status = crate::domain::trial::TrialStatus::parse(&r.status)
+            .ok_or_else(|| corrupt(&format!("status '{}'", r.status)))?;
+        let activate_on = crate::domain::plan::ActivateOn::parse(&r.activate_on)
+            .ok_or_else(|| corrupt(&format!("activate_on '{}'", r.activate_on)))?;
+        let count = |n: i64, what: &str| u32::try_from(n).map_err(|_| corrupt(what));
+        Ok(Self {
+            trial: crate::domain::trial::Trial {
+                status,
+                days: count(r.days, "a bad day count")?,
+                extra_days: count(r.extra_days, "a bad extra day count")?,
+                extensions: count(r.extensions, "a bad extension count")?,
+                activated_at: r.activated_at,
+            },
+            trial_id: r.trial_id,
+            plan: r.plan,
+            activate_on,
+            reminded_at: r.reminded_at,
+            ended_at: r.ended_at,
+            next_at: r.next_at,
+            test_clock_id: r.test_clock_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+            customer_id: r.customer_id,
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Billing: the catalog as the API, MCP and the CLI show it.
 
-use serde_json::json;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 use crate::common::{self, status_and_json, Backend, TestApp};
 use onramp::product::Product;
@@ -87,4 +88,492 @@ async fn the_plans_are_listed_with_prices_per_cycle_and_limits() {
 
     let doc = app.openapi().await;
     assert!(doc["paths"]["/api/v1/plans"]["get"].is_object());
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    status_and_json(req.send().await.unwrap()).await
+}
+
+fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|f| f["field"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn customer(id: &str, clock: Option<&str>) -> Value {
+    let mut body =
+        json!({"customer_id": id, "customer_name": format!("Customer {id}"), "industry": "retail"});
+    if let Some(c) = clock {
+        body["test_clock_id"] = json!(c);
+    }
+    body
+}
+
+/// A trial on the built-in product (14 days, 7 to 30, one extension of at most 14 days, a
+/// reminder 2 days before the end, a grace of 3 days, then the free plan), driven by a test
+/// clock across a year's end; every refusal leaves the registry as it was.
+async fn a_trial_lives_on_its_test_clock(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let op = app.operator.clone();
+
+    // A clock's refusals name their fields.
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &op,
+        Some(json!({"frozen_time": "next tuesday"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["frozen_time", "name"]);
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &app.viewer,
+        Some(json!({"frozen_time": "2026-12-20T09:00:00Z", "name": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, clock) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &op,
+        Some(json!({"frozen_time": "2026-12-20T09:00:00Z", "name": "year end"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{clock}");
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    assert_eq!(clock["frozen_time"], "2026-12-20T09:00:00Z");
+
+    // A customer attached to a clock that does not exist is refused, naming the field.
+    let before = app.snapshot().await;
+    let (status, problem) = app.onboard(&customer("acme", Some("tc_nope"))).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["test_clock_id"]);
+    assert_eq!(app.snapshot().await, before);
+
+    let (status, created) = app.onboard(&customer("acme", Some(&clock_id))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["customer"]["test_clock_id"], clock_id.as_str());
+
+    // Refused trials change nothing.
+    let before = app.snapshot().await;
+    for (body, field) in [
+        (json!({"days": 40}), "days"),
+        (json!({"days": 6}), "days"),
+        (json!({"plan": "platinum"}), "plan"),
+    ] {
+        let (status, problem) = call(
+            &app,
+            post.clone(),
+            "/api/v1/customers/acme/trial",
+            &op,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(fields(&problem), [field]);
+    }
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial",
+        &op,
+        Some(json!({"days": 40})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("days must be from 7 to 30"),
+        "{problem}"
+    );
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/nobody/trial",
+        &op,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial",
+        &app.viewer,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, problem) =
+        call(&app, get.clone(), "/api/v1/customers/acme/trial", &op, None).await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (404, Some("trial_not_found"))
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // The customer is onboarded, so the trial runs from the clock's now: 14 days from
+    // 20 December at 09:00 is 3 January at 09:00, across the year's end.
+    let (status, trial) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial",
+        &op,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trial}");
+    assert_eq!(trial["status"], "active");
+    assert_eq!(trial["plan"], "standard");
+    assert_eq!(trial["activated_at"], "2026-12-20T09:00:00Z");
+    assert_eq!(trial["ends_at"], "2027-01-03T09:00:00Z");
+    assert_eq!(trial["grace_ends_at"], "2027-01-06T09:00:00Z");
+    assert_eq!(
+        trial["next"],
+        json!({"at": "2027-01-01T09:00:00Z", "work": "remind"})
+    );
+    assert_eq!(trial["limits"], json!({"api_calls": 10000}));
+    assert_eq!(trial["available_actions"], json!(["extend"]));
+    assert_eq!(trial["now"], "2026-12-20T09:00:00Z");
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial",
+        &op,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("trial_exists"))
+    );
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial/activate",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("trial_status")),
+        "{problem}"
+    );
+
+    // Extensions: bad ones named, one granted, the next refused.
+    let before = app.snapshot().await;
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial/extend",
+        &op,
+        Some(json!({"days": 15})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(fields(&problem), ["days", "reason"]);
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("days must be from 1 to 14"));
+    assert_eq!(app.snapshot().await, before);
+    let (status, trial) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial/extend",
+        &op,
+        Some(json!({"days": 7, "reason": "procurement review"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{trial}");
+    assert_eq!(trial["status"], "extended");
+    assert_eq!(trial["ends_at"], "2027-01-10T09:00:00Z");
+    assert_eq!(
+        (trial["days"].as_u64(), trial["extensions_left"].as_u64()),
+        (Some(21), Some(0))
+    );
+    assert_eq!(trial["available_actions"], json!([]));
+    let before = app.snapshot().await;
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial/extend",
+        &op,
+        Some(json!({"days": 1, "reason": "again"})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("no_extensions_left"))
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // A customer on real time is not moved by the clock.
+    app.onboard(&customer("realtime", None)).await;
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/realtime/trial",
+        &op,
+        Some(json!({"days": 7})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Time moves only forward, and by at most five years at once.
+    let advance = format!("/api/v1/test-clocks/{clock_id}/advance");
+    for to in [
+        "2026-12-19T00:00:00Z",
+        "2026-12-20T09:00:00Z",
+        "2040-01-01T00:00:00Z",
+        "soon",
+    ] {
+        let (status, problem) =
+            call(&app, post.clone(), &advance, &op, Some(json!({"to": to}))).await;
+        assert_eq!(status, 422, "{to}: {problem}");
+        assert_eq!(fields(&problem), ["to"]);
+    }
+
+    // The reminder comes two days before the new end.
+    let (status, moved) = call(
+        &app,
+        post.clone(),
+        &advance,
+        &op,
+        Some(json!({"to": "2027-01-09T09:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["work_done"], 1);
+    assert_eq!(moved["frozen_time"], "2027-01-09T09:00:00Z");
+    let (_, trial) = call(&app, get.clone(), "/api/v1/customers/acme/trial", &op, None).await;
+    assert_eq!(trial["reminded_at"], "2027-01-08T09:00:00Z");
+    assert_eq!(
+        trial["next"],
+        json!({"at": "2027-01-10T09:00:00Z", "work": "expire"})
+    );
+
+    // The expiry, then the grace, then the end behaviour, each at its own time, in one advance.
+    let (_, moved) = call(
+        &app,
+        post.clone(),
+        &advance,
+        &op,
+        Some(json!({"to": "2027-01-11T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(moved["work_done"], 1);
+    let (_, trial) = call(&app, get.clone(), "/api/v1/customers/acme/trial", &op, None).await;
+    assert_eq!(
+        (trial["status"].as_str(), trial["in_grace"].as_bool()),
+        (Some("expired"), Some(true))
+    );
+    let (_, moved) = call(
+        &app,
+        post.clone(),
+        &advance,
+        &op,
+        Some(json!({"to": "2027-02-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(moved["work_done"], 1);
+    let (_, trial) = call(&app, get.clone(), "/api/v1/customers/acme/trial", &op, None).await;
+    assert_eq!(trial["ended_at"], "2027-01-13T09:00:00Z");
+    assert_eq!(
+        (trial["in_grace"].as_bool(), &trial["next"]),
+        (Some(false), &Value::Null)
+    );
+
+    let (status, events) = call(&app, get.clone(), "/api/v1/customers/acme/audit", &op, None).await;
+    assert_eq!(status, 200);
+    let trail: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("trial."))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["payload"]["at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("trial.started", "2026-12-20T09:00:00Z"),
+        ("trial.activated", "2026-12-20T09:00:00Z"),
+        ("trial.extended", "2026-12-20T09:00:00Z"),
+        ("trial.ending_soon", "2027-01-08T09:00:00Z"),
+        ("trial.expired", "2027-01-10T09:00:00Z"),
+        ("trial.ended", "2027-01-13T09:00:00Z"),
+    ];
+    assert_eq!(
+        trail,
+        expect.map(|(t, a)| (t.to_owned(), a.to_owned())).to_vec()
+    );
+
+    // The real-time customer's trial did not move.
+    let (_, other) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/realtime/trial",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(other["status"], "active");
+    assert_eq!(other["reminded_at"], Value::Null);
+}
+
+/// A trial that waits for the customer's credentials (WAOOAW's `credentials_configured`) stays
+/// pending until the last required credential is stored, then runs from that moment on its
+/// clock.
+async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Backend) {
+    let product = Product::load(&common::repo_path("examples/waooaw/onramp.toml")).unwrap();
+    let app = TestApp::start_with(backend, product).await;
+    let jobs = onramp::jobs::Jobs::new(app.services.clone(), std::time::Duration::from_secs(30));
+    jobs.register().await.unwrap();
+    let post = reqwest::Method::POST;
+    let op = app.operator.clone();
+    let (_, clock) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &op,
+        Some(json!({"frozen_time": "2026-02-12T10:00:00Z", "name": "waooaw"})),
+    )
+    .await;
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let body = json!({
+        "customer_id": "sunrise", "customer_name": "Sunrise Yoga", "industry": "marketing",
+        "attributes": {"country": "IN", "timezone": "Asia/Kolkata"}, "test_clock_id": clock_id,
+    });
+    let (status, created) = app.onboard(&body).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, trial) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/sunrise/trial",
+        &op,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trial}");
+    assert_eq!(trial["status"], "pending");
+    assert_eq!(trial["activate_on"], "credentials_configured");
+    assert_eq!(trial["ends_at"], Value::Null);
+    assert_eq!(trial["limits"], json!({"tasks": 5, "tokens": 10000}));
+    assert_eq!(trial["available_actions"], json!(["activate"]));
+
+    // Two days later the platform token is stored; the consumer starts the trial's clock.
+    call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-02-14T10:00:00Z"})),
+    )
+    .await;
+    jobs.run_now("outbox.trial_activations").await.unwrap();
+    let (_, still) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/customers/sunrise/trial",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(still["status"], "pending");
+    let r = app
+        .client
+        .put(app.url("/api/v1/customers/sunrise/credentials/platform_token"))
+        .bearer_auth(&op)
+        .json(&json!({"value": "EAAG-platform-token-for-tests"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    jobs.run_now("outbox.trial_activations").await.unwrap();
+    let (_, trial) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/customers/sunrise/trial",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(trial["status"], "active", "{trial}");
+    assert_eq!(trial["activated_at"], "2026-02-14T10:00:00Z");
+    assert_eq!(trial["ends_at"], "2026-02-21T10:00:00Z");
+    // Taking the events again changes nothing.
+    let before = app.snapshot().await;
+    jobs.run_now("outbox.trial_activations").await.unwrap();
+    assert_eq!(app.snapshot().await, before);
+}
+
+on_both_backends!(
+    a_trial_lives_on_its_test_clock,
+    a_pending_trial_starts_when_its_credentials_are_configured,
+);
+
+/// In production there are no test clocks: making one, reading them, and attaching a customer
+/// to one are refused, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_test_clocks() {
+    use onramp::services::billing::{BillingError, NewTestClock};
+    use onramp::services::Actor;
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let services = common::services(&db, Product::builtin())
+        .await
+        .with_test_clocks(false);
+    let actor = Actor::cli();
+    let req = NewTestClock {
+        frozen_time: Some("2026-12-20T09:00:00Z".into()),
+        name: Some("prod".into()),
+    };
+    let e = services
+        .billing
+        .create_test_clock(&actor, &req)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BillingError::TestClocksOff), "{e}");
+    assert!(services.billing.test_clocks(&actor).await.is_err());
+    let before = common::snapshot(services.store.as_ref()).await;
+    let req: onramp::services::customers::OnboardRequest = serde_json::from_value(
+        json!({"customer_id": "acme", "customer_name": "Acme", "industry": "retail", "test_clock_id": "tc_1"}),
+    )
+    .unwrap();
+    let e = services
+        .customers
+        .onboard(&actor, &req, None)
+        .await
+        .unwrap_err();
+    let refused = e.invalid_fields().unwrap();
+    assert_eq!(refused[0].field, "test_clock_id");
+    assert!(refused[0].message.contains("not available in production"));
+    assert_eq!(common::snapshot(services.store.as_ref()).await, before);
 }

@@ -307,7 +307,9 @@ async fn the_cli_lists_runs_and_shows_jobs(backend: Backend) {
             "outbox.email",
             "email.deliver",
             "accounts.purge",
-            "signups.purge"
+            "signups.purge",
+            "outbox.trial_activations",
+            "billing.due"
         ]
     );
     let run = onramp(

@@ -61,6 +61,7 @@ fn customer(
         },
         created_by: Some("robert@company.com".into()),
         usage_tier: Some("starter".into()),
+        test_clock_id: None,
         version: 1,
         created_at: t0(),
         updated_at: t0(),

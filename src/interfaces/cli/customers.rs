@@ -80,6 +80,9 @@ pub struct OnboardArgs {
     /// Usage tier (default: the product's default tier).
     #[arg(long)]
     usage_tier: Option<String>,
+    /// A test clock whose time the customer's billing follows (not in production).
+    #[arg(long)]
+    test_clock: Option<String>,
     /// A product attribute, KEY=VALUE; list attributes take comma-separated values. Repeatable.
     #[arg(long = "attr", value_name = "KEY=VALUE")]
     attrs: Vec<String>,
@@ -235,6 +238,7 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: CustomersCommand) 
                 created_by: a.created_by,
                 usage_tier: a.usage_tier,
                 credentials: read_credentials(&a.credentials)?,
+                test_clock_id: a.test_clock,
             };
             let done = s.customers.onboard(actor, &req, None).await?;
             let r = &done.response;

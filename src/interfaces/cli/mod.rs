@@ -268,6 +268,12 @@ enum Command {
     /// The product's plans.
     #[command(subcommand)]
     Plans(billing::PlansCommand),
+    /// Customers' trials: start, show, activate, extend.
+    #[command(subcommand)]
+    Trials(billing::TrialsCommand),
+    /// Test clocks (not in production): create, list, advance.
+    #[command(subcommand, name = "test-clocks")]
+    TestClocks(billing::TestClocksCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

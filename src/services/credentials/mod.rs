@@ -393,8 +393,25 @@ impl Vault {
                 .await?;
             items.push(self.view(r, &versions));
         }
-        let missing_required = self
-            .product
+        let missing_required = self.missing_among(&records);
+        Ok(CredentialList {
+            items,
+            missing_required,
+        })
+    }
+
+    /// The product's required credential types the customer has no current value of: none
+    /// once its credentials are configured.
+    pub async fn missing_required(
+        &self,
+        customer_id: &crate::domain::CustomerId,
+    ) -> Result<Vec<String>, VaultError> {
+        let records = self.store.credentials(customer_id).await?;
+        Ok(self.missing_among(&records))
+    }
+
+    fn missing_among(&self, records: &[CredentialRecord]) -> Vec<String> {
+        self.product
             .credentials
             .values()
             .filter(|t| t.required)
@@ -404,11 +421,7 @@ impl Vault {
                     .any(|r| r.credential_type == t.name && r.current_version.is_some())
             })
             .map(|t| t.name.clone())
-            .collect();
-        Ok(CredentialList {
-            items,
-            missing_required,
-        })
+            .collect()
     }
 
     /// One credential's versions, oldest first.

@@ -61,6 +61,7 @@ pub struct Customers {
     datasets: Datasets,
     keys: IntegrationKeys,
     accounts: crate::services::accounts::Accounts,
+    billing: crate::services::billing::Billing,
 }
 
 impl Customers {
@@ -78,6 +79,7 @@ impl Customers {
         datasets: Datasets,
         keys: IntegrationKeys,
         accounts: crate::services::accounts::Accounts,
+        billing: crate::services::billing::Billing,
     ) -> Self {
         Self {
             store,
@@ -90,6 +92,7 @@ impl Customers {
             datasets,
             keys,
             accounts,
+            billing,
         }
     }
 

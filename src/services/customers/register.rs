@@ -105,6 +105,7 @@ impl Customers {
                     contact,
                     created_by,
                     usage_tier,
+                    test_clock_id: req.test_clock_id.clone(),
                     version: 1,
                     created_at: now,
                     updated_at: now,
@@ -135,7 +136,41 @@ impl Customers {
         }
 
         let started = self.clock.now();
-        let customer = self.validate_new(req).map_err(CustomerError::Invalid)?;
+        let clock_refusal = match &req.test_clock_id {
+            None => None,
+            Some(id) => match self.billing.check_test_clock(id).await {
+                Ok(()) => None,
+                Err(crate::services::billing::BillingError::TestClocksOff) => Some(
+                    Invalid::new(
+                        "test_clocks_off",
+                        "test clocks are not available in production",
+                    )
+                    .at("test_clock_id"),
+                ),
+                Err(crate::services::billing::BillingError::TestClockNotFound(_)) => Some(
+                    Invalid::new(
+                        "unknown_test_clock",
+                        format!(
+                            "no test clock has id '{}'",
+                            crate::domain::text::shorten(id, 64)
+                        ),
+                    )
+                    .at("test_clock_id"),
+                ),
+                Err(crate::services::billing::BillingError::Store(e)) => {
+                    return Err(CustomerError::Store(e))
+                }
+                Err(e) => return Err(CustomerError::Internal(e.to_string())),
+            },
+        };
+        let customer = match (self.validate_new(req), clock_refusal) {
+            (Ok(c), None) => c,
+            (Ok(_), Some(e)) => return Err(CustomerError::Invalid(vec![e])),
+            (Err(mut errors), refusal) => {
+                errors.extend(refusal);
+                return Err(CustomerError::Invalid(errors));
+            }
+        };
         let registered = self.clock.now();
         let run = self
             .onboarding

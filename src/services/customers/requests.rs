@@ -70,6 +70,10 @@ pub struct OnboardRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub credentials: std::collections::BTreeMap<String, crate::services::credentials::SecretInput>,
+    /// A test clock (`POST /api/v1/test-clocks`) whose time the customer's billing follows
+    /// (trials, renewals); refused in production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_clock_id: Option<String>,
 }
 
 /// A change to a customer: only the fields present change.

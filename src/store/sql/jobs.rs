@@ -281,6 +281,19 @@ macro_rules! job_store {
                     Ok(())
                 }
 
+                async fn move_outbox_cursor(
+                    &self,
+                    consumer: &str,
+                    from: i64,
+                    to: i64,
+                    at: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    move_cursor(&mut tx, consumer, from, to, at).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
                 async fn event_counts(
                     &self,
                     since_day: Option<&str>,

@@ -32,6 +32,7 @@
 
 mod accounts;
 mod audit;
+mod billing;
 mod credentials;
 mod customers;
 mod emails;
@@ -43,6 +44,7 @@ mod tokens;
 
 pub(crate) use accounts::account_store;
 pub(crate) use audit::event_store;
+pub(crate) use billing::billing_store;
 pub(crate) use credentials::credential_store;
 pub(crate) use customers::customer_store;
 pub(crate) use emails::email_store;
@@ -66,6 +68,7 @@ macro_rules! portable_store {
         crate::store::sql::signup_store!($store);
         crate::store::sql::email_store!($store);
         crate::store::sql::account_store!($store);
+        crate::store::sql::billing_store!($store);
         crate::store::sql::row_writes!($conn, $db);
         crate::store::sql::cursor_writes!($conn);
     };

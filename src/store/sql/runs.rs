@@ -309,7 +309,7 @@ macro_rules! row_writes {
             q.push(
                 "INSERT INTO customers (customer_id, customer_name, name_folded, industry, \
                  data_store, status, tags, attributes, contact_email, contact_name, created_by, \
-                 usage_tier, version, created_at, updated_at) ",
+                 usage_tier, test_clock_id, version, created_at, updated_at) ",
             );
             q.push_values([c], |mut row, c| {
                 row.push_bind(c.id.as_str())
@@ -324,6 +324,7 @@ macro_rules! row_writes {
                     .push_bind(&c.contact.name)
                     .push_bind(&c.created_by)
                     .push_bind(&c.usage_tier)
+                    .push_bind(&c.test_clock_id)
                     .push_bind(c.version)
                     .push_bind(c.created_at)
                     .push_bind(c.updated_at);

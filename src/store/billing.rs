@@ -1,0 +1,120 @@
+//! Persistence of billing: test clocks and trials, and the [`BillingStore`] trait each backend
+//! implements.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::domain::plan::ActivateOn;
+use crate::domain::trial::{Trial, TrialProgress};
+use crate::domain::{Event, NewEvent};
+
+/// A test clock: a simulated time that the customers attached to it live in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestClockRecord {
+    /// Its id.
+    pub test_clock_id: String,
+    /// A name for people.
+    pub name: String,
+    /// The time it shows.
+    pub frozen_time: DateTime<Utc>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change.
+    pub version: i64,
+}
+
+/// A customer's trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    /// Its id.
+    pub trial_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The plan it runs on.
+    pub plan: String,
+    /// Its state machine's state.
+    pub trial: Trial,
+    /// What starts its clock.
+    pub activate_on: ActivateOn,
+    /// When the reminder for its current end was sent.
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// When the end behaviour was applied after the grace.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// When its clock next brings work; none when nothing is to come.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The customer's test clock, when it has one.
+    pub test_clock_id: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change; a change names the version it read.
+    pub version: i64,
+}
+
+impl TrialRecord {
+    /// Where its time-based work stands.
+    pub fn progress(&self) -> TrialProgress {
+        TrialProgress {
+            reminded: self.reminded_at.is_some(),
+            ended: self.ended_at.is_some(),
+        }
+    }
+}
+
+/// Test clocks and trials.
+#[async_trait]
+pub trait BillingStore: Send + Sync {
+    /// Stores a new test clock with its event.
+    async fn insert_test_clock(
+        &self,
+        clock: &TestClockRecord,
+        event: NewEvent,
+    ) -> Result<Event, StoreError>;
+
+    /// One test clock.
+    async fn get_test_clock(&self, id: &str) -> Result<Option<TestClockRecord>, StoreError>;
+
+    /// Every test clock, newest first, at most `limit`.
+    async fn list_test_clocks(&self, limit: u32) -> Result<Vec<TestClockRecord>, StoreError>;
+
+    /// Moves a test clock if it is still at `expected_version`, with its event.
+    async fn update_test_clock(
+        &self,
+        clock: &TestClockRecord,
+        expected_version: i64,
+        event: NewEvent,
+    ) -> Result<Event, StoreError>;
+
+    /// A customer's trial.
+    async fn get_trial(&self, customer_id: &str) -> Result<Option<TrialRecord>, StoreError>;
+
+    /// Stores a customer's first trial with its events; [`StoreError::TrialExists`] when it
+    /// has one.
+    async fn insert_trial(
+        &self,
+        trial: &TrialRecord,
+        events: Vec<NewEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// Saves a changed trial if it is still at `expected_version`, with its events;
+    /// [`StoreError::TrialChanged`] otherwise.
+    async fn update_trial(
+        &self,
+        trial: &TrialRecord,
+        expected_version: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// Trials whose work is due by `now`, earliest first, at most `limit`: of the customers
+    /// on `test_clock` when one is named, else of the customers on real time.
+    async fn due_trials(
+        &self,
+        now: DateTime<Utc>,
+        test_clock: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TrialRecord>, StoreError>;
+}

@@ -1,0 +1,223 @@
+//! Test clocks and trials.
+
+/// Implements [`BillingStore`](crate::store::billing::BillingStore) for a backend store type
+/// (see [`crate::store::sql`] for what the backend provides).
+macro_rules! billing_store {
+    ($store:ty) => {
+        const _: () = {
+            use crate::domain::{Event, NewEvent};
+            use crate::store::billing::{BillingStore, TestClockRecord, TrialRecord};
+            use crate::store::rows::{TestClockRow, TrialRow, TRIAL_COLUMNS};
+            use crate::store::StoreError;
+
+            #[async_trait::async_trait]
+            impl BillingStore for $store {
+                async fn insert_test_clock(
+                    &self,
+                    c: &TestClockRecord,
+                    event: NewEvent,
+                ) -> Result<Event, StoreError> {
+                    let mut tx = self.write().await?;
+                    sqlx::query(
+                        "INSERT INTO test_clocks (test_clock_id, name, frozen_time, created_at, \
+                         updated_at, version) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&c.test_clock_id)
+                    .bind(&c.name)
+                    .bind(c.frozen_time)
+                    .bind(c.created_at)
+                    .bind(c.updated_at)
+                    .bind(c.version)
+                    .execute(&mut *tx)
+                    .await?;
+                    let event = append(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(event)
+                }
+
+                async fn get_test_clock(
+                    &self,
+                    id: &str,
+                ) -> Result<Option<TestClockRecord>, StoreError> {
+                    let row: Option<TestClockRow> = sqlx::query_as(
+                        "SELECT test_clock_id, name, frozen_time, created_at, updated_at, version \
+                         FROM test_clocks WHERE test_clock_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(self.reads())
+                    .await?;
+                    Ok(row.map(TestClockRecord::from))
+                }
+
+                async fn list_test_clocks(
+                    &self,
+                    limit: u32,
+                ) -> Result<Vec<TestClockRecord>, StoreError> {
+                    let rows: Vec<TestClockRow> = sqlx::query_as(
+                        "SELECT test_clock_id, name, frozen_time, created_at, updated_at, version \
+                         FROM test_clocks ORDER BY created_at DESC, test_clock_id LIMIT $1",
+                    )
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reads())
+                    .await?;
+                    Ok(rows.into_iter().map(TestClockRecord::from).collect())
+                }
+
+                async fn update_test_clock(
+                    &self,
+                    c: &TestClockRecord,
+                    expected_version: i64,
+                    event: NewEvent,
+                ) -> Result<Event, StoreError> {
+                    let mut tx = self.write().await?;
+                    let changed = sqlx::query(
+                        "UPDATE test_clocks SET name = $1, frozen_time = $2, updated_at = $3, \
+                         version = $4 WHERE test_clock_id = $5 AND version = $6",
+                    )
+                    .bind(&c.name)
+                    .bind(c.frozen_time)
+                    .bind(c.updated_at)
+                    .bind(c.version)
+                    .bind(&c.test_clock_id)
+                    .bind(expected_version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if changed.rows_affected() == 0 {
+                        return Err(StoreError::TestClockChanged(c.test_clock_id.clone()));
+                    }
+                    let event = append(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(event)
+                }
+
+                async fn get_trial(
+                    &self,
+                    customer_id: &str,
+                ) -> Result<Option<TrialRecord>, StoreError> {
+                    let row: Option<TrialRow> = sqlx::query_as(&format!(
+                        "SELECT {TRIAL_COLUMNS} FROM trials WHERE customer_id = $1"
+                    ))
+                    .bind(customer_id)
+                    .fetch_optional(self.reads())
+                    .await?;
+                    row.map(TrialRecord::try_from).transpose()
+                }
+
+                async fn insert_trial(
+                    &self,
+                    t: &TrialRecord,
+                    events: Vec<NewEvent>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    let inserted = sqlx::query(&format!(
+                        "INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, \
+                         $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                    ))
+                    .bind(&t.customer_id)
+                    .bind(&t.trial_id)
+                    .bind(&t.plan)
+                    .bind(t.trial.status.as_str())
+                    .bind(i64::from(t.trial.days))
+                    .bind(i64::from(t.trial.extra_days))
+                    .bind(i64::from(t.trial.extensions))
+                    .bind(t.activate_on.as_str())
+                    .bind(t.trial.activated_at)
+                    .bind(t.trial.ends_at())
+                    .bind(t.reminded_at)
+                    .bind(t.ended_at)
+                    .bind(t.next_at)
+                    .bind(&t.test_clock_id)
+                    .bind(t.created_at)
+                    .bind(t.updated_at)
+                    .bind(t.version)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            return Err(StoreError::TrialExists(t.customer_id.clone()));
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
+                    append_all(&mut tx, events).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn update_trial(
+                    &self,
+                    t: &TrialRecord,
+                    expected_version: i64,
+                    events: Vec<NewEvent>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    let changed = sqlx::query(
+                        "UPDATE trials SET plan = $1, status = $2, days = $3, extra_days = $4, \
+                         extensions = $5, activated_at = $6, ends_at = $7, reminded_at = $8, \
+                         ended_at = $9, next_at = $10, updated_at = $11, version = $12 \
+                         WHERE customer_id = $13 AND version = $14",
+                    )
+                    .bind(&t.plan)
+                    .bind(t.trial.status.as_str())
+                    .bind(i64::from(t.trial.days))
+                    .bind(i64::from(t.trial.extra_days))
+                    .bind(i64::from(t.trial.extensions))
+                    .bind(t.trial.activated_at)
+                    .bind(t.trial.ends_at())
+                    .bind(t.reminded_at)
+                    .bind(t.ended_at)
+                    .bind(t.next_at)
+                    .bind(t.updated_at)
+                    .bind(t.version)
+                    .bind(&t.customer_id)
+                    .bind(expected_version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if changed.rows_affected() == 0 {
+                        return Err(StoreError::TrialChanged(t.customer_id.clone()));
+                    }
+                    append_all(&mut tx, events).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn due_trials(
+                    &self,
+                    now: chrono::DateTime<chrono::Utc>,
+                    test_clock: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<TrialRecord>, StoreError> {
+                    let rows: Vec<TrialRow> = match test_clock {
+                        Some(clock) => {
+                            sqlx::query_as(&format!(
+                                "SELECT {TRIAL_COLUMNS} FROM trials \
+                                 WHERE test_clock_id = $1 AND next_at IS NOT NULL AND next_at <= $2 \
+                                 ORDER BY next_at, customer_id LIMIT $3"
+                            ))
+                            .bind(clock)
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.reads())
+                            .await?
+                        }
+                        None => {
+                            sqlx::query_as(&format!(
+                                "SELECT {TRIAL_COLUMNS} FROM trials \
+                                 WHERE next_at IS NOT NULL AND next_at <= $1 AND test_clock_id IS NULL \
+                                 ORDER BY next_at, customer_id LIMIT $2"
+                            ))
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.reads())
+                            .await?
+                        }
+                    };
+                    rows.into_iter().map(TrialRecord::try_from).collect()
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use billing_store;
