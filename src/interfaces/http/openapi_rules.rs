@@ -262,6 +262,7 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
             "created_by": optional_text(200),
             "usage_tier": nullable(tiers.clone()),
             "credentials": credentials,
+            "test_clock_id": nullable(json!({ "type": "string", "pattern": TEST_CLOCK_ID })),
         },
         "required": ["customer_id", "customer_name", "industry"],
         "additionalProperties": false,
@@ -340,6 +341,58 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
     schemas["QueryRequest"]["properties"]["sql"]["maxLength"] =
         json!(crate::domain::query::MAX_QUERY_BYTES);
     signup_request_bodies(schemas, product);
+    billing_request_bodies(schemas, product);
+}
+
+/// A test clock's id.
+const TEST_CLOCK_ID: &str = "^tc_[0-9a-f]{32}$";
+
+/// An RFC 3339 time from the year 2000 to 2199, as test clocks take.
+fn clock_time() -> Value {
+    json!({ "type": "string", "format": "date-time", "pattern": "^2[01][0-9]{2}-" })
+}
+
+/// Trials' and test clocks' bodies, with the product's trial rules (its plans, its days).
+fn billing_request_bodies(schemas: &mut Value, product: &Product) {
+    let catalog = &product.catalog;
+    let plans = enumeration(catalog.plans.iter().map(|p| p.id.as_str()));
+    let (min_days, max_days, max_extension_days) =
+        catalog.trial.as_ref().map_or((1, 365, 365), |t| {
+            (t.min_days, t.max_days, t.max_extension_days)
+        });
+    schemas["StartTrial"] = json!({
+        "type": "object",
+        "description": schemas["StartTrial"]["description"],
+        "properties": {
+            "plan": nullable(plans),
+            "days": nullable(json!({ "type": "integer", "minimum": min_days, "maximum": max_days })),
+        },
+        "additionalProperties": false,
+    });
+    schemas["ExtendTrial"] = json!({
+        "type": "object",
+        "description": schemas["ExtendTrial"]["description"],
+        "properties": {
+            "days": { "type": "integer", "minimum": 1, "maximum": max_extension_days },
+            "reason": text(500),
+        },
+        "required": ["days", "reason"],
+        "additionalProperties": false,
+    });
+    schemas["NewTestClock"] = json!({
+        "type": "object",
+        "description": schemas["NewTestClock"]["description"],
+        "properties": { "frozen_time": clock_time(), "name": text(100) },
+        "required": ["frozen_time", "name"],
+        "additionalProperties": false,
+    });
+    schemas["AdvanceTestClock"] = json!({
+        "type": "object",
+        "description": schemas["AdvanceTestClock"]["description"],
+        "properties": { "to": clock_time() },
+        "required": ["to"],
+        "additionalProperties": false,
+    });
 }
 
 /// The portal's bodies: addresses, roles, link tokens and the password rules a schema can state

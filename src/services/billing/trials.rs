@@ -28,7 +28,7 @@ pub struct StartTrial {
     #[serde(default)]
     pub plan: Option<String>,
     /// Its days, from the product's `min_days` to `max_days`; its `days` when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_days")]
     pub days: Option<i64>,
 }
 
@@ -37,11 +37,25 @@ pub struct StartTrial {
 #[serde(deny_unknown_fields)]
 pub struct ExtendTrial {
     /// Days to add, from 1 to the product's `max_extension_days`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_days")]
     pub days: Option<i64>,
     /// Why (kept in the event log).
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// A whole number of days, also when written with a zero fraction (`7.0`), as JSON Schema's
+/// `integer` allows; a number too large for any bound is taken as such (and refused by it).
+fn whole_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !n.is_finite() {
+        return Err(serde::de::Error::custom(format!(
+            "expected a whole number of days, found {n}"
+        )));
+    }
+    Ok(Some(n.clamp(i64::MIN as f64, i64::MAX as f64) as i64))
 }
 
 /// A customer's trial.
