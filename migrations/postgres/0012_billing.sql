@@ -35,3 +35,32 @@ CREATE TABLE trials (
 
 CREATE INDEX trials_due ON trials (next_at) WHERE next_at IS NOT NULL;
 CREATE INDEX trials_clock ON trials (test_clock_id, next_at) WHERE test_clock_id IS NOT NULL;
+
+-- Subscriptions: at most one live (not canceled) per customer. Its periods are counted from
+-- `anchor` in `cycle_months`; `next_at` is when its current period ends (its renewal, or what
+-- was scheduled for then).
+CREATE TABLE subscriptions (
+    subscription_id  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    customer_id      TEXT COLLATE "C" NOT NULL,
+    plan             TEXT NOT NULL,
+    cycle            TEXT NOT NULL,
+    cycle_months     BIGINT NOT NULL,
+    status           TEXT NOT NULL,
+    anchor           TIMESTAMPTZ NOT NULL,
+    currency         TEXT NOT NULL,
+    scheduled_kind   TEXT,
+    scheduled_plan   TEXT,
+    scheduled_cycle  TEXT,
+    trial_id         TEXT,
+    canceled_at      TIMESTAMPTZ,
+    next_at          TIMESTAMPTZ,
+    test_clock_id    TEXT COLLATE "C",
+    created_at       TIMESTAMPTZ NOT NULL,
+    updated_at       TIMESTAMPTZ NOT NULL,
+    version          BIGINT NOT NULL
+);
+
+CREATE UNIQUE INDEX subscriptions_live ON subscriptions (customer_id) WHERE status <> 'canceled';
+CREATE INDEX subscriptions_customer ON subscriptions (customer_id, created_at);
+CREATE INDEX subscriptions_due ON subscriptions (next_at) WHERE next_at IS NOT NULL;
+CREATE INDEX subscriptions_clock ON subscriptions (test_clock_id, next_at) WHERE test_clock_id IS NOT NULL;

@@ -224,6 +224,72 @@ catalog! {
     TrialExpired(TrialChanged) = "trial.expired", v 1;
     /// A trial's grace ran out and the product's end behaviour was applied.
     TrialEnded(TrialChanged) = "trial.ended", v 1;
+    /// A trial became a subscription.
+    TrialConverted(TrialChanged) = "trial.converted", v 1;
+    /// A customer was subscribed to a plan (its first period's charge in `lines`).
+    SubscriptionCreated(SubscriptionState) = "subscription.created", v 1;
+    /// A subscription's plan or cycle changed at once (the proration in `lines`).
+    SubscriptionChanged(SubscriptionState) = "subscription.changed", v 1;
+    /// A change of plan or cycle was scheduled for the period's end.
+    SubscriptionChangeScheduled(SubscriptionState) = "subscription.change_scheduled", v 1;
+    /// A cancellation was scheduled for the period's end.
+    SubscriptionCancelScheduled(SubscriptionState) = "subscription.cancel_scheduled", v 1;
+    /// A subscription ended (at once, or at the period's end as scheduled).
+    SubscriptionCanceled(SubscriptionState) = "subscription.canceled", v 1;
+    /// A subscription's period ended and the next began (what was scheduled applied; the new
+    /// period's charge in `lines`).
+    SubscriptionRenewed(SubscriptionState) = "subscription.renewed", v 1;
+}
+
+/// One line of what a change or a period costs, in the subscription's currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChargeLine {
+    /// What it is for.
+    pub description: String,
+    /// Minor units; negative for a credit.
+    pub amount: i64,
+    /// The span it covers.
+    pub from: DateTime<Utc>,
+    /// Its end.
+    pub to: DateTime<Utc>,
+}
+
+/// The `subscription.*` events: the subscription as it stands after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionState {
+    /// The subscription.
+    pub subscription_id: String,
+    /// Its plan.
+    pub plan: String,
+    /// Its cycle.
+    pub cycle: String,
+    /// Its status.
+    pub status: crate::domain::subscription::SubscriptionStatus,
+    /// Its currency.
+    pub currency: String,
+    /// The customer's time of the change (a test clock's, for a customer on one).
+    pub at: DateTime<Utc>,
+    /// When its current period ends.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub period_end: Option<DateTime<Utc>>,
+    /// The plan before a change.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub from_plan: Option<String>,
+    /// The cycle before a change.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub from_cycle: Option<String>,
+    /// What waits for the period's end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled: Option<crate::domain::subscription::ScheduledChange>,
+    /// What the change costs or credits, line by line.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub lines: Vec<ChargeLine>,
+    /// The lines' total.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<i64>,
+    /// The trial it converted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub trial_id: Option<String>,
 }
 
 /// `test_clock.created` and `test_clock.advanced`.

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use crate::domain::money::Currency;
 use crate::domain::plan::ActivateOn;
+use crate::domain::subscription::Subscription;
 use crate::domain::trial::{Trial, TrialProgress};
 use crate::domain::{Event, NewEvent};
 
@@ -65,7 +67,34 @@ impl TrialRecord {
     }
 }
 
-/// Test clocks and trials.
+/// A customer's subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    /// Its id.
+    pub subscription_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Its state machine's state.
+    pub subscription: Subscription,
+    /// What it is billed in.
+    pub currency: Currency,
+    /// The trial it converted, when it did.
+    pub trial_id: Option<String>,
+    /// When it was canceled.
+    pub canceled_at: Option<DateTime<Utc>>,
+    /// When its current period ends (its renewal); none once canceled.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The customer's test clock, when it has one.
+    pub test_clock_id: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change.
+    pub version: i64,
+}
+
+/// Test clocks, trials and subscriptions.
 #[async_trait]
 pub trait BillingStore: Send + Sync {
     /// Stores a new test clock with its event.
@@ -108,6 +137,40 @@ pub trait BillingStore: Send + Sync {
         expected_version: i64,
         events: Vec<NewEvent>,
     ) -> Result<(), StoreError>;
+
+    /// The customer's live (not canceled) subscription.
+    async fn live_subscription(
+        &self,
+        customer_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError>;
+
+    /// Stores a new subscription with its events and, when it converts or ends a trial, the
+    /// trial's change (if the trial is still at its expected version), in one transaction;
+    /// [`StoreError::SubscriptionExists`] when the customer has a live one.
+    async fn insert_subscription(
+        &self,
+        subscription: &SubscriptionRecord,
+        trial: Option<(&TrialRecord, i64)>,
+        events: Vec<NewEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// Saves a changed subscription if it is still at `expected_version`, with its events;
+    /// [`StoreError::SubscriptionChanged`] otherwise.
+    async fn update_subscription(
+        &self,
+        subscription: &SubscriptionRecord,
+        expected_version: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// Subscriptions whose period has ended by `now`, earliest first, at most `limit`: of the
+    /// customers on `test_clock` when one is named, else of the customers on real time.
+    async fn due_subscriptions(
+        &self,
+        now: DateTime<Utc>,
+        test_clock: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
 
     /// Trials whose work is due by `now`, earliest first, at most `limit`: of the customers
     /// on `test_clock` when one is named, else of the customers on real time.

@@ -86,6 +86,12 @@ pub enum StoreError {
     /// The trial changed since the caller read it.
     #[error("the trial of customer '{0}' changed since it was read")]
     TrialChanged(String),
+    /// The customer has a live subscription.
+    #[error("customer '{0}' already has a subscription")]
+    SubscriptionExists(String),
+    /// The subscription changed since the caller read it.
+    #[error("subscription '{0}' changed since it was read")]
+    SubscriptionChanged(String),
     /// The test clock moved since the caller read it.
     #[error("test clock '{0}' changed since it was read")]
     TestClockChanged(String),

@@ -887,3 +887,77 @@ impl TryFrom<TrialRow> for super::billing::TrialRecord {
         })
     }
 }
+
+/// A subscription's columns, in the order `insert_subscription` binds them.
+pub(super) const SUBSCRIPTION_COLUMNS: &str = "subscription_id, customer_id, plan, cycle, \
+     cycle_months, status, anchor, currency, scheduled_kind, scheduled_plan, scheduled_cycle, \
+     trial_id, canceled_at, next_at, test_clock_id, created_at, updated_at, version";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SubscriptionRow {
+    pub subscription_id: String,
+    pub customer_id: String,
+    pub plan: String,
+    pub cycle: String,
+    pub cycle_months: i64,
+    pub status: String,
+    pub anchor: DateTime<Utc>,
+    pub currency: String,
+    pub scheduled_kind: Option<String>,
+    pub scheduled_plan: Option<String>,
+    pub scheduled_cycle: Option<String>,
+    pub trial_id: Option<String>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub next_at: Option<DateTime<Utc>>,
+    pub test_clock_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl TryFrom<SubscriptionRow> for super::billing::SubscriptionRecord {
+    type Error = StoreError;
+    fn try_from(r: SubscriptionRow) -> Result<Self, StoreError> {
+        use crate::domain::subscription::{ScheduledChange, Subscription, SubscriptionStatus};
+        let corrupt = |what: String| {
+            StoreError::Corrupt(format!("subscription {} has {what}", r.subscription_id))
+        };
+        let status = SubscriptionStatus::parse(&r.status)
+            .ok_or_else(|| corrupt(format!("status '{}'", r.status)))?;
+        let currency = crate::domain::money::Currency::parse(&r.currency)
+            .map_err(|_| corrupt(format!("currency '{}'", r.currency)))?;
+        let scheduled = match (
+            r.scheduled_kind.as_deref(),
+            r.scheduled_plan,
+            r.scheduled_cycle,
+        ) {
+            (None, _, _) => None,
+            (Some("cancel"), _, _) => Some(ScheduledChange::Cancel),
+            (Some("change"), Some(plan), Some(cycle)) => {
+                Some(ScheduledChange::Change { plan, cycle })
+            }
+            (Some(other), _, _) => return Err(corrupt(format!("scheduled change '{other}'"))),
+        };
+        Ok(Self {
+            subscription: Subscription {
+                status,
+                plan: r.plan,
+                cycle: r.cycle,
+                cycle_months: u32::try_from(r.cycle_months)
+                    .map_err(|_| corrupt("a bad cycle length".into()))?,
+                anchor: r.anchor,
+                scheduled,
+            },
+            currency,
+            trial_id: r.trial_id,
+            canceled_at: r.canceled_at,
+            next_at: r.next_at,
+            test_clock_id: r.test_clock_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+            customer_id: r.customer_id,
+            subscription_id: r.subscription_id,
+        })
+    }
+}

@@ -409,6 +409,26 @@ async fn a_trial_lives_on_its_test_clock(backend: Backend) {
         (Some(false), &Value::Null)
     );
 
+    // The end behaviour: the free plan, monthly, from the end of the grace.
+    let (status, sub) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/acme/subscription",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    assert_eq!(
+        (sub["plan"].as_str(), sub["cycle"].as_str()),
+        (Some("free"), Some("monthly"))
+    );
+    assert_eq!(sub["current_period_start"], "2027-01-13T09:00:00Z");
+    assert_eq!(
+        (sub["price_per_period"].as_i64(), &sub["trial_id"]),
+        (Some(0), &trial["trial_id"])
+    );
+
     let (status, events) = call(&app, get.clone(), "/api/v1/customers/acme/audit", &op, None).await;
     assert_eq!(status, 200);
     let trail: Vec<(String, String)> = events["items"]

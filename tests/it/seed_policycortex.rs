@@ -463,4 +463,292 @@ async fn policycortex_wizard_replays(backend: Backend) {
     assert_eq!(log["items"], json!([]), "{log}");
 }
 
-on_both_backends!(policycortex_wizard_replays);
+on_both_backends!(policycortex_wizard_replays, policycortex_plans_replay);
+
+/// The seed's plans and trials, on a test clock: a 30-day trial extended twice and refused a
+/// third time, converted to Professional on the annual cycle at 17% off, upgraded to
+/// Enterprise mid-cycle with the proration previewed and then charged to the second, and a
+/// downgrade scheduled for the period's end that the renewal applies.
+async fn policycortex_plans_replay(backend: Backend) {
+    let product = Product::load(&common::repo_path(PRODUCT)).unwrap();
+    let app = TestApp::start_with(backend, product).await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let op = app.operator.clone();
+    let (_, clock) = send(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        Some(&op),
+        Some(json!({"frozen_time": "2026-03-01T00:00:00Z", "name": "policycortex plans"})),
+    )
+    .await;
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let advance = |to: &'static str| {
+        let (app, path, op) = (
+            &app,
+            format!("/api/v1/test-clocks/{clock_id}/advance"),
+            op.clone(),
+        );
+        async move {
+            let (status, body) = send(
+                app,
+                reqwest::Method::POST,
+                &path,
+                Some(&op),
+                Some(json!({"to": to})),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let (status, created) = app
+        .onboard(&json!({
+            "customer_id": "contoso", "customer_name": "Contoso Ltd", "industry": "technology",
+            "attributes": {"organization_type": "enterprise", "country": "US"},
+            "test_clock_id": clock_id,
+        }))
+        .await;
+    assert_eq!(status, 201, "{created}");
+
+    // POST /api/v1/trials/{tenant_id}/start {"plan_id": "professional", "trial_days": 30}
+    let (status, trial) = send(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/trial",
+        Some(&op),
+        Some(json!({"plan": "professional", "days": 30})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trial}");
+    assert_eq!(trial["status"], "active");
+    assert_eq!(trial["ends_at"], "2026-03-31T00:00:00Z");
+    assert_eq!(trial["extensions_left"], 2);
+    assert_eq!(
+        trial["limits"],
+        json!({"api_calls": 100000, "resources": 1000, "users": 25})
+    );
+
+    // Two extensions, then the third refused with nothing changed.
+    let extend = |days: i64| {
+        let app = &app;
+        let op = op.clone();
+        async move {
+            send(
+                app,
+                reqwest::Method::POST,
+                "/api/v1/customers/contoso/trial/extend",
+                Some(&op),
+                Some(json!({"days": days, "reason": "security review"})),
+            )
+            .await
+        }
+    };
+    let (status, trial) = extend(14).await;
+    assert_eq!(
+        (status.as_u16(), trial["ends_at"].as_str()),
+        (200, Some("2026-04-14T00:00:00Z"))
+    );
+    let (status, trial) = extend(10).await;
+    assert_eq!(
+        (status.as_u16(), trial["ends_at"].as_str()),
+        (200, Some("2026-04-24T00:00:00Z"))
+    );
+    assert_eq!(trial["extensions_left"], 0);
+    let before = app.snapshot().await;
+    let (status, problem) = extend(5).await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("no_extensions_left"))
+    );
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2 extension(s)"));
+    assert_eq!(app.snapshot().await, before);
+
+    // Converted to Professional, annual at 17% off: 12 × $499 less 17% = $4,970.04.
+    advance("2026-04-10T00:00:00Z").await;
+    let before = app.snapshot().await;
+    for (body, field) in [
+        (json!({"plan": "professional", "cycle": "weekly"}), "cycle"),
+        (json!({"plan": "free", "cycle": "annual"}), "cycle"),
+        (json!({"plan": "gold", "cycle": "annual"}), "plan"),
+        (
+            json!({"plan": "professional", "cycle": "annual", "currency": "EUR"}),
+            "currency",
+        ),
+    ] {
+        let (status, problem) = send(
+            &app,
+            post.clone(),
+            "/api/v1/customers/contoso/trial/convert",
+            Some(&op),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    assert_eq!(app.snapshot().await, before);
+    let (status, sub) = send(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/trial/convert",
+        Some(&op),
+        Some(json!({"plan": "professional", "cycle": "annual"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["plan"], "professional");
+    assert_eq!(sub["cycle"], "annual");
+    assert_eq!(sub["price_per_period"], 497_004);
+    assert_eq!(sub["currency"], "USD");
+    assert_eq!(sub["current_period_start"], "2026-04-10T00:00:00Z");
+    assert_eq!(sub["renews_at"], "2027-04-10T00:00:00Z");
+    assert_eq!(sub["trial_id"], trial["trial_id"]);
+    assert_eq!(
+        sub["available_actions"],
+        json!(["change", "pause", "cancel"])
+    );
+    let (_, trial) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/trial",
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (trial["status"].as_str(), &trial["next"]),
+        (Some("converted"), &Value::Null)
+    );
+    let (status, problem) = send(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/trial/convert",
+        Some(&op),
+        Some(json!({"plan": "starter", "cycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+
+    // Mid-cycle (183 of 365 days gone) the upgrade to Enterprise is previewed, then made:
+    // the 182 unused days credited at $4,970.04 a year, charged at $24,890.04.
+    advance("2026-10-10T00:00:00Z").await;
+    let (status, preview) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/subscription/preview?plan=enterprise&cycle=annual",
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    let amounts: Vec<i64> = preview["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [-247_821, 1_241_092]);
+    assert_eq!(preview["total"], 1_241_092 - 247_821);
+    assert_eq!(preview["lines"][0]["from"], "2026-10-10T00:00:00Z");
+    assert_eq!(preview["lines"][0]["to"], "2027-04-10T00:00:00Z");
+    let (status, problem) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/subscription/preview?plan=professional&cycle=annual",
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("subscription_unchanged"))
+    );
+    let (status, sub) = send(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/subscription/change",
+        Some(&op),
+        Some(json!({"plan": "enterprise", "cycle": "annual", "when": "now"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    assert_eq!(
+        (sub["plan"].as_str(), sub["price_per_period"].as_i64()),
+        (Some("enterprise"), Some(2_489_004))
+    );
+    assert_eq!(
+        sub["renews_at"], "2027-04-10T00:00:00Z",
+        "same cycle, same periods"
+    );
+
+    // A downgrade to Starter at the period's end; the renewal applies it.
+    let (status, sub) = send(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/subscription/change",
+        Some(&op),
+        Some(json!({"plan": "starter", "when": "period_end"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    assert_eq!(sub["plan"], "enterprise");
+    assert_eq!(
+        sub["pending_change"],
+        json!({"kind": "change", "plan": "starter", "cycle": "annual"})
+    );
+    let moved = advance("2027-05-01T00:00:00Z").await;
+    assert_eq!(moved["work_done"], 1);
+    let (_, sub) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/subscription",
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["price_per_period"].as_i64()),
+        (Some("starter"), Some(98_604))
+    );
+    assert_eq!(sub["current_period_start"], "2027-04-10T00:00:00Z");
+    assert_eq!(sub["pending_change"], Value::Null);
+
+    let (_, events) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/audit",
+        Some(&op),
+        None,
+    )
+    .await;
+    let billing: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("subscription."))
+        .collect();
+    let types: Vec<&str> = billing
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "subscription.created",
+            "subscription.changed",
+            "subscription.change_scheduled",
+            "subscription.renewed"
+        ]
+    );
+    assert_eq!(billing[0]["payload"]["total"], 497_004);
+    assert_eq!(billing[1]["payload"]["total"], 1_241_092 - 247_821);
+    assert_eq!(billing[1]["payload"]["from_plan"], "professional");
+    assert_eq!(billing[3]["payload"]["from_plan"], "enterprise");
+    assert_eq!(billing[3]["payload"]["at"], "2027-04-10T00:00:00Z");
+    assert_eq!(billing[3]["payload"]["total"], 98_604);
+}

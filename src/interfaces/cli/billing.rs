@@ -6,7 +6,11 @@ use clap::Subcommand;
 use super::commands::CliResult;
 use super::exit;
 use super::output::{self, Format};
-use crate::services::billing::{AdvanceTestClock, ExtendTrial, NewTestClock, StartTrial};
+use crate::domain::subscription::{ScheduledChange, When};
+use crate::services::billing::{
+    AdvanceTestClock, CancelSubscription, ChangeSubscription, ExtendTrial, NewSubscription,
+    NewTestClock, PreviewQuery, StartTrial, SubscriptionView,
+};
 use crate::services::{Actor, Services};
 
 /// The `plans` command group.
@@ -71,9 +75,10 @@ pub(super) async fn run(s: &Services, actor: &Actor, command: PlansCommand) -> C
     }
 }
 
-/// An amount in minor units with two decimals (`49900` is `499.00`).
+/// An amount in minor units with two decimals (`49900` is `499.00`, `-150` is `-1.50`).
 fn minor(a: i64) -> String {
-    format!("{}.{:02}", a / 100, a % 100)
+    let sign = if a < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", (a / 100).abs(), (a % 100).abs())
 }
 
 /// The `trials` command group.
@@ -109,6 +114,20 @@ pub enum TrialsCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Convert a trial into a subscription.
+    Convert {
+        /// The customer.
+        customer_id: String,
+        /// The plan.
+        #[arg(long)]
+        plan: String,
+        /// One of the plan's cycles.
+        #[arg(long)]
+        cycle: String,
+        /// The currency, when the plans are priced in several.
+        #[arg(long)]
+        currency: Option<String>,
+    },
     /// Give a trial more days.
     Extend {
         /// The customer.
@@ -128,6 +147,21 @@ pub enum TrialsCommand {
 /// Runs a `trials` command.
 pub(super) async fn run_trials(s: &Services, actor: &Actor, command: TrialsCommand) -> CliResult {
     let (trial, format) = match command {
+        TrialsCommand::Convert {
+            customer_id,
+            plan,
+            cycle,
+            currency,
+        } => {
+            let req = NewSubscription {
+                plan: Some(plan),
+                cycle: Some(cycle),
+                currency,
+            };
+            let sub = s.billing.convert_trial(actor, &customer_id, &req).await?;
+            print_subscription(&sub, Format::Table);
+            return Ok(exit::OK);
+        }
         TrialsCommand::Start {
             customer_id,
             plan,
@@ -266,6 +300,206 @@ pub(super) async fn run_clocks(
                 .advance_test_clock(actor, &test_clock_id, &AdvanceTestClock { to: Some(to) })
                 .await?;
             show(&c);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The `subscriptions` command group.
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Subscribe a customer (a trial it has running is converted).
+    Create {
+        /// The customer.
+        customer_id: String,
+        /// The plan.
+        #[arg(long)]
+        plan: String,
+        /// One of the plan's cycles.
+        #[arg(long)]
+        cycle: String,
+        /// The currency, when the plans are priced in several.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// A customer's subscription.
+    Show {
+        /// The customer.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// What a change made now would cost, without making it.
+    Preview {
+        /// The customer.
+        customer_id: String,
+        /// The plan (default: the current one).
+        #[arg(long)]
+        plan: Option<String>,
+        /// The cycle (default: the current one).
+        #[arg(long)]
+        cycle: Option<String>,
+    },
+    /// Change the plan or cycle now (prorated) or at the period's end.
+    Change {
+        /// The customer.
+        customer_id: String,
+        /// The plan (default: the current one).
+        #[arg(long)]
+        plan: Option<String>,
+        /// The cycle (default: the current one).
+        #[arg(long)]
+        cycle: Option<String>,
+        /// now or period-end.
+        #[arg(long, value_enum)]
+        when: WhenArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Cancel now or at the period's end.
+    Cancel {
+        /// The customer.
+        customer_id: String,
+        /// now or period-end.
+        #[arg(long, value_enum)]
+        when: WhenArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// When a change takes effect.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WhenArg {
+    /// At once.
+    Now,
+    /// At the end of the current period.
+    PeriodEnd,
+}
+
+impl From<WhenArg> for When {
+    fn from(w: WhenArg) -> When {
+        match w {
+            WhenArg::Now => When::Now,
+            WhenArg::PeriodEnd => When::PeriodEnd,
+        }
+    }
+}
+
+fn print_subscription(s: &SubscriptionView, format: Format) {
+    if format == Format::Json {
+        output::json(s);
+        return;
+    }
+    let pending = match &s.pending_change {
+        None => String::new(),
+        Some(ScheduledChange::Cancel) => "; cancels at the period's end".to_owned(),
+        Some(ScheduledChange::Change { plan, cycle }) => {
+            format!("; changes to {plan} ({cycle}) at the period's end")
+        }
+    };
+    println!(
+        "subscription {} of {}: {} on {} ({}), {} {} a period; period {} to {}{pending}",
+        s.subscription_id,
+        s.customer_id,
+        s.status.as_str(),
+        s.plan,
+        s.cycle,
+        s.currency,
+        minor(s.price_per_period),
+        s.current_period_start
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        s.current_period_end
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+}
+
+/// Runs a `subscriptions` command.
+pub(super) async fn run_subscriptions(
+    s: &Services,
+    actor: &Actor,
+    command: SubscriptionsCommand,
+) -> CliResult {
+    let b = &s.billing;
+    match command {
+        SubscriptionsCommand::Create {
+            customer_id,
+            plan,
+            cycle,
+            currency,
+            format,
+        } => {
+            let req = NewSubscription {
+                plan: Some(plan),
+                cycle: Some(cycle),
+                currency,
+            };
+            print_subscription(&b.subscribe(actor, &customer_id, &req).await?, format);
+        }
+        SubscriptionsCommand::Show {
+            customer_id,
+            format,
+        } => print_subscription(&b.subscription(actor, &customer_id).await?, format),
+        SubscriptionsCommand::Preview {
+            customer_id,
+            plan,
+            cycle,
+        } => {
+            let p = b
+                .preview_change(actor, &customer_id, &PreviewQuery { plan, cycle })
+                .await?;
+            let mut t = output::table(&["LINE", "FROM", "TO", "AMOUNT"]);
+            for l in &p.lines {
+                t.add_row([
+                    l.description.clone(),
+                    l.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    l.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    format!("{} {}", p.currency, minor(l.amount)),
+                ]);
+            }
+            t.add_row([
+                "total".to_owned(),
+                String::new(),
+                String::new(),
+                format!("{} {}", p.currency, minor(p.total)),
+            ]);
+            println!("{t}");
+        }
+        SubscriptionsCommand::Change {
+            customer_id,
+            plan,
+            cycle,
+            when,
+            format,
+        } => {
+            let req = ChangeSubscription {
+                plan,
+                cycle,
+                when: Some(when.into()),
+            };
+            print_subscription(
+                &b.change_subscription(actor, &customer_id, &req).await?,
+                format,
+            );
+        }
+        SubscriptionsCommand::Cancel {
+            customer_id,
+            when,
+            format,
+        } => {
+            let req = CancelSubscription {
+                when: Some(when.into()),
+            };
+            print_subscription(
+                &b.cancel_subscription(actor, &customer_id, &req).await?,
+                format,
+            );
         }
     }
     Ok(exit::OK)

@@ -156,6 +156,7 @@ pub(super) async fn run(config: Config, command: Command) -> ExitCode {
         Command::Users(u) => super::users::run(&services, &actor, u).await,
         Command::Plans(p) => super::billing::run(&services, &actor, p).await,
         Command::Trials(t) => super::billing::run_trials(&services, &actor, t).await,
+        Command::Subscriptions(c) => super::billing::run_subscriptions(&services, &actor, c).await,
         Command::TestClocks(c) => super::billing::run_clocks(&services, &actor, c).await,
         Command::Signups(c) => super::signups::run(&services, &actor, c).await,
         Command::Signup(c) => super::signups::run_settings(&services, &actor, c).await,

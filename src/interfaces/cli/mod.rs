@@ -271,6 +271,9 @@ enum Command {
     /// Customers' trials: start, show, activate, extend.
     #[command(subcommand)]
     Trials(billing::TrialsCommand),
+    /// Customers' subscriptions: create, show, preview, change, cancel.
+    #[command(subcommand)]
+    Subscriptions(billing::SubscriptionsCommand),
     /// Test clocks (not in production): create, list, advance.
     #[command(subcommand, name = "test-clocks")]
     TestClocks(billing::TestClocksCommand),

@@ -7,11 +7,13 @@ use axum::{Json, Router};
 
 use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
+use super::json::ApiQuery;
 use super::json::{ApiJson, ApiPath};
 use super::AppState;
 use crate::services::billing::{
-    AdvanceTestClock, ExtendTrial, NewTestClock, PlanList, StartTrial, TestClockList,
-    TestClockView, TrialView,
+    AdvanceTestClock, CancelSubscription, ChangePreview, ChangeSubscription, ExtendTrial,
+    NewSubscription, NewTestClock, PlanList, PreviewQuery, StartTrial, SubscriptionView,
+    TestClockList, TestClockView, TrialView,
 };
 
 /// Routes under `/api/v1` for billing.
@@ -33,6 +35,189 @@ pub fn router() -> Router<AppState> {
             post(activate_trial),
         )
         .route("/customers/{customer_id}/trial/extend", post(extend_trial))
+        .route(
+            "/customers/{customer_id}/trial/convert",
+            post(convert_trial),
+        )
+        .route(
+            "/customers/{customer_id}/subscription",
+            post(subscribe).get(subscription),
+        )
+        .route(
+            "/customers/{customer_id}/subscription/preview",
+            get(preview_change),
+        )
+        .route(
+            "/customers/{customer_id}/subscription/change",
+            post(change_subscription),
+        )
+        .route(
+            "/customers/{customer_id}/subscription/cancel",
+            post(cancel_subscription),
+        )
+}
+
+/// Convert a customer's trial into a subscription on a plan and cycle (the trial's limits end,
+/// the plan's begin; the first period is charged from now).
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/trial/convert", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    request_body = NewSubscription,
+    responses(
+        (status = 201, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, trial_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "trial_status (converted already, or ended), subscription_exists, customer_offboarded, changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: plan, cycle or currency (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn convert_trial(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiJson(req): ApiJson<NewSubscription>,
+) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
+    let s = state
+        .services
+        .billing
+        .convert_trial(&actor, &customer_id, &req)
+        .await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Subscribe a customer to a plan and cycle; a trial it has running is converted.
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/subscription", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    request_body = NewSubscription,
+    responses(
+        (status = 201, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "subscription_exists, customer_offboarded, changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: plan, cycle or currency (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiJson(req): ApiJson<NewSubscription>,
+) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
+    let s = state
+        .services
+        .billing
+        .subscribe(&actor, &customer_id, &req)
+        .await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// A customer's subscription: plan, cycle, period, renewal, pending change and
+/// `available_actions`.
+#[utoipa::path(get, path = "/api/v1/customers/{customer_id}/subscription", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, subscription_not_found", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn subscription(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .subscription(&actor, &customer_id)
+            .await?,
+    ))
+}
+
+/// The proration lines and total a change to `plan` and `cycle` made now would give, without
+/// making it.
+#[utoipa::path(get, path = "/api/v1/customers/{customer_id}/subscription/preview", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id"), PreviewQuery),
+    responses(
+        (status = 200, body = ChangePreview),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, subscription_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "subscription_unchanged: the plan and cycle it has", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: plan or cycle (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn preview_change(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> Result<Json<ChangePreview>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .preview_change(&actor, &customer_id, &q)
+            .await?,
+    ))
+}
+
+/// Change a subscription's plan or cycle `now` (prorated to the second) or at `period_end`
+/// (scheduled, replacing what was).
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/subscription/change", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    request_body = ChangeSubscription,
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, subscription_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "subscription_unchanged, subscription_status, changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: plan, cycle or when (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn change_subscription(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiJson(req): ApiJson<ChangeSubscription>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .change_subscription(&actor, &customer_id, &req)
+            .await?,
+    ))
+}
+
+/// Cancel a subscription `now` or at `period_end`.
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/subscription/cancel", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    request_body = CancelSubscription,
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, subscription_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "subscription_status, changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: when (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiJson(req): ApiJson<CancelSubscription>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .cancel_subscription(&actor, &customer_id, &req)
+            .await?,
+    ))
 }
 
 /// The product's plans: prices per currency and per cycle, limits per metric (`null` for

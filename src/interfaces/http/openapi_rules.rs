@@ -152,6 +152,8 @@ fn parameter(product: &Product, name: &str, place: &str, path: &str) -> Option<V
             json!({ "type": "string", "pattern": "^em_[0-9a-f]{32}$" })
         }
         ("limit", _) => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ("plan", "query") => enumeration(product.catalog.plans.iter().map(|p| p.id.as_str())),
+        ("cycle", "query") => enumeration(product.catalog.cycles.iter().map(|c| c.id.as_str())),
         ("within_days", _) => json!({ "type": "integer", "minimum": 0, "maximum": 3650 }),
         ("cursor", _) if path.ends_with("/audit") => {
             json!({ "type": "string", "pattern": "^[0-9]{1,18}$" })
@@ -347,9 +349,13 @@ fn patch_request_bodies(doc: &mut Value, product: &Product) {
 /// A test clock's id.
 const TEST_CLOCK_ID: &str = "^tc_[0-9a-f]{32}$";
 
-/// An RFC 3339 time from the year 2000 to 2199, as test clocks take.
+/// An RFC 3339 time from the year 2000 to 2199, as test clocks take (as a pattern: a schema's
+/// `date-time` format cannot bound the year).
 fn clock_time() -> Value {
-    json!({ "type": "string", "format": "date-time", "pattern": "^2[01][0-9]{2}-" })
+    json!({
+        "type": "string",
+        "pattern": "^2[01][0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$",
+    })
 }
 
 /// Trials' and test clocks' bodies, with the product's trial rules (its plans, its days).
@@ -364,7 +370,7 @@ fn billing_request_bodies(schemas: &mut Value, product: &Product) {
         "type": "object",
         "description": schemas["StartTrial"]["description"],
         "properties": {
-            "plan": nullable(plans),
+            "plan": nullable(plans.clone()),
             "days": nullable(json!({ "type": "integer", "minimum": min_days, "maximum": max_days })),
         },
         "additionalProperties": false,
@@ -377,6 +383,51 @@ fn billing_request_bodies(schemas: &mut Value, product: &Product) {
             "reason": text(500),
         },
         "required": ["days", "reason"],
+        "additionalProperties": false,
+    });
+    let cycles = enumeration(catalog.cycles.iter().map(|c| c.id.as_str()));
+    let mut currencies: Vec<String> = catalog
+        .plans
+        .iter()
+        .flat_map(|p| p.prices.keys().map(|c| c.to_string()))
+        .collect();
+    currencies.sort();
+    currencies.dedup();
+    let currency = enumeration(currencies.iter().map(String::as_str));
+    let when = json!({ "type": "string", "enum": ["now", "period_end"] });
+    // A product that sells no plans still has a body to describe: any plan id, all refused.
+    let plan_required = if catalog.plans.is_empty() {
+        json!({ "type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$", "description": "the product sells no plans" })
+    } else {
+        plans.clone()
+    };
+    schemas["NewSubscription"] = json!({
+        "type": "object",
+        "description": schemas["NewSubscription"]["description"],
+        "properties": {
+            "plan": plan_required,
+            "cycle": cycles.clone(),
+            "currency": nullable(currency),
+        },
+        "required": ["plan", "cycle"],
+        "additionalProperties": false,
+    });
+    schemas["ChangeSubscription"] = json!({
+        "type": "object",
+        "description": schemas["ChangeSubscription"]["description"],
+        "properties": {
+            "plan": nullable(plans.clone()),
+            "cycle": nullable(cycles),
+            "when": when.clone(),
+        },
+        "required": ["when"],
+        "additionalProperties": false,
+    });
+    schemas["CancelSubscription"] = json!({
+        "type": "object",
+        "description": schemas["CancelSubscription"]["description"],
+        "properties": { "when": when },
+        "required": ["when"],
         "additionalProperties": false,
     });
     schemas["NewTestClock"] = json!({

@@ -223,18 +223,7 @@ impl Billing {
             .at("to")]));
         }
         let mut done = 0usize;
-        loop {
-            let Some(trial) = self
-                .store
-                .due_trials(to, Some(id), 1)
-                .await?
-                .into_iter()
-                .next()
-            else {
-                break;
-            };
-            let at = trial.next_at.unwrap_or(to);
-            self.trial_due(&trial, at).await?;
+        while self.next_on_clock(id, to).await? {
             done += 1;
             if done >= MAX_STEPS {
                 return Err(BillingError::Internal(format!(

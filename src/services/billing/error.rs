@@ -40,6 +40,23 @@ pub enum BillingError {
     /// Every extension the product allows was granted.
     #[error("the trial has had its {0} extension(s), the most the product allows")]
     NoExtensionsLeft(u32),
+    /// The customer has no live subscription.
+    #[error("customer '{0}' has no subscription")]
+    SubscriptionNotFound(String),
+    /// The customer has a live subscription.
+    #[error("customer '{0}' already has a subscription; change it instead")]
+    SubscriptionExists(String),
+    /// The subscription's status does not allow this.
+    #[error("the subscription is {status}; it cannot be {action}")]
+    SubscriptionStatus {
+        /// Where it stands.
+        status: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The change would change nothing.
+    #[error("the subscription is already on plan '{0}' with cycle '{1}'")]
+    Unchanged(String, String),
     /// The customer is offboarded.
     #[error("customer '{0}' is offboarded")]
     CustomerOffboarded(String),
@@ -63,6 +80,10 @@ impl From<StoreError> for BillingError {
             StoreError::TrialExists(id) => BillingError::TrialExists(id),
             StoreError::TrialChanged(id) => BillingError::Changed(format!("the trial of '{id}'")),
             StoreError::TestClockChanged(id) => BillingError::Changed(format!("test clock '{id}'")),
+            StoreError::SubscriptionExists(id) => BillingError::SubscriptionExists(id),
+            StoreError::SubscriptionChanged(id) => {
+                BillingError::Changed(format!("subscription '{id}'"))
+            }
             other => BillingError::Store(other),
         }
     }
@@ -87,19 +108,35 @@ impl BillingError {
         }
     }
 
+    /// The refusal of a subscription's state machine.
+    pub(super) fn subscription(e: crate::domain::subscription::SubscriptionRefusal) -> Self {
+        use crate::domain::subscription::SubscriptionRefusal as R;
+        match e {
+            R::Status { status, action } => BillingError::SubscriptionStatus {
+                status: status.as_str(),
+                action,
+            },
+            R::Unchanged(plan, cycle) => BillingError::Unchanged(plan, cycle),
+        }
+    }
+
     /// What sort of error this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
             BillingError::Invalid(_) => ErrorKind::Invalid,
             BillingError::CustomerNotFound(_)
             | BillingError::TestClockNotFound(_)
-            | BillingError::TrialNotFound(_) => ErrorKind::NotFound,
+            | BillingError::TrialNotFound(_)
+            | BillingError::SubscriptionNotFound(_) => ErrorKind::NotFound,
             BillingError::TestClocksOff | BillingError::Forbidden(_) => ErrorKind::Forbidden,
             BillingError::NoTrialOffered
             | BillingError::TrialExists(_)
             | BillingError::TrialStatus { .. }
             | BillingError::NoExtensionsLeft(_)
             | BillingError::CustomerOffboarded(_)
+            | BillingError::SubscriptionExists(_)
+            | BillingError::SubscriptionStatus { .. }
+            | BillingError::Unchanged(..)
             | BillingError::Changed(_) => ErrorKind::Conflict,
             BillingError::Internal(_) => ErrorKind::Internal,
             BillingError::Store(e) => store_kind(e),
@@ -119,6 +156,10 @@ impl BillingError {
             BillingError::TrialStatus { .. } => "trial_status",
             BillingError::NoExtensionsLeft(_) => "no_extensions_left",
             BillingError::CustomerOffboarded(_) => "customer_offboarded",
+            BillingError::SubscriptionNotFound(_) => "subscription_not_found",
+            BillingError::SubscriptionExists(_) => "subscription_exists",
+            BillingError::SubscriptionStatus { .. } => "subscription_status",
+            BillingError::Unchanged(..) => "subscription_unchanged",
             BillingError::Changed(_) => "changed",
             BillingError::Forbidden(_) => "forbidden",
             BillingError::Internal(_) => "internal_error",

@@ -13,6 +13,7 @@
 
 mod clocks;
 mod error;
+mod subscriptions;
 mod trials;
 mod views;
 
@@ -27,7 +28,11 @@ use crate::store::Store;
 
 pub use clocks::{AdvanceTestClock, NewTestClock, TestClockList, TestClockView};
 pub use error::BillingError;
-pub use trials::{ExtendTrial, StartTrial, TrialView};
+pub use subscriptions::{
+    CancelSubscription, ChangePreview, ChangeSubscription, NewSubscription, PreviewQuery,
+    SubscriptionView,
+};
+pub use trials::{ExtendTrial, StartTrial, TrialNext, TrialView};
 pub use views::{CycleView, MetricView, PlanList, PlanView, TrialPolicyView};
 
 /// The billing capability.
@@ -100,6 +105,47 @@ impl Billing {
                 Err(e) => return Err(e),
             }
         }
+        for sub in self.store.due_subscriptions(now, None, limit).await? {
+            let Some(at) = sub.next_at else { continue };
+            match self.subscription_due(&sub, at).await {
+                Ok(()) => done += 1,
+                Err(BillingError::Changed(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(done)
+    }
+
+    /// The earliest piece of work of `test_clock`'s customers due by `to`, done; false when
+    /// there is none.
+    async fn next_on_clock(
+        &self,
+        test_clock: &str,
+        to: DateTime<Utc>,
+    ) -> Result<bool, BillingError> {
+        let trial = self.store.due_trials(to, Some(test_clock), 1).await?.pop();
+        let sub = self
+            .store
+            .due_subscriptions(to, Some(test_clock), 1)
+            .await?
+            .pop();
+        // A trial's work first at the same moment: its end may make the subscription.
+        let trial_first = match (&trial, &sub) {
+            (Some(t), Some(s)) => t.next_at <= s.next_at,
+            (t, _) => t.is_some(),
+        };
+        if trial_first {
+            if let Some(t) = trial {
+                let at = t.next_at.unwrap_or(to);
+                return self.trial_due(&t, at).await.map(|()| true);
+            }
+        }
+        match sub {
+            Some(s) => {
+                let at = s.next_at.unwrap_or(to);
+                self.subscription_due(&s, at).await.map(|()| true)
+            }
+            None => Ok(false),
+        }
     }
 }

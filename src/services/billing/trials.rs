@@ -185,7 +185,7 @@ impl Billing {
         }
     }
 
-    fn trial_event(
+    pub(super) fn trial_event(
         &self,
         actor: &Actor,
         r: &TrialRecord,
@@ -549,11 +549,26 @@ impl Billing {
                 ));
             }
             Some((_, TrialDue::EndGrace)) => {
+                let target = match &policy.end {
+                    TrialEnd::Expire => None,
+                    TrialEnd::Downgrade { plan, cycle } => Some(("downgrade", plan, cycle)),
+                    TrialEnd::Convert { plan, cycle } => Some(("convert", plan, cycle)),
+                };
+                if let Some((how, plan, cycle)) = target {
+                    match self
+                        .subscribe_at_trial_end(record, plan, cycle, at, how)
+                        .await
+                    {
+                        Ok(()) => return Ok(()),
+                        // Subscribed meanwhile: the trial only ends.
+                        Err(BillingError::SubscriptionExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 next.ended_at = Some(at);
-                let applied = match &policy.end {
-                    TrialEnd::Expire => "expire".to_owned(),
-                    TrialEnd::Downgrade { plan, cycle } => format!("downgrade to {plan} ({cycle})"),
-                    TrialEnd::Convert { plan, cycle } => format!("convert to {plan} ({cycle})"),
+                let applied = match target {
+                    None => "expire".to_owned(),
+                    Some(_) => "ended: the customer is subscribed already".to_owned(),
                 };
                 events.push(self.trial_event(
                     &actor,

@@ -3,12 +3,65 @@
 /// Implements [`BillingStore`](crate::store::billing::BillingStore) for a backend store type
 /// (see [`crate::store::sql`] for what the backend provides).
 macro_rules! billing_store {
-    ($store:ty) => {
+    ($store:ty, $conn:ty) => {
         const _: () = {
             use crate::domain::{Event, NewEvent};
-            use crate::store::billing::{BillingStore, TestClockRecord, TrialRecord};
-            use crate::store::rows::{TestClockRow, TrialRow, TRIAL_COLUMNS};
+            use crate::store::billing::{
+                BillingStore, SubscriptionRecord, TestClockRecord, TrialRecord,
+            };
+            use crate::store::rows::{
+                SubscriptionRow, TestClockRow, TrialRow, SUBSCRIPTION_COLUMNS, TRIAL_COLUMNS,
+            };
             use crate::store::StoreError;
+
+            /// Saves a changed trial inside the caller's transaction, if it is still at
+            /// `expected_version`.
+            async fn write_trial(
+                conn: &mut $conn,
+                t: &TrialRecord,
+                expected_version: i64,
+            ) -> Result<(), StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE trials SET plan = $1, status = $2, days = $3, extra_days = $4, \
+                     extensions = $5, activated_at = $6, ends_at = $7, reminded_at = $8, \
+                     ended_at = $9, next_at = $10, updated_at = $11, version = $12 \
+                     WHERE customer_id = $13 AND version = $14",
+                )
+                .bind(&t.plan)
+                .bind(t.trial.status.as_str())
+                .bind(i64::from(t.trial.days))
+                .bind(i64::from(t.trial.extra_days))
+                .bind(i64::from(t.trial.extensions))
+                .bind(t.trial.activated_at)
+                .bind(t.trial.ends_at())
+                .bind(t.reminded_at)
+                .bind(t.ended_at)
+                .bind(t.next_at)
+                .bind(t.updated_at)
+                .bind(t.version)
+                .bind(&t.customer_id)
+                .bind(expected_version)
+                .execute(&mut *conn)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    return Err(StoreError::TrialChanged(t.customer_id.clone()));
+                }
+                Ok(())
+            }
+
+            /// The scheduled change's columns: kind, plan, cycle.
+            fn scheduled(
+                s: &SubscriptionRecord,
+            ) -> (Option<&'static str>, Option<&str>, Option<&str>) {
+                use crate::domain::subscription::ScheduledChange;
+                match &s.subscription.scheduled {
+                    None => (None, None, None),
+                    Some(ScheduledChange::Cancel) => (Some("cancel"), None, None),
+                    Some(ScheduledChange::Change { plan, cycle }) => {
+                        (Some("change"), Some(plan.as_str()), Some(cycle.as_str()))
+                    }
+                }
+            }
 
             #[async_trait::async_trait]
             impl BillingStore for $store {
@@ -152,34 +205,144 @@ macro_rules! billing_store {
                     events: Vec<NewEvent>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
-                    let changed = sqlx::query(
-                        "UPDATE trials SET plan = $1, status = $2, days = $3, extra_days = $4, \
-                         extensions = $5, activated_at = $6, ends_at = $7, reminded_at = $8, \
-                         ended_at = $9, next_at = $10, updated_at = $11, version = $12 \
-                         WHERE customer_id = $13 AND version = $14",
-                    )
-                    .bind(&t.plan)
-                    .bind(t.trial.status.as_str())
-                    .bind(i64::from(t.trial.days))
-                    .bind(i64::from(t.trial.extra_days))
-                    .bind(i64::from(t.trial.extensions))
-                    .bind(t.trial.activated_at)
-                    .bind(t.trial.ends_at())
-                    .bind(t.reminded_at)
-                    .bind(t.ended_at)
-                    .bind(t.next_at)
-                    .bind(t.updated_at)
-                    .bind(t.version)
-                    .bind(&t.customer_id)
-                    .bind(expected_version)
-                    .execute(&mut *tx)
+                    write_trial(&mut tx, t, expected_version).await?;
+                    append_all(&mut tx, events).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn live_subscription(
+                    &self,
+                    customer_id: &str,
+                ) -> Result<Option<SubscriptionRecord>, StoreError> {
+                    let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
+                        "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                         WHERE customer_id = $1 AND status <> 'canceled'"
+                    ))
+                    .bind(customer_id)
+                    .fetch_optional(self.reads())
                     .await?;
-                    if changed.rows_affected() == 0 {
-                        return Err(StoreError::TrialChanged(t.customer_id.clone()));
+                    row.map(SubscriptionRecord::try_from).transpose()
+                }
+
+                async fn insert_subscription(
+                    &self,
+                    s: &SubscriptionRecord,
+                    trial: Option<(&TrialRecord, i64)>,
+                    events: Vec<NewEvent>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    if let Some((t, expected)) = trial {
+                        write_trial(&mut tx, t, expected).await?;
+                    }
+                    let (kind, plan, cycle) = scheduled(s);
+                    let inserted = sqlx::query(&format!(
+                        "INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, \
+                         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                    ))
+                    .bind(&s.subscription_id)
+                    .bind(&s.customer_id)
+                    .bind(&s.subscription.plan)
+                    .bind(&s.subscription.cycle)
+                    .bind(i64::from(s.subscription.cycle_months))
+                    .bind(s.subscription.status.as_str())
+                    .bind(s.subscription.anchor)
+                    .bind(s.currency.as_str())
+                    .bind(kind)
+                    .bind(plan)
+                    .bind(cycle)
+                    .bind(&s.trial_id)
+                    .bind(s.canceled_at)
+                    .bind(s.next_at)
+                    .bind(&s.test_clock_id)
+                    .bind(s.created_at)
+                    .bind(s.updated_at)
+                    .bind(s.version)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            return Err(StoreError::SubscriptionExists(s.customer_id.clone()));
+                        }
+                        other => {
+                            other?;
+                        }
                     }
                     append_all(&mut tx, events).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn update_subscription(
+                    &self,
+                    s: &SubscriptionRecord,
+                    expected_version: i64,
+                    events: Vec<NewEvent>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write().await?;
+                    let (kind, plan, cycle) = scheduled(s);
+                    let changed = sqlx::query(
+                        "UPDATE subscriptions SET plan = $1, cycle = $2, cycle_months = $3, \
+                         status = $4, anchor = $5, scheduled_kind = $6, scheduled_plan = $7, \
+                         scheduled_cycle = $8, canceled_at = $9, next_at = $10, updated_at = $11, \
+                         version = $12 WHERE subscription_id = $13 AND version = $14",
+                    )
+                    .bind(&s.subscription.plan)
+                    .bind(&s.subscription.cycle)
+                    .bind(i64::from(s.subscription.cycle_months))
+                    .bind(s.subscription.status.as_str())
+                    .bind(s.subscription.anchor)
+                    .bind(kind)
+                    .bind(plan)
+                    .bind(cycle)
+                    .bind(s.canceled_at)
+                    .bind(s.next_at)
+                    .bind(s.updated_at)
+                    .bind(s.version)
+                    .bind(&s.subscription_id)
+                    .bind(expected_version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if changed.rows_affected() == 0 {
+                        return Err(StoreError::SubscriptionChanged(s.subscription_id.clone()));
+                    }
+                    append_all(&mut tx, events).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn due_subscriptions(
+                    &self,
+                    now: chrono::DateTime<chrono::Utc>,
+                    test_clock: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+                    let rows: Vec<SubscriptionRow> = match test_clock {
+                        Some(clock) => {
+                            sqlx::query_as(&format!(
+                                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                                 WHERE test_clock_id = $1 AND next_at IS NOT NULL AND next_at <= $2 \
+                                 ORDER BY next_at, subscription_id LIMIT $3"
+                            ))
+                            .bind(clock)
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.reads())
+                            .await?
+                        }
+                        None => {
+                            sqlx::query_as(&format!(
+                                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                                 WHERE next_at IS NOT NULL AND next_at <= $1 AND test_clock_id IS NULL \
+                                 ORDER BY next_at, subscription_id LIMIT $2"
+                            ))
+                            .bind(now)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.reads())
+                            .await?
+                        }
+                    };
+                    rows.into_iter().map(SubscriptionRecord::try_from).collect()
                 }
 
                 async fn due_trials(

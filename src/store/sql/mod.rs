@@ -68,7 +68,7 @@ macro_rules! portable_store {
         crate::store::sql::signup_store!($store);
         crate::store::sql::email_store!($store);
         crate::store::sql::account_store!($store);
-        crate::store::sql::billing_store!($store);
+        crate::store::sql::billing_store!($store, $conn);
         crate::store::sql::row_writes!($conn, $db);
         crate::store::sql::cursor_writes!($conn);
     };
