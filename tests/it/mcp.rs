@@ -19,11 +19,16 @@ type Client = RunningService<RoleClient, ()>;
 
 /// `onramp mcp` on `db` as a child process, with the SDK's client on its stdio.
 async fn stdio_client(db: &TestDb, role: &str) -> Client {
+    stdio_client_with(db, role, PRODUCT).await
+}
+
+/// [`stdio_client`] serving `product`.
+async fn stdio_client_with(db: &TestDb, role: &str, product: &str) -> Client {
     let transport = TokioChildProcess::new(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_onramp")).configure(|cmd| {
             cmd.args(db.cli_args())
                 .arg("--product")
-                .arg(common::repo_path(PRODUCT))
+                .arg(common::repo_path(product))
                 .args(["mcp", "--role", role])
                 .env_remove("ONRAMP_DATABASE_URL")
                 .env_remove("ONRAMP_PRODUCT")
@@ -320,6 +325,15 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
         "reject_signup",
         "list_users",
         "invite_user",
+        "get_trial",
+        "start_trial",
+        "extend_trial",
+        "get_subscription",
+        "subscribe_customer",
+        "preview_subscription_change",
+        "change_subscription",
+        "cancel_subscription",
+        "advance_test_clock",
     ] {
         assert!(
             names.contains(&expected),
@@ -340,7 +354,10 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
                 "list_credentials",
                 "list_signups",
                 "get_signup",
-                "list_users"
+                "list_users",
+                "get_trial",
+                "get_subscription",
+                "preview_subscription_change"
             ]
             .contains(&t.name.as_ref()),
             "{}",
@@ -585,7 +602,163 @@ async fn roles_limit_what_an_agent_can_do(backend: Backend) {
     assert_eq!(common::snapshot(db.store().await.as_ref()).await, before);
 }
 
+/// Trials, subscriptions and a test clock through the MCP tools, with the clock made and the
+/// customer attached by the CLI: refusals are `isError` results naming the field, and a viewer
+/// may read but not change.
+async fn billing_tools_work(backend: Backend) {
+    const PC: &str = "examples/policycortex/onramp.toml";
+    let db = TestDb::new(backend).await;
+    let made = onramp(
+        &db,
+        Some(PC),
+        &[
+            "test-clocks",
+            "create",
+            "--name",
+            "mcp",
+            "--frozen-time",
+            "2026-05-01T00:00:00Z",
+        ],
+    )
+    .ok();
+    let clock = made.stdout.split_whitespace().next().unwrap().to_owned();
+    onramp(
+        &db,
+        Some(PC),
+        &[
+            "customers",
+            "onboard",
+            "contoso",
+            "Contoso",
+            "--industry",
+            "technology",
+            "--test-clock",
+            &clock,
+        ],
+    )
+    .ok();
+    let client = stdio_client_with(&db, "operator", PC).await;
+    let trial = ok(
+        &client,
+        "start_trial",
+        json!({"customer_id": "contoso", "days": 20}),
+    )
+    .await;
+    assert_eq!(trial["status"], "active");
+    assert_eq!(trial["ends_at"], "2026-05-21T00:00:00Z");
+    let problem = refused(
+        &client,
+        "extend_trial",
+        json!({"customer_id": "contoso", "days": 5}),
+    )
+    .await;
+    assert!(has_error_at(&problem, "reason", "required"), "{problem}");
+    let problem = refused(&client, "start_trial", json!({"customer_id": "contoso"})).await;
+    assert_eq!(problem["code"], "trial_exists");
+    let sub = ok(
+        &client,
+        "subscribe_customer",
+        json!({"customer_id": "contoso", "plan": "professional", "cycle": "monthly"}),
+    )
+    .await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["price_per_period"].as_i64()),
+        (Some("professional"), Some(49_900))
+    );
+    assert_eq!(
+        ok(&client, "get_trial", json!({"customer_id": "contoso"})).await["status"],
+        "converted"
+    );
+    let problem = refused(
+        &client,
+        "subscribe_customer",
+        json!({"customer_id": "contoso", "plan": "starter", "cycle": "fortnightly"}),
+    )
+    .await;
+    assert!(
+        has_error_at(&problem, "cycle", "unknown_cycle"),
+        "{problem}"
+    );
+    let preview = ok(
+        &client,
+        "preview_subscription_change",
+        json!({"customer_id": "contoso", "plan": "enterprise"}),
+    )
+    .await;
+    assert_eq!(
+        preview["total"],
+        249_900 - 49_900,
+        "a whole month left: the full difference"
+    );
+    ok(
+        &client,
+        "change_subscription",
+        json!({"customer_id": "contoso", "plan": "starter", "when": "period_end"}),
+    )
+    .await;
+    let moved = ok(
+        &client,
+        "advance_test_clock",
+        json!({"test_clock_id": clock, "to": "2026-06-02T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(moved["work_done"], 1);
+    let sub = ok(
+        &client,
+        "get_subscription",
+        json!({"customer_id": "contoso"}),
+    )
+    .await;
+    assert_eq!(
+        (sub["plan"].as_str(), sub["current_period_start"].as_str()),
+        (Some("starter"), Some("2026-06-01T00:00:00Z"))
+    );
+    let problem = refused(
+        &client,
+        "advance_test_clock",
+        json!({"test_clock_id": clock, "to": "2026-05-01T00:00:00Z"}),
+    )
+    .await;
+    assert!(has_error_at(&problem, "to", "not_forward"), "{problem}");
+    client.cancel().await.unwrap();
+
+    let viewer = stdio_client_with(&db, "viewer", PC).await;
+    assert_eq!(
+        ok(
+            &viewer,
+            "get_subscription",
+            json!({"customer_id": "contoso"})
+        )
+        .await["plan"],
+        "starter"
+    );
+    let r = call(
+        &viewer,
+        "cancel_subscription",
+        json!({"customer_id": "contoso", "when": "now"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    viewer.cancel().await.unwrap();
+    let client = stdio_client_with(&db, "operator", PC).await;
+    ok(
+        &client,
+        "cancel_subscription",
+        json!({"customer_id": "contoso", "when": "now"}),
+    )
+    .await;
+    let problem = refused(
+        &client,
+        "get_subscription",
+        json!({"customer_id": "contoso"}),
+    )
+    .await;
+    assert_eq!(problem["code"], "subscription_not_found");
+    client.cancel().await.unwrap();
+}
+
 on_both_backends!(
+    billing_tools_work,
     seed_replays_over_stdio,
     seed_replays_over_http,
     tools_are_typed_and_hinted,

@@ -15,6 +15,10 @@ use super::{args, output};
 use crate::domain::Role;
 use crate::interfaces::problem::Problem;
 use crate::services::accounts::{Caller, InviteUser, UserList, UserView};
+use crate::services::billing::{
+    AdvanceTestClock, CancelSubscription, ChangePreview, ChangeSubscription, ExtendTrial,
+    NewSubscription, PreviewQuery, StartTrial, SubscriptionView, TestClockView, TrialView,
+};
 use crate::services::credentials::PutCredential;
 use crate::services::credentials::{CredentialList, CredentialView};
 use crate::services::customers::CustomerError;
@@ -187,6 +191,81 @@ pub struct InviteUserArgs {
     /// The user's name.
     #[serde(default)]
     pub name: Option<String>,
+}
+
+/// A trial to start.
+#[derive(JsonSchema)]
+pub struct StartTrialSchema {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _trial: StartTrial,
+}
+
+/// An extension.
+#[derive(JsonSchema)]
+pub struct ExtendTrialSchema {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _extension: ExtendTrial,
+}
+
+/// A subscription to make.
+#[derive(JsonSchema)]
+pub struct SubscribeSchema {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _subscription: NewSubscription,
+}
+
+/// A change of plan or cycle.
+#[derive(JsonSchema)]
+pub struct ChangeSubscriptionSchema {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _change: ChangeSubscription,
+}
+
+/// A cancellation.
+#[derive(JsonSchema)]
+pub struct CancelSubscriptionSchema {
+    #[serde(flatten)]
+    _target: CustomerIdArgs,
+    #[serde(flatten)]
+    _cancel: CancelSubscription,
+}
+
+/// Arguments of `preview_subscription_change`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewArgs {
+    /// The customer.
+    pub customer_id: String,
+    /// The plan a change would go to (the current one when absent).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The cycle (the current one when absent).
+    #[serde(default)]
+    pub cycle: Option<String>,
+}
+
+/// A test clock, by id.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TestClockArgs {
+    /// The clock's id (`tc_` and 32 hex digits).
+    pub test_clock_id: String,
+}
+
+/// An advance of a test clock.
+#[derive(JsonSchema)]
+pub struct AdvanceSchema {
+    #[serde(flatten)]
+    _target: TestClockArgs,
+    #[serde(flatten)]
+    _advance: AdvanceTestClock,
 }
 
 /// What a tool is, whom it is for, and how it behaves.
@@ -462,6 +541,117 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: schema_for_input::<InviteUserArgs>,
         output: output::object::<UserView>,
     },
+    ToolSpec {
+        name: "get_trial",
+        title: "Get a customer's trial",
+        description: "A customer's trial: status (pending, active, extended, converted, \
+                      expired), when it ends, its grace, the next work its clock brings, its \
+                      limits, the extensions left and the actions available.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<TrialView>,
+    },
+    ToolSpec {
+        name: "start_trial",
+        title: "Start a trial",
+        description: "Starts a customer's one trial on a plan (the product's trial plan by \
+                      default) for its days; pending until the product's activate_on happens, \
+                      or active at once when it already has.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<StartTrialSchema>,
+        output: output::object::<TrialView>,
+    },
+    ToolSpec {
+        name: "extend_trial",
+        title: "Extend a trial",
+        description: "Gives a trial more days with a reason; refused past the product's \
+                      max_extensions.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<ExtendTrialSchema>,
+        output: output::object::<TrialView>,
+    },
+    ToolSpec {
+        name: "get_subscription",
+        title: "Get a customer's subscription",
+        description: "A customer's live subscription: plan, cycle, status, price per period, \
+                      current period, renewal, pending change and the actions available.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<SubscriptionView>,
+    },
+    ToolSpec {
+        name: "subscribe_customer",
+        title: "Subscribe a customer",
+        description: "Subscribes a customer to a plan on one of its cycles, billed from now; a \
+                      trial it has running is converted.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<SubscribeSchema>,
+        output: output::object::<SubscriptionView>,
+    },
+    ToolSpec {
+        name: "preview_subscription_change",
+        title: "Preview a change of plan",
+        description: "The proration lines and total a change of plan or cycle made now would \
+                      give (the unused time credited at the old price, the rest charged at the \
+                      new one, to the second), without making it.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<PreviewArgs>,
+        output: output::object::<ChangePreview>,
+    },
+    ToolSpec {
+        name: "change_subscription",
+        title: "Change a subscription",
+        description: "Changes a subscription's plan or cycle now (prorated) or at the period's \
+                      end (scheduled, replacing what was scheduled).",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<ChangeSubscriptionSchema>,
+        output: output::object::<SubscriptionView>,
+    },
+    ToolSpec {
+        name: "cancel_subscription",
+        title: "Cancel a subscription",
+        description: "Cancels a subscription now, or at the end of its period.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        schema: schema_for_input::<CancelSubscriptionSchema>,
+        output: output::object::<SubscriptionView>,
+    },
+    ToolSpec {
+        name: "advance_test_clock",
+        title: "Advance a test clock",
+        description: "Moves a test clock forward (never back; not in production), doing every \
+                      piece of its customers' billing work that falls due on the way, earliest \
+                      first.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<AdvanceSchema>,
+        output: output::object::<TestClockView>,
+    },
 ];
 
 /// The tool named `name`.
@@ -646,6 +836,81 @@ pub async fn call(
                 services
                     .accounts
                     .invite(Caller::Operator(actor), &a.customer_id, &req)
+                    .await,
+            )
+        }
+        "get_trial" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.billing.trial(actor, &a.customer_id).await)
+        }
+        "start_trial" => {
+            let (target, req) = parse!(CustomerIdArgs, StartTrial);
+            service(
+                services
+                    .billing
+                    .start_trial(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "extend_trial" => {
+            let (target, req) = parse!(CustomerIdArgs, ExtendTrial);
+            service(
+                services
+                    .billing
+                    .extend_trial(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "get_subscription" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.billing.subscription(actor, &a.customer_id).await)
+        }
+        "subscribe_customer" => {
+            let (target, req) = parse!(CustomerIdArgs, NewSubscription);
+            service(
+                services
+                    .billing
+                    .subscribe(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "preview_subscription_change" => {
+            let a = parse!(PreviewArgs);
+            let q = PreviewQuery {
+                plan: a.plan,
+                cycle: a.cycle,
+            };
+            service(
+                services
+                    .billing
+                    .preview_change(actor, &a.customer_id, &q)
+                    .await,
+            )
+        }
+        "change_subscription" => {
+            let (target, req) = parse!(CustomerIdArgs, ChangeSubscription);
+            service(
+                services
+                    .billing
+                    .change_subscription(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "cancel_subscription" => {
+            let (target, req) = parse!(CustomerIdArgs, CancelSubscription);
+            service(
+                services
+                    .billing
+                    .cancel_subscription(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "advance_test_clock" => {
+            let (target, req) = parse!(TestClockArgs, AdvanceTestClock);
+            service(
+                services
+                    .billing
+                    .advance_test_clock(actor, &target.test_clock_id, &req)
                     .await,
             )
         }
