@@ -64,3 +64,37 @@ CREATE UNIQUE INDEX subscriptions_live ON subscriptions (customer_id) WHERE stat
 CREATE INDEX subscriptions_customer ON subscriptions (customer_id, created_at);
 CREATE INDEX subscriptions_due ON subscriptions (next_at) WHERE next_at IS NOT NULL;
 CREATE INDEX subscriptions_clock ON subscriptions (test_clock_id, next_at) WHERE test_clock_id IS NOT NULL;
+
+-- Usage: each event once per customer and event id (its payload's hash answers a replay), and
+-- the running total per customer, metric and period (in millionths of a unit). An alert row is
+-- the one soft or hard threshold crossing a period has.
+CREATE TABLE usage_events (
+    customer_id   TEXT COLLATE "C" NOT NULL,
+    event_id      TEXT COLLATE "C" NOT NULL,
+    metric        TEXT NOT NULL,
+    value         BIGINT NOT NULL,
+    occurred_at   TIMESTAMPTZ NOT NULL,
+    period_start  TIMESTAMPTZ NOT NULL,
+    payload_hash  TEXT NOT NULL,
+    received_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (customer_id, event_id)
+);
+
+CREATE TABLE usage_totals (
+    customer_id   TEXT COLLATE "C" NOT NULL,
+    metric        TEXT COLLATE "C" NOT NULL,
+    period_start  TIMESTAMPTZ NOT NULL,
+    total         BIGINT NOT NULL,
+    events        BIGINT NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (customer_id, metric, period_start)
+);
+
+CREATE TABLE usage_alerts (
+    customer_id   TEXT COLLATE "C" NOT NULL,
+    metric        TEXT COLLATE "C" NOT NULL,
+    period_start  TIMESTAMPTZ NOT NULL,
+    kind          TEXT COLLATE "C" NOT NULL,
+    reached_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (customer_id, metric, period_start, kind)
+);

@@ -239,6 +239,27 @@ catalog! {
     /// A subscription's period ended and the next began (what was scheduled applied; the new
     /// period's charge in `lines`).
     SubscriptionRenewed(SubscriptionState) = "subscription.renewed", v 1;
+    /// A metric's usage in a period passed its plan's soft threshold (once a period).
+    UsageSoftLimitReached(UsageThreshold) = "usage.soft_limit_reached", v 1;
+    /// A metric's usage in a period reached its limit (once a period).
+    UsageLimitReached(UsageThreshold) = "usage.limit_reached", v 1;
+}
+
+/// `usage.soft_limit_reached` and `usage.limit_reached`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageThreshold {
+    /// The metric.
+    pub metric: String,
+    /// The period's start.
+    pub period_start: DateTime<Utc>,
+    /// The limit.
+    pub limit: serde_json::Value,
+    /// The usage when it was reached.
+    pub used: serde_json::Value,
+    /// The soft threshold, in percent of the limit.
+    pub soft_threshold_percent: u32,
+    /// What happens past the limit: `block` or `overage`.
+    pub hard: String,
 }
 
 /// One line of what a change or a period costs, in the subscription's currency.

@@ -94,6 +94,71 @@ pub struct SubscriptionRecord {
     pub version: i64,
 }
 
+/// A usage event to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    /// The customer.
+    pub customer_id: String,
+    /// The sender's id for it, unique per customer.
+    pub event_id: String,
+    /// The metric.
+    pub metric: String,
+    /// Its value in millionths.
+    pub value: i64,
+    /// What it adds to its period's total (the value; 1 for a count) and whether the total is
+    /// a maximum instead of a sum.
+    pub contribution: i64,
+    /// The total is the largest value, not the sum.
+    pub max: bool,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The start of the metric's period that holds it.
+    pub period_start: DateTime<Utc>,
+    /// SHA-256 of its content, hex: a replay with another content is refused.
+    pub payload_hash: String,
+}
+
+/// What became of one usage event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageOutcome {
+    /// Recorded now.
+    Accepted,
+    /// Recorded before with the same content.
+    Duplicate,
+    /// Recorded before with another content.
+    Conflict,
+}
+
+/// A period's running total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    /// The customer.
+    pub customer_id: String,
+    /// The metric.
+    pub metric: String,
+    /// The period's start.
+    pub period_start: DateTime<Utc>,
+    /// The total, in millionths.
+    pub total: i64,
+    /// Events counted.
+    pub events: i64,
+}
+
+/// A threshold a period's usage crossed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageAlert {
+    /// The customer.
+    pub customer_id: String,
+    /// The metric.
+    pub metric: String,
+    /// The period's start.
+    pub period_start: DateTime<Utc>,
+    /// `soft` or `hard`.
+    pub kind: &'static str,
+    /// When.
+    pub reached_at: DateTime<Utc>,
+}
+
 /// Test clocks, trials and subscriptions.
 #[async_trait]
 pub trait BillingStore: Send + Sync {
@@ -171,6 +236,28 @@ pub trait BillingStore: Send + Sync {
         test_clock: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// Records usage events once each, in one transaction: each event's outcome, in order,
+    /// and the totals of the periods the accepted ones touched.
+    async fn record_usage(
+        &self,
+        events: &[UsageRecord],
+        received_at: DateTime<Utc>,
+    ) -> Result<(Vec<UsageOutcome>, Vec<UsageTotal>), StoreError>;
+
+    /// The totals of a customer's periods that start at one of `periods`, by metric.
+    async fn usage_totals(
+        &self,
+        customer_id: &str,
+        periods: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// Records the alerts not recorded yet, each with its event, in one transaction; says
+    /// which were new.
+    async fn record_usage_alerts(
+        &self,
+        alerts: &[(UsageAlert, NewEvent)],
+    ) -> Result<usize, StoreError>;
 
     /// Trials whose work is due by `now`, earliest first, at most `limit`: of the customers
     /// on `test_clock` when one is named, else of the customers on real time.

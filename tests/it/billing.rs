@@ -555,9 +555,360 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     assert_eq!(app.snapshot().await, before);
 }
 
+/// An access token of `customer`'s with `scopes`.
+async fn tenant_token(app: &TestApp, customer: &str, scopes: &[&str]) -> String {
+    let (status, key) = call(
+        app,
+        reqwest::Method::POST,
+        &format!("/api/v1/customers/{customer}/integration-keys"),
+        &app.operator,
+        Some(json!({"name": "metering", "scopes": scopes})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/token/integration"))
+        .header("x-api-key", key["secret"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, grant) = status_and_json(r).await;
+    assert_eq!(status, 200, "{grant}");
+    grant["access_token"].as_str().unwrap().to_owned()
+}
+
+fn statuses(results: &Value) -> Vec<(String, Option<u64>)> {
+    results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["http_status"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// Usage on PolicyCortex's plans: each event once (a replay is a duplicate, another content
+/// under a used id a 409), every bad field named, totals exact under concurrency, the soft and
+/// hard thresholds each one event a period, a trial's limits then the plan's with overage, and
+/// a customer's own token with `usage:write`.
+async fn usage_is_metered_once_and_entitled(backend: Backend) {
+    let product = Product::load(&common::repo_path("examples/policycortex/onramp.toml")).unwrap();
+    let app = TestApp::start_with(backend, product).await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let op = app.operator.clone();
+    let (_, clock) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &op,
+        Some(json!({"frozen_time": "2026-03-10T12:00:00Z", "name": "usage"})),
+    )
+    .await;
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let body = json!({"customer_id": "contoso", "customer_name": "Contoso", "industry": "technology", "test_clock_id": clock_id});
+    assert_eq!(app.onboard(&body).await.0, 201);
+
+    // No plan and no trial: nothing is allowed.
+    let (status, e) = call(
+        &app,
+        post.clone(),
+        "/api/v1/entitlements/check",
+        &op,
+        Some(json!({"customer_id": "contoso", "metric": "api_calls"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(false), Some("none"))
+    );
+
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/trial",
+        &op,
+        Some(json!({"days": 14})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let ev = |id: &str, metric: &str, value: Value| json!({"event_id": id, "metric": metric, "value": value, "customer_id": "contoso", "timestamp": "2026-03-10T11:00:00Z"});
+    let batch = json!({"events": [
+        ev("e1", "api_calls", json!(1000)),
+        ev("e2", "api_calls", json!(1000)),
+        ev("e3", "api_calls", json!(1000.5)),
+        ev("e1", "api_calls", json!(1000)),
+        ev("e2", "api_calls", json!(7)),
+        ev("e4", "storage", json!(1)),
+        ev("e5", "api_calls", json!(-1)),
+        {"event_id": "e6", "metric": "api_calls", "value": 1, "customer_id": "contoso", "timestamp": "2026-01-01T00:00:00Z"},
+        {"event_id": "e7", "metric": "api_calls", "value": 1},
+        {"event_id": "e8", "metric": "api_calls", "customer_id": "contoso"},
+        {"event_id": "e9", "metric": "api_calls", "value": 1, "customer_id": "nobody"},
+    ]});
+    let (status, results) = call(
+        &app,
+        post.clone(),
+        "/api/v1/usage",
+        &op,
+        Some(batch.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{results}");
+    let accepted = |s: &str| (s.to_owned(), None);
+    assert_eq!(
+        statuses(&results),
+        [
+            accepted("accepted"),
+            accepted("accepted"),
+            accepted("accepted"),
+            accepted("duplicate"),
+            ("refused".to_owned(), Some(409)),
+            ("refused".to_owned(), Some(422)),
+            ("refused".to_owned(), Some(422)),
+            ("refused".to_owned(), Some(422)),
+            ("refused".to_owned(), Some(422)),
+            ("refused".to_owned(), Some(422)),
+            ("refused".to_owned(), Some(422)),
+        ]
+    );
+    let fields: Vec<&str> = results["results"].as_array().unwrap()[4..]
+        .iter()
+        .map(|r| r["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "events[4].event_id",
+            "events[5].metric",
+            "events[6].value",
+            "events[7].timestamp",
+            "events[8].customer_id",
+            "events[9].value",
+            "events[10].customer_id"
+        ]
+    );
+    assert_eq!(
+        (
+            results["accepted"].as_u64(),
+            results["duplicates"].as_u64(),
+            results["refused"].as_u64()
+        ),
+        (Some(3), Some(1), Some(7))
+    );
+    // The same batch again: the accepted ones are duplicates now, nothing counts twice.
+    let (_, again) = call(&app, post.clone(), "/api/v1/usage", &op, Some(batch)).await;
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(4))
+    );
+    let before = app.snapshot().await;
+    for bad in [
+        json!({"events": []}),
+        json!({"events": [ev("x", "api_calls", json!(1))], "extra": 1}),
+        json!({"events": [[null, null]]}),
+        json!({"events": [ev("x", "api_calls", json!("5"))]}),
+        json!({"events": [{"event_id": "x", "metric": "api_calls", "value": 1, "customer_id": "contoso", "colour": "red"}]}),
+    ] {
+        let (status, _) = call(&app, post.clone(), "/api/v1/usage", &op, Some(bad)).await;
+        assert!(status == 422 || status == 400, "{status}");
+    }
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/usage",
+        &app.viewer,
+        Some(json!({"events": [ev("v1", "api_calls", json!(1))]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.snapshot().await, before);
+
+    // Exact under concurrency: eight batches of 100 new events (and 50 replays each) at once.
+    let mut tasks = Vec::new();
+    for b in 0..8 {
+        let (client, url, op) = (app.client.clone(), app.url("/api/v1/usage"), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let events: Vec<Value> = (0..150)
+                .map(|i| {
+                    let n = if i < 100 { b * 100 + i } else { i - 100 };
+                    json!({"event_id": format!("c{n}"), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T11:30:00Z"})
+                })
+                .collect();
+            let r = client.post(url).bearer_auth(op).json(&json!({"events": events})).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r["refused"], 0, "{r}");
+        accepted += r["accepted"].as_u64().unwrap();
+    }
+    assert_eq!(accepted, 800);
+    let (_, usage) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/usage",
+        &op,
+        None,
+    )
+    .await;
+    let calls = usage["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "api_calls")
+        .unwrap()
+        .clone();
+    assert_eq!(calls["used"], json!(3000.5 + 8000.0));
+    assert_eq!(calls["events"], 803);
+    assert_eq!(usage["source"], "trial");
+    assert_eq!(
+        calls["period_start"], "2026-03-10T12:00:00Z",
+        "the trial's month, from its activation"
+    );
+
+    // Users (a max): 20 of 25 passes the 80% soft threshold, 25 reaches the limit; each is one
+    // event a period however many batches follow.
+    for (i, v) in [20, 18, 25, 25, 24].iter().enumerate() {
+        let (_, r) = call(&app, post.clone(), "/api/v1/usage", &op, Some(json!({"events": [{"event_id": format!("u{i}"), "metric": "users", "value": v, "customer_id": "contoso"}]}))).await;
+        assert_eq!(r["accepted"], 1, "{r}");
+    }
+    let (_, e) = call(
+        &app,
+        post.clone(),
+        "/api/v1/entitlements/check",
+        &op,
+        Some(json!({"customer_id": "contoso", "metric": "users", "amount": 26})),
+    )
+    .await;
+    assert_eq!(
+        (
+            e["allowed"].as_bool(),
+            e["used"].as_i64(),
+            e["limit"].as_i64()
+        ),
+        (Some(false), Some(25), Some(25))
+    );
+    assert_eq!(e["soft_exceeded"], true);
+    let types = common::event_types(app.services.store.as_ref()).await;
+    assert!(types.contains("usage.soft_limit_reached") && types.contains("usage.limit_reached"));
+    let alerts = common::all_events(app.services.store.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| e.event_type.starts_with("usage."))
+        .count();
+    assert_eq!(alerts, 2, "one soft and one hard event for the period");
+
+    // Ten days on, subscribed to Starter: its month starts then, with 10,000 calls and overage
+    // at $0.10.
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-03-20T12:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/contoso/subscription",
+        &op,
+        Some(json!({"plan": "starter", "cycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let token = tenant_token(&app, "contoso", &["usage:write"]).await;
+    let weak = tenant_token(&app, "contoso", &["data:upload"]).await;
+    let mine = json!({"events": [{"event_id": "m1", "metric": "api_calls", "value": 12000}]});
+    let (status, problem) = call(
+        &app,
+        post.clone(),
+        "/api/v1/me/usage",
+        &weak,
+        Some(mine.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let (status, r) = call(&app, post.clone(), "/api/v1/me/usage", &token, Some(json!({"events": [{"event_id": "m0", "metric": "api_calls", "value": 1, "customer_id": "someone_else"}]}))).await;
+    assert_eq!((status.as_u16(), r["refused"].as_u64()), (200, Some(1)));
+    let (status, r) = call(&app, post.clone(), "/api/v1/me/usage", &token, Some(mine)).await;
+    assert_eq!(
+        (status.as_u16(), r["accepted"].as_u64()),
+        (200, Some(1)),
+        "{r}"
+    );
+    let (status, e) = call(
+        &app,
+        get.clone(),
+        "/api/v1/me/entitlements/api_calls?amount=5",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(true), Some("subscription"))
+    );
+    assert_eq!(
+        (
+            e["used"].as_i64(),
+            e["overage"].as_i64(),
+            e["remaining"].as_i64()
+        ),
+        (Some(12000), Some(2000), Some(0)),
+        "{e}"
+    );
+    let (_, usage) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/usage",
+        &op,
+        None,
+    )
+    .await;
+    let calls = usage["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "api_calls")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        calls["overage_amount"],
+        json!({"USD": 20000}),
+        "2,000 calls at $0.10"
+    );
+    let (status, _) = call(
+        &app,
+        get.clone(),
+        "/api/v1/me/entitlements/storage",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+}
+
 on_both_backends!(
     a_trial_lives_on_its_test_clock,
     a_pending_trial_starts_when_its_credentials_are_configured,
+    usage_is_metered_once_and_entitled,
 );
 
 /// In production there are no test clocks: making one, reading them, and attaching a customer

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, TenantAuthenticated};
 use super::error::{ApiError, Problem};
 use super::json::ApiQuery;
 use super::json::{ApiJson, ApiPath};
@@ -14,6 +14,9 @@ use crate::services::billing::{
     AdvanceTestClock, CancelSubscription, ChangePreview, ChangeSubscription, ExtendTrial,
     NewSubscription, NewTestClock, PlanList, PreviewQuery, StartTrial, SubscriptionView,
     TestClockList, TestClockView, TrialView,
+};
+use crate::services::billing::{
+    Entitlement, EntitlementCheck, Sender, UsageBatch, UsageResults, UsageView,
 };
 
 /// Routes under `/api/v1` for billing.
@@ -55,6 +58,153 @@ pub fn router() -> Router<AppState> {
             "/customers/{customer_id}/subscription/cancel",
             post(cancel_subscription),
         )
+        .route(
+            "/usage",
+            post(record_usage).layer(axum::extract::DefaultBodyLimit::max(USAGE_MAX_BYTES)),
+        )
+        .route(
+            "/me/usage",
+            post(record_my_usage).layer(axum::extract::DefaultBodyLimit::max(USAGE_MAX_BYTES)),
+        )
+        .route("/customers/{customer_id}/usage", get(usage))
+        .route("/entitlements/check", post(check_entitlement))
+        .route("/me/entitlements/{metric}", get(my_entitlement))
+}
+
+/// The largest usage batch body (1,000 events with room for long ids).
+pub const USAGE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Record a batch of usage events (operators: each names its `customer_id`). Answers each event
+/// in order: `accepted`, `duplicate` (its id was recorded with the same content: the first
+/// answer again) or `refused` (409: its id was used with another content; 422: a field broke a
+/// rule, named).
+#[utoipa::path(post, path = "/api/v1/usage", tag = "billing",
+    request_body = UsageBatch,
+    responses(
+        (status = 200, body = UsageResults),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large: over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: events must hold 1 to 1,000 events", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn record_usage(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(batch): ApiJson<UsageBatch>,
+) -> Result<Json<UsageResults>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .record_usage(Sender::Operator(&actor), &batch)
+            .await?,
+    ))
+}
+
+/// Record a batch of the customer's own usage, with its access token (scope `usage:write`).
+#[utoipa::path(post, path = "/api/v1/me/usage", tag = "billing",
+    request_body = UsageBatch,
+    responses(
+        (status = 200, body = UsageResults),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the token lacks usage:write", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large: over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: events must hold 1 to 1,000 events", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn record_my_usage(
+    State(state): State<AppState>,
+    TenantAuthenticated(p): TenantAuthenticated,
+    ApiJson(batch): ApiJson<UsageBatch>,
+) -> Result<Json<UsageResults>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .record_usage(Sender::Tenant(&p), &batch)
+            .await?,
+    ))
+}
+
+/// A customer's usage in each metric's current period, with its limits and overage.
+#[utoipa::path(get, path = "/api/v1/customers/{customer_id}/usage", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 200, body = UsageView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+) -> Result<Json<UsageView>, ApiError> {
+    Ok(Json(
+        state.services.billing.usage(&actor, &customer_id).await?,
+    ))
+}
+
+/// Whether a customer may use `amount` (default 1) more of a metric now: `allowed`, `limit`,
+/// `used`, `remaining`, `soft_exceeded`.
+#[utoipa::path(post, path = "/api/v1/entitlements/check", tag = "billing",
+    request_body = EntitlementCheck,
+    responses(
+        (status = 200, body = Entitlement),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: customer_id, metric or amount (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn check_entitlement(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(req): ApiJson<EntitlementCheck>,
+) -> Result<Json<Entitlement>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .check_entitlement(&actor, &req)
+            .await?,
+    ))
+}
+
+/// The amount an entitlement check asks about.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AmountQuery {
+    /// How much the customer is about to use (default 1).
+    pub amount: Option<f64>,
+}
+
+/// Whether the token's own customer may use `amount` (default 1) more of a metric now.
+#[utoipa::path(get, path = "/api/v1/me/entitlements/{metric}", tag = "billing",
+    params(("metric" = String, Path, description = "A metric of the product"), AmountQuery),
+    responses(
+        (status = 200, body = Entitlement),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: metric or amount (named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn my_entitlement(
+    State(state): State<AppState>,
+    TenantAuthenticated(p): TenantAuthenticated,
+    ApiPath(metric): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AmountQuery>,
+) -> Result<Json<Entitlement>, ApiError> {
+    let amount = q
+        .amount
+        .and_then(serde_json::Number::from_f64)
+        .map(serde_json::Value::Number);
+    Ok(Json(
+        state
+            .services
+            .billing
+            .my_entitlement(&p, &metric, amount.as_ref())
+            .await?,
+    ))
 }
 
 /// Convert a customer's trial into a subscription on a plan and cycle (the trial's limits end,

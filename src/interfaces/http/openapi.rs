@@ -25,6 +25,8 @@ use super::{billing, credentials, customers, keys, meta, onboarding, portal, sig
         billing::advance_test_clock, billing::start_trial, billing::trial, billing::activate_trial,
         billing::extend_trial, billing::convert_trial, billing::subscribe, billing::subscription,
         billing::preview_change, billing::change_subscription, billing::cancel_subscription,
+        billing::record_usage, billing::record_my_usage, billing::usage, billing::check_entitlement,
+        billing::my_entitlement,
     ),
     components(schemas(crate::domain::FieldError, crate::domain::CustomerStatus)),
     modifiers(&BearerAuth),

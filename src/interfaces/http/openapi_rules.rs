@@ -430,6 +430,49 @@ fn billing_request_bodies(schemas: &mut Value, product: &Product) {
         "required": ["when"],
         "additionalProperties": false,
     });
+    let metric = if catalog.metrics.is_empty() {
+        json!({ "type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$", "description": "the product meters nothing" })
+    } else {
+        enumeration(catalog.metrics.iter().map(|m| m.id.as_str()))
+    };
+    let amount = json!({ "type": "number", "minimum": 0, "maximum": 9_000_000_000_000u64 });
+    schemas["UsageBatch"] = json!({
+        "type": "object",
+        "description": schemas["UsageBatch"]["description"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": crate::services::billing::MAX_BATCH,
+                // Each event is answered on its own (a bad one is refused in the 200's
+                // results, naming its field), so an event's fields are only typed here.
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "event_id": nullable(no_nul()),
+                        "metric": nullable(no_nul()),
+                        "value": { "type": ["number", "null"] },
+                        "timestamp": nullable(no_nul()),
+                        "customer_id": nullable(no_nul()),
+                    },
+                    "additionalProperties": false,
+                },
+            },
+        },
+        "required": ["events"],
+        "additionalProperties": false,
+    });
+    schemas["EntitlementCheck"] = json!({
+        "type": "object",
+        "description": schemas["EntitlementCheck"]["description"],
+        "properties": {
+            "customer_id": customer_id(product),
+            "metric": metric,
+            "amount": nullable(amount),
+        },
+        "required": ["customer_id", "metric"],
+        "additionalProperties": false,
+    });
     schemas["NewTestClock"] = json!({
         "type": "object",
         "description": schemas["NewTestClock"]["description"],

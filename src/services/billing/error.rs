@@ -57,6 +57,9 @@ pub enum BillingError {
     /// The change would change nothing.
     #[error("the subscription is already on plan '{0}' with cycle '{1}'")]
     Unchanged(String, String),
+    /// The customer's token lacks the scope.
+    #[error("this token needs the scope '{0}'")]
+    ScopeMissing(&'static str),
     /// The customer is offboarded.
     #[error("customer '{0}' is offboarded")]
     CustomerOffboarded(String),
@@ -128,7 +131,9 @@ impl BillingError {
             | BillingError::TestClockNotFound(_)
             | BillingError::TrialNotFound(_)
             | BillingError::SubscriptionNotFound(_) => ErrorKind::NotFound,
-            BillingError::TestClocksOff | BillingError::Forbidden(_) => ErrorKind::Forbidden,
+            BillingError::TestClocksOff
+            | BillingError::Forbidden(_)
+            | BillingError::ScopeMissing(_) => ErrorKind::Forbidden,
             BillingError::NoTrialOffered
             | BillingError::TrialExists(_)
             | BillingError::TrialStatus { .. }
@@ -156,6 +161,7 @@ impl BillingError {
             BillingError::TrialStatus { .. } => "trial_status",
             BillingError::NoExtensionsLeft(_) => "no_extensions_left",
             BillingError::CustomerOffboarded(_) => "customer_offboarded",
+            BillingError::ScopeMissing(_) => "insufficient_scope",
             BillingError::SubscriptionNotFound(_) => "subscription_not_found",
             BillingError::SubscriptionExists(_) => "subscription_exists",
             BillingError::SubscriptionStatus { .. } => "subscription_status",

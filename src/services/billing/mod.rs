@@ -15,6 +15,7 @@ mod clocks;
 mod error;
 mod subscriptions;
 mod trials;
+mod usage;
 mod views;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,10 @@ pub use subscriptions::{
     SubscriptionView,
 };
 pub use trials::{ExtendTrial, StartTrial, TrialNext, TrialView};
+pub use usage::{
+    Entitlement, EntitlementCheck, MetricUsage, Sender, UsageBatch, UsageEventInput, UsageResult,
+    UsageResults, UsageView, MAX_BATCH, USAGE_SCOPE,
+};
 pub use views::{CycleView, MetricView, PlanList, PlanView, TrialPolicyView};
 
 /// The billing capability.
@@ -43,6 +48,31 @@ pub struct Billing {
     clock: Arc<dyn Clock>,
     vault: Vault,
     test_clocks: bool,
+    alerted: Arc<AlertCache>,
+}
+
+/// A usage alert's key: customer, metric, period start, kind.
+type AlertKey = (String, String, DateTime<Utc>, &'static str);
+
+/// The usage alerts this process knows are recorded, so a period past its threshold does not
+/// try to record them again on every batch (the registry's key keeps them once a period
+/// whatever this holds). Bounded: emptied when it grows past 100,000 keys.
+#[derive(Default)]
+struct AlertCache(std::sync::Mutex<std::collections::HashSet<AlertKey>>);
+
+impl AlertCache {
+    fn known(&self, key: &AlertKey) -> bool {
+        self.0.lock().map(|s| s.contains(key)).unwrap_or(false)
+    }
+
+    fn remember(&self, keys: impl Iterator<Item = AlertKey>) {
+        if let Ok(mut s) = self.0.lock() {
+            if s.len() > 100_000 {
+                s.clear();
+            }
+            s.extend(keys);
+        }
+    }
 }
 
 impl Billing {
@@ -61,6 +91,7 @@ impl Billing {
             clock,
             vault,
             test_clocks,
+            alerted: Arc::default(),
         }
     }
 

@@ -7,7 +7,8 @@ macro_rules! billing_store {
         const _: () = {
             use crate::domain::{Event, NewEvent};
             use crate::store::billing::{
-                BillingStore, SubscriptionRecord, TestClockRecord, TrialRecord,
+                BillingStore, SubscriptionRecord, TestClockRecord, TrialRecord, UsageAlert,
+                UsageOutcome, UsageRecord, UsageTotal,
             };
             use crate::store::rows::{
                 SubscriptionRow, TestClockRow, TrialRow, SUBSCRIPTION_COLUMNS, TRIAL_COLUMNS,
@@ -343,6 +344,210 @@ macro_rules! billing_store {
                         }
                     };
                     rows.into_iter().map(SubscriptionRecord::try_from).collect()
+                }
+
+                async fn record_usage(
+                    &self,
+                    events: &[UsageRecord],
+                    received_at: chrono::DateTime<chrono::Utc>,
+                ) -> Result<(Vec<UsageOutcome>, Vec<UsageTotal>), StoreError> {
+                    use std::collections::{BTreeMap, HashMap, HashSet};
+                    if events.is_empty() {
+                        return Ok((Vec::new(), Vec::new()));
+                    }
+                    let mut tx = self.write().await?;
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO usage_events (customer_id, event_id, metric, value, \
+                         occurred_at, period_start, payload_hash, received_at) ",
+                    );
+                    q.push_values(events, |mut row, e| {
+                        row.push_bind(&e.customer_id)
+                            .push_bind(&e.event_id)
+                            .push_bind(&e.metric)
+                            .push_bind(e.value)
+                            .push_bind(e.occurred_at)
+                            .push_bind(e.period_start)
+                            .push_bind(&e.payload_hash)
+                            .push_bind(received_at);
+                    });
+                    q.push(
+                        " ON CONFLICT (customer_id, event_id) DO NOTHING \
+                         RETURNING customer_id, event_id",
+                    );
+                    let inserted: Vec<(String, String)> =
+                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut fresh: HashSet<(String, String)> = inserted.into_iter().collect();
+                    let mut outcomes = Vec::with_capacity(events.len());
+                    let mut others = Vec::new();
+                    for e in events {
+                        if fresh.remove(&(e.customer_id.clone(), e.event_id.clone())) {
+                            outcomes.push(UsageOutcome::Accepted);
+                        } else {
+                            outcomes.push(UsageOutcome::Duplicate);
+                            others.push(e);
+                        }
+                    }
+                    // Events recorded before (or earlier in this batch): the same content is
+                    // a duplicate, another a conflict.
+                    let mut stored: HashMap<(String, String), String> = HashMap::new();
+                    for chunk in others.chunks(400) {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "SELECT customer_id, event_id, payload_hash FROM usage_events WHERE ",
+                        );
+                        for (i, e) in chunk.iter().enumerate() {
+                            if i > 0 {
+                                q.push(" OR ");
+                            }
+                            q.push("(customer_id = ")
+                                .push_bind(&e.customer_id)
+                                .push(" AND event_id = ")
+                                .push_bind(&e.event_id)
+                                .push(")");
+                        }
+                        let rows: Vec<(String, String, String)> =
+                            q.build_query_as().fetch_all(&mut *tx).await?;
+                        for (c, id, hash) in rows {
+                            stored.insert((c, id), hash);
+                        }
+                    }
+                    for (e, outcome) in events.iter().zip(outcomes.iter_mut()) {
+                        if *outcome == UsageOutcome::Duplicate {
+                            let same = stored
+                                .get(&(e.customer_id.clone(), e.event_id.clone()))
+                                .is_some_and(|h| *h == e.payload_hash);
+                            if !same {
+                                *outcome = UsageOutcome::Conflict;
+                            }
+                        }
+                    }
+                    // The totals, in key order (concurrent batches lock rows alike).
+                    let mut sums: BTreeMap<(String, String, chrono::DateTime<chrono::Utc>, bool), (i64, i64)> =
+                        BTreeMap::new();
+                    for (e, outcome) in events.iter().zip(&outcomes) {
+                        if *outcome != UsageOutcome::Accepted {
+                            continue;
+                        }
+                        let entry = sums
+                            .entry((e.customer_id.clone(), e.metric.clone(), e.period_start, e.max))
+                            .or_insert((0, 0));
+                        entry.0 = if e.max {
+                            entry.0.max(e.contribution)
+                        } else {
+                            entry.0.saturating_add(e.contribution)
+                        };
+                        entry.1 += 1;
+                    }
+                    let mut totals = Vec::new();
+                    for max in [false, true] {
+                        let rows: Vec<_> = sums.iter().filter(|(k, _)| k.3 == max).collect();
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO usage_totals (customer_id, metric, period_start, total, \
+                             events, updated_at) ",
+                        );
+                        q.push_values(rows, |mut row, ((c, m, p, _), (total, n))| {
+                            row.push_bind(c)
+                                .push_bind(m)
+                                .push_bind(*p)
+                                .push_bind(*total)
+                                .push_bind(*n)
+                                .push_bind(received_at);
+                        });
+                        q.push(if max {
+                            " ON CONFLICT (customer_id, metric, period_start) DO UPDATE SET \
+                             total = CASE WHEN excluded.total > usage_totals.total \
+                             THEN excluded.total ELSE usage_totals.total END, \
+                             events = usage_totals.events + excluded.events, \
+                             updated_at = excluded.updated_at"
+                        } else {
+                            " ON CONFLICT (customer_id, metric, period_start) DO UPDATE SET \
+                             total = usage_totals.total + excluded.total, \
+                             events = usage_totals.events + excluded.events, \
+                             updated_at = excluded.updated_at"
+                        });
+                        q.push(" RETURNING customer_id, metric, period_start, total, events");
+                        let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>, i64, i64)> =
+                            q.build_query_as().fetch_all(&mut *tx).await?;
+                        totals.extend(rows.into_iter().map(
+                            |(customer_id, metric, period_start, total, events)| UsageTotal {
+                                customer_id,
+                                metric,
+                                period_start,
+                                total,
+                                events,
+                            },
+                        ));
+                    }
+                    tx.commit().await?;
+                    Ok((outcomes, totals))
+                }
+
+                async fn usage_totals(
+                    &self,
+                    customer_id: &str,
+                    periods: &[(String, chrono::DateTime<chrono::Utc>)],
+                ) -> Result<Vec<UsageTotal>, StoreError> {
+                    if periods.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT customer_id, metric, period_start, total, events FROM usage_totals \
+                         WHERE customer_id = ",
+                    );
+                    q.push_bind(customer_id).push(" AND (");
+                    for (i, (metric, start)) in periods.iter().enumerate() {
+                        if i > 0 {
+                            q.push(" OR ");
+                        }
+                        q.push("(metric = ")
+                            .push_bind(metric)
+                            .push(" AND period_start = ")
+                            .push_bind(*start)
+                            .push(")");
+                    }
+                    q.push(")");
+                    let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>, i64, i64)> =
+                        q.build_query_as().fetch_all(self.reads()).await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(customer_id, metric, period_start, total, events)| UsageTotal {
+                            customer_id,
+                            metric,
+                            period_start,
+                            total,
+                            events,
+                        })
+                        .collect())
+                }
+
+                async fn record_usage_alerts(
+                    &self,
+                    alerts: &[(UsageAlert, NewEvent)],
+                ) -> Result<usize, StoreError> {
+                    let mut tx = self.write().await?;
+                    let mut new = 0;
+                    for (a, event) in alerts {
+                        let done = sqlx::query(
+                            "INSERT INTO usage_alerts (customer_id, metric, period_start, kind, \
+                             reached_at) VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (customer_id, metric, period_start, kind) DO NOTHING",
+                        )
+                        .bind(&a.customer_id)
+                        .bind(&a.metric)
+                        .bind(a.period_start)
+                        .bind(a.kind)
+                        .bind(a.reached_at)
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() == 1 {
+                            append(&mut tx, event.clone()).await?;
+                            new += 1;
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(new)
                 }
 
                 async fn due_trials(
