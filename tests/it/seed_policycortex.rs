@@ -634,6 +634,77 @@ async fn policycortex_plans_replay(backend: Backend) {
     .await;
     assert_eq!(status, 409, "{problem}");
 
+    // Usage on Professional: 850 governed resources pass the 80% soft threshold; the hard
+    // limit of 1,000 blocks the 1,001st; API calls past 100,000 accrue overage at $0.10.
+    let (status, r) = send(
+        &app,
+        post.clone(),
+        "/api/v1/usage",
+        Some(&op),
+        Some(json!({"events": [
+            {"event_id": "scan-1", "metric": "resources", "value": 850, "customer_id": "contoso"},
+            {"event_id": "api-1", "metric": "api_calls", "value": 120000, "customer_id": "contoso"},
+        ]})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), r["accepted"].as_u64()),
+        (200, Some(2)),
+        "{r}"
+    );
+    let check = |metric: &'static str, amount: i64| {
+        let (app, op) = (&app, op.clone());
+        async move {
+            send(
+                app,
+                reqwest::Method::POST,
+                "/api/v1/entitlements/check",
+                Some(&op),
+                Some(json!({"customer_id": "contoso", "metric": metric, "amount": amount})),
+            )
+            .await
+            .1
+        }
+    };
+    let e = check("resources", 900).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["soft_exceeded"].as_bool()),
+        (Some(true), Some(true)),
+        "{e}"
+    );
+    let e = check("resources", 1001).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["limit"].as_i64()),
+        (Some(false), Some(1000)),
+        "{e}"
+    );
+    let e = check("api_calls", 1).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["overage"].as_i64()),
+        (Some(true), Some(20000)),
+        "{e}"
+    );
+    let (_, usage) = send(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/usage",
+        Some(&op),
+        None,
+    )
+    .await;
+    let calls = usage["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "api_calls")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        calls["overage_amount"],
+        json!({"USD": 200000}),
+        "20,000 calls at $0.10"
+    );
+
     // Mid-cycle (183 of 365 days gone) the upgrade to Enterprise is previewed, then made:
     // the 182 unused days credited at $4,970.04 a year, charged at $24,890.04.
     advance("2026-10-10T00:00:00Z").await;

@@ -366,4 +366,215 @@ async fn waooaw_account_creation_replays(backend: Backend) {
     }
 }
 
-on_both_backends!(waooaw_account_creation_replays);
+on_both_backends!(waooaw_account_creation_replays, waooaw_trial_replays);
+
+/// Runbook steps 4 to 8 and the trial's week, on a test clock: the 7-day trial is created
+/// `pending` (no usage allowed) and starts only when the platform credential is configured
+/// (10:00 PST on 12 February, so it expires at 10:00 PST on the 19th); 5 agent tasks a day, the
+/// 6th refused and the next day allowed again; 10,000 tokens in all; the day-5 check-in as the
+/// reminder two days before the end; then expiry, after which nothing is allowed.
+async fn waooaw_trial_replays(backend: Backend) {
+    let product = Product::load(&common::repo_path(PRODUCT)).unwrap();
+    let app = TestApp::start_with(backend, product).await;
+    let jobs = Jobs::new(app.services.clone(), Duration::from_secs(30));
+    jobs.register().await.unwrap();
+    let op = app.operator.clone();
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let (app, op) = (&app, op.clone());
+        async move {
+            let mut req = app.client.request(method, app.url(&path)).bearer_auth(op);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            status_and_json(req.send().await.unwrap()).await
+        }
+    };
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let (_, clock) = send(
+        post.clone(),
+        "/api/v1/test-clocks".into(),
+        Some(json!({"frozen_time": "2026-02-12T17:00:00Z", "name": "waooaw onboarding call"})),
+    )
+    .await;
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let advance = |to: &'static str| {
+        let path = format!("/api/v1/test-clocks/{clock_id}/advance");
+        let send = &send;
+        let post = post.clone();
+        async move {
+            let (status, moved) = send(post, path, Some(json!({"to": to}))).await;
+            assert_eq!(status, 200, "{moved}");
+            moved
+        }
+    };
+    let (status, created) = app
+        .onboard(&json!({
+            "customer_id": "brightpath", "customer_name": "BrightPath Tutoring", "industry": "education",
+            "attributes": {"country": "US", "timezone": "America/Los_Angeles"}, "test_clock_id": clock_id,
+        }))
+        .await;
+    assert_eq!(status, 201, "{created}");
+
+    // Step 4: the trial subscription, pending until credentials are set up.
+    let (status, trial) = send(
+        post.clone(),
+        "/api/v1/customers/brightpath/trial".into(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trial}");
+    assert_eq!(trial["status"], "pending");
+    assert_eq!(trial["limits"], json!({"tasks": 5, "tokens": 10000}));
+    let check = |metric: &'static str, amount: i64| {
+        let send = &send;
+        let post = post.clone();
+        async move {
+            let (status, e) = send(
+                post,
+                "/api/v1/entitlements/check".into(),
+                Some(json!({"customer_id": "brightpath", "metric": metric, "amount": amount})),
+            )
+            .await;
+            assert_eq!(status, 200, "{e}");
+            e
+        }
+    };
+    let e = check("tasks", 1).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(false), Some("none")),
+        "the trial clock starts on activation"
+    );
+
+    // Steps 6-8: the platform credential is configured at 10:00 PST; the trial starts then.
+    advance("2026-02-12T18:00:00Z").await;
+    let r = app
+        .client
+        .put(app.url("/api/v1/customers/brightpath/credentials/platform_token"))
+        .bearer_auth(&op)
+        .json(&json!({"value": "EAAG-brightpath-page-token"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    jobs.run_now("outbox.trial_activations").await.unwrap();
+    let (_, trial) = send(
+        get.clone(),
+        "/api/v1/customers/brightpath/trial".into(),
+        None,
+    )
+    .await;
+    assert_eq!(trial["status"], "active", "{trial}");
+    assert_eq!(trial["activated_at"], "2026-02-12T18:00:00Z");
+    assert_eq!(
+        trial["ends_at"], "2026-02-19T18:00:00Z",
+        "expires 2026-02-19 10:00 AM PST"
+    );
+    assert_eq!(
+        trial["next"],
+        json!({"at": "2026-02-17T18:00:00Z", "work": "remind"})
+    );
+
+    // Five tasks a day: the sixth is refused, the next day they are allowed again.
+    advance("2026-02-13T20:00:00Z").await;
+    let tasks: Vec<Value> = (0..5)
+        .map(|i| json!({"event_id": format!("task-13-{i}"), "metric": "tasks", "value": 1, "customer_id": "brightpath"}))
+        .collect();
+    let (_, r) = send(
+        post.clone(),
+        "/api/v1/usage".into(),
+        Some(json!({"events": tasks})),
+    )
+    .await;
+    assert_eq!(r["accepted"], 5, "{r}");
+    let e = check("tasks", 1).await;
+    assert_eq!(
+        (
+            e["allowed"].as_bool(),
+            e["used"].as_i64(),
+            e["remaining"].as_i64()
+        ),
+        (Some(false), Some(5), Some(0)),
+        "{e}"
+    );
+    assert_eq!(e["period_start"], "2026-02-13T00:00:00Z");
+    advance("2026-02-14T09:00:00Z").await;
+    let e = check("tasks", 1).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["used"].as_i64()),
+        (Some(true), Some(0))
+    );
+
+    // 10,000 tokens for the whole trial.
+    let (_, r) = send(post.clone(), "/api/v1/usage".into(), Some(json!({"events": [
+        {"event_id": "tok-1", "metric": "tokens", "value": 6000, "customer_id": "brightpath", "timestamp": "2026-02-13T21:00:00Z"},
+        {"event_id": "tok-2", "metric": "tokens", "value": 3000, "customer_id": "brightpath"},
+    ]}))).await;
+    assert_eq!(r["accepted"], 2, "{r}");
+    assert_eq!(check("tokens", 2000).await["allowed"], false);
+    let e = check("tokens", 1000).await;
+    assert_eq!(
+        (
+            e["allowed"].as_bool(),
+            e["remaining"].as_i64(),
+            e["period_end"].as_str()
+        ),
+        (Some(true), Some(1000), None)
+    );
+
+    // Day 5: the check-in reminder, two days before the end.
+    let moved = advance("2026-02-17T19:00:00Z").await;
+    assert_eq!(moved["work_done"], 1);
+    let (_, trial) = send(
+        get.clone(),
+        "/api/v1/customers/brightpath/trial".into(),
+        None,
+    )
+    .await;
+    assert_eq!(trial["reminded_at"], "2026-02-17T18:00:00Z");
+
+    // The trial expires at 10:00 PST on the 19th; then nothing is allowed.
+    advance("2026-02-20T00:00:00Z").await;
+    let (_, trial) = send(
+        get.clone(),
+        "/api/v1/customers/brightpath/trial".into(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (trial["status"].as_str(), trial["ended_at"].as_str()),
+        (Some("expired"), Some("2026-02-19T18:00:00Z"))
+    );
+    let e = check("tasks", 1).await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(false), Some("none"))
+    );
+    let (_, events) = send(
+        get.clone(),
+        "/api/v1/customers/brightpath/audit".into(),
+        None,
+    )
+    .await;
+    let trail: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .filter(|t| t.starts_with("trial.") || t.starts_with("usage."))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "trial.started",
+            "trial.activated",
+            "usage.soft_limit_reached",
+            "usage.limit_reached",
+            "usage.soft_limit_reached",
+            "trial.ending_soon",
+            "trial.expired",
+            "trial.ended"
+        ]
+    );
+}
