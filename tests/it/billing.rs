@@ -905,7 +905,107 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     assert_eq!(status, 422);
 }
 
+/// An offboarded customer's billing stops: its usage is refused, its subscription ends at its
+/// period's end instead of renewing; and an event sent without a timestamp is a duplicate when
+/// retried later, not a conflict.
+async fn offboarding_stops_billing(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let post = reqwest::Method::POST;
+    let op = app.operator.clone();
+    let (_, clock) = call(
+        &app,
+        post.clone(),
+        "/api/v1/test-clocks",
+        &op,
+        Some(json!({"frozen_time": "2026-06-01T00:00:00Z", "name": "offboarding"})),
+    )
+    .await;
+    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.onboard(&customer("acme", Some(&clock_id))).await.0, 201);
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/subscription",
+        &op,
+        Some(json!({"plan": "standard", "cycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let event = json!({"events": [{"event_id": "no-ts", "metric": "api_calls", "value": 3, "customer_id": "acme"}]});
+    let (_, first) = call(
+        &app,
+        post.clone(),
+        "/api/v1/usage",
+        &op,
+        Some(event.clone()),
+    )
+    .await;
+    assert_eq!(first["accepted"], 1, "{first}");
+    call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-06-02T00:00:00Z"})),
+    )
+    .await;
+    let (_, retry) = call(&app, post.clone(), "/api/v1/usage", &op, Some(event)).await;
+    assert_eq!(retry["duplicates"], 1, "{retry}");
+
+    let (status, off) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/offboard",
+        &op,
+        Some(json!({"delete_data": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    let (_, refused) = call(&app, post.clone(), "/api/v1/usage", &op, Some(json!({"events": [{"event_id": "late", "metric": "api_calls", "value": 1, "customer_id": "acme"}]}))).await;
+    assert_eq!(
+        refused["results"][0]["code"], "customer_offboarded",
+        "{refused}"
+    );
+    let (_, e) = call(
+        &app,
+        post.clone(),
+        "/api/v1/entitlements/check",
+        &op,
+        Some(json!({"customer_id": "acme", "metric": "api_calls"})),
+    )
+    .await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(false), Some("offboarded"))
+    );
+    let (_, moved) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-08-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(moved["work_done"], 1, "one cancellation, no renewals");
+    let (status, problem) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/customers/acme/subscription",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (404, Some("subscription_not_found"))
+    );
+    assert!(common::event_types(app.services.store.as_ref())
+        .await
+        .contains("subscription.canceled"));
+}
+
 on_both_backends!(
+    offboarding_stops_billing,
     a_trial_lives_on_its_test_clock,
     a_pending_trial_starts_when_its_credentials_are_configured,
     usage_is_metered_once_and_entitled,

@@ -505,6 +505,12 @@ async fn waooaw_trial_replays(backend: Backend) {
         (e["allowed"].as_bool(), e["used"].as_i64()),
         (Some(true), Some(0))
     );
+    assert_eq!(check("tasks", 5).await["allowed"], true);
+    assert_eq!(
+        check("tasks", 6).await["allowed"],
+        false,
+        "six tasks at once are past the day's five"
+    );
 
     // 10,000 tokens for the whole trial.
     let (_, r) = send(post.clone(), "/api/v1/usage".into(), Some(json!({"events": [

@@ -194,10 +194,11 @@ pub async fn my_entitlement(
     ApiPath(metric): ApiPath<String>,
     ApiQuery(q): ApiQuery<AmountQuery>,
 ) -> Result<Json<Entitlement>, ApiError> {
-    let amount = q
-        .amount
-        .and_then(serde_json::Number::from_f64)
-        .map(serde_json::Value::Number);
+    // A non-finite amount (NaN, inf) is refused by the service as not a number.
+    let amount = q.amount.map(|a| {
+        serde_json::Number::from_f64(a)
+            .map_or(serde_json::Value::Bool(false), serde_json::Value::Number)
+    });
     Ok(Json(
         state
             .services

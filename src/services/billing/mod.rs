@@ -109,6 +109,17 @@ impl Billing {
             .ok_or_else(|| BillingError::CustomerNotFound(customer_id.to_owned()))
     }
 
+    /// Whether the customer `customer_id` has been offboarded (or no longer exists): its
+    /// billing stops.
+    async fn offboarded(&self, customer_id: &str) -> Result<bool, BillingError> {
+        Ok(self.store.get_customer(customer_id).await?.is_none_or(|c| {
+            matches!(
+                c.status,
+                crate::domain::CustomerStatus::Inactive | crate::domain::CustomerStatus::Deleted
+            )
+        }))
+    }
+
     /// The customer's now: its test clock's time, or real time.
     async fn now_for(&self, test_clock_id: Option<&str>) -> Result<DateTime<Utc>, BillingError> {
         match test_clock_id {
@@ -133,7 +144,10 @@ impl Billing {
                 Ok(()) => done += 1,
                 // Another process did it first.
                 Err(BillingError::Changed(_)) => {}
-                Err(e) => return Err(e),
+                // One bad row must not hold up the rest: it is retried next run.
+                Err(e) => {
+                    tracing::error!(customer_id = %trial.customer_id, error = %e, "a trial's due work failed")
+                }
             }
         }
         for sub in self.store.due_subscriptions(now, None, limit).await? {
@@ -141,7 +155,9 @@ impl Billing {
             match self.subscription_due(&sub, at).await {
                 Ok(()) => done += 1,
                 Err(BillingError::Changed(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::error!(subscription_id = %sub.subscription_id, error = %e, "a subscription's due work failed")
+                }
             }
         }
         Ok(done)

@@ -547,13 +547,26 @@ impl Billing {
         customer_id: &str,
     ) -> Result<(SubscriptionRecord, DateTime<Utc>), BillingError> {
         let customer = self.customer(customer_id).await?;
-        let record = self
-            .store
-            .live_subscription(customer.id.as_str())
-            .await?
-            .ok_or_else(|| BillingError::SubscriptionNotFound(customer_id.to_owned()))?;
         let now = self.now_for(customer.test_clock_id.as_deref()).await?;
-        Ok((record, now))
+        // A period that has ended is renewed first (the job may not have come yet), so a
+        // change or a view works on the period that holds now.
+        for _ in 0..1000 {
+            let record = self
+                .store
+                .live_subscription(customer.id.as_str())
+                .await?
+                .ok_or_else(|| BillingError::SubscriptionNotFound(customer_id.to_owned()))?;
+            match record.next_at {
+                Some(due) if due <= now => match self.subscription_due(&record, due).await {
+                    Ok(()) | Err(BillingError::Changed(_)) => continue,
+                    Err(e) => return Err(e),
+                },
+                _ => return Ok((record, now)),
+            }
+        }
+        Err(BillingError::Internal(format!(
+            "the subscription of '{customer_id}' has more than 1,000 periods to catch up"
+        )))
     }
 
     /// A customer's live subscription.
@@ -751,6 +764,24 @@ impl Billing {
         next.updated_at = at;
         next.version += 1;
         let mut events = Vec::new();
+        if s.status != SubscriptionStatus::Canceled && self.offboarded(&record.customer_id).await? {
+            // Offboarded: it ends at its period's end instead of renewing.
+            next.subscription = s.cancel(When::Now).map_err(BillingError::subscription)?;
+            next.canceled_at = Some(at);
+            next.next_at = None;
+            events.push(self.subscription_event(
+                &actor,
+                &next,
+                at,
+                EventBody::SubscriptionCanceled,
+                None,
+                vec![],
+            ));
+            self.store
+                .update_subscription(&next, record.version, events)
+                .await?;
+            return Ok(());
+        }
         match s.status {
             SubscriptionStatus::Canceled | SubscriptionStatus::Paused => next.next_at = None,
             SubscriptionStatus::Active | SubscriptionStatus::PastDue => {

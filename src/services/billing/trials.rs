@@ -363,13 +363,25 @@ impl Billing {
     ) -> Result<(&TrialPolicy, TrialRecord, DateTime<Utc>), BillingError> {
         let policy = self.policy()?;
         let customer = self.customer(customer_id).await?;
-        let record = self
-            .store
-            .get_trial(customer.id.as_str())
-            .await?
-            .ok_or_else(|| BillingError::TrialNotFound(customer_id.to_owned()))?;
         let now = self.now_for(customer.test_clock_id.as_deref()).await?;
-        Ok((policy, record, now))
+        // Work its clock has brought is done first (the job may not have come yet).
+        for _ in 0..10 {
+            let record = self
+                .store
+                .get_trial(customer.id.as_str())
+                .await?
+                .ok_or_else(|| BillingError::TrialNotFound(customer_id.to_owned()))?;
+            match record.next_at {
+                Some(due) if due <= now => match self.trial_due(&record, due).await {
+                    Ok(()) | Err(BillingError::Changed(_)) => continue,
+                    Err(e) => return Err(e),
+                },
+                _ => return Ok((policy, record, now)),
+            }
+        }
+        Err(BillingError::Internal(format!(
+            "the trial of '{customer_id}' has too much due work to catch up"
+        )))
     }
 
     /// Starts a pending trial's clock now (operators), whatever the product's `activate_on`.
@@ -520,6 +532,24 @@ impl Billing {
             .trial
             .next_due(record.progress(), policy.reminder_days, policy.grace_days);
         let mut events = Vec::new();
+        if due.is_some() && self.offboarded(&record.customer_id).await? {
+            // Offboarded: the trial ends here, without its end behaviour.
+            next.trial.status = TrialStatus::Expired;
+            next.ended_at = Some(at);
+            next.next_at = None;
+            let event = self.trial_event(
+                &actor,
+                &next,
+                at,
+                EventBody::TrialEnded,
+                None,
+                Some("the customer is offboarded".into()),
+            );
+            self.store
+                .update_trial(&next, record.version, vec![event])
+                .await?;
+            return Ok(());
+        }
         match due {
             Some((when, _)) if when > at => {}
             None => {}

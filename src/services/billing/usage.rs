@@ -147,7 +147,8 @@ pub struct Entitlement {
     /// Past the limit on an overage plan, what the period has used beyond it.
     #[schema(value_type = Option<f64>)]
     pub overage: serde_json::Value,
-    /// Where the limits come from: `subscription`, `trial`, or `none` (nothing is allowed).
+    /// Where the limits come from: `subscription`, `trial`, or `none` or `offboarded`
+    /// (nothing is allowed).
     pub source: String,
     /// Why it is not allowed, when it is not.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -255,9 +256,12 @@ fn refusal(field: String, e: &Invalid) -> UsageResult {
     }
 }
 
-fn hash(customer: &str, metric: &str, value: i64, at: DateTime<Utc>) -> String {
+/// The content a replay must match: the customer, the metric, the value and the timestamp as
+/// sent (an event sent without one matches its retries, whenever they arrive).
+fn hash(customer: &str, metric: &str, value: i64, at: Option<DateTime<Utc>>) -> String {
+    let at = at.map_or("now".to_owned(), |t| t.timestamp_micros().to_string());
     hex::encode(Sha256::digest(
-        format!("{customer}\n{metric}\n{value}\n{}", at.timestamp_micros()).as_bytes(),
+        format!("{customer}\n{metric}\n{value}\n{at}").as_bytes(),
     ))
 }
 
@@ -275,6 +279,17 @@ impl Billing {
             return Ok(None);
         }
         let now = self.now_for(customer.test_clock_id.as_deref()).await?;
+        if customer.status == CustomerStatus::Inactive {
+            // Offboarded: nothing is metered or allowed.
+            return Ok(Some(Context {
+                id: customer.id,
+                now,
+                month_anchor: epoch(),
+                source: "offboarded",
+                limits: BTreeMap::new(),
+                soft_percent: 80,
+            }));
+        }
         let catalog = &self.product.catalog;
         let sub = self
             .store
@@ -453,6 +468,14 @@ impl Billing {
                 )));
                 continue;
             };
+            if ctx.source == "offboarded" {
+                results.push(Some(refuse(
+                    "customer_id",
+                    "customer_offboarded",
+                    format!("customer '{}' is offboarded", ctx.id),
+                )));
+                continue;
+            }
             let at = match e.timestamp.as_deref() {
                 None => ctx.now,
                 Some(t) => match DateTime::parse_from_rfc3339(t.trim()) {
@@ -491,7 +514,12 @@ impl Billing {
                 max: metric.aggregation == Aggregation::Max,
                 occurred_at: at,
                 period_start,
-                payload_hash: hash(ctx.id.as_str(), &metric.id, value.0, at),
+                payload_hash: hash(
+                    ctx.id.as_str(),
+                    &metric.id,
+                    value.0,
+                    e.timestamp.is_some().then_some(at),
+                ),
             });
             placed.push(i);
             results.push(None);
@@ -683,7 +711,13 @@ impl Billing {
             e.reason = Some("the customer has no subscription and no running trial".into());
             return Ok(e);
         }
-        let after = used.saturating_add(metric.aggregation.contribution(amount).0);
+        if ctx.source == "offboarded" {
+            e.reason = Some("the customer is offboarded".into());
+            return Ok(e);
+        }
+        // For sum and count, the amount is how much more (events, for a count); for max, the
+        // level the customer is about to hold.
+        let after = used.saturating_add(amount.0);
         match ctx.limits.get(&metric.id) {
             None | Some(Limit::Unlimited) => {
                 e.allowed = true;

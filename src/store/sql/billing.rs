@@ -360,7 +360,12 @@ macro_rules! billing_store {
                         "INSERT INTO usage_events (customer_id, event_id, metric, value, \
                          occurred_at, period_start, payload_hash, received_at) ",
                     );
-                    q.push_values(events, |mut row, e| {
+                    // Inserted in key order, so concurrent batches lock alike (no deadlock).
+                    let mut ordered: Vec<&UsageRecord> = events.iter().collect();
+                    ordered.sort_by(|a, b| {
+                        (&a.customer_id, &a.event_id).cmp(&(&b.customer_id, &b.event_id))
+                    });
+                    q.push_values(ordered, |mut row, e| {
                         row.push_bind(&e.customer_id)
                             .push_bind(&e.event_id)
                             .push_bind(&e.metric)
@@ -463,7 +468,8 @@ macro_rules! billing_store {
                              updated_at = excluded.updated_at"
                         } else {
                             " ON CONFLICT (customer_id, metric, period_start) DO UPDATE SET \
-                             total = usage_totals.total + excluded.total, \
+                             total = CASE WHEN usage_totals.total > 9223372036854775807 - excluded.total \
+                             THEN 9223372036854775807 ELSE usage_totals.total + excluded.total END, \
                              events = usage_totals.events + excluded.events, \
                              updated_at = excluded.updated_at"
                         });
