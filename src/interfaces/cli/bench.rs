@@ -77,6 +77,23 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Usage ingestion (single events and 1,000-event batches over HTTP, every duplicate
+    /// detected) and entitlement checks (in-process, and over HTTP with wrk), and the server's
+    /// memory.
+    Usage {
+        /// Timed in-process entitlement checks.
+        #[arg(long, default_value_t = 20_000)]
+        samples: u32,
+        /// Seconds of each HTTP run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// wrk's open connections (and batch clients, at most 16).
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Complete onboardings (validate, register, provision, verify, activate) against the bare
     /// cost of the same DDL on the same database.
     Onboard {
@@ -256,6 +273,30 @@ pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Resul
             match format {
                 Format::Json => output::json(&report),
                 _ => super::bench_signup::print(&report),
+            }
+        }
+        BenchCommand::Usage {
+            samples,
+            seconds,
+            connections,
+            format,
+        } => {
+            anyhow::ensure!(samples > 0, "--samples must be at least 1");
+            anyhow::ensure!(
+                (1..=600).contains(&seconds),
+                "--seconds must be from 1 to 600"
+            );
+            anyhow::ensure!(
+                (1..=1024).contains(&connections),
+                "--connections must be from 1 to 1024"
+            );
+            let scratch = Scratch::new(config).await?;
+            let result = super::bench_usage::usage(&scratch, samples, seconds, connections).await;
+            scratch.drop().await?;
+            let report = result?;
+            match format {
+                Format::Json => output::json(&report),
+                _ => super::bench_usage::print(&report),
             }
         }
         BenchCommand::Onboard {

@@ -18,19 +18,19 @@ use crate::services::Actor;
 /// One in-process operation: its latency and how many a second one caller gets.
 #[derive(Debug, Serialize)]
 pub(super) struct InProcess {
-    latency: Latency,
-    per_second: f64,
+    pub(super) latency: Latency,
+    pub(super) per_second: f64,
 }
 
 /// One wrk run.
 #[derive(Debug, Serialize)]
 pub(super) struct HttpLoad {
-    route: String,
-    requests_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    requests: u64,
-    non_2xx: u64,
+    pub(super) route: String,
+    pub(super) requests_per_second: f64,
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+    pub(super) requests: u64,
+    pub(super) non_2xx: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,7 +46,7 @@ pub(super) struct KeysReport {
     http_skipped: Option<String>,
 }
 
-async fn time_each<F, Fut, T>(samples: u32, mut op: F) -> anyhow::Result<InProcess>
+pub(super) async fn time_each<F, Fut, T>(samples: u32, mut op: F) -> anyhow::Result<InProcess>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -217,7 +217,7 @@ pub(super) async fn keys(
 }
 
 /// Writes a file only its owner can read (the scripts hold the scratch key and token).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -243,7 +243,7 @@ fn wrk_duration_ms(text: &str) -> Option<f64> {
 }
 
 /// Reads wrk's `--latency` summary.
-fn parse_wrk(route: &str, text: &str) -> Option<HttpLoad> {
+pub(super) fn parse_wrk(route: &str, text: &str) -> Option<HttpLoad> {
     let mut p50 = None;
     let mut p99 = None;
     let mut requests = None;

@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod bench_keys;
 mod bench_signup;
+mod bench_usage;
 mod billing;
 mod commands;
 mod credentials;
