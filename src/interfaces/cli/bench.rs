@@ -501,6 +501,19 @@ pub(super) async fn spawn_serve(
     Ok((child, base))
 }
 
+/// A process's resident memory (`VmRSS`), MiB.
+pub(super) fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 /// Starts `onramp serve` on the scratch registry, times reads over HTTP, and reads its RSS.
 async fn serve_and_probe(
     data_dir: &Path,
@@ -536,17 +549,7 @@ async fn serve_and_probe(
         r.bytes().await?;
         lists.push(t.elapsed());
     }
-    let rss = child.id().and_then(|pid| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
-    });
+    let rss = child.id().and_then(resident_mib);
     child.kill().await?;
     Ok((gets, lists, rss))
 }

@@ -136,17 +136,9 @@ pub(super) async fn keys(
         http: vec![],
         http_skipped: None,
     };
-    let version = match std::process::Command::new("wrk").arg("--version").output() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .chain(String::from_utf8_lossy(&out.stderr).lines())
-            .find(|l| l.starts_with("wrk"))
-            .map(|l| l.split(" [").next().unwrap_or(l).trim().to_owned())
-            .unwrap_or_else(|| "wrk".into()),
-        Err(_) => {
-            report.http_skipped = Some("wrk is not installed (apt-get install wrk)".into());
-            return Ok(report);
-        }
+    let Some(version) = wrk_version() else {
+        report.http_skipped = Some("wrk is not installed (apt-get install wrk)".into());
+        return Ok(report);
     };
     report.load_generator = Some(format!(
         "{version}, 2 threads, {connections} connections, {seconds} s per route, on the same machine as the server"
@@ -189,35 +181,65 @@ pub(super) async fn keys(
         ),
     ];
     for (route, url, script) in runs {
-        let script_path = data_dir.join("bench.lua");
-        write_private(&script_path, &script)?;
-        let out = tokio::process::Command::new("wrk")
-            .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
-            .arg("--latency")
-            .arg("-s")
-            .arg(&script_path)
-            .arg(&url)
-            .output()
-            .await?;
-        std::fs::remove_file(&script_path)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        anyhow::ensure!(out.status.success(), "wrk failed: {text}");
-        let load = parse_wrk(route, &text)
-            .ok_or_else(|| anyhow::anyhow!("cannot read wrk's summary:\n{text}"))?;
-        anyhow::ensure!(
-            load.non_2xx == 0,
-            "{route}: {} of {} responses were not 2xx",
-            load.non_2xx,
-            load.requests
-        );
-        report.http.push(load);
+        report
+            .http
+            .push(run_wrk(data_dir, route, &url, &script, connections, seconds).await?);
     }
     child.kill().await?;
     Ok(report)
 }
 
+/// wrk's version line, or none when wrk is not installed.
+pub(super) fn wrk_version() -> Option<String> {
+    let out = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+            .find(|l| l.starts_with("wrk"))
+            .map(|l| l.split(" [").next().unwrap_or(l).trim().to_owned())
+            .unwrap_or_else(|| "wrk".into()),
+    )
+}
+
+/// One wrk run of `script` (Lua) against `url`, 2 threads: its summary, every response 2xx.
+pub(super) async fn run_wrk(
+    dir: &Path,
+    route: &str,
+    url: &str,
+    script: &str,
+    connections: u32,
+    seconds: u32,
+) -> anyhow::Result<HttpLoad> {
+    let script_path = dir.join("bench.lua");
+    write_private(&script_path, script)?;
+    let out = tokio::process::Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .arg("--latency")
+        .arg("-s")
+        .arg(&script_path)
+        .arg(url)
+        .output()
+        .await?;
+    std::fs::remove_file(&script_path)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {text}");
+    let load = parse_wrk(route, &text)
+        .ok_or_else(|| anyhow::anyhow!("cannot read wrk's summary:\n{text}"))?;
+    anyhow::ensure!(
+        load.non_2xx == 0,
+        "{route}: {} of {} responses were not 2xx",
+        load.non_2xx,
+        load.requests
+    );
+    Ok(load)
+}
+
 /// Writes a file only its owner can read (the scripts hold the scratch key and token).
-pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -243,7 +265,7 @@ fn wrk_duration_ms(text: &str) -> Option<f64> {
 }
 
 /// Reads wrk's `--latency` summary.
-pub(super) fn parse_wrk(route: &str, text: &str) -> Option<HttpLoad> {
+fn parse_wrk(route: &str, text: &str) -> Option<HttpLoad> {
     let mut p50 = None;
     let mut p99 = None;
     let mut requests = None;

@@ -7,8 +7,8 @@
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-use super::bench::{spawn_serve, Scratch};
-use super::bench_keys::{parse_wrk, time_each, write_private, HttpLoad, InProcess};
+use super::bench::{resident_mib, spawn_serve, Scratch};
+use super::bench_keys::{run_wrk, time_each, wrk_version, HttpLoad, InProcess};
 use crate::domain::Role;
 use crate::product::Product;
 use crate::services::billing::{EntitlementCheck, NewSubscription};
@@ -181,17 +181,11 @@ pub(super) async fn usage(
         duplicates_sent: batches * 1000,
     });
 
-    match std::process::Command::new("wrk").arg("--version").output() {
-        Err(_) => {
+    match wrk_version() {
+        None => {
             report.http_skipped = Some("wrk is not installed (apt-get install wrk)".into());
         }
-        Ok(out) => {
-            let version = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .chain(String::from_utf8_lossy(&out.stderr).lines())
-                .find(|l| l.starts_with("wrk"))
-                .map(|l| l.split(" [").next().unwrap_or(l).trim().to_owned())
-                .unwrap_or_else(|| "wrk".into());
+        Some(version) => {
             report.load_generator = Some(format!(
                 "{version}, 2 threads, {connections} connections, {seconds} s per route, on the same machine as the server"
             ));
@@ -224,42 +218,13 @@ pub(super) async fn usage(
                 ),
             ];
             for (route, url, script) in runs {
-                let script_path = data_dir.join("bench.lua");
-                write_private(&script_path, &script)?;
-                let out = tokio::process::Command::new("wrk")
-                    .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
-                    .arg("--latency")
-                    .arg("-s")
-                    .arg(&script_path)
-                    .arg(&url)
-                    .output()
-                    .await?;
-                std::fs::remove_file(&script_path)?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                anyhow::ensure!(out.status.success(), "wrk failed: {text}");
-                let load = parse_wrk(route, &text)
-                    .ok_or_else(|| anyhow::anyhow!("cannot read wrk's summary:\n{text}"))?;
-                anyhow::ensure!(
-                    load.non_2xx == 0,
-                    "{route}: {} of {} responses were not 2xx",
-                    load.non_2xx,
-                    load.requests
-                );
-                report.http.push(load);
+                report
+                    .http
+                    .push(run_wrk(data_dir, route, &url, &script, connections, seconds).await?);
             }
         }
     }
-    report.server_rss_mib = child.id().and_then(|pid| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
-    });
+    report.server_rss_mib = child.id().and_then(resident_mib);
     child.kill().await?;
     Ok(report)
 }

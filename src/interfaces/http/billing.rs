@@ -194,16 +194,11 @@ pub async fn my_entitlement(
     ApiPath(metric): ApiPath<String>,
     ApiQuery(q): ApiQuery<AmountQuery>,
 ) -> Result<Json<Entitlement>, ApiError> {
-    // A non-finite amount (NaN, inf) is refused by the service as not a number.
-    let amount = q.amount.map(|a| {
-        serde_json::Number::from_f64(a)
-            .map_or(serde_json::Value::Bool(false), serde_json::Value::Number)
-    });
     Ok(Json(
         state
             .services
             .billing
-            .my_entitlement(&p, &metric, amount.as_ref())
+            .my_entitlement(&p, &metric, q.amount)
             .await?,
     ))
 }

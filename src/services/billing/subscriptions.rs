@@ -123,11 +123,6 @@ pub struct ChangePreview {
     pub period_end: DateTime<Utc>,
 }
 
-/// A subscription that changed, with its view.
-struct Saved {
-    view: SubscriptionView,
-}
-
 fn required<'a>(
     field: &str,
     value: Option<&'a str>,
@@ -205,6 +200,15 @@ impl Billing {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// The currency a subscription is billed in when none is named: the catalog's first (its
+    /// only, where that is allowed), or USD for a catalog of free plans.
+    fn default_currency(&self) -> Currency {
+        self.currencies()
+            .first()
+            .copied()
+            .unwrap_or(Currency::parse("USD").expect("valid"))
     }
 
     /// One period's price of `plan` on `cycle` in `currency` (zero for a free plan).
@@ -314,7 +318,6 @@ impl Billing {
         actor.may(Role::Operator)?;
         self.subscribe_converting(actor, customer_id, req, false)
             .await
-            .map(|s| s.view)
     }
 
     /// Converts a customer's trial into a subscription (operators).
@@ -327,7 +330,6 @@ impl Billing {
         actor.may(Role::Operator)?;
         self.subscribe_converting(actor, customer_id, req, true)
             .await
-            .map(|s| s.view)
     }
 
     async fn subscribe_converting(
@@ -336,7 +338,7 @@ impl Billing {
         customer_id: &str,
         req: &NewSubscription,
         trial_required: bool,
-    ) -> Result<Saved, BillingError> {
+    ) -> Result<SubscriptionView, BillingError> {
         let customer = self.customer(customer_id).await?;
         let mut errors = Vec::new();
         let chosen = self.plan_cycle(req.plan.as_deref(), req.cycle.as_deref(), &mut errors);
@@ -372,12 +374,7 @@ impl Billing {
                 );
                 None
             }
-            None => Some(
-                currencies
-                    .first()
-                    .copied()
-                    .unwrap_or(Currency::parse("USD").expect("valid")),
-            ),
+            None => Some(self.default_currency()),
         };
         let (Some((plan, cycle)), Some(currency)) = (chosen, currency) else {
             return Err(BillingError::Invalid(errors));
@@ -446,7 +443,7 @@ impl Billing {
         trial: Option<&TrialRecord>,
         now: DateTime<Utc>,
         how: &str,
-    ) -> Result<Saved, BillingError> {
+    ) -> Result<SubscriptionView, BillingError> {
         let line = self.period_line(&record.subscription, record.currency, now)?;
         let mut events = Vec::new();
         let mut converted = None;
@@ -488,9 +485,7 @@ impl Billing {
         self.store
             .insert_subscription(&record, converted.as_ref().map(|(t, v)| (t, *v)), events)
             .await?;
-        Ok(Saved {
-            view: self.subscription_view(&record, now),
-        })
+        Ok(self.subscription_view(&record, now))
     }
 
     /// The subscription the product's trial end behaviour makes, with the trial's end, in one
@@ -518,11 +513,7 @@ impl Billing {
             // Subscribed meanwhile: the trial only ends.
             return Err(BillingError::SubscriptionExists(trial.customer_id.clone()));
         }
-        let currency = self
-            .currencies()
-            .first()
-            .copied()
-            .unwrap_or(Currency::parse("USD").expect("valid"));
+        let currency = self.default_currency();
         let subscription = Subscription::start(plan, cycle, offer.cycle.months, at);
         let record = SubscriptionRecord {
             subscription_id: format!("sub_{}", uuid::Uuid::new_v4().simple()),

@@ -346,14 +346,7 @@ impl Billing {
         _actor: &Actor,
         customer_id: &str,
     ) -> Result<TrialView, BillingError> {
-        let policy = self.policy()?;
-        let customer = self.customer(customer_id).await?;
-        let record = self
-            .store
-            .get_trial(customer.id.as_str())
-            .await?
-            .ok_or_else(|| BillingError::TrialNotFound(customer_id.to_owned()))?;
-        let now = self.now_for(customer.test_clock_id.as_deref()).await?;
+        let (policy, record, now) = self.load_trial(customer_id).await?;
         Ok(self.trial_view(policy, &record, now))
     }
 

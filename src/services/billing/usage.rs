@@ -265,6 +265,11 @@ fn hash(customer: &str, metric: &str, value: i64, at: Option<DateTime<Utc>>) -> 
     ))
 }
 
+/// Whether `used` has passed `percent` of `limit` (both in millionths).
+fn soft_reached(used: i64, limit: i64, percent: u32) -> bool {
+    i128::from(used) * 100 >= i128::from(limit) * i128::from(percent)
+}
+
 fn q(micros: i64) -> serde_json::Value {
     Quantity(micros).to_json()
 }
@@ -581,10 +586,8 @@ impl Billing {
             let Some(Limit::Capped { value, hard }) = ctx.limits.get(&t.metric) else {
                 continue;
             };
-            let limit = i128::from(value.0);
-            let used = i128::from(t.total);
-            let soft = used * 100 >= limit * i128::from(ctx.soft_percent);
-            let reached = used >= limit;
+            let soft = soft_reached(t.total, value.0, ctx.soft_percent);
+            let reached = t.total >= value.0;
             for (kind, crossed) in [("soft", soft), ("hard", reached)] {
                 let key = (
                     t.customer_id.clone(),
@@ -727,8 +730,7 @@ impl Billing {
             Some(Limit::Capped { value, hard }) => {
                 e.limit = q(value.0);
                 e.remaining = q((value.0 - used).max(0));
-                e.soft_exceeded =
-                    i128::from(used) * 100 >= i128::from(value.0) * i128::from(ctx.soft_percent);
+                e.soft_exceeded = soft_reached(used, value.0, ctx.soft_percent);
                 let within = match metric.aggregation {
                     Aggregation::Max => amount.0 <= value.0,
                     _ => after <= value.0,
@@ -777,9 +779,21 @@ impl Billing {
         &self,
         p: &TenantPrincipal,
         metric: &str,
-        amount: Option<&serde_json::Value>,
+        amount: Option<f64>,
     ) -> Result<Entitlement, BillingError> {
-        let amount = Self::amount(amount, "amount")?;
+        let amount = match amount {
+            None => Quantity::units(1),
+            Some(a) => {
+                let n = serde_json::Number::from_f64(a).ok_or_else(|| {
+                    BillingError::Invalid(vec![Invalid::new(
+                        "not_finite",
+                        "amount must be a finite number",
+                    )
+                    .at("amount")])
+                })?;
+                Self::amount(Some(&serde_json::Value::Number(n)), "amount")?
+            }
+        };
         self.entitlement(&p.customer_id, Some(metric), amount).await
     }
 
@@ -828,8 +842,7 @@ impl Billing {
                         };
                         (
                             q(value.0),
-                            i128::from(used) * 100
-                                >= i128::from(value.0) * i128::from(ctx.soft_percent),
+                            soft_reached(used, value.0, ctx.soft_percent),
                             matches!(hard, Hard::Overage { .. }).then(|| q(over)),
                             amount,
                         )

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use crate::domain::money::Money;
-use crate::domain::plan::{Catalog, Hard, Limit, Plan, TrialEnd, TrialPolicy};
+use crate::domain::plan::{Catalog, Hard, Limit, Plan, TrialPolicy};
 
 /// The catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -174,9 +174,7 @@ fn trial_view(t: &TrialPolicy) -> TrialPolicyView {
         max_extension_days: t.max_extension_days,
         grace_days: t.grace_days,
         reminder_days: t.reminder_days,
-        end: serde_json::to_value(&t.end).unwrap_or_else(|_| {
-            serde_json::to_value(TrialEnd::Expire).unwrap_or(serde_json::Value::Null)
-        }),
+        end: serde_json::to_value(&t.end).unwrap_or(serde_json::Value::Null),
     }
 }
 

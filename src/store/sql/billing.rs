@@ -50,6 +50,27 @@ macro_rules! billing_store {
                 Ok(())
             }
 
+            /// The rows of `table` whose work is due by `$1`, earliest first, at most `$2`: of
+            /// the customers on the test clock `$3` when one is named, else of those on real
+            /// time.
+            fn due_sql(
+                columns: &str,
+                table: &str,
+                tiebreak: &str,
+                test_clock: Option<&str>,
+            ) -> String {
+                let clock = if test_clock.is_some() {
+                    "test_clock_id = $3"
+                } else {
+                    "test_clock_id IS NULL"
+                };
+                format!(
+                    "SELECT {columns} FROM {table} \
+                     WHERE next_at IS NOT NULL AND next_at <= $1 AND {clock} \
+                     ORDER BY next_at, {tiebreak} LIMIT $2"
+                )
+            }
+
             /// The scheduled change's columns: kind, plan, cycle.
             fn scheduled(
                 s: &SubscriptionRecord,
@@ -318,31 +339,12 @@ macro_rules! billing_store {
                     test_clock: Option<&str>,
                     limit: u32,
                 ) -> Result<Vec<SubscriptionRecord>, StoreError> {
-                    let rows: Vec<SubscriptionRow> = match test_clock {
-                        Some(clock) => {
-                            sqlx::query_as(&format!(
-                                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-                                 WHERE test_clock_id = $1 AND next_at IS NOT NULL AND next_at <= $2 \
-                                 ORDER BY next_at, subscription_id LIMIT $3"
-                            ))
-                            .bind(clock)
-                            .bind(now)
-                            .bind(i64::from(limit))
-                            .fetch_all(self.reads())
-                            .await?
-                        }
-                        None => {
-                            sqlx::query_as(&format!(
-                                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-                                 WHERE next_at IS NOT NULL AND next_at <= $1 AND test_clock_id IS NULL \
-                                 ORDER BY next_at, subscription_id LIMIT $2"
-                            ))
-                            .bind(now)
-                            .bind(i64::from(limit))
-                            .fetch_all(self.reads())
-                            .await?
-                        }
-                    };
+                    let sql = due_sql(SUBSCRIPTION_COLUMNS, "subscriptions", "subscription_id", test_clock);
+                    let mut q = sqlx::query_as(&sql).bind(now).bind(i64::from(limit));
+                    if let Some(clock) = test_clock {
+                        q = q.bind(clock);
+                    }
+                    let rows: Vec<SubscriptionRow> = q.fetch_all(self.reads()).await?;
                     rows.into_iter().map(SubscriptionRecord::try_from).collect()
                 }
 
@@ -562,31 +564,12 @@ macro_rules! billing_store {
                     test_clock: Option<&str>,
                     limit: u32,
                 ) -> Result<Vec<TrialRecord>, StoreError> {
-                    let rows: Vec<TrialRow> = match test_clock {
-                        Some(clock) => {
-                            sqlx::query_as(&format!(
-                                "SELECT {TRIAL_COLUMNS} FROM trials \
-                                 WHERE test_clock_id = $1 AND next_at IS NOT NULL AND next_at <= $2 \
-                                 ORDER BY next_at, customer_id LIMIT $3"
-                            ))
-                            .bind(clock)
-                            .bind(now)
-                            .bind(i64::from(limit))
-                            .fetch_all(self.reads())
-                            .await?
-                        }
-                        None => {
-                            sqlx::query_as(&format!(
-                                "SELECT {TRIAL_COLUMNS} FROM trials \
-                                 WHERE next_at IS NOT NULL AND next_at <= $1 AND test_clock_id IS NULL \
-                                 ORDER BY next_at, customer_id LIMIT $2"
-                            ))
-                            .bind(now)
-                            .bind(i64::from(limit))
-                            .fetch_all(self.reads())
-                            .await?
-                        }
-                    };
+                    let sql = due_sql(TRIAL_COLUMNS, "trials", "customer_id", test_clock);
+                    let mut q = sqlx::query_as(&sql).bind(now).bind(i64::from(limit));
+                    if let Some(clock) = test_clock {
+                        q = q.bind(clock);
+                    }
+                    let rows: Vec<TrialRow> = q.fetch_all(self.reads()).await?;
                     rows.into_iter().map(TrialRecord::try_from).collect()
                 }
             }
