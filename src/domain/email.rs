@@ -25,11 +25,13 @@ pub enum EmailKind {
     Invitation,
     /// A password reset link.
     PasswordReset,
+    /// A running trial ends in the product's `reminder_days`.
+    TrialEndingSoon,
 }
 
 impl EmailKind {
     /// Every kind.
-    pub const ALL: [EmailKind; 7] = [
+    pub const ALL: [EmailKind; 8] = [
         Self::SignupVerification,
         Self::SignupReceived,
         Self::OnboardingSummary,
@@ -37,6 +39,7 @@ impl EmailKind {
         Self::Welcome,
         Self::Invitation,
         Self::PasswordReset,
+        Self::TrialEndingSoon,
     ];
 
     /// Its name: in the API, the store and the template files (`<name>.subject`,
@@ -50,6 +53,7 @@ impl EmailKind {
             Self::Welcome => "welcome",
             Self::Invitation => "invitation",
             Self::PasswordReset => "password_reset",
+            Self::TrialEndingSoon => "trial_ending_soon",
         }
     }
 

@@ -48,6 +48,13 @@ impl TrialStatus {
     }
 }
 
+/// Whole days from `now` to `ends_at`, a part of a day counting as a day (a reminder sent 47
+/// hours before the end says 2 days); 0 once it has ended.
+pub fn days_left(now: DateTime<Utc>, ends_at: DateTime<Utc>) -> i64 {
+    let seconds = (ends_at - now).num_seconds().max(0);
+    (seconds + 86_399) / 86_400
+}
+
 /// The work a trial's clock brings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -236,6 +243,17 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+
+    #[test]
+    fn days_left_counts_a_part_of_a_day_as_a_day() {
+        let end = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(days_left(end - Duration::days(2), end), 2);
+        assert_eq!(days_left(end - Duration::hours(47), end), 2);
+        assert_eq!(days_left(end - Duration::hours(49), end), 3);
+        assert_eq!(days_left(end - Duration::seconds(1), end), 1);
+        assert_eq!(days_left(end, end), 0);
+        assert_eq!(days_left(end + Duration::days(1), end), 0);
+    }
 
     #[test]
     fn a_trial_is_activated_extended_twice_and_refused_a_third_time() {

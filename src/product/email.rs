@@ -48,6 +48,7 @@ fn default_source(kind: EmailKind, part: &str) -> &'static str {
         EmailKind::Welcome => parts!("welcome"),
         EmailKind::Invitation => parts!("invitation"),
         EmailKind::PasswordReset => parts!("password_reset"),
+        EmailKind::TrialEndingSoon => parts!("trial_ending_soon"),
     }
 }
 
@@ -90,6 +91,14 @@ pub fn sample(kind: EmailKind) -> serde_json::Value {
             "email": "jane@acme.example",
             "reset_url": "https://onramp.example.com/portal/reset?token=onr_ul_1",
             "expires_minutes": 60,
+        }),
+        EmailKind::TrialEndingSoon => serde_json::json!({
+            "customer_id": "acme",
+            "customer_name": "Acme Corp",
+            "plan": "professional",
+            "plan_name": "Professional",
+            "ends_at": "2026-01-15T09:00:00Z",
+            "days_left": 2,
         }),
     };
     v["product"] = "Example".into();

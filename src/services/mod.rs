@@ -365,6 +365,7 @@ impl Services {
                 mail,
                 signups.clone(),
                 accounts.clone(),
+                billing.clone(),
             ),
             accounts,
             signups,

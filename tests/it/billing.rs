@@ -104,6 +104,20 @@ async fn call(
     status_and_json(req.send().await.unwrap()).await
 }
 
+/// A new test clock at `at`; its id.
+async fn test_clock(app: &TestApp, at: &str, name: &str) -> String {
+    let (status, clock) = call(
+        app,
+        reqwest::Method::POST,
+        "/api/v1/test-clocks",
+        &app.operator,
+        Some(json!({"frozen_time": at, "name": name})),
+    )
+    .await;
+    assert_eq!(status, 201, "{clock}");
+    clock["test_clock_id"].as_str().unwrap().to_owned()
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -479,15 +493,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     jobs.register().await.unwrap();
     let post = reqwest::Method::POST;
     let op = app.operator.clone();
-    let (_, clock) = call(
-        &app,
-        post.clone(),
-        "/api/v1/test-clocks",
-        &op,
-        Some(json!({"frozen_time": "2026-02-12T10:00:00Z", "name": "waooaw"})),
-    )
-    .await;
-    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let clock_id = test_clock(&app, "2026-02-12T10:00:00Z", "waooaw").await;
     let body = json!({
         "customer_id": "sunrise", "customer_name": "Sunrise Yoga", "industry": "marketing",
         "attributes": {"country": "IN", "timezone": "Asia/Kolkata"}, "test_clock_id": clock_id,
@@ -602,15 +608,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
     let op = app.operator.clone();
-    let (_, clock) = call(
-        &app,
-        post.clone(),
-        "/api/v1/test-clocks",
-        &op,
-        Some(json!({"frozen_time": "2026-03-10T12:00:00Z", "name": "usage"})),
-    )
-    .await;
-    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let clock_id = test_clock(&app, "2026-03-10T12:00:00Z", "usage").await;
     let body = json!({"customer_id": "contoso", "customer_name": "Contoso", "industry": "technology", "test_clock_id": clock_id});
     assert_eq!(app.onboard(&body).await.0, 201);
 
@@ -912,15 +910,7 @@ async fn offboarding_stops_billing(backend: Backend) {
     let app = TestApp::start(backend).await;
     let post = reqwest::Method::POST;
     let op = app.operator.clone();
-    let (_, clock) = call(
-        &app,
-        post.clone(),
-        "/api/v1/test-clocks",
-        &op,
-        Some(json!({"frozen_time": "2026-06-01T00:00:00Z", "name": "offboarding"})),
-    )
-    .await;
-    let clock_id = clock["test_clock_id"].as_str().unwrap().to_owned();
+    let clock_id = test_clock(&app, "2026-06-01T00:00:00Z", "offboarding").await;
     assert_eq!(app.onboard(&customer("acme", Some(&clock_id))).await.0, 201);
     let (status, _) = call(
         &app,
@@ -1004,7 +994,99 @@ async fn offboarding_stops_billing(backend: Backend) {
         .contains("subscription.canceled"));
 }
 
+/// The reminder of a trial's end is an email to the customer's contact, through a real SMTP
+/// server, with the shipped template; a reminder whose trial was converted before it left is
+/// skipped with the reason, not sent.
+async fn a_trial_reminder_is_emailed_once(backend: Backend) {
+    let sink = crate::common::smtp::SmtpSink::start();
+    let smtp_url = sink.url();
+    let app = TestApp::start_configured(backend, Product::builtin(), move |s| {
+        s.smtp_url = Some(smtp_url.into());
+        s.mail_from = Some(crate::email::FROM.into());
+    })
+    .await;
+    let jobs = onramp::jobs::Jobs::new(app.services.clone(), std::time::Duration::from_secs(30));
+    jobs.register().await.unwrap();
+    let post = reqwest::Method::POST;
+    let op = app.operator.clone();
+    let clock_id = test_clock(&app, "2026-12-20T09:00:00Z", "reminders").await;
+    for id in ["acme", "zenith"] {
+        let mut body = customer(id, Some(&clock_id));
+        body["contact"] = json!({"email": format!("owner@{id}.example")});
+        let (status, created) = app.onboard(&body).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, trial) = call(
+            &app,
+            post.clone(),
+            &format!("/api/v1/customers/{id}/trial"),
+            &op,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, 201, "{trial}");
+    }
+    crate::email::deliver(&jobs).await;
+    let before = sink.received().len();
+
+    // Two days before the end (3 January 09:00), both trials are reminded; Zenith converts
+    // before its message leaves.
+    let (status, moved) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2027-01-01T21:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let (status, converted) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/zenith/trial/convert",
+        &op,
+        Some(json!({"plan": "standard", "cycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{converted}");
+    let report = crate::email::deliver(&jobs).await;
+    crate::email::deliver(&jobs).await;
+    let sent: Vec<_> = sink.received().into_iter().skip(before).collect();
+    assert_eq!(sent.len(), 1, "{report}: {sent:?}");
+    let m = &sent[0];
+    assert_eq!(m.rcpt_tos, ["owner@acme.example"]);
+    // 36 hours left count as 2 days.
+    assert_eq!(m.subject, "Your Onramp trial ends in 2 days");
+    assert!(
+        m.text()
+            .contains("The Standard trial of Customer acme on Onramp")
+            && m.text()
+                .contains("ends in 2 days, at 2027-01-03T09:00:00Z."),
+        "{}",
+        m.text()
+    );
+    let (_, log) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/emails?customer_id=zenith",
+        &app.viewer,
+        None,
+    )
+    .await;
+    let reminder = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "trial_ending_soon")
+        .expect("zenith's reminder is in the log");
+    assert_eq!(reminder["status"], "skipped", "{reminder}");
+    assert_eq!(
+        reminder["last_error"],
+        "the trial is converted, not running"
+    );
+}
+
 on_both_backends!(
+    a_trial_reminder_is_emailed_once,
     offboarding_stops_billing,
     a_trial_lives_on_its_test_clock,
     a_pending_trial_starts_when_its_credentials_are_configured,

@@ -375,7 +375,13 @@ on_both_backends!(waooaw_account_creation_replays, waooaw_trial_replays);
 /// reminder two days before the end; then expiry, after which nothing is allowed.
 async fn waooaw_trial_replays(backend: Backend) {
     let product = Product::load(&common::repo_path(PRODUCT)).unwrap();
-    let app = TestApp::start_with(backend, product).await;
+    let sink = SmtpSink::start();
+    let smtp_url = sink.url();
+    let app = TestApp::start_configured(backend, product, move |s| {
+        s.smtp_url = Some(smtp_url.into());
+        s.mail_from = Some(crate::email::FROM.into());
+    })
+    .await;
     let jobs = Jobs::new(app.services.clone(), Duration::from_secs(30));
     jobs.register().await.unwrap();
     let op = app.operator.clone();
@@ -412,6 +418,7 @@ async fn waooaw_trial_replays(backend: Backend) {
         .onboard(&json!({
             "customer_id": "brightpath", "customer_name": "BrightPath Tutoring", "industry": "education",
             "attributes": {"country": "US", "timezone": "America/Los_Angeles"}, "test_clock_id": clock_id,
+            "contact": {"email": "ann@brightpath.example"},
         }))
         .await;
     assert_eq!(status, 201, "{created}");
@@ -539,6 +546,32 @@ async fn waooaw_trial_replays(backend: Backend) {
     )
     .await;
     assert_eq!(trial["reminded_at"], "2026-02-17T18:00:00Z");
+    // The reminder's email, in WAOOAW's words, leaves through a real SMTP server, once.
+    crate::email::deliver(&jobs).await;
+    crate::email::deliver(&jobs).await;
+    let reminders: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|m| m.subject.contains("trial"))
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    let m = &reminders[0];
+    assert_eq!(m.rcpt_tos, ["ann@brightpath.example"]);
+    assert_eq!(
+        m.subject,
+        "Day 5 check-in: your WAOOAW trial ends in 2 days"
+    );
+    assert!(
+        m.text().contains("BrightPath Tutoring")
+            && m.text().contains("ends at 2026-02-19T18:00:00Z"),
+        "{}",
+        m.text()
+    );
+    assert!(m
+        .html
+        .as_deref()
+        .unwrap()
+        .contains("<strong>BrightPath Tutoring</strong>"));
 
     // The trial expires at 10:00 PST on the 19th; then nothing is allowed.
     advance("2026-02-20T00:00:00Z").await;

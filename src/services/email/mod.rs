@@ -18,11 +18,13 @@ use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{AccountError, AccountIssue, AccountMessage, Accounts};
+use super::billing::{Billing, BillingError};
 use super::signups::{Issue, SignupError, Signups};
 use super::{Actor, Clock, ErrorKind};
 use crate::domain::email::{retry_after, DeliveryStatus, EmailKind};
 use crate::domain::events::EventBody;
 use crate::domain::signup::SignupStatus;
+use crate::domain::trial::TrialStatus;
 use crate::domain::{CustomerId, Email as Address, Event, FieldError, Invalid, Role};
 use crate::product::Product;
 use crate::store::emails::{EmailFilter, EmailRecord, EmailStore};
@@ -177,6 +179,9 @@ pub enum EmailError {
     /// The accounts capability failed while making a message's secret.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// The billing capability failed while reading a trial for its reminder.
+    #[error(transparent)]
+    Billing(#[from] BillingError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -192,6 +197,7 @@ impl EmailError {
             EmailError::Send(_) => ErrorKind::Unavailable,
             EmailError::Signup(e) => e.kind(),
             EmailError::Account(e) => e.kind(),
+            EmailError::Billing(e) => e.kind(),
             EmailError::Store(e) => super::store_kind(e),
         }
     }
@@ -205,6 +211,7 @@ impl EmailError {
             EmailError::Send(_) => "email_send_failed",
             EmailError::Signup(e) => e.code(),
             EmailError::Account(e) => e.code(),
+            EmailError::Billing(e) => e.code(),
             EmailError::Store(e) => super::store_code(e),
         }
     }
@@ -232,12 +239,13 @@ pub struct Email {
     settings: Arc<MailSettings>,
     signups: Signups,
     accounts: Accounts,
+    billing: Billing,
 }
 
 impl Email {
     /// The capability over its store, the customers and runs it reads for its messages, the
-    /// product (its templates), the clock, the mail settings, and the signups and accounts
-    /// whose secrets it sends.
+    /// product (its templates), the clock, the mail settings, the signups and accounts whose
+    /// secrets it sends, and the billing whose trials it reminds of their end.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn EmailStore>,
@@ -248,6 +256,7 @@ impl Email {
         settings: Arc<MailSettings>,
         signups: Signups,
         accounts: Accounts,
+        billing: Billing,
     ) -> Self {
         Self {
             store,
@@ -258,6 +267,7 @@ impl Email {
             settings,
             signups,
             accounts,
+            billing,
         }
     }
 
@@ -347,14 +357,19 @@ impl Email {
                 }
                 continue;
             }
-            if let EventBody::CustomerActivated(_) = body {
+            let customer_message = match body {
+                EventBody::CustomerActivated(_) => EmailKind::OnboardingSummary,
+                EventBody::TrialEndingSoon(_) => EmailKind::TrialEndingSoon,
+                _ => continue,
+            };
+            {
                 let Some(id) = &e.customer_id else { continue };
                 let Some(customer) = self.customers.get_customer(id).await? else {
                     continue;
                 };
                 if let Some(address) = &customer.contact.email {
                     out.push(self.record(
-                        EmailKind::OnboardingSummary,
+                        customer_message,
                         address.as_str().to_owned(),
                         Some(customer.id.clone()),
                         None,
@@ -461,6 +476,47 @@ impl Email {
                     "tier": customer.usage_tier.clone().unwrap_or_default(),
                     "completed_at": completed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     "steps": steps,
+                })
+            }
+            EmailKind::TrialEndingSoon => {
+                let Some(id) = &email.customer_id else {
+                    return Ok(Prepared::Skip("the message names no customer".into()));
+                };
+                let Some(customer) = self.customers.get_customer(id.as_str()).await? else {
+                    return Ok(Prepared::Skip("the customer no longer exists".into()));
+                };
+                let trial = match self.billing.trial(&Actor::system(), id.as_str()).await {
+                    Ok(t) => t,
+                    Err(BillingError::TrialNotFound(_) | BillingError::NoTrialOffered) => {
+                        return Ok(Prepared::Skip("the customer has no trial".into()))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let running = matches!(trial.status, TrialStatus::Active | TrialStatus::Extended);
+                let (Some(ends_at), true) = (trial.ends_at, running) else {
+                    return Ok(Prepared::Skip(format!(
+                        "the trial is {}, not running",
+                        trial.status.as_str()
+                    )));
+                };
+                if trial.reminded_at.is_none() {
+                    return Ok(Prepared::Skip(
+                        "the trial was extended after this reminder; its new end brings another"
+                            .into(),
+                    ));
+                }
+                let plan_name = self
+                    .product
+                    .catalog
+                    .plan(&trial.plan)
+                    .map_or_else(|| trial.plan.clone(), |p| p.name.clone());
+                serde_json::json!({
+                    "customer_id": customer.id.as_str(),
+                    "customer_name": customer.name.as_str(),
+                    "plan": trial.plan,
+                    "plan_name": plan_name,
+                    "ends_at": ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "days_left": crate::domain::trial::days_left(trial.now, ends_at),
                 })
             }
             EmailKind::Test => serde_json::json!({}),
