@@ -159,6 +159,10 @@ pub struct UsageAlert {
     pub reached_at: DateTime<Utc>,
 }
 
+/// The alerts a batch's totals call for, each with its event: a pure function of the totals
+/// the billing capability gives the store (the thresholds are its rules, not the store's).
+pub type AlertsFor<'a> = dyn Fn(&[UsageTotal]) -> Vec<(UsageAlert, NewEvent)> + Send + Sync + 'a;
+
 /// Test clocks, trials and subscriptions.
 #[async_trait]
 pub trait BillingStore: Send + Sync {
@@ -238,11 +242,14 @@ pub trait BillingStore: Send + Sync {
     ) -> Result<Vec<SubscriptionRecord>, StoreError>;
 
     /// Records usage events once each, in one transaction: each event's outcome, in order,
-    /// and the totals of the periods the accepted ones touched.
+    /// and the totals of the periods the accepted ones touched. In the same transaction it
+    /// records the alerts `alerts_for` finds in those totals that are not recorded yet, each
+    /// with its event, so a threshold crossed is never lost to a crash between the two.
     async fn record_usage(
         &self,
         events: &[UsageRecord],
         received_at: DateTime<Utc>,
+        alerts_for: &AlertsFor<'_>,
     ) -> Result<(Vec<UsageOutcome>, Vec<UsageTotal>), StoreError>;
 
     /// The totals of a customer's periods that start at one of `periods`, by metric.
@@ -251,13 +258,6 @@ pub trait BillingStore: Send + Sync {
         customer_id: &str,
         periods: &[(String, DateTime<Utc>)],
     ) -> Result<Vec<UsageTotal>, StoreError>;
-
-    /// Records the alerts not recorded yet, each with its event, in one transaction; says
-    /// which were new.
-    async fn record_usage_alerts(
-        &self,
-        alerts: &[(UsageAlert, NewEvent)],
-    ) -> Result<usize, StoreError>;
 
     /// Trials whose work is due by `now`, earliest first, at most `limit`: of the customers
     /// on `test_clock` when one is named, else of the customers on real time.

@@ -1085,7 +1085,82 @@ async fn a_trial_reminder_is_emailed_once(backend: Backend) {
     );
 }
 
+/// Advances of one clock at once: each answers 200 or refuses a time the clock has passed,
+/// the clock ends at the latest time asked for, and every customer's work is done once.
+async fn concurrent_advances_do_each_piece_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let clock_id = test_clock(&app, "2026-12-20T09:00:00Z", "race").await;
+    let customers = ["ada", "bob", "cyd", "dee"];
+    for id in customers {
+        let (status, created) = app.onboard(&customer(id, Some(&clock_id))).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, trial) = call(
+            &app,
+            reqwest::Method::POST,
+            &format!("/api/v1/customers/{id}/trial"),
+            &app.operator,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, 201, "{trial}");
+    }
+    // The trials remind on 1 January, expire on the 3rd and end their grace on the 6th
+    // (downgraded to the free plan, which renews monthly).
+    let path = format!("/api/v1/test-clocks/{clock_id}/advance");
+    let targets = [
+        "2027-01-02T00:00:00Z",
+        "2027-01-07T00:00:00Z",
+        "2027-01-04T00:00:00Z",
+        "2027-03-10T00:00:00Z",
+    ];
+    let answers = futures_util::future::join_all(targets.iter().map(|to| {
+        call(
+            &app,
+            reqwest::Method::POST,
+            &path,
+            &app.operator,
+            Some(json!({ "to": to })),
+        )
+    }))
+    .await;
+    for (status, answer) in &answers {
+        assert!(
+            *status == 200 || (*status == 422 && answer["errors"][0]["code"] == "not_forward"),
+            "{status}: {answer}"
+        );
+    }
+    let (_, clock) = call(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/test-clocks/{clock_id}"),
+        &app.operator,
+        None,
+    )
+    .await;
+    assert_eq!(clock["frozen_time"], "2027-03-10T00:00:00Z", "{clock}");
+    let events = common::all_events(app.services.store.as_ref()).await;
+    for id in customers {
+        let count = |t: &str| {
+            events
+                .iter()
+                .filter(|e| e.event_type == t && e.customer_id.as_deref() == Some(id))
+                .count()
+        };
+        assert_eq!(
+            [
+                count("trial.ending_soon"),
+                count("trial.expired"),
+                count("subscription.created"),
+                count("subscription.renewed")
+            ],
+            [1, 1, 1, 2],
+            "{id}: reminded, expired, downgraded on 6 January, renewed on 6 February and 6 March"
+        );
+    }
+}
+
 on_both_backends!(
+    concurrent_advances_do_each_piece_once,
     a_trial_reminder_is_emailed_once,
     offboarding_stops_billing,
     a_trial_lives_on_its_test_clock,

@@ -199,59 +199,82 @@ impl Billing {
     ) -> Result<TestClockView, BillingError> {
         actor.may(Role::Operator)?;
         self.clocks_on()?;
-        let clock = self
-            .store
-            .get_test_clock(id)
-            .await?
-            .ok_or_else(|| BillingError::TestClockNotFound(id.to_owned()))?;
         let to = parse_time("to", req.to.as_deref()).map_err(|e| BillingError::Invalid(vec![e]))?;
-        if to <= clock.frozen_time {
-            return Err(BillingError::Invalid(vec![Invalid::new(
-                "not_forward",
-                format!(
-                    "to must be after the clock's time ({}): test clocks only move forward",
-                    clock.frozen_time.to_rfc3339()
-                ),
-            )
-            .at("to")]));
-        }
-        if to - clock.frozen_time > Duration::days(MAX_ADVANCE_DAYS) {
-            return Err(BillingError::Invalid(vec![Invalid::new(
-                "too_far",
-                "to must be at most five years after the clock's time; advance in steps",
-            )
-            .at("to")]));
-        }
-        let mut done = 0usize;
-        while self.next_on_clock(id, to).await? {
-            done += 1;
-            if done >= MAX_STEPS {
+        // The clock moves first, then its work is done: an advance that comes meanwhile starts
+        // from `to` (an earlier target is refused as not forward), so no work is ever done past
+        // the clock's time; two advances at once each do pieces of work, each saved against the
+        // version it read, so none is done twice. Should this request fail midway, what is left
+        // is done by the next advance, or by a view of the trial or subscription it concerns.
+        let mut attempts = 0;
+        let moved = loop {
+            let clock = self
+                .store
+                .get_test_clock(id)
+                .await?
+                .ok_or_else(|| BillingError::TestClockNotFound(id.to_owned()))?;
+            if to <= clock.frozen_time {
+                return Err(BillingError::Invalid(vec![Invalid::new(
+                    "not_forward",
+                    format!(
+                        "to must be after the clock's time ({}): test clocks only move forward",
+                        clock.frozen_time.to_rfc3339()
+                    ),
+                )
+                .at("to")]));
+            }
+            if to - clock.frozen_time > Duration::days(MAX_ADVANCE_DAYS) {
+                return Err(BillingError::Invalid(vec![Invalid::new(
+                    "too_far",
+                    "to must be at most five years after the clock's time; advance in steps",
+                )
+                .at("to")]));
+            }
+            let now = self.clock.now();
+            let moved = TestClockRecord {
+                frozen_time: to,
+                updated_at: now,
+                version: clock.version + 1,
+                ..clock.clone()
+            };
+            let event = NewEvent {
+                body: EventBody::TestClockAdvanced(TestClockChanged {
+                    test_clock_id: id.to_owned(),
+                    frozen_time: to,
+                    from: Some(clock.frozen_time),
+                }),
+                actor: actor.name.clone(),
+                customer_id: None,
+                occurred_at: now,
+                request_id: actor.request_id.clone(),
+            };
+            match self
+                .store
+                .update_test_clock(&moved, clock.version, event)
+                .await
+                .map_err(BillingError::from)
+            {
+                Ok(_) => break moved,
+                // Another advance moved it first: read it again.
+                Err(BillingError::Changed(_)) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let (mut done, mut tries) = (0usize, 0usize);
+        loop {
+            match self.next_on_clock(id, to).await {
+                Ok(true) => done += 1,
+                Ok(false) => break,
+                // Another advance or a view did that piece first.
+                Err(BillingError::Changed(_)) => {}
+                Err(e) => return Err(e),
+            }
+            tries += 1;
+            if tries >= MAX_STEPS {
                 return Err(BillingError::Internal(format!(
                     "advancing test clock '{id}' did {MAX_STEPS} pieces of work without reaching {to}"
                 )));
             }
         }
-        let now = self.clock.now();
-        let moved = TestClockRecord {
-            frozen_time: to,
-            updated_at: now,
-            version: clock.version + 1,
-            ..clock.clone()
-        };
-        let event = NewEvent {
-            body: EventBody::TestClockAdvanced(TestClockChanged {
-                test_clock_id: id.to_owned(),
-                frozen_time: to,
-                from: Some(clock.frozen_time),
-            }),
-            actor: actor.name.clone(),
-            customer_id: None,
-            occurred_at: now,
-            request_id: actor.request_id.clone(),
-        };
-        self.store
-            .update_test_clock(&moved, clock.version, event)
-            .await?;
         Ok(TestClockView {
             work_done: Some(done),
             ..view(&moved)

@@ -529,7 +529,17 @@ impl Billing {
             placed.push(i);
             results.push(None);
         }
-        let (outcomes, totals) = self.store.record_usage(&records, self.clock.now()).await?;
+        let alerts_for = |totals: &[UsageTotal]| self.alerts(&contexts, totals);
+        let (outcomes, totals) = self
+            .store
+            .record_usage(&records, self.clock.now(), &alerts_for)
+            .await?;
+        // Recorded with the usage: remembered so the next batch does not ask again.
+        self.alerted.remember(
+            self.alerts(&contexts, &totals)
+                .into_iter()
+                .map(|(a, _)| (a.customer_id, a.metric, a.period_start, a.kind)),
+        );
         for ((i, outcome), record) in placed.iter().zip(outcomes).zip(&records) {
             results[*i] = Some(match outcome {
                 UsageOutcome::Accepted => UsageResult {
@@ -561,7 +571,6 @@ impl Billing {
                 },
             });
         }
-        self.alert(&contexts, &totals).await?;
         let results: Vec<UsageResult> = results.into_iter().flatten().collect();
         let count = |s: &str| results.iter().filter(|r| r.status == s).count();
         Ok(UsageResults {
@@ -572,12 +581,13 @@ impl Billing {
         })
     }
 
-    /// Records the soft and hard thresholds `totals` crossed, once a period each.
-    async fn alert(
+    /// The soft and hard thresholds `totals` crossed that this server has not seen recorded,
+    /// each with its event; the store records those not recorded yet (once a period each).
+    fn alerts(
         &self,
         contexts: &HashMap<String, Option<Context>>,
         totals: &[UsageTotal],
-    ) -> Result<(), BillingError> {
+    ) -> Vec<(UsageAlert, NewEvent)> {
         let mut alerts = Vec::new();
         for t in totals {
             let Some(ctx) = contexts.get(&t.customer_id).and_then(Option::as_ref) else {
@@ -632,18 +642,7 @@ impl Billing {
                 ));
             }
         }
-        if !alerts.is_empty() {
-            self.store.record_usage_alerts(&alerts).await?;
-            self.alerted.remember(alerts.iter().map(|(a, _)| {
-                (
-                    a.customer_id.clone(),
-                    a.metric.clone(),
-                    a.period_start,
-                    a.kind,
-                )
-            }));
-        }
-        Ok(())
+        alerts
     }
 
     /// The amount a check asks about: a number, default 1.

@@ -7,7 +7,7 @@ macro_rules! billing_store {
         const _: () = {
             use crate::domain::{Event, NewEvent};
             use crate::store::billing::{
-                BillingStore, SubscriptionRecord, TestClockRecord, TrialRecord, UsageAlert,
+                AlertsFor, BillingStore, SubscriptionRecord, TestClockRecord, TrialRecord,
                 UsageOutcome, UsageRecord, UsageTotal,
             };
             use crate::store::rows::{
@@ -352,6 +352,7 @@ macro_rules! billing_store {
                     &self,
                     events: &[UsageRecord],
                     received_at: chrono::DateTime<chrono::Utc>,
+                    alerts_for: &AlertsFor<'_>,
                 ) -> Result<(Vec<UsageOutcome>, Vec<UsageTotal>), StoreError> {
                     use std::collections::{BTreeMap, HashMap, HashSet};
                     if events.is_empty() {
@@ -488,6 +489,23 @@ macro_rules! billing_store {
                             },
                         ));
                     }
+                    for (a, event) in alerts_for(&totals) {
+                        let done = sqlx::query(
+                            "INSERT INTO usage_alerts (customer_id, metric, period_start, kind, \
+                             reached_at) VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (customer_id, metric, period_start, kind) DO NOTHING",
+                        )
+                        .bind(&a.customer_id)
+                        .bind(&a.metric)
+                        .bind(a.period_start)
+                        .bind(a.kind)
+                        .bind(a.reached_at)
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() == 1 {
+                            append(&mut tx, event).await?;
+                        }
+                    }
                     tx.commit().await?;
                     Ok((outcomes, totals))
                 }
@@ -528,34 +546,6 @@ macro_rules! billing_store {
                             events,
                         })
                         .collect())
-                }
-
-                async fn record_usage_alerts(
-                    &self,
-                    alerts: &[(UsageAlert, NewEvent)],
-                ) -> Result<usize, StoreError> {
-                    let mut tx = self.write().await?;
-                    let mut new = 0;
-                    for (a, event) in alerts {
-                        let done = sqlx::query(
-                            "INSERT INTO usage_alerts (customer_id, metric, period_start, kind, \
-                             reached_at) VALUES ($1, $2, $3, $4, $5) \
-                             ON CONFLICT (customer_id, metric, period_start, kind) DO NOTHING",
-                        )
-                        .bind(&a.customer_id)
-                        .bind(&a.metric)
-                        .bind(a.period_start)
-                        .bind(a.kind)
-                        .bind(a.reached_at)
-                        .execute(&mut *tx)
-                        .await?;
-                        if done.rows_affected() == 1 {
-                            append(&mut tx, event.clone()).await?;
-                            new += 1;
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok(new)
                 }
 
                 async fn due_trials(
