@@ -118,6 +118,17 @@ async fn test_clock(app: &TestApp, at: &str, name: &str) -> String {
     clock["test_clock_id"].as_str().unwrap().to_owned()
 }
 
+/// One metric's line of a customer's usage (`GET /api/v1/customers/{id}/usage`).
+pub(crate) fn metric_line(usage: &Value, metric: &str) -> Value {
+    usage["metrics"]
+        .as_array()
+        .expect("the usage's metrics")
+        .iter()
+        .find(|m| m["metric"] == metric)
+        .unwrap_or_else(|| panic!("{metric} in {usage}"))
+        .clone()
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -760,13 +771,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         None,
     )
     .await;
-    let calls = usage["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "api_calls")
-        .unwrap()
-        .clone();
+    let calls = metric_line(&usage, "api_calls");
     assert_eq!(calls["used"], json!(3000.5 + 8000.0));
     assert_eq!(calls["events"], 803);
     assert_eq!(usage["source"], "trial");
@@ -774,6 +779,36 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         calls["period_start"], "2026-03-10T12:00:00Z",
         "the trial's month, from its activation"
     );
+    // Single events at once, each sent twice: written together, each accepted once and
+    // answered a duplicate once, whichever request came first.
+    let singles = futures_util::future::join_all((0..40).map(|i| {
+        let body = json!({"events": [{"event_id": format!("s{}", i % 20), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T11:30:00Z"}]});
+        call(&app, post.clone(), "/api/v1/usage", &op, Some(body))
+    }))
+    .await;
+    let statuses: Vec<String> = singles
+        .iter()
+        .map(|(status, r)| {
+            assert_eq!(*status, 200, "{r}");
+            r["results"][0]["status"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for i in 0..20 {
+        let mut pair = [statuses[i].as_str(), statuses[i + 20].as_str()];
+        pair.sort();
+        assert_eq!(pair, ["accepted", "duplicate"], "s{i}");
+    }
+    let (_, usage) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/usage",
+        &op,
+        None,
+    )
+    .await;
+    let calls = metric_line(&usage, "api_calls");
+    assert_eq!(calls["used"], json!(3000.5 + 8000.0 + 200.0));
+    assert_eq!(calls["events"], 823);
 
     // Users (a max): 20 of 25 passes the 80% soft threshold, 25 reaches the limit; each is one
     // event a period however many batches follow.
@@ -880,13 +915,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         None,
     )
     .await;
-    let calls = usage["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "api_calls")
-        .unwrap()
-        .clone();
+    let calls = metric_line(&usage, "api_calls");
     assert_eq!(
         calls["overage_amount"],
         json!({"USD": 20000}),

@@ -692,13 +692,7 @@ async fn policycortex_plans_replay(backend: Backend) {
         None,
     )
     .await;
-    let calls = usage["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "api_calls")
-        .unwrap()
-        .clone();
+    let calls = crate::billing::metric_line(&usage, "api_calls");
     assert_eq!(
         calls["overage_amount"],
         json!({"USD": 200000}),

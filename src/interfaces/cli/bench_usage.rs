@@ -159,18 +159,32 @@ pub(super) async fn usage(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let batches: u64 = per_client.iter().sum();
+    // Every batch again, from the same clients at once: each event a duplicate.
+    let mut resends = Vec::new();
+    for (c, sent) in per_client.iter().copied().enumerate() {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{base}/api/v1/usage"),
+            token.clone(),
+        );
+        resends.push(tokio::spawn(async move {
+            let mut detected = 0u64;
+            for n in 0..sent {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&batch_body(c, n))
+                    .send()
+                    .await?;
+                let v: serde_json::Value = r.json().await?;
+                detected += v["duplicates"].as_u64().unwrap_or(0);
+            }
+            Ok::<u64, anyhow::Error>(detected)
+        }));
+    }
     let mut duplicates_detected = 0u64;
-    for (c, sent) in per_client.iter().enumerate() {
-        for n in 0..*sent {
-            let r = client
-                .post(format!("{base}/api/v1/usage"))
-                .bearer_auth(&token)
-                .json(&batch_body(c, n))
-                .send()
-                .await?;
-            let v: serde_json::Value = r.json().await?;
-            duplicates_detected += v["duplicates"].as_u64().unwrap_or(0);
-        }
+    for t in resends {
+        duplicates_detected += t.await??;
     }
     report.batches = Some(BatchLoad {
         batches,

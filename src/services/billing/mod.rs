@@ -13,6 +13,7 @@
 
 mod clocks;
 mod error;
+mod ingest;
 mod subscriptions;
 mod trials;
 mod usage;
@@ -49,6 +50,7 @@ pub struct Billing {
     vault: Vault,
     test_clocks: bool,
     alerted: Arc<AlertCache>,
+    ingest: Arc<ingest::Ingest>,
 }
 
 /// A usage alert's key: customer, metric, period start, kind.
@@ -92,6 +94,7 @@ impl Billing {
             vault,
             test_clocks,
             alerted: Arc::default(),
+            ingest: Arc::default(),
         }
     }
 

@@ -209,7 +209,8 @@ pub enum Sender<'a> {
 }
 
 /// What a customer's limits are and where its periods start, at one moment.
-struct Context {
+#[derive(Clone)]
+pub(super) struct Context {
     id: CustomerId,
     now: DateTime<Utc>,
     month_anchor: DateTime<Utc>,
@@ -277,7 +278,13 @@ fn q(micros: i64) -> serde_json::Value {
 impl Billing {
     /// A customer's limits and periods at its now.
     async fn usage_context(&self, customer_id: &str) -> Result<Option<Context>, BillingError> {
-        let Some(customer) = self.store.get_customer(customer_id).await? else {
+        // The three reads at once: on a server database their round trips overlap.
+        let (customer, sub, trial) = tokio::try_join!(
+            self.store.get_customer(customer_id),
+            self.store.live_subscription(customer_id),
+            self.store.get_trial(customer_id),
+        )?;
+        let Some(customer) = customer else {
             return Ok(None);
         };
         if customer.status == CustomerStatus::Deleted {
@@ -296,11 +303,7 @@ impl Billing {
             }));
         }
         let catalog = &self.product.catalog;
-        let sub = self
-            .store
-            .live_subscription(customer.id.as_str())
-            .await?
-            .filter(|s| s.subscription.status != SubscriptionStatus::Canceled);
+        let sub = sub.filter(|s| s.subscription.status != SubscriptionStatus::Canceled);
         if let Some(s) = sub {
             let plan = catalog.plan(&s.subscription.plan);
             return Ok(Some(Context {
@@ -312,7 +315,6 @@ impl Billing {
                 soft_percent: plan.map_or(80, |p| p.soft_threshold_percent),
             }));
         }
-        let trial = self.store.get_trial(customer.id.as_str()).await?;
         if let (Some(t), Some(policy)) = (trial, catalog.trial.as_ref()) {
             let running = matches!(t.trial.status, TrialStatus::Active | TrialStatus::Extended)
                 || t.trial.in_grace(now, policy.grace_days);
@@ -529,21 +531,12 @@ impl Billing {
             placed.push(i);
             results.push(None);
         }
-        let alerts_for = |totals: &[UsageTotal]| self.alerts(&contexts, totals);
-        let (outcomes, totals) = self
-            .store
-            .record_usage(&records, self.clock.now(), &alerts_for)
-            .await?;
-        // Recorded with the usage: remembered so the next batch does not ask again.
-        self.alerted.remember(
-            self.alerts(&contexts, &totals)
-                .into_iter()
-                .map(|(a, _)| (a.customer_id, a.metric, a.period_start, a.kind)),
-        );
-        for ((i, outcome), record) in placed.iter().zip(outcomes).zip(&records) {
+        let event_ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+        let (outcomes, _) = self.write_usage(records, contexts).await?;
+        for ((i, outcome), event_id) in placed.iter().zip(outcomes).zip(event_ids) {
             results[*i] = Some(match outcome {
                 UsageOutcome::Accepted => UsageResult {
-                    event_id: Some(record.event_id.clone()),
+                    event_id: Some(event_id.clone()),
                     status: "accepted".into(),
                     http_status: None,
                     code: None,
@@ -551,7 +544,7 @@ impl Billing {
                     message: None,
                 },
                 UsageOutcome::Duplicate => UsageResult {
-                    event_id: Some(record.event_id.clone()),
+                    event_id: Some(event_id.clone()),
                     status: "duplicate".into(),
                     http_status: None,
                     code: None,
@@ -559,7 +552,7 @@ impl Billing {
                     message: None,
                 },
                 UsageOutcome::Conflict => UsageResult {
-                    event_id: Some(record.event_id.clone()),
+                    event_id: Some(event_id.clone()),
                     status: "refused".into(),
                     http_status: Some(409),
                     code: Some("event_id_reused".into()),
@@ -583,7 +576,7 @@ impl Billing {
 
     /// The soft and hard thresholds `totals` crossed that this server has not seen recorded,
     /// each with its event; the store records those not recorded yet (once a period each).
-    fn alerts(
+    pub(super) fn alerts(
         &self,
         contexts: &HashMap<String, Option<Context>>,
         totals: &[UsageTotal],

@@ -1,0 +1,143 @@
+//! Usage writes of concurrent requests, committed together. Each request queues its records
+//! and then takes the writer's turn; whoever holds the turn takes everything queued (its own
+//! records and those of requests still waiting) and writes it in one transaction, then hands
+//! each request its own outcomes. Under load, a commit serves many requests, so single-event
+//! requests cost a share of a transaction each instead of one; alone, a request writes its own
+//! records at once, as before. Every request's records are written by the time its turn ends,
+//! whoever wrote them, and a failed shared write is retried request by request, so each gets
+//! its own answer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+use super::usage::Context;
+use super::{Billing, BillingError};
+use crate::store::billing::{UsageOutcome, UsageRecord, UsageTotal};
+
+/// Records written in one transaction at most (the rest wait for the next turn).
+const MAX_RECORDS: usize = 10_000;
+
+/// What one request's write answered.
+type Written = Result<(Vec<UsageOutcome>, Vec<UsageTotal>), BillingError>;
+
+struct Pending {
+    records: Vec<UsageRecord>,
+    contexts: HashMap<String, Option<Context>>,
+    reply: oneshot::Sender<Written>,
+}
+
+/// The queue of writes waiting and the writer's turn.
+#[derive(Default)]
+pub(super) struct Ingest {
+    queue: Mutex<Vec<Pending>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Billing {
+    /// Writes `records` (with the contexts of their customers, for the alerts), coalesced with
+    /// the writes of concurrent requests; the outcomes in order, and the totals touched.
+    pub(super) async fn write_usage(
+        &self,
+        records: Vec<UsageRecord>,
+        contexts: HashMap<String, Option<Context>>,
+    ) -> Written {
+        let (reply, answer) = oneshot::channel();
+        self.ingest
+            .queue
+            .lock()
+            .map_err(|_| BillingError::Internal("the usage queue is poisoned".into()))?
+            .push(Pending {
+                records,
+                contexts,
+                reply,
+            });
+        let mut answer = answer;
+        let _turn = self.ingest.turn.lock().await;
+        loop {
+            match answer.try_recv() {
+                Ok(written) => return written,
+                Err(oneshot::error::TryRecvError::Closed) => break,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch = self.take_queued()?;
+            if batch.is_empty() {
+                break;
+            }
+            // On its own task: a request dropped meanwhile does not stop the others' write.
+            let billing = self.clone();
+            tokio::spawn(async move { billing.flush(batch).await })
+                .await
+                .map_err(|e| BillingError::Internal(format!("the usage write failed: {e}")))?;
+        }
+        Err(BillingError::Internal(
+            "the usage write ended without an answer".into(),
+        ))
+    }
+
+    /// The queued writes, oldest first, up to [`MAX_RECORDS`] records (always at least one).
+    fn take_queued(&self) -> Result<Vec<Pending>, BillingError> {
+        let mut queue = self
+            .ingest
+            .queue
+            .lock()
+            .map_err(|_| BillingError::Internal("the usage queue is poisoned".into()))?;
+        let mut n = 0;
+        let mut records = 0;
+        while n < queue.len() && (n == 0 || records + queue[n].records.len() <= MAX_RECORDS) {
+            records += queue[n].records.len();
+            n += 1;
+        }
+        Ok(queue.drain(..n).collect())
+    }
+
+    /// Writes `batch` in one transaction and answers each request; should that fail, each
+    /// request's records alone.
+    async fn flush(&self, batch: Vec<Pending>) {
+        if batch.len() > 1 {
+            let mut records = Vec::new();
+            let mut contexts = HashMap::new();
+            for p in &batch {
+                records.extend(p.records.iter().cloned());
+                contexts.extend(p.contexts.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            if let Ok((outcomes, totals)) = self.write_now(&records, &contexts).await {
+                let mut outcomes = outcomes.into_iter();
+                for p in batch {
+                    let mine: Vec<UsageOutcome> = outcomes.by_ref().take(p.records.len()).collect();
+                    let totals = totals
+                        .iter()
+                        .filter(|t| p.contexts.contains_key(&t.customer_id))
+                        .cloned()
+                        .collect();
+                    let _ = p.reply.send(Ok((mine, totals)));
+                }
+                return;
+            }
+        }
+        for p in batch {
+            let written = self.write_now(&p.records, &p.contexts).await;
+            let _ = p.reply.send(written);
+        }
+    }
+
+    /// One transaction: the records and the alerts their totals call for.
+    async fn write_now(
+        &self,
+        records: &[UsageRecord],
+        contexts: &HashMap<String, Option<Context>>,
+    ) -> Written {
+        let alerts_for = |totals: &[UsageTotal]| self.alerts(contexts, totals);
+        let (outcomes, totals) = self
+            .store
+            .record_usage(records, self.clock.now(), &alerts_for)
+            .await?;
+        // Recorded with the usage: remembered so the next batch does not ask again.
+        self.alerted.remember(
+            self.alerts(contexts, &totals)
+                .into_iter()
+                .map(|(a, _)| (a.customer_id, a.metric, a.period_start, a.kind)),
+        );
+        Ok((outcomes, totals))
+    }
+}
