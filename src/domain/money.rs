@@ -190,6 +190,26 @@ pub fn period_at(
     )
 }
 
+/// The month of usage that holds `at`, counted from `anchor` both ways: after the anchor it is
+/// [`period_at`]'s; before it (an event sent late, from before the subscription or trial
+/// began), the month that many months before the anchor, so what happened before the anchor
+/// never counts in the first period after it.
+pub fn usage_month_at(anchor: DateTime<Utc>, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    if at >= anchor {
+        return period_at(anchor, 1, at);
+    }
+    let back = |k: u32| {
+        anchor
+            .checked_sub_months(Months::new(k))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    let mut k = 1u32;
+    while back(k) > at && k < 1200 {
+        k += 1;
+    }
+    (back(k), back(k - 1))
+}
+
 /// One line of a proration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProrationLine {
@@ -249,6 +269,27 @@ mod tests {
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn usage_before_the_anchor_falls_in_the_months_before_it() {
+        let anchor = at(2026, 3, 31);
+        assert_eq!(
+            usage_month_at(anchor, at(2026, 3, 31)),
+            (anchor, at(2026, 4, 30))
+        );
+        assert_eq!(
+            usage_month_at(anchor, at(2026, 3, 30)),
+            (at(2026, 2, 28), anchor)
+        );
+        assert_eq!(
+            usage_month_at(anchor, at(2026, 2, 28)),
+            (at(2026, 2, 28), anchor)
+        );
+        assert_eq!(
+            usage_month_at(anchor, at(2026, 2, 27)),
+            (at(2026, 1, 31), at(2026, 2, 28))
+        );
     }
 
     #[test]

@@ -647,8 +647,17 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     )
     .await;
     assert_eq!(status, 201);
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-03-10T13:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200);
 
-    let ev = |id: &str, metric: &str, value: Value| json!({"event_id": id, "metric": metric, "value": value, "customer_id": "contoso", "timestamp": "2026-03-10T11:00:00Z"});
+    let ev = |id: &str, metric: &str, value: Value| json!({"event_id": id, "metric": metric, "value": value, "customer_id": "contoso", "timestamp": "2026-03-10T12:10:00Z"});
     let batch = json!({"events": [
         ev("e1", "api_calls", json!(1000)),
         ev("e2", "api_calls", json!(1000)),
@@ -748,7 +757,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
             let events: Vec<Value> = (0..150)
                 .map(|i| {
                     let n = if i < 100 { b * 100 + i } else { i - 100 };
-                    json!({"event_id": format!("c{n}"), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T11:30:00Z"})
+                    json!({"event_id": format!("c{n}"), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T12:30:00Z"})
                 })
                 .collect();
             let r = client.post(url).bearer_auth(op).json(&json!({"events": events})).send().await.unwrap();
@@ -782,7 +791,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     // Single events at once, each sent twice: written together, each accepted once and
     // answered a duplicate once, whichever request came first.
     let singles = futures_util::future::join_all((0..40).map(|i| {
-        let body = json!({"events": [{"event_id": format!("s{}", i % 20), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T11:30:00Z"}]});
+        let body = json!({"events": [{"event_id": format!("s{}", i % 20), "metric": "api_calls", "value": 10, "customer_id": "contoso", "timestamp": "2026-03-10T12:30:00Z"}]});
         call(&app, post.clone(), "/api/v1/usage", &op, Some(body))
     }))
     .await;
@@ -809,6 +818,22 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     let calls = metric_line(&usage, "api_calls");
     assert_eq!(calls["used"], json!(3000.5 + 8000.0 + 200.0));
     assert_eq!(calls["events"], 823);
+    // An event sent late from before the trial began is recorded in the month before it,
+    // never in the trial's first month.
+    let (_, r) = call(&app, post.clone(), "/api/v1/usage", &op, Some(json!({"events": [{"event_id": "early", "metric": "api_calls", "value": 500, "customer_id": "contoso", "timestamp": "2026-03-10T11:00:00Z"}]}))).await;
+    assert_eq!(r["accepted"], 1, "{r}");
+    let (_, usage) = call(
+        &app,
+        get.clone(),
+        "/api/v1/customers/contoso/usage",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        metric_line(&usage, "api_calls")["used"],
+        json!(3000.5 + 8000.0 + 200.0)
+    );
 
     // Users (a max): 20 of 25 passes the 80% soft threshold, 25 reaches the limit; each is one
     // event a period however many batches follow.
@@ -885,6 +910,29 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         (200, Some(1)),
         "{r}"
     );
+    let (status, problem) = call(
+        &app,
+        get.clone(),
+        "/api/v1/me/entitlements/api_calls",
+        &weak,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "reading entitlements needs usage:read or usage:write"
+    );
+    let reader = tenant_token(&app, "contoso", &["usage:read"]).await;
+    let (status, e) = call(
+        &app,
+        get.clone(),
+        "/api/v1/me/entitlements/api_calls?amount=5",
+        &reader,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
     let (status, e) = call(
         &app,
         get.clone(),

@@ -179,12 +179,14 @@ pub struct AmountQuery {
     pub amount: Option<f64>,
 }
 
-/// Whether the token's own customer may use `amount` (default 1) more of a metric now.
+/// Whether the token's own customer may use `amount` (default 1) more of a metric now (scope
+/// `usage:read` or `usage:write`).
 #[utoipa::path(get, path = "/api/v1/me/entitlements/{metric}", tag = "billing",
     params(("metric" = String, Path, description = "A metric of the product"), AmountQuery),
     responses(
         (status = 200, body = Entitlement),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope: the token has neither usage:read nor usage:write", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation_failed: metric or amount (named)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

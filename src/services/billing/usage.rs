@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::{Billing, BillingError};
 use crate::domain::events::{EventBody, UsageThreshold};
-use crate::domain::money::{period_at, ratio};
+use crate::domain::money::{ratio, usage_month_at};
 use crate::domain::plan::{Aggregation, Hard, Limit, Quantity, Reset, MICROS};
 use crate::domain::subscription::SubscriptionStatus;
 use crate::domain::trial::TrialStatus;
@@ -35,6 +35,9 @@ const FUTURE_WINDOW_SECS: i64 = 300;
 const MAX_EVENT_ID: usize = 128;
 /// The scope a customer's token needs to send usage.
 pub const USAGE_SCOPE: &str = "usage:write";
+/// The scope a customer's token needs to read its own entitlements (`usage:write` also does:
+/// whoever records usage may check it first).
+pub const USAGE_READ_SCOPE: &str = "usage:read";
 
 /// A batch of usage events.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
@@ -239,7 +242,7 @@ fn period(
             (start, Some(start + Duration::days(1)))
         }
         Reset::Month => {
-            let (s, e) = period_at(month_anchor, 1, t);
+            let (s, e) = usage_month_at(month_anchor, t);
             (s, Some(e))
         }
         Reset::Never => (epoch(), None),
@@ -773,6 +776,13 @@ impl Billing {
         metric: &str,
         amount: Option<f64>,
     ) -> Result<Entitlement, BillingError> {
+        if !p
+            .scopes
+            .iter()
+            .any(|s| s == USAGE_READ_SCOPE || s == USAGE_SCOPE)
+        {
+            return Err(BillingError::ScopeMissing(USAGE_READ_SCOPE));
+        }
         let amount = match amount {
             None => Quantity::units(1),
             Some(a) => {
