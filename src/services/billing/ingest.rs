@@ -16,7 +16,7 @@ use super::{Billing, BillingError};
 use crate::store::billing::{UsageOutcome, UsageRecord, UsageTotal};
 
 /// Records written in one transaction at most (the rest wait for the next turn).
-const MAX_RECORDS: usize = 10_000;
+const MAX_RECORDS: usize = 5_000;
 
 /// What one request's write answered.
 type Written = Result<(Vec<UsageOutcome>, Vec<UsageTotal>), BillingError>;
@@ -93,26 +93,37 @@ impl Billing {
 
     /// Writes `batch` in one transaction and answers each request; should that fail, each
     /// request's records alone.
-    async fn flush(&self, batch: Vec<Pending>) {
+    async fn flush(&self, mut batch: Vec<Pending>) {
         if batch.len() > 1 {
-            let mut records = Vec::new();
+            let sizes: Vec<usize> = batch.iter().map(|p| p.records.len()).collect();
+            let mut records = Vec::with_capacity(sizes.iter().sum());
             let mut contexts = HashMap::new();
-            for p in &batch {
-                records.extend(p.records.iter().cloned());
+            for p in &mut batch {
+                records.append(&mut p.records);
                 contexts.extend(p.contexts.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            if let Ok((outcomes, totals)) = self.write_now(&records, &contexts).await {
-                let mut outcomes = outcomes.into_iter();
-                for p in batch {
-                    let mine: Vec<UsageOutcome> = outcomes.by_ref().take(p.records.len()).collect();
-                    let totals = totals
-                        .iter()
-                        .filter(|t| p.contexts.contains_key(&t.customer_id))
-                        .cloned()
-                        .collect();
-                    let _ = p.reply.send(Ok((mine, totals)));
+            match self.write_now(&records, &contexts).await {
+                Ok((outcomes, totals)) => {
+                    let mut outcomes = outcomes.into_iter();
+                    for (p, n) in batch.into_iter().zip(sizes) {
+                        let mine: Vec<UsageOutcome> = outcomes.by_ref().take(n).collect();
+                        let totals = totals
+                            .iter()
+                            .filter(|t| p.contexts.contains_key(&t.customer_id))
+                            .cloned()
+                            .collect();
+                        let _ = p.reply.send(Ok((mine, totals)));
+                    }
+                    return;
                 }
-                return;
+                Err(e) => {
+                    tracing::warn!(requests = batch.len(), events = records.len(), error = %e, "a shared usage write failed; writing each request's events alone");
+                    // Each request's records back, in order.
+                    let mut rest = records.into_iter();
+                    for (p, n) in batch.iter_mut().zip(sizes) {
+                        p.records = rest.by_ref().take(n).collect();
+                    }
+                }
             }
         }
         for p in batch {

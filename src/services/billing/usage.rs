@@ -281,12 +281,25 @@ fn q(micros: i64) -> serde_json::Value {
 impl Billing {
     /// A customer's limits and periods at its now.
     async fn usage_context(&self, customer_id: &str) -> Result<Option<Context>, BillingError> {
-        // The three reads at once: on a server database their round trips overlap.
-        let (customer, sub, trial) = tokio::try_join!(
-            self.store.get_customer(customer_id),
-            self.store.live_subscription(customer_id),
-            self.store.get_trial(customer_id),
-        )?;
+        // On a server database the three reads go at once, so their round trips overlap; on
+        // the embedded one a read is a call in this process, cheapest one after the other.
+        let (customer, sub, trial) = if self.store.backend() == "postgres" {
+            tokio::try_join!(
+                self.store.get_customer(customer_id),
+                self.store.live_subscription(customer_id),
+                self.store.get_trial(customer_id),
+            )?
+        } else {
+            let Some(customer) = self.store.get_customer(customer_id).await? else {
+                return Ok(None);
+            };
+            let sub = self.store.live_subscription(customer_id).await?;
+            let trial = match &sub {
+                Some(s) if s.subscription.status != SubscriptionStatus::Canceled => None,
+                _ => self.store.get_trial(customer_id).await?,
+            };
+            (Some(customer), sub, trial)
+        };
         let Some(customer) = customer else {
             return Ok(None);
         };

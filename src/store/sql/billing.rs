@@ -15,6 +15,10 @@ macro_rules! billing_store {
             };
             use crate::store::StoreError;
 
+            /// Rows one multi-row statement writes at most: 8 parameters a usage row, well
+            /// inside the 32,766 parameters SQLite allows a statement (PostgreSQL 65,535).
+            const ROWS_PER_STATEMENT: usize = 2_000;
+
             /// Saves a changed trial inside the caller's transaction, if it is still at
             /// `expected_version`.
             async fn write_trial(
@@ -359,31 +363,39 @@ macro_rules! billing_store {
                         return Ok((Vec::new(), Vec::new()));
                     }
                     let mut tx = self.write().await?;
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO usage_events (customer_id, event_id, metric, value, \
-                         occurred_at, period_start, payload_hash, received_at) ",
-                    );
-                    // Inserted in key order, so concurrent batches lock alike (no deadlock).
+                    // Inserted in key order, so concurrent batches lock alike (no deadlock),
+                    // in statements of at most ROWS_PER_STATEMENT rows (each backend bounds the
+                    // parameters of one statement: SQLite to 32,766, PostgreSQL to 65,535).
                     let mut ordered: Vec<&UsageRecord> = events.iter().collect();
                     ordered.sort_by(|a, b| {
                         (&a.customer_id, &a.event_id).cmp(&(&b.customer_id, &b.event_id))
                     });
-                    q.push_values(ordered, |mut row, e| {
-                        row.push_bind(&e.customer_id)
-                            .push_bind(&e.event_id)
-                            .push_bind(&e.metric)
-                            .push_bind(e.value)
-                            .push_bind(e.occurred_at)
-                            .push_bind(e.period_start)
-                            .push_bind(&e.payload_hash)
-                            .push_bind(received_at);
-                    });
-                    q.push(
-                        " ON CONFLICT (customer_id, event_id) DO NOTHING \
-                         RETURNING customer_id, event_id",
-                    );
-                    let inserted: Vec<(String, String)> =
-                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut inserted: Vec<(String, String)> = Vec::with_capacity(events.len());
+                    for chunk in ordered.chunks(ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO usage_events (customer_id, event_id, metric, value, \
+                             occurred_at, period_start, payload_hash, received_at) ",
+                        );
+                        q.push_values(chunk, |mut row, e| {
+                            row.push_bind(&e.customer_id)
+                                .push_bind(&e.event_id)
+                                .push_bind(&e.metric)
+                                .push_bind(e.value)
+                                .push_bind(e.occurred_at)
+                                .push_bind(e.period_start)
+                                .push_bind(&e.payload_hash)
+                                .push_bind(received_at);
+                        });
+                        q.push(
+                            " ON CONFLICT (customer_id, event_id) DO NOTHING \
+                             RETURNING customer_id, event_id",
+                        );
+                        inserted.extend(
+                            q.build_query_as::<(String, String)>()
+                                .fetch_all(&mut *tx)
+                                .await?,
+                        );
+                    }
                     let mut fresh: HashSet<(String, String)> = inserted.into_iter().collect();
                     let mut outcomes = Vec::with_capacity(events.len());
                     let mut others = Vec::new();
@@ -448,14 +460,12 @@ macro_rules! billing_store {
                     let mut totals = Vec::new();
                     for max in [false, true] {
                         let rows: Vec<_> = sums.iter().filter(|(k, _)| k.3 == max).collect();
-                        if rows.is_empty() {
-                            continue;
-                        }
+                        for rows in rows.chunks(ROWS_PER_STATEMENT) {
                         let mut q = sqlx::QueryBuilder::new(
                             "INSERT INTO usage_totals (customer_id, metric, period_start, total, \
                              events, updated_at) ",
                         );
-                        q.push_values(rows, |mut row, ((c, m, p, _), (total, n))| {
+                        q.push_values(rows.iter().copied(), |mut row, ((c, m, p, _), (total, n))| {
                             row.push_bind(c)
                                 .push_bind(m)
                                 .push_bind(*p)
@@ -488,6 +498,7 @@ macro_rules! billing_store {
                                 events,
                             },
                         ));
+                        }
                     }
                     for (a, event) in alerts_for(&totals) {
                         let done = sqlx::query(
