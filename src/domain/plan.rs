@@ -360,6 +360,8 @@ pub struct TrialPolicy {
     pub max_days: u32,
     /// What starts its clock.
     pub activate_on: ActivateOn,
+    /// Days a pending trial waits for `activate_on` at most: then its clock starts anyway.
+    pub activate_within_days: Option<u32>,
     /// Limits during the trial; a metric not named has its plan's limit.
     pub limits: BTreeMap<String, Limit>,
     /// Extensions allowed.

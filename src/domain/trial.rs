@@ -59,6 +59,8 @@ pub fn days_left(now: DateTime<Utc>, ends_at: DateTime<Utc>) -> i64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TrialDue {
+    /// A pending trial's activation deadline came: its clock starts.
+    Activate,
     /// Remind the customer the trial ends soon.
     Remind,
     /// The trial's days are over.
@@ -74,6 +76,9 @@ pub struct TrialProgress {
     pub reminded: bool,
     /// The end behaviour was applied after the grace.
     pub ended: bool,
+    /// When a pending trial starts by itself at the latest (the product's
+    /// `activate_within_days` after it was made), if it has such a deadline.
+    pub activate_by: Option<DateTime<Utc>>,
 }
 
 /// Why a trial cannot do what was asked.
@@ -212,8 +217,9 @@ impl Trial {
             && self.grace_ends_at(grace_days).is_some_and(|g| now < g)
     }
 
-    /// The next work its clock brings and when: the reminder `reminder_days` before the end
-    /// (once per end; none when 0), the expiry at the end, then the end of the grace.
+    /// The next work its clock brings and when: a pending trial's activation at its deadline,
+    /// the reminder `reminder_days` before the end (once per end; none when 0), the expiry at
+    /// the end, then the end of the grace.
     pub fn next_due(
         &self,
         progress: TrialProgress,
@@ -221,6 +227,7 @@ impl Trial {
         grace_days: u32,
     ) -> Option<(DateTime<Utc>, TrialDue)> {
         match self.status {
+            TrialStatus::Pending => progress.activate_by.map(|at| (at, TrialDue::Activate)),
             TrialStatus::Active | TrialStatus::Extended => {
                 let end = self.ends_at()?;
                 if !progress.reminded && reminder_days > 0 {
@@ -283,13 +290,27 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 2, 12, 10, 0, 0).unwrap();
         let t = Trial::new(7).unwrap();
         assert_eq!(t.next_due(TrialProgress::default(), 2, 3), None);
+        // A pending trial with a deadline starts then.
+        let deadline = TrialProgress {
+            activate_by: Some(start),
+            ..TrialProgress::default()
+        };
+        assert_eq!(
+            t.next_due(deadline, 2, 3),
+            Some((start, TrialDue::Activate))
+        );
         let t = t.activate(start).unwrap();
+        assert_eq!(
+            t.next_due(deadline, 2, 3),
+            Some((start + Duration::days(5), TrialDue::Remind)),
+            "the deadline is for pending trials only"
+        );
         let day = |d: i64| start + Duration::days(d);
         let fresh = TrialProgress::default();
         assert_eq!(t.next_due(fresh, 2, 3), Some((day(5), TrialDue::Remind)));
         let reminded = TrialProgress {
             reminded: true,
-            ended: false,
+            ..TrialProgress::default()
         };
         assert_eq!(t.next_due(reminded, 2, 3), Some((day(7), TrialDue::Expire)));
         assert_eq!(t.next_due(fresh, 0, 3), Some((day(7), TrialDue::Expire)));
@@ -302,6 +323,7 @@ mod tests {
         let ended = TrialProgress {
             reminded: true,
             ended: true,
+            activate_by: None,
         };
         assert_eq!(expired.next_due(ended, 2, 3), None);
         // A trial shorter than its reminder is reminded at once.

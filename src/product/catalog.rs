@@ -52,6 +52,7 @@ pub(super) struct RawTrial {
     min_days: Option<Spanned<i64>>,
     max_days: Option<Spanned<i64>>,
     activate_on: Option<Spanned<String>>,
+    activate_within_days: Option<Spanned<i64>>,
     max_extensions: Option<Spanned<i64>>,
     max_extension_days: Option<Spanned<i64>>,
     grace_days: Option<Spanned<i64>>,
@@ -552,6 +553,10 @@ fn trial(
     let max_extension_days = days_of(&r.max_extension_days, "max_extension_days", 30, (1, 365));
     let grace_days = days_of(&r.grace_days, "grace_days", 0, (0, 90));
     let reminder_days = days_of(&r.reminder_days, "reminder_days", 2, (0, 30));
+    let activate_within_days = r
+        .activate_within_days
+        .as_ref()
+        .map(|_| days_of(&r.activate_within_days, "activate_within_days", 0, (1, 365)) as u32);
     if !(min_days <= days && days <= max_days) {
         c.at(
             rt,
@@ -650,6 +655,7 @@ fn trial(
         min_days: min_days as u32,
         max_days: max_days as u32,
         activate_on,
+        activate_within_days,
         limits,
         max_extensions: max_extensions as u32,
         max_extension_days: max_extension_days as u32,

@@ -591,6 +591,7 @@ days = 40
 max_days = 30
 activate_on = "credentials_configured"
 end = "downgrade"
+activate_within_days = 0
 "#;
     let found = problems(text);
     let expect = [
@@ -612,6 +613,7 @@ end = "downgrade"
         "line 42: trial.end = \"downgrade\" needs end_plan",
         "line 43: trial.plan: 'gold' is not a plan (known: basic, pro, max)",
         "line 46: trial.activate_on = \"credentials_configured\" needs at least one credential type with required = true",
+        "line 48: trial.activate_within_days must be from 1 to 365",
     ];
     for e in expect {
         assert!(

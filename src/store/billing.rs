@@ -58,11 +58,14 @@ pub struct TrialRecord {
 }
 
 impl TrialRecord {
-    /// Where its time-based work stands.
-    pub fn progress(&self) -> TrialProgress {
+    /// Where its time-based work stands; `activate_within_days` is the product's deadline
+    /// for a pending trial, counted from when it was made.
+    pub fn progress(&self, activate_within_days: Option<u32>) -> TrialProgress {
         TrialProgress {
             reminded: self.reminded_at.is_some(),
             ended: self.ended_at.is_some(),
+            activate_by: activate_within_days
+                .map(|d| self.created_at + chrono::Duration::days(i64::from(d))),
         }
     }
 }

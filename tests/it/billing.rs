@@ -498,7 +498,9 @@ async fn a_trial_lives_on_its_test_clock(backend: Backend) {
 /// pending until the last required credential is stored, then runs from that moment on its
 /// clock.
 async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Backend) {
-    let product = Product::load(&common::repo_path("examples/waooaw/onramp.toml")).unwrap();
+    let mut product = Product::load(&common::repo_path("examples/waooaw/onramp.toml")).unwrap();
+    // With a deadline: a trial still pending three days after it was made starts then.
+    product.catalog.trial.as_mut().unwrap().activate_within_days = Some(3);
     let app = TestApp::start_with(backend, product).await;
     let jobs = onramp::jobs::Jobs::new(app.services.clone(), std::time::Duration::from_secs(30));
     jobs.register().await.unwrap();
@@ -511,16 +513,33 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     });
     let (status, created) = app.onboard(&body).await;
     assert_eq!(status, 201, "{created}");
-    let (status, trial) = call(
+    let mut dawn = body.clone();
+    dawn["customer_id"] = json!("dawn");
+    assert_eq!(app.onboard(&dawn).await.0, 201);
+    for id in ["dawn", "sunrise"] {
+        let (status, trial) = call(
+            &app,
+            post.clone(),
+            &format!("/api/v1/customers/{id}/trial"),
+            &op,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, 201, "{trial}");
+    }
+    let (_, trial) = call(
         &app,
-        post.clone(),
+        reqwest::Method::GET,
         "/api/v1/customers/sunrise/trial",
         &op,
-        Some(json!({})),
+        None,
     )
     .await;
-    assert_eq!(status, 201, "{trial}");
     assert_eq!(trial["status"], "pending");
+    assert_eq!(
+        trial["next"],
+        json!({"at": "2026-02-15T10:00:00Z", "work": "activate"})
+    );
     assert_eq!(trial["activate_on"], "credentials_configured");
     assert_eq!(trial["ends_at"], Value::Null);
     assert_eq!(trial["limits"], json!({"tasks": 5, "tokens": 10000}));
@@ -570,6 +589,50 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     let before = app.snapshot().await;
     jobs.run_now("outbox.trial_activations").await.unwrap();
     assert_eq!(app.snapshot().await, before);
+
+    // Dawn never configures its credentials: its trial starts at the deadline, on the 15th.
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2026-02-16T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, trial) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/customers/dawn/trial",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            trial["status"].as_str(),
+            trial["activated_at"].as_str(),
+            trial["ends_at"].as_str()
+        ),
+        (
+            Some("active"),
+            Some("2026-02-15T10:00:00Z"),
+            Some("2026-02-22T10:00:00Z")
+        ),
+        "{trial}"
+    );
+    let events = common::all_events(app.services.store.as_ref()).await;
+    let activated = events
+        .iter()
+        .find(|e| e.event_type == "trial.activated" && e.customer_id.as_deref() == Some("dawn"))
+        .expect("dawn's trial.activated");
+    assert!(
+        activated
+            .payload_text
+            .contains("its activation deadline passed (3 days)"),
+        "{}",
+        activated.payload_text
+    );
 }
 
 /// An access token of `customer`'s with `scopes`.

@@ -89,7 +89,7 @@ pub struct TrialView {
     pub reminded_at: Option<DateTime<Utc>>,
     /// When the end behaviour was applied.
     pub ended_at: Option<DateTime<Utc>>,
-    /// The next work its clock brings (`remind`, `expire`, `end_grace`) and when.
+    /// The next work its clock brings (`activate`, `remind`, `expire`, `end_grace`) and when.
     pub next: Option<TrialNext>,
     /// Its limit per metric: the product's trial limits over its plan's (`null`: unlimited).
     #[schema(value_type = Object)]
@@ -135,7 +135,11 @@ impl Billing {
     fn schedule(&self, policy: &TrialPolicy, record: &mut TrialRecord) {
         record.next_at = record
             .trial
-            .next_due(record.progress(), policy.reminder_days, policy.grace_days)
+            .next_due(
+                record.progress(policy.activate_within_days),
+                policy.reminder_days,
+                policy.grace_days,
+            )
             .map(|(at, _)| at);
     }
 
@@ -168,7 +172,11 @@ impl Billing {
             reminded_at: r.reminded_at,
             ended_at: r.ended_at,
             next: t
-                .next_due(r.progress(), policy.reminder_days, policy.grace_days)
+                .next_due(
+                    r.progress(policy.activate_within_days),
+                    policy.reminder_days,
+                    policy.grace_days,
+                )
                 .map(|(at, work)| TrialNext { at, work }),
             limits: trial_limits(policy, self.product.catalog.plan(&r.plan))
                 .iter()
@@ -521,9 +529,11 @@ impl Billing {
         let mut next = record.clone();
         next.updated_at = at;
         next.version += 1;
-        let due = record
-            .trial
-            .next_due(record.progress(), policy.reminder_days, policy.grace_days);
+        let due = record.trial.next_due(
+            record.progress(policy.activate_within_days),
+            policy.reminder_days,
+            policy.grace_days,
+        );
         let mut events = Vec::new();
         if due.is_some() && self.offboarded(&record.customer_id).await? {
             // Offboarded: the trial ends here, without its end behaviour.
@@ -546,6 +556,20 @@ impl Billing {
         match due {
             Some((when, _)) if when > at => {}
             None => {}
+            Some((_, TrialDue::Activate)) => {
+                next.trial = record.trial.activate(at).map_err(BillingError::trial)?;
+                events.push(self.trial_event(
+                    &actor,
+                    &next,
+                    at,
+                    EventBody::TrialActivated,
+                    None,
+                    Some(format!(
+                        "its activation deadline passed ({} days)",
+                        policy.activate_within_days.unwrap_or_default()
+                    )),
+                ));
+            }
             Some((_, TrialDue::Remind)) => {
                 next.reminded_at = Some(at);
                 events.push(self.trial_event(

@@ -85,6 +85,9 @@ pub struct TrialPolicyView {
     /// What starts its clock: `manual`, `signup_approved`, `credentials_configured` or
     /// `onboarding_completed`.
     pub activate_on: String,
+    /// Days a pending trial waits for `activate_on` at most before its clock starts anyway
+    /// (`null`: it waits as long as it takes).
+    pub activate_within_days: Option<u32>,
     /// Limits during the trial that differ from its plan's (a number, or `null`).
     #[schema(value_type = Object)]
     pub limits: BTreeMap<String, serde_json::Value>,
@@ -165,6 +168,7 @@ fn trial_view(t: &TrialPolicy) -> TrialPolicyView {
         min_days: t.min_days,
         max_days: t.max_days,
         activate_on: t.activate_on.as_str().to_owned(),
+        activate_within_days: t.activate_within_days,
         limits: t
             .limits
             .iter()
