@@ -129,6 +129,20 @@ pub(crate) fn metric_line(usage: &Value, metric: &str) -> Value {
         .clone()
 }
 
+/// Starts `customer`'s trial with the product's defaults.
+async fn start_trial(app: &TestApp, customer: &str) -> Value {
+    let (status, trial) = call(
+        app,
+        reqwest::Method::POST,
+        &format!("/api/v1/customers/{customer}/trial"),
+        &app.operator,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trial}");
+    trial
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -517,15 +531,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     dawn["customer_id"] = json!("dawn");
     assert_eq!(app.onboard(&dawn).await.0, 201);
     for id in ["dawn", "sunrise"] {
-        let (status, trial) = call(
-            &app,
-            post.clone(),
-            &format!("/api/v1/customers/{id}/trial"),
-            &op,
-            Some(json!({})),
-        )
-        .await;
-        assert_eq!(status, 201, "{trial}");
+        start_trial(&app, id).await;
     }
     let (_, trial) = call(
         &app,
@@ -1155,15 +1161,7 @@ async fn a_trial_reminder_is_emailed_once(backend: Backend) {
         body["contact"] = json!({"email": format!("owner@{id}.example")});
         let (status, created) = app.onboard(&body).await;
         assert_eq!(status, 201, "{created}");
-        let (status, trial) = call(
-            &app,
-            post.clone(),
-            &format!("/api/v1/customers/{id}/trial"),
-            &op,
-            Some(json!({})),
-        )
-        .await;
-        assert_eq!(status, 201, "{trial}");
+        start_trial(&app, id).await;
     }
     crate::email::deliver(&jobs).await;
     let before = sink.received().len();
@@ -1234,15 +1232,7 @@ async fn concurrent_advances_do_each_piece_once(backend: Backend) {
     for id in customers {
         let (status, created) = app.onboard(&customer(id, Some(&clock_id))).await;
         assert_eq!(status, 201, "{created}");
-        let (status, trial) = call(
-            &app,
-            reqwest::Method::POST,
-            &format!("/api/v1/customers/{id}/trial"),
-            &app.operator,
-            Some(json!({})),
-        )
-        .await;
-        assert_eq!(status, 201, "{trial}");
+        start_trial(&app, id).await;
     }
     // The trials remind on 1 January, expire on the 3rd and end their grace on the 6th
     // (downgraded to the free plan, which renews monthly).
