@@ -234,6 +234,8 @@ catalog! {
     SubscriptionChangeScheduled(SubscriptionState) = "subscription.change_scheduled", v 1;
     /// A cancellation was scheduled for the period's end.
     SubscriptionCancelScheduled(SubscriptionState) = "subscription.cancel_scheduled", v 1;
+    /// What was scheduled for the period's end (a change or a cancellation) was withdrawn.
+    SubscriptionUnscheduled(SubscriptionState) = "subscription.unscheduled", v 1;
     /// A subscription ended (at once, or at the period's end as scheduled).
     SubscriptionCanceled(SubscriptionState) = "subscription.canceled", v 1;
     /// A subscription's period ended and the next began (what was scheduled applied; the new

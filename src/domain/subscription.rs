@@ -132,11 +132,13 @@ impl Subscription {
         period_at(self.anchor, self.cycle_months, now)
     }
 
-    /// What may be done now, by name: what a client shows as buttons.
+    /// What may be done now, by name: what a client shows as buttons (`change`, `unschedule`,
+    /// `cancel`). Pausing is a state this machine has but no operation offers yet, so it is
+    /// not among them.
     pub fn available_actions(&self) -> Vec<&'static str> {
         match self.status {
             SubscriptionStatus::Active => {
-                let mut a = vec!["change", "pause"];
+                let mut a = vec!["change"];
                 if self.scheduled.is_some() {
                     a.push("unschedule");
                 }
@@ -146,7 +148,7 @@ impl Subscription {
                 a
             }
             SubscriptionStatus::PastDue => vec!["cancel"],
-            SubscriptionStatus::Paused => vec!["resume", "cancel"],
+            SubscriptionStatus::Paused => vec!["cancel"],
             SubscriptionStatus::Canceled => vec![],
         }
     }
@@ -348,7 +350,7 @@ mod tests {
     fn the_status_machine_refuses_what_it_does_not_allow() {
         let s = Subscription::start("starter", "monthly", 1, at(1, 1));
         let paused = s.pause().unwrap();
-        assert_eq!(paused.available_actions(), ["resume", "cancel"]);
+        assert_eq!(paused.available_actions(), ["cancel"]);
         assert!(paused
             .change("pro", "monthly", 1, When::Now, at(1, 2))
             .is_err());

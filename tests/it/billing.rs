@@ -1289,7 +1289,100 @@ async fn concurrent_advances_do_each_piece_once(backend: Backend) {
     }
 }
 
+/// What was scheduled for a period's end can be withdrawn before it comes; with nothing
+/// scheduled the withdrawal is refused and changes nothing.
+async fn a_scheduled_change_can_be_withdrawn(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let post = reqwest::Method::POST;
+    let op = app.operator.clone();
+    let clock_id = test_clock(&app, "2027-01-15T00:00:00Z", "unschedule").await;
+    assert_eq!(app.onboard(&customer("acme", Some(&clock_id))).await.0, 201);
+    let (status, sub) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/subscription",
+        &op,
+        Some(json!({"plan": "standard", "cycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["available_actions"], json!(["change", "cancel"]));
+    let path = "/api/v1/customers/acme/subscription/unschedule";
+    let before = app.snapshot().await;
+    let (status, problem) = call(&app, post.clone(), path, &op, None).await;
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (409, Some("subscription_status")),
+        "{problem}"
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    for body in [
+        json!({"plan": "free", "when": "period_end"}),
+        json!({"when": "period_end"}),
+    ] {
+        let cancel = body.get("plan").is_none();
+        let route = if cancel { "cancel" } else { "change" };
+        let (status, sub) = call(
+            &app,
+            post.clone(),
+            &format!("/api/v1/customers/acme/subscription/{route}"),
+            &op,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{sub}");
+        assert!(sub["pending_change"].is_object(), "{sub}");
+        assert!(sub["available_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("unschedule")));
+        let before = app.snapshot().await;
+        let (status, _) = call(&app, post.clone(), path, &app.viewer, None).await;
+        assert_eq!(status, 403);
+        assert_eq!(app.snapshot().await, before);
+        let (status, sub) = call(&app, post.clone(), path, &op, None).await;
+        assert_eq!(status, 200, "{sub}");
+        assert_eq!(sub["pending_change"], Value::Null);
+        assert_eq!(sub["available_actions"], json!(["change", "cancel"]));
+    }
+
+    // The period's end renews the plan as it was.
+    let (status, _) = call(
+        &app,
+        post.clone(),
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &op,
+        Some(json!({"to": "2027-02-16T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, sub) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/customers/acme/subscription",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            sub["status"].as_str(),
+            sub["plan"].as_str(),
+            sub["current_period_start"].as_str()
+        ),
+        (
+            Some("active"),
+            Some("standard"),
+            Some("2027-02-15T00:00:00Z")
+        )
+    );
+    let events = common::event_types(app.services.store.as_ref()).await;
+    assert!(events.contains("subscription.unscheduled"), "{events:?}");
+}
+
 on_both_backends!(
+    a_scheduled_change_can_be_withdrawn,
     concurrent_advances_do_each_piece_once,
     a_trial_reminder_is_emailed_once,
     offboarding_stops_billing,

@@ -333,6 +333,7 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
         "preview_subscription_change",
         "change_subscription",
         "cancel_subscription",
+        "unschedule_subscription",
         "advance_test_clock",
     ] {
         assert!(
@@ -690,6 +691,30 @@ async fn billing_tools_work(backend: Backend) {
         249_900 - 49_900,
         "a whole month left: the full difference"
     );
+    // A scheduled change withdrawn, then scheduled again; with nothing scheduled the
+    // withdrawal is an error.
+    for _ in 0..2 {
+        ok(
+            &client,
+            "change_subscription",
+            json!({"customer_id": "contoso", "plan": "starter", "when": "period_end"}),
+        )
+        .await;
+        let sub = ok(
+            &client,
+            "unschedule_subscription",
+            json!({"customer_id": "contoso"}),
+        )
+        .await;
+        assert_eq!(sub["pending_change"], Value::Null, "{sub}");
+    }
+    let problem = refused(
+        &client,
+        "unschedule_subscription",
+        json!({"customer_id": "contoso"}),
+    )
+    .await;
+    assert_eq!(problem["code"], "subscription_status", "{problem}");
     ok(
         &client,
         "change_subscription",

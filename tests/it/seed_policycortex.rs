@@ -608,10 +608,7 @@ async fn policycortex_plans_replay(backend: Backend) {
     assert_eq!(sub["current_period_start"], "2026-04-10T00:00:00Z");
     assert_eq!(sub["renews_at"], "2027-04-10T00:00:00Z");
     assert_eq!(sub["trial_id"], trial["trial_id"]);
-    assert_eq!(
-        sub["available_actions"],
-        json!(["change", "pause", "cancel"])
-    );
+    assert_eq!(sub["available_actions"], json!(["change", "cancel"]));
     let (_, trial) = send(
         &app,
         get.clone(),

@@ -372,6 +372,14 @@ pub enum SubscriptionsCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Withdraw what was scheduled for the period's end (a change or a cancellation).
+    Unschedule {
+        /// The customer.
+        customer_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 /// When a change takes effect.
@@ -498,6 +506,15 @@ pub(super) async fn run_subscriptions(
             };
             print_subscription(
                 &b.cancel_subscription(actor, &customer_id, &req).await?,
+                format,
+            );
+        }
+        SubscriptionsCommand::Unschedule {
+            customer_id,
+            format,
+        } => {
+            print_subscription(
+                &b.unschedule_subscription(actor, &customer_id).await?,
                 format,
             );
         }

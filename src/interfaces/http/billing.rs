@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
             post(cancel_subscription),
         )
         .route(
+            "/customers/{customer_id}/subscription/unschedule",
+            post(unschedule_subscription),
+        )
+        .route(
             "/usage",
             post(record_usage).layer(axum::extract::DefaultBodyLimit::max(USAGE_MAX_BYTES)),
         )
@@ -336,6 +340,31 @@ pub async fn change_subscription(
             .services
             .billing
             .change_subscription(&actor, &customer_id, &req)
+            .await?,
+    ))
+}
+
+/// Withdraw what was scheduled for the period's end (a change or a cancellation).
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/subscription/unschedule", tag = "billing",
+    params(("customer_id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a viewer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found, subscription_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "subscription_status: nothing is scheduled; changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn unschedule_subscription(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(customer_id): ApiPath<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .billing
+            .unschedule_subscription(&actor, &customer_id)
             .await?,
     ))
 }

@@ -24,7 +24,7 @@ use super::{billing, credentials, customers, keys, meta, onboarding, portal, sig
         billing::plans, billing::create_test_clock, billing::test_clocks, billing::test_clock,
         billing::advance_test_clock, billing::start_trial, billing::trial, billing::activate_trial,
         billing::extend_trial, billing::convert_trial, billing::subscribe, billing::subscription,
-        billing::preview_change, billing::change_subscription, billing::cancel_subscription,
+        billing::preview_change, billing::change_subscription, billing::cancel_subscription, billing::unschedule_subscription,
         billing::record_usage, billing::record_my_usage, billing::usage, billing::check_entitlement,
         billing::my_entitlement,
     ),

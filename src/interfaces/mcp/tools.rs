@@ -640,6 +640,18 @@ pub const TOOLS: &[ToolSpec] = &[
         output: output::object::<SubscriptionView>,
     },
     ToolSpec {
+        name: "unschedule_subscription",
+        title: "Withdraw a scheduled subscription change",
+        description: "Withdraws what was scheduled for a subscription's period end (a change or \
+                      a cancellation); an error when nothing is scheduled.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<SubscriptionView>,
+    },
+    ToolSpec {
         name: "advance_test_clock",
         title: "Advance a test clock",
         description: "Moves a test clock forward (never back; not in production), doing every \
@@ -902,6 +914,15 @@ pub async fn call(
                 services
                     .billing
                     .cancel_subscription(actor, &target.customer_id, &req)
+                    .await,
+            )
+        }
+        "unschedule_subscription" => {
+            let a = parse!(CustomerIdArgs);
+            service(
+                services
+                    .billing
+                    .unschedule_subscription(actor, &a.customer_id)
                     .await,
             )
         }

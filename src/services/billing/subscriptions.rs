@@ -92,7 +92,7 @@ pub struct SubscriptionView {
     /// What waits for the period's end: `{"kind": "change", "plan", "cycle"}` or
     /// `{"kind": "cancel"}`.
     pub pending_change: Option<ScheduledChange>,
-    /// What may be done with it now: `change`, `cancel`, `unschedule`...
+    /// What may be done with it now: `change`, `unschedule`, `cancel`.
     pub available_actions: Vec<String>,
     /// The trial it converted.
     pub trial_id: Option<String>,
@@ -736,6 +736,36 @@ impl Billing {
             EventBody::SubscriptionCancelScheduled
         };
         let event = self.subscription_event(actor, &next, now, body, None, vec![]);
+        self.store
+            .update_subscription(&next, record.version, vec![event])
+            .await?;
+        Ok(self.subscription_view(&next, now))
+    }
+
+    /// Withdraws what was scheduled for the period's end, a change or a cancellation
+    /// (operators); refused when nothing is scheduled.
+    pub async fn unschedule_subscription(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+    ) -> Result<SubscriptionView, BillingError> {
+        actor.may(Role::Operator)?;
+        let (record, now) = self.load_subscription(customer_id).await?;
+        let mut next = record.clone();
+        next.subscription = record
+            .subscription
+            .unschedule()
+            .map_err(BillingError::subscription)?;
+        next.updated_at = now;
+        next.version += 1;
+        let event = self.subscription_event(
+            actor,
+            &next,
+            now,
+            EventBody::SubscriptionUnscheduled,
+            None,
+            vec![],
+        );
         self.store
             .update_subscription(&next, record.version, vec![event])
             .await?;
