@@ -934,7 +934,60 @@ async fn the_cli_sends_a_test_message_and_reads_the_log() {
     }
 }
 
+/// A customer offboarded before its message leaves gets none; one whose data was deleted
+/// leaves no address in the delivery log.
+async fn offboarded_customers_get_no_mail_and_deleted_ones_leave_no_address(backend: Backend) {
+    let sink = SmtpSink::start();
+    let clock = clock();
+    let (app, jobs) = mailing(backend, &sink, &clock).await;
+    for id in ["gone", "erased"] {
+        let (status, v) = app
+            .onboard(&json!({
+                "customer_id": id, "customer_name": format!("Customer {id}"), "industry": "ecommerce",
+                "contact": {"email": format!("owner@{id}.example")},
+            }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    // Queued, not yet sent.
+    jobs.run_now("outbox.email").await.unwrap();
+    for (id, body) in [
+        ("gone", json!({"delete_data": false})),
+        ("erased", json!({"delete_data": true, "confirm": "erased"})),
+    ] {
+        let (status, v) = app.offboard(id, &body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    assert_eq!(
+        deliver(&jobs).await,
+        "sent 0, retrying 0, failed 0, skipped 1"
+    );
+    assert!(sink.received().is_empty());
+    let log = |query: &'static str| {
+        let app = &app;
+        async move {
+            let path = format!("/api/v1/emails?{query}");
+            status_and_json(app.get(&path, &app.viewer).send().await.unwrap())
+                .await
+                .1
+        }
+    };
+    let gone = log("customer_id=gone").await["items"].clone();
+    assert_eq!(gone.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (gone[0]["status"].as_str(), gone[0]["last_error"].as_str()),
+        (Some("skipped"), Some("the customer is offboarded"))
+    );
+    assert_eq!(log("customer_id=erased").await["items"], json!([]));
+    let all = log("limit=500").await;
+    assert!(
+        !all.to_string().contains("owner@erased.example"),
+        "the deleted customer's address is not in the delivery log: {all}"
+    );
+}
+
 on_both_backends!(
+    offboarded_customers_get_no_mail_and_deleted_ones_leave_no_address,
     a_signup_reads_its_code_from_the_mail_verifies_and_completes,
     failures_are_retried_or_recorded_and_stale_messages_skipped,
     codes_expire_run_out_and_are_sent_again,

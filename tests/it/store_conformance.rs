@@ -1199,11 +1199,11 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
         email("em_2", Some(2), EmailKind::SignupVerification, 0),
     ];
     store
-        .queue_emails("email", 0, 2, &first, t0())
+        .queue_emails("email", 0, 2, &first, &[], t0())
         .await
         .unwrap();
     // A second attempt from the same cursor is refused and queues nothing.
-    let again = store.queue_emails("email", 0, 2, &first, t0()).await;
+    let again = store.queue_emails("email", 0, 2, &first, &[], t0()).await;
     assert!(
         matches!(again, Err(StoreError::CursorMoved(_))),
         "{again:?}"
@@ -1214,7 +1214,7 @@ async fn the_delivery_log_queues_once_per_event_and_moves_with_its_cursor(backen
         email("em_3", Some(3), EmailKind::OnboardingSummary, 1),
     ];
     store
-        .queue_emails("email", 2, 3, &replay, t0())
+        .queue_emails("email", 2, 3, &replay, &[], t0())
         .await
         .unwrap();
     assert_eq!(

@@ -3,12 +3,14 @@
 //! records and those of requests still waiting) and writes it in one transaction, then hands
 //! each request its own outcomes. Under load, a commit serves many requests, so single-event
 //! requests cost a share of a transaction each instead of one; alone, a request writes its own
-//! records at once, as before. Every request's records are written by the time its turn ends,
-//! whoever wrote them, and a failed shared write is retried request by request, so each gets
-//! its own answer.
+//! records at once, as before. A request answered by another's write returns without waiting
+//! for the turn; a write holds the turn on its own task until it ends, so a request dropped
+//! mid-write (its client gone) stops neither that write nor the answers of the others in it,
+//! and a request dropped before its turn leaves its records queued for the next request to
+//! write. A failed shared write is retried request by request, so each gets its own answer.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use super::usage::Context;
@@ -31,7 +33,7 @@ struct Pending {
 #[derive(Default)]
 pub(super) struct Ingest {
     queue: Mutex<Vec<Pending>>,
-    turn: tokio::sync::Mutex<()>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Billing {
@@ -53,26 +55,47 @@ impl Billing {
                 reply,
             });
         let mut answer = answer;
-        let _turn = self.ingest.turn.lock().await;
         loop {
-            match answer.try_recv() {
-                Ok(written) => return written,
-                Err(oneshot::error::TryRecvError::Closed) => break,
-                Err(oneshot::error::TryRecvError::Empty) => {}
+            tokio::select! {
+                biased;
+                // Written by another request's turn.
+                written = &mut answer => {
+                    return written.map_err(|_| {
+                        BillingError::Internal("the usage write ended without an answer".into())
+                    })?;
+                }
+                turn = self.ingest.turn.clone().lock_owned() => {
+                    match answer.try_recv() {
+                        Ok(written) => return written,
+                        Err(oneshot::error::TryRecvError::Closed) => {
+                            return Err(BillingError::Internal(
+                                "the usage write ended without an answer".into(),
+                            ))
+                        }
+                        Err(oneshot::error::TryRecvError::Empty) => {}
+                    }
+                    let batch = self.take_queued()?;
+                    if batch.is_empty() {
+                        // Taken by a write that has ended (each holds the turn until it does),
+                        // so its answer is in, or its sender is gone.
+                        drop(turn);
+                        return answer.await.map_err(|_| {
+                            BillingError::Internal("the usage write ended without an answer".into())
+                        })?;
+                    }
+                    // The write holds the turn on its own task until it ends: a request
+                    // dropped meanwhile neither stops it nor lets another write start beside it.
+                    let billing = self.clone();
+                    let flush = tokio::spawn(async move {
+                        let _turn = turn;
+                        billing.flush(batch).await;
+                    });
+                    if let Err(e) = flush.await {
+                        tracing::error!(error = %e, "a usage write task failed");
+                    }
+                }
             }
-            let batch = self.take_queued()?;
-            if batch.is_empty() {
-                break;
-            }
-            // On its own task: a request dropped meanwhile does not stop the others' write.
-            let billing = self.clone();
-            tokio::spawn(async move { billing.flush(batch).await })
-                .await
-                .map_err(|e| BillingError::Internal(format!("the usage write failed: {e}")))?;
         }
-        Err(BillingError::Internal(
-            "the usage write ended without an answer".into(),
-        ))
     }
 
     /// The queued writes, oldest first, up to [`MAX_RECORDS`] records (always at least one).

@@ -217,6 +217,15 @@ impl EmailError {
     }
 }
 
+/// Why a customer's message no longer goes: the customer was offboarded (or its data deleted).
+fn offboarded(customer: &crate::domain::Customer) -> Option<String> {
+    match customer.status {
+        crate::domain::CustomerStatus::Inactive => Some("the customer is offboarded".into()),
+        crate::domain::CustomerStatus::Deleted => Some("the customer's data was deleted".into()),
+        _ => None,
+    }
+}
+
 /// A message ready to leave, or the reason it will not.
 enum Prepared {
     Send {
@@ -391,8 +400,21 @@ impl Email {
         to: i64,
     ) -> Result<usize, EmailError> {
         let emails = self.messages_for(events).await?;
+        // A customer whose data was deleted leaves no address in the delivery log.
+        let forget: Vec<CustomerId> = events
+            .iter()
+            .filter_map(
+                |e| match EventBody::decode(&e.event_type, &e.payload_text) {
+                    Ok(EventBody::CustomerOffboarded(o)) if o.delete_data => e
+                        .customer_id
+                        .as_deref()
+                        .and_then(|c| CustomerId::parse(c, &self.product.customer_id).ok()),
+                    _ => None,
+                },
+            )
+            .collect();
         self.store
-            .queue_emails(consumer, from, to, &emails, self.clock.now())
+            .queue_emails(consumer, from, to, &emails, &forget, self.clock.now())
             .await?;
         Ok(emails.len())
     }
@@ -456,6 +478,9 @@ impl Email {
                 let Some(customer) = self.customers.get_customer(id.as_str()).await? else {
                     return Ok(Prepared::Skip("the customer no longer exists".into()));
                 };
+                if let Some(reason) = offboarded(&customer) {
+                    return Ok(Prepared::Skip(reason));
+                }
                 let run = self.runs.latest_run(id).await?;
                 let steps: Vec<String> = run
                     .as_ref()
@@ -485,6 +510,9 @@ impl Email {
                 let Some(customer) = self.customers.get_customer(id.as_str()).await? else {
                     return Ok(Prepared::Skip("the customer no longer exists".into()));
                 };
+                if let Some(reason) = offboarded(&customer) {
+                    return Ok(Prepared::Skip(reason));
+                }
                 let trial = match self.billing.trial(&Actor::system(), id.as_str()).await {
                     Ok(t) => t,
                     Err(BillingError::TrialNotFound(_) | BillingError::NoTrialOffered) => {

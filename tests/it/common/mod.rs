@@ -387,6 +387,17 @@ impl TestApp {
         status_and_json(self.onboard_request(body).send().await.unwrap()).await
     }
 
+    /// Offboards a customer over HTTP as the operator: `POST /api/v1/customers/{id}/offboard`
+    /// with `body`.
+    pub async fn offboard(
+        &self,
+        customer_id: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let path = format!("/api/v1/customers/{customer_id}/offboard");
+        status_and_json(self.post(&path, &self.operator, body).send().await.unwrap()).await
+    }
+
     /// The operator's onboarding request, for a test that adds headers or reads the response's.
     pub fn onboard_request(&self, body: &serde_json::Value) -> reqwest::RequestBuilder {
         self.post("/api/v1/customers", &self.operator, body)
