@@ -386,17 +386,25 @@ async fn a_trial_lives_on_its_test_clock(backend: Backend) {
 
     // Time moves only forward, and by at most five years at once.
     let advance = format!("/api/v1/test-clocks/{clock_id}/advance");
-    for to in [
-        "2026-12-19T00:00:00Z",
-        "2026-12-20T09:00:00Z",
-        "2040-01-01T00:00:00Z",
-        "soon",
-    ] {
+    for to in ["2026-12-19T00:00:00Z", "2040-01-01T00:00:00Z", "soon"] {
         let (status, problem) =
             call(&app, post.clone(), &advance, &op, Some(json!({"to": to}))).await;
         assert_eq!(status, 422, "{to}: {problem}");
         assert_eq!(fields(&problem), ["to"]);
     }
+    let (status, same) = call(
+        &app,
+        post.clone(),
+        &advance,
+        &op,
+        Some(json!({"to": "2026-12-20T09:00:00Z"})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), same["work_done"].as_u64()),
+        (200, Some(0)),
+        "the clock's own time moves nothing: {same}"
+    );
 
     // The reminder comes two days before the new end.
     let (status, moved) = call(
@@ -1268,6 +1276,20 @@ async fn concurrent_advances_do_each_piece_once(backend: Backend) {
     )
     .await;
     assert_eq!(clock["frozen_time"], "2027-03-10T00:00:00Z", "{clock}");
+    // An advance to the clock's own time moves nothing and finds nothing left to do.
+    let (status, same) = call(
+        &app,
+        reqwest::Method::POST,
+        &path,
+        &app.operator,
+        Some(json!({"to": "2027-03-10T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(
+        (same["frozen_time"].as_str(), same["work_done"].as_u64()),
+        (Some("2027-03-10T00:00:00Z"), Some(0))
+    );
     let events = common::all_events(app.services.store.as_ref()).await;
     for id in customers {
         let count = |t: &str| {

@@ -468,7 +468,8 @@ pub async fn test_clock(
 
 /// Move a test clock forward: every piece of its customers' billing work that falls due on the
 /// way (trial reminders, expiries, ends of grace) is done, earliest first, each at its own
-/// time, before the answer. Clocks only move forward.
+/// time, before the answer. Clocks only move forward; `to` at the clock's own time moves
+/// nothing and does what is due and not done yet.
 #[utoipa::path(post, path = "/api/v1/test-clocks/{test_clock_id}/advance", tag = "billing",
     params(("test_clock_id" = String, Path, description = "The clock's id")),
     request_body = AdvanceTestClock,
@@ -477,8 +478,8 @@ pub async fn test_clock(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden (a viewer token), test_clocks_off (production)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "test_clock_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "changed: another advance moved the clock first", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed: to is missing, not after the clock's time, or too far", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "changed: other advances kept moving the clock while this one read it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: to is missing, before the clock's time, or too far", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn advance_test_clock(

@@ -34,7 +34,8 @@ pub struct NewTestClock {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdvanceTestClock {
-    /// The time to move it to (RFC 3339), after its current time and at most five years on.
+    /// The time to move it to (RFC 3339), not before its current time and at most five years
+    /// on (its current time: nothing moves, what is due and not done yet is done).
     #[serde(default)]
     pub to: Option<String>,
 }
@@ -190,7 +191,8 @@ impl Billing {
     }
 
     /// Moves a test clock forward to `to`, doing every piece of its customers' billing work
-    /// that falls due up to then, earliest first, each at its own time (operators).
+    /// that falls due up to then, earliest first, each at its own time (operators). `to` equal
+    /// to the clock's time moves nothing and does what is due and not done yet.
     pub async fn advance_test_clock(
         &self,
         actor: &Actor,
@@ -212,15 +214,20 @@ impl Billing {
                 .get_test_clock(id)
                 .await?
                 .ok_or_else(|| BillingError::TestClockNotFound(id.to_owned()))?;
-            if to <= clock.frozen_time {
+            if to < clock.frozen_time {
                 return Err(BillingError::Invalid(vec![Invalid::new(
                     "not_forward",
                     format!(
-                        "to must be after the clock's time ({}): test clocks only move forward",
+                        "to must not be before the clock's time ({}): test clocks only move forward",
                         clock.frozen_time.to_rfc3339()
                     ),
                 )
                 .at("to")]));
+            }
+            if to == clock.frozen_time {
+                // The clock stays; what is due by its time and not done yet (an advance that
+                // failed midway) is done below.
+                break clock;
             }
             if to - clock.frozen_time > Duration::days(MAX_ADVANCE_DAYS) {
                 return Err(BillingError::Invalid(vec![Invalid::new(
