@@ -143,6 +143,20 @@ async fn start_trial(app: &TestApp, customer: &str) -> Value {
     trial
 }
 
+/// Advances test clock `clock_id` to `to` as the operator; the clock as it answers.
+async fn advance(app: &TestApp, clock_id: &str, to: &str) -> Value {
+    let (status, moved) = call(
+        app,
+        reqwest::Method::POST,
+        &format!("/api/v1/test-clocks/{clock_id}/advance"),
+        &app.operator,
+        Some(json!({ "to": to })),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    moved
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -605,15 +619,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     assert_eq!(app.snapshot().await, before);
 
     // Dawn never configures its credentials: its trial starts at the deadline, on the 15th.
-    let (status, _) = call(
-        &app,
-        post.clone(),
-        &format!("/api/v1/test-clocks/{clock_id}/advance"),
-        &op,
-        Some(json!({"to": "2026-02-16T00:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    advance(&app, &clock_id, "2026-02-16T00:00:00Z").await;
     let (_, trial) = call(
         &app,
         reqwest::Method::GET,
@@ -724,15 +730,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     )
     .await;
     assert_eq!(status, 201);
-    let (status, _) = call(
-        &app,
-        post.clone(),
-        &format!("/api/v1/test-clocks/{clock_id}/advance"),
-        &op,
-        Some(json!({"to": "2026-03-10T13:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    advance(&app, &clock_id, "2026-03-10T13:00:00Z").await;
 
     let ev = |id: &str, metric: &str, value: Value| json!({"event_id": id, "metric": metric, "value": value, "customer_id": "contoso", "timestamp": "2026-03-10T12:10:00Z"});
     let batch = json!({"events": [
@@ -946,15 +944,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
 
     // Ten days on, subscribed to Starter: its month starts then, with 10,000 calls and overage
     // at $0.10.
-    let (status, _) = call(
-        &app,
-        post.clone(),
-        &format!("/api/v1/test-clocks/{clock_id}/advance"),
-        &op,
-        Some(json!({"to": "2026-03-20T12:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    advance(&app, &clock_id, "2026-03-20T12:00:00Z").await;
     let (status, _) = call(
         &app,
         post.clone(),
@@ -1176,15 +1166,7 @@ async fn a_trial_reminder_is_emailed_once(backend: Backend) {
 
     // Two days before the end (3 January 09:00), both trials are reminded; Zenith converts
     // before its message leaves.
-    let (status, moved) = call(
-        &app,
-        post.clone(),
-        &format!("/api/v1/test-clocks/{clock_id}/advance"),
-        &op,
-        Some(json!({"to": "2027-01-01T21:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{moved}");
+    advance(&app, &clock_id, "2027-01-01T21:00:00Z").await;
     let (status, converted) = call(
         &app,
         post.clone(),
@@ -1194,19 +1176,30 @@ async fn a_trial_reminder_is_emailed_once(backend: Backend) {
     )
     .await;
     assert_eq!(status, 201, "{converted}");
+    // Acme's trial is extended by a week before its reminder left, and reminded again.
+    let (status, extended) = call(
+        &app,
+        post.clone(),
+        "/api/v1/customers/acme/trial/extend",
+        &op,
+        Some(json!({"days": 7, "reason": "evaluation slipped"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{extended}");
+    advance(&app, &clock_id, "2027-01-08T12:00:00Z").await;
     let report = crate::email::deliver(&jobs).await;
     crate::email::deliver(&jobs).await;
     let sent: Vec<_> = sink.received().into_iter().skip(before).collect();
     assert_eq!(sent.len(), 1, "{report}: {sent:?}");
     let m = &sent[0];
     assert_eq!(m.rcpt_tos, ["owner@acme.example"]);
-    // 36 hours left count as 2 days.
+    // The newer reminder only: 45 hours left count as 2 days.
     assert_eq!(m.subject, "Your Onramp trial ends in 2 days");
     assert!(
         m.text()
             .contains("The Standard trial of Customer acme on Onramp")
             && m.text()
-                .contains("ends in 2 days, at 2027-01-03T09:00:00Z."),
+                .contains("ends in 2 days, at 2027-01-10T09:00:00Z."),
         "{}",
         m.text()
     );
@@ -1228,6 +1221,31 @@ async fn a_trial_reminder_is_emailed_once(backend: Backend) {
     assert_eq!(
         reminder["last_error"],
         "the trial is converted, not running"
+    );
+    let (_, log) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/emails?customer_id=acme",
+        &app.viewer,
+        None,
+    )
+    .await;
+    let reminders: Vec<(&str, Option<&str>)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "trial_ending_soon")
+        .map(|e| (e["status"].as_str().unwrap(), e["last_error"].as_str()))
+        .collect();
+    assert_eq!(
+        reminders,
+        [
+            ("sent", None),
+            (
+                "skipped",
+                Some("a newer reminder of this trial's end was queued")
+            )
+        ]
     );
 }
 
@@ -1370,15 +1388,7 @@ async fn a_scheduled_change_can_be_withdrawn(backend: Backend) {
     }
 
     // The period's end renews the plan as it was.
-    let (status, _) = call(
-        &app,
-        post.clone(),
-        &format!("/api/v1/test-clocks/{clock_id}/advance"),
-        &op,
-        Some(json!({"to": "2027-02-16T00:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    advance(&app, &clock_id, "2027-02-16T00:00:00Z").await;
     let (_, sub) = call(
         &app,
         reqwest::Method::GET,

@@ -716,17 +716,25 @@ impl Email {
         let mut due = self.store.due_emails(self.clock.now(), limit).await?;
         let mut report = DeliveryReport::default();
         // Secrets asked for faster than they leave: only the newest message of a kind for one
-        // signup or user is sent (each new code or link voids the one before it).
-        let subject_of = |e: &EmailRecord| {
-            e.kind.carries_secret().then(|| {
-                (
-                    e.kind,
-                    e.signup_id
-                        .clone()
-                        .or_else(|| e.user_id.clone())
-                        .unwrap_or_default(),
-                )
-            })
+        // signup or user is sent (each new code or link voids the one before it); likewise only
+        // the newest reminder of a customer's trial.
+        let subject_of = |e: &EmailRecord| match e.kind {
+            // Of two reminders of one customer's trial (an extension moved its end), the newer.
+            EmailKind::TrialEndingSoon => Some((
+                e.kind,
+                e.customer_id
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default(),
+            )),
+            kind if kind.carries_secret() => Some((
+                e.kind,
+                e.signup_id
+                    .clone()
+                    .or_else(|| e.user_id.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
         };
         let mut newest: std::collections::HashMap<(EmailKind, String), String> = Default::default();
         for e in &due {
@@ -750,6 +758,9 @@ impl Email {
             e.last_error = Some(match e.kind {
                 EmailKind::SignupVerification => {
                     "a newer code for this signup was asked for".to_owned()
+                }
+                EmailKind::TrialEndingSoon => {
+                    "a newer reminder of this trial's end was queued".to_owned()
                 }
                 kind => format!("a newer {kind} message for this user was asked for"),
             });
