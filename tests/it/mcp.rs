@@ -334,6 +334,9 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
         "change_subscription",
         "cancel_subscription",
         "unschedule_subscription",
+        "get_usage",
+        "check_entitlement",
+        "record_usage",
         "advance_test_clock",
     ] {
         assert!(
@@ -358,7 +361,9 @@ async fn tools_are_typed_and_hinted(backend: Backend) {
                 "list_users",
                 "get_trial",
                 "get_subscription",
-                "preview_subscription_change"
+                "preview_subscription_change",
+                "get_usage",
+                "check_entitlement"
             ]
             .contains(&t.name.as_ref()),
             "{}",
@@ -680,6 +685,47 @@ async fn billing_tools_work(backend: Backend) {
         has_error_at(&problem, "cycle", "unknown_cycle"),
         "{problem}"
     );
+    // Usage and entitlements: recorded once (a resend is a duplicate), bad events named.
+    let events = json!({"events": [
+        {"event_id": "m1", "metric": "api_calls", "value": 90000, "customer_id": "contoso"},
+        {"event_id": "m2", "metric": "api_calls", "value": -1, "customer_id": "contoso"},
+    ]});
+    let recorded = ok(&client, "record_usage", events.clone()).await;
+    assert_eq!(
+        (recorded["accepted"].as_u64(), recorded["refused"].as_u64()),
+        (Some(1), Some(1)),
+        "{recorded}"
+    );
+    assert_eq!(recorded["results"][1]["field"], "events[1].value");
+    let again = ok(&client, "record_usage", events).await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+    let usage = ok(&client, "get_usage", json!({"customer_id": "contoso"})).await;
+    let calls = crate::billing::metric_line(&usage, "api_calls");
+    assert_eq!(
+        (calls["used"].as_i64(), calls["soft_exceeded"].as_bool()),
+        (Some(90000), Some(true))
+    );
+    let e = ok(
+        &client,
+        "check_entitlement",
+        json!({"customer_id": "contoso", "metric": "api_calls", "amount": 20000}),
+    )
+    .await;
+    assert_eq!(
+        (e["allowed"].as_bool(), e["source"].as_str()),
+        (Some(true), Some("subscription")),
+        "past the limit, Professional's overage allows it: {e}"
+    );
+    let problem = refused(
+        &client,
+        "check_entitlement",
+        json!({"customer_id": "contoso", "metric": "seats"}),
+    )
+    .await;
+    assert!(
+        has_error_at(&problem, "metric", "unknown_metric"),
+        "{problem}"
+    );
     let preview = ok(
         &client,
         "preview_subscription_change",
@@ -764,6 +810,13 @@ async fn billing_tools_work(backend: Backend) {
     )
     .await;
     assert_eq!(r.is_error, Some(true));
+    let r = call(
+        &viewer,
+        "record_usage",
+        json!({"events": [{"event_id": "v1", "metric": "api_calls", "value": 1, "customer_id": "contoso"}]}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true), "a viewer records no usage");
     viewer.cancel().await.unwrap();
     let client = stdio_client_with(&db, "operator", PC).await;
     ok(

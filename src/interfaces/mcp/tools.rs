@@ -16,8 +16,9 @@ use crate::domain::Role;
 use crate::interfaces::problem::Problem;
 use crate::services::accounts::{Caller, InviteUser, UserList, UserView};
 use crate::services::billing::{
-    AdvanceTestClock, CancelSubscription, ChangePreview, ChangeSubscription, ExtendTrial,
-    NewSubscription, PreviewQuery, StartTrial, SubscriptionView, TestClockView, TrialView,
+    AdvanceTestClock, CancelSubscription, ChangePreview, ChangeSubscription, Entitlement,
+    EntitlementCheck, ExtendTrial, NewSubscription, PreviewQuery, Sender, StartTrial,
+    SubscriptionView, TestClockView, TrialView, UsageBatch, UsageResults, UsageView,
 };
 use crate::services::credentials::PutCredential;
 use crate::services::credentials::{CredentialList, CredentialView};
@@ -652,6 +653,43 @@ pub const TOOLS: &[ToolSpec] = &[
         output: output::object::<SubscriptionView>,
     },
     ToolSpec {
+        name: "get_usage",
+        title: "Get a customer's usage",
+        description: "A customer's usage in each metric's current period: used, events, limit, \
+                      whether the soft threshold is passed, overage and its price.",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<CustomerIdArgs>,
+        output: output::object::<UsageView>,
+    },
+    ToolSpec {
+        name: "check_entitlement",
+        title: "Check an entitlement",
+        description: "Whether a customer may use `amount` (default 1) more of a metric now, with \
+                      its limit, use, what remains and where the limit comes from (plan or trial).",
+        role: Role::Viewer,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<EntitlementCheck>,
+        output: output::object::<Entitlement>,
+    },
+    ToolSpec {
+        name: "record_usage",
+        title: "Record usage",
+        description: "Records 1 to 1,000 usage events, each naming its customer_id; each is \
+                      answered accepted, duplicate (its event_id was recorded with the same \
+                      content) or refused with the field and rule. Sending an event again is safe.",
+        role: Role::Operator,
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        schema: schema_for_input::<UsageBatch>,
+        output: output::object::<UsageResults>,
+    },
+    ToolSpec {
         name: "advance_test_clock",
         title: "Advance a test clock",
         description: "Moves a test clock forward (never back; not in production), doing every \
@@ -923,6 +961,23 @@ pub async fn call(
                 services
                     .billing
                     .unschedule_subscription(actor, &a.customer_id)
+                    .await,
+            )
+        }
+        "get_usage" => {
+            let a = parse!(CustomerIdArgs);
+            service(services.billing.usage(actor, &a.customer_id).await)
+        }
+        "check_entitlement" => {
+            let req = parse!(EntitlementCheck);
+            service(services.billing.check_entitlement(actor, &req).await)
+        }
+        "record_usage" => {
+            let batch = parse!(UsageBatch);
+            service(
+                services
+                    .billing
+                    .record_usage(Sender::Operator(actor), &batch)
                     .await,
             )
         }
