@@ -66,14 +66,15 @@ pub trait EmailStore: Send + Sync {
     /// Queues `emails` for the events after `from` up to `to` and moves `consumer`'s cursor
     /// from `from` to `to`, in one transaction (exactly once). A message already queued for the
     /// same event and kind is left as it is. Every message of the customers in `forget` (whose
-    /// data was deleted) is erased from the log in the same transaction.
+    /// data was deleted), and of the signup each came from when it names one, is erased from the
+    /// log in the same transaction.
     async fn queue_emails(
         &self,
         consumer: &str,
         from: i64,
         to: i64,
         emails: &[EmailRecord],
-        forget: &[CustomerId],
+        forget: &[(CustomerId, Option<String>)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

@@ -403,6 +403,25 @@ async fn signup_to_first_login(backend: Backend) {
         before,
         "a refused approval changes nothing"
     );
+
+    // Deleting the customer's data erases its messages and its signup's from the delivery log.
+    let (_, log) = get(&app, &format!("/api/v1/emails?signup_id={id}"), &app.viewer).await;
+    assert!(!log["items"].as_array().unwrap().is_empty());
+    let (status, v) = app
+        .offboard(
+            &customer_id,
+            &json!({"delete_data": true, "confirm": customer_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    deliver(&jobs).await;
+    for query in [
+        format!("signup_id={id}"),
+        format!("customer_id={customer_id}"),
+    ] {
+        let (_, log) = get(&app, &format!("/api/v1/emails?{query}"), &app.viewer).await;
+        assert_eq!(log["items"], json!([]), "{query}");
+    }
 }
 
 /// Accepts the invitation in `m` with `password`; returns the session token.

@@ -219,11 +219,13 @@ impl EmailError {
 
 /// Why a customer's message no longer goes: the customer was offboarded (or its data deleted).
 fn offboarded(customer: &crate::domain::Customer) -> Option<String> {
-    match customer.status {
-        crate::domain::CustomerStatus::Inactive => Some("the customer is offboarded".into()),
-        crate::domain::CustomerStatus::Deleted => Some("the customer's data was deleted".into()),
-        _ => None,
-    }
+    customer
+        .status
+        .is_offboarded()
+        .then(|| match customer.status {
+            crate::domain::CustomerStatus::Deleted => "the customer's data was deleted".into(),
+            _ => "the customer is offboarded".into(),
+        })
 }
 
 /// A message ready to leave, or the reason it will not.
@@ -400,19 +402,28 @@ impl Email {
         to: i64,
     ) -> Result<usize, EmailError> {
         let emails = self.messages_for(events).await?;
-        // A customer whose data was deleted leaves no address in the delivery log.
-        let forget: Vec<CustomerId> = events
-            .iter()
-            .filter_map(
-                |e| match EventBody::decode(&e.event_type, &e.payload_text) {
-                    Ok(EventBody::CustomerOffboarded(o)) if o.delete_data => e
-                        .customer_id
-                        .as_deref()
-                        .and_then(|c| CustomerId::parse(c, &self.product.customer_id).ok()),
-                    _ => None,
-                },
-            )
-            .collect();
+        // A customer whose data was deleted leaves no address in the delivery log: neither its
+        // own messages nor those of the signup it came from.
+        let mut forget = Vec::new();
+        for e in events {
+            let Ok(EventBody::CustomerOffboarded(o)) =
+                EventBody::decode(&e.event_type, &e.payload_text)
+            else {
+                continue;
+            };
+            let Some(id) = e.customer_id.as_deref().filter(|_| o.delete_data) else {
+                continue;
+            };
+            let signup = self
+                .customers
+                .get_customer(id)
+                .await?
+                .and_then(|c| c.created_by)
+                .and_then(|by| by.strip_prefix("signup:").map(str::to_owned));
+            if let Ok(id) = CustomerId::parse(id, &self.product.customer_id) {
+                forget.push((id, signup));
+            }
+        }
         self.store
             .queue_emails(consumer, from, to, &emails, &forget, self.clock.now())
             .await?;

@@ -19,7 +19,7 @@ macro_rules! email_store {
                     from: i64,
                     to: i64,
                     emails: &[EmailRecord],
-                    forget: &[crate::domain::CustomerId],
+                    forget: &[(crate::domain::CustomerId, Option<String>)],
                     at: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write().await?;
@@ -49,11 +49,17 @@ macro_rules! email_store {
                         q.push(" ON CONFLICT (event_id, kind) DO NOTHING");
                         q.build().execute(&mut *tx).await?;
                     }
-                    for customer in forget {
+                    for (customer, signup) in forget {
                         sqlx::query("DELETE FROM emails WHERE customer_id = $1")
                             .bind(customer.as_str())
                             .execute(&mut *tx)
                             .await?;
+                        if let Some(signup) = signup {
+                            sqlx::query("DELETE FROM emails WHERE signup_id = $1")
+                                .bind(signup)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                     tx.commit().await?;
                     Ok(())
