@@ -223,6 +223,9 @@ impl Subscription {
                 scheduled: None,
                 ..self.clone()
             }),
+            (SubscriptionStatus::Active, None) => {
+                Err(self.refuse("unscheduled: nothing is scheduled for its period's end"))
+            }
             _ => Err(self.refuse("unscheduled")),
         }
     }

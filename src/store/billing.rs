@@ -270,4 +270,8 @@ pub trait BillingStore: Send + Sync {
         test_clock: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TrialRecord>, StoreError>;
+
+    /// Pending trials of every customer after `after` (by customer id), at most `limit`.
+    async fn pending_trials(&self, after: &str, limit: u32)
+        -> Result<Vec<TrialRecord>, StoreError>;
 }

@@ -1413,7 +1413,52 @@ async fn a_scheduled_change_can_be_withdrawn(backend: Backend) {
     assert!(events.contains("subscription.unscheduled"), "{events:?}");
 }
 
+/// A deadline added to the product after trials went pending applies to them: the next
+/// server (here, services over the same registry with the new product) schedules them.
+async fn a_deadline_added_later_reaches_pending_trials(backend: Backend) {
+    use onramp::services::billing::AdvanceTestClock;
+    let path = common::repo_path("examples/waooaw/onramp.toml");
+    let app = TestApp::start_with(backend, Product::load(&path).unwrap()).await;
+    let clock_id = test_clock(&app, "2026-02-12T10:00:00Z", "late").await;
+    let body = json!({
+        "customer_id": "late", "customer_name": "Late Co", "industry": "marketing",
+        "attributes": {"country": "IN", "timezone": "Asia/Kolkata"}, "test_clock_id": clock_id,
+    });
+    assert_eq!(app.onboard(&body).await.0, 201);
+    let trial = start_trial(&app, "late").await;
+    assert_eq!(
+        (trial["status"].as_str(), &trial["next"]),
+        (Some("pending"), &Value::Null)
+    );
+
+    let mut product = Product::load(&path).unwrap();
+    product.catalog.trial.as_mut().unwrap().activate_within_days = Some(2);
+    let next = common::services(&app.db, product).await;
+    let actor = onramp::services::Actor::cli();
+    let moved = next
+        .billing
+        .advance_test_clock(
+            &actor,
+            &clock_id,
+            &AdvanceTestClock {
+                to: Some("2026-02-15T10:00:00Z".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.work_done, Some(1));
+    let trial = next.billing.trial(&actor, "late").await.unwrap();
+    assert_eq!(
+        (
+            trial.status.as_str(),
+            trial.activated_at.map(|t| t.to_rfc3339())
+        ),
+        ("active", Some("2026-02-14T10:00:00+00:00".to_owned()))
+    );
+}
+
 on_both_backends!(
+    a_deadline_added_later_reaches_pending_trials,
     a_scheduled_change_can_be_withdrawn,
     concurrent_advances_do_each_piece_once,
     a_trial_reminder_is_emailed_once,

@@ -681,7 +681,8 @@ pub const TOOLS: &[ToolSpec] = &[
         title: "Record usage",
         description: "Records 1 to 1,000 usage events, each naming its customer_id; each is \
                       answered accepted, duplicate (its event_id was recorded with the same \
-                      content) or refused with the field and rule. Sending an event again is safe.",
+                      content) or refused with the field and rule (event_id_reused when its id \
+                      was recorded with other content). Sending an event again is safe.",
         role: Role::Operator,
         read_only: false,
         destructive: false,
@@ -698,7 +699,7 @@ pub const TOOLS: &[ToolSpec] = &[
         role: Role::Operator,
         read_only: false,
         destructive: false,
-        idempotent: false,
+        idempotent: true,
         schema: schema_for_input::<AdvanceSchema>,
         output: output::object::<TestClockView>,
     },

@@ -266,6 +266,7 @@ impl Billing {
                 Err(e) => return Err(e),
             }
         };
+        self.pending_in_line().await?;
         let (mut done, mut tries) = (0usize, 0usize);
         loop {
             match self.next_on_clock(id, to).await {

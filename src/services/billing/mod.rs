@@ -51,6 +51,9 @@ pub struct Billing {
     test_clocks: bool,
     alerted: Arc<AlertCache>,
     ingest: Arc<ingest::Ingest>,
+    /// Whether this process has brought the pending trials' deadlines in line with the
+    /// product's `activate_within_days` (once, on its first due run).
+    pending_scheduled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A usage alert's key: customer, metric, period start, kind.
@@ -95,6 +98,7 @@ impl Billing {
             test_clocks,
             alerted: Arc::default(),
             ingest: Arc::default(),
+            pending_scheduled: Arc::default(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Billing {
     /// Does the work due by now for the customers on real time, at most `limit` pieces; says
     /// how many were done.
     pub async fn run_due(&self, limit: u32) -> Result<usize, BillingError> {
+        self.pending_in_line().await?;
         let now = self.clock.now();
         let mut done = 0;
         for trial in self.store.due_trials(now, None, limit).await? {
@@ -164,6 +169,16 @@ impl Billing {
             }
         }
         Ok(done)
+    }
+
+    /// Brings the pending trials' deadlines in line with the product, once per process.
+    async fn pending_in_line(&self) -> Result<(), BillingError> {
+        use std::sync::atomic::Ordering;
+        if !self.pending_scheduled.load(Ordering::Acquire) {
+            self.schedule_pending().await?;
+            self.pending_scheduled.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// The earliest piece of work of `test_clock`'s customers due by `to`, done; false when

@@ -436,8 +436,11 @@ impl Billing {
         let Some(customer) = self.store.get_customer(customer_id).await? else {
             return Ok(false);
         };
-        let Some(record) = self.store.get_trial(customer.id.as_str()).await? else {
-            return Ok(false);
+        // What its clock brought first (a deadline that passed), then the condition.
+        let (_, record, now) = match self.load_trial(customer.id.as_str()).await {
+            Ok(loaded) => loaded,
+            Err(BillingError::TrialNotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
         };
         if record.trial.status != TrialStatus::Pending || record.activate_on != on {
             return Ok(false);
@@ -445,10 +448,15 @@ impl Billing {
         let Some(why) = self.activation_met(on, &customer).await? else {
             return Ok(false);
         };
-        let now = self.now_for(customer.test_clock_id.as_deref()).await?;
-        self.activate(&Actor::system(), policy, record, now, why)
-            .await?;
-        Ok(true)
+        match self
+            .activate(&Actor::system(), policy, record, now, why)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Activated meanwhile (its deadline, an operator): nothing left to do.
+            Err(BillingError::Changed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Gives a trial more days (operators); refused past the product's `max_extensions`.
@@ -515,6 +523,47 @@ impl Billing {
             .update_trial(&next, record.version, vec![event])
             .await?;
         Ok(self.trial_view(policy, &next, now))
+    }
+
+    /// Brings every pending trial's next work in line with the product's
+    /// `activate_within_days` as it is now: a deadline added, moved or removed since the trial
+    /// was scheduled. Saved without an event (nothing happened to the trial); a trial changed
+    /// meanwhile is left to its own writer, who schedules it the same way.
+    pub(super) async fn schedule_pending(&self) -> Result<usize, BillingError> {
+        let Ok(policy) = self.policy() else {
+            return Ok(0);
+        };
+        let mut after = String::new();
+        let mut moved = 0;
+        loop {
+            let page = self.store.pending_trials(&after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.customer_id.clone();
+            for record in page {
+                let mut next = record.clone();
+                self.schedule(policy, &mut next);
+                if next.next_at == record.next_at {
+                    continue;
+                }
+                next.version += 1;
+                match self
+                    .store
+                    .update_trial(&next, record.version, vec![])
+                    .await
+                    .map_err(BillingError::from)
+                {
+                    Ok(()) | Err(BillingError::Changed(_)) => moved += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(
+                trials = moved,
+                "pending trials rescheduled to the product's activation deadline"
+            );
+        }
+        Ok(moved)
     }
 
     /// Does the work a trial's clock brings at `at` (its `next_at`): the reminder, the expiry

@@ -559,6 +559,22 @@ macro_rules! billing_store {
                         .collect())
                 }
 
+                async fn pending_trials(
+                    &self,
+                    after: &str,
+                    limit: u32,
+                ) -> Result<Vec<TrialRecord>, StoreError> {
+                    let rows: Vec<TrialRow> = sqlx::query_as(&format!(
+                        "SELECT {TRIAL_COLUMNS} FROM trials WHERE status = 'pending' \
+                         AND customer_id > $1 ORDER BY customer_id LIMIT $2"
+                    ))
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reads())
+                    .await?;
+                    rows.into_iter().map(TrialRecord::try_from).collect()
+                }
+
                 async fn due_trials(
                     &self,
                     now: chrono::DateTime<chrono::Utc>,
