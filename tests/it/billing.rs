@@ -157,6 +157,13 @@ async fn advance(app: &TestApp, clock_id: &str, to: &str) -> Value {
     moved
 }
 
+/// What the operator reads at `path` (GET), whatever its status.
+async fn read(app: &TestApp, path: &str) -> Value {
+    call(app, reqwest::Method::GET, path, &app.operator, None)
+        .await
+        .1
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -518,14 +525,7 @@ async fn a_trial_lives_on_its_test_clock(backend: Backend) {
     );
 
     // The real-time customer's trial did not move.
-    let (_, other) = call(
-        &app,
-        get.clone(),
-        "/api/v1/customers/realtime/trial",
-        &op,
-        None,
-    )
-    .await;
+    let other = read(&app, "/api/v1/customers/realtime/trial").await;
     assert_eq!(other["status"], "active");
     assert_eq!(other["reminded_at"], Value::Null);
 }
@@ -555,14 +555,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     for id in ["dawn", "sunrise"] {
         start_trial(&app, id).await;
     }
-    let (_, trial) = call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/customers/sunrise/trial",
-        &op,
-        None,
-    )
-    .await;
+    let trial = read(&app, "/api/v1/customers/sunrise/trial").await;
     assert_eq!(trial["status"], "pending");
     assert_eq!(
         trial["next"],
@@ -583,14 +576,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
     )
     .await;
     jobs.run_now("outbox.trial_activations").await.unwrap();
-    let (_, still) = call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/customers/sunrise/trial",
-        &op,
-        None,
-    )
-    .await;
+    let still = read(&app, "/api/v1/customers/sunrise/trial").await;
     assert_eq!(still["status"], "pending");
     let r = app
         .client
@@ -602,14 +588,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     jobs.run_now("outbox.trial_activations").await.unwrap();
-    let (_, trial) = call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/customers/sunrise/trial",
-        &op,
-        None,
-    )
-    .await;
+    let trial = read(&app, "/api/v1/customers/sunrise/trial").await;
     assert_eq!(trial["status"], "active", "{trial}");
     assert_eq!(trial["activated_at"], "2026-02-14T10:00:00Z");
     assert_eq!(trial["ends_at"], "2026-02-21T10:00:00Z");
@@ -620,14 +599,7 @@ async fn a_pending_trial_starts_when_its_credentials_are_configured(backend: Bac
 
     // Dawn never configures its credentials: its trial starts at the deadline, on the 15th.
     advance(&app, &clock_id, "2026-02-16T00:00:00Z").await;
-    let (_, trial) = call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/customers/dawn/trial",
-        &op,
-        None,
-    )
-    .await;
+    let trial = read(&app, "/api/v1/customers/dawn/trial").await;
     assert_eq!(
         (
             trial["status"].as_str(),
@@ -847,14 +819,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         accepted += r["accepted"].as_u64().unwrap();
     }
     assert_eq!(accepted, 800);
-    let (_, usage) = call(
-        &app,
-        get.clone(),
-        "/api/v1/customers/contoso/usage",
-        &op,
-        None,
-    )
-    .await;
+    let usage = read(&app, "/api/v1/customers/contoso/usage").await;
     let calls = metric_line(&usage, "api_calls");
     assert_eq!(calls["used"], json!(3000.5 + 8000.0));
     assert_eq!(calls["events"], 803);
@@ -882,14 +847,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         pair.sort();
         assert_eq!(pair, ["accepted", "duplicate"], "s{i}");
     }
-    let (_, usage) = call(
-        &app,
-        get.clone(),
-        "/api/v1/customers/contoso/usage",
-        &op,
-        None,
-    )
-    .await;
+    let usage = read(&app, "/api/v1/customers/contoso/usage").await;
     let calls = metric_line(&usage, "api_calls");
     assert_eq!(calls["used"], json!(3000.5 + 8000.0 + 200.0));
     assert_eq!(calls["events"], 823);
@@ -897,14 +855,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
     // never in the trial's first month.
     let (_, r) = call(&app, post.clone(), "/api/v1/usage", &op, Some(json!({"events": [{"event_id": "early", "metric": "api_calls", "value": 500, "customer_id": "contoso", "timestamp": "2026-03-10T11:00:00Z"}]}))).await;
     assert_eq!(r["accepted"], 1, "{r}");
-    let (_, usage) = call(
-        &app,
-        get.clone(),
-        "/api/v1/customers/contoso/usage",
-        &op,
-        None,
-    )
-    .await;
+    let usage = read(&app, "/api/v1/customers/contoso/usage").await;
     assert_eq!(
         metric_line(&usage, "api_calls")["used"],
         json!(3000.5 + 8000.0 + 200.0)
@@ -1022,14 +973,7 @@ async fn usage_is_metered_once_and_entitled(backend: Backend) {
         (Some(12000), Some(2000), Some(0)),
         "{e}"
     );
-    let (_, usage) = call(
-        &app,
-        get.clone(),
-        "/api/v1/customers/contoso/usage",
-        &op,
-        None,
-    )
-    .await;
+    let usage = read(&app, "/api/v1/customers/contoso/usage").await;
     let calls = metric_line(&usage, "api_calls");
     assert_eq!(
         calls["overage_amount"],
@@ -1285,14 +1229,7 @@ async fn concurrent_advances_do_each_piece_once(backend: Backend) {
             "{status}: {answer}"
         );
     }
-    let (_, clock) = call(
-        &app,
-        reqwest::Method::GET,
-        &format!("/api/v1/test-clocks/{clock_id}"),
-        &app.operator,
-        None,
-    )
-    .await;
+    let clock = read(&app, &format!("/api/v1/test-clocks/{clock_id}")).await;
     assert_eq!(clock["frozen_time"], "2027-03-10T00:00:00Z", "{clock}");
     // An advance to the clock's own time moves nothing and finds nothing left to do.
     let (status, same) = call(
@@ -1389,14 +1326,7 @@ async fn a_scheduled_change_can_be_withdrawn(backend: Backend) {
 
     // The period's end renews the plan as it was.
     advance(&app, &clock_id, "2027-02-16T00:00:00Z").await;
-    let (_, sub) = call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/customers/acme/subscription",
-        &op,
-        None,
-    )
-    .await;
+    let sub = read(&app, "/api/v1/customers/acme/subscription").await;
     assert_eq!(
         (
             sub["status"].as_str(),

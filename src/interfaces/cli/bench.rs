@@ -227,15 +227,7 @@ pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Resul
             connections,
             format,
         } => {
-            anyhow::ensure!(samples > 0, "--samples must be at least 1");
-            anyhow::ensure!(
-                (1..=600).contains(&seconds),
-                "--seconds must be from 1 to 600"
-            );
-            anyhow::ensure!(
-                (1..=1024).contains(&connections),
-                "--connections must be from 1 to 1024"
-            );
+            check_load(samples, seconds, connections)?;
             let scratch = Scratch::new(config).await?;
             let result = super::bench_keys::keys(&scratch, samples, seconds, connections).await;
             scratch.drop().await?;
@@ -281,15 +273,7 @@ pub(super) async fn run(config: &Config, command: BenchCommand) -> anyhow::Resul
             connections,
             format,
         } => {
-            anyhow::ensure!(samples > 0, "--samples must be at least 1");
-            anyhow::ensure!(
-                (1..=600).contains(&seconds),
-                "--seconds must be from 1 to 600"
-            );
-            anyhow::ensure!(
-                (1..=1024).contains(&connections),
-                "--connections must be from 1 to 1024"
-            );
+            check_load(samples, seconds, connections)?;
             let scratch = Scratch::new(config).await?;
             let result = super::bench_usage::usage(&scratch, samples, seconds, connections).await;
             scratch.drop().await?;
@@ -711,4 +695,18 @@ async fn onboard(scratch: &Scratch, n: u32, concurrency: usize) -> anyhow::Resul
         bare_ddl_p95_ms: percentile_ms(&mut ddl, 0.95),
         ratio_p50: onboarding_p50_ms / bare_ddl_p50_ms,
     })
+}
+
+/// The options of a benchmark that times in-process samples and then loads HTTP with wrk.
+fn check_load(samples: u32, seconds: u32, connections: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(samples > 0, "--samples must be at least 1");
+    anyhow::ensure!(
+        (1..=600).contains(&seconds),
+        "--seconds must be from 1 to 600"
+    );
+    anyhow::ensure!(
+        (1..=1024).contains(&connections),
+        "--connections must be from 1 to 1024"
+    );
+    Ok(())
 }

@@ -21,7 +21,7 @@ use crate::store::billing::{UsageOutcome, UsageRecord, UsageTotal};
 const MAX_RECORDS: usize = 5_000;
 
 /// What one request's write answered.
-type Written = Result<(Vec<UsageOutcome>, Vec<UsageTotal>), BillingError>;
+type Written = Result<Vec<UsageOutcome>, BillingError>;
 
 struct Pending {
     records: Vec<UsageRecord>,
@@ -38,7 +38,7 @@ pub(super) struct Ingest {
 
 impl Billing {
     /// Writes `records` (with the contexts of their customers, for the alerts), coalesced with
-    /// the writes of concurrent requests; the outcomes in order, and the totals touched.
+    /// the writes of concurrent requests; the outcomes in order.
     pub(super) async fn write_usage(
         &self,
         records: Vec<UsageRecord>,
@@ -126,16 +126,10 @@ impl Billing {
                 contexts.extend(p.contexts.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             match self.write_now(&records, &contexts).await {
-                Ok((outcomes, totals)) => {
+                Ok(outcomes) => {
                     let mut outcomes = outcomes.into_iter();
                     for (p, n) in batch.into_iter().zip(sizes) {
-                        let mine: Vec<UsageOutcome> = outcomes.by_ref().take(n).collect();
-                        let totals = totals
-                            .iter()
-                            .filter(|t| p.contexts.contains_key(&t.customer_id))
-                            .cloned()
-                            .collect();
-                        let _ = p.reply.send(Ok((mine, totals)));
+                        let _ = p.reply.send(Ok(outcomes.by_ref().take(n).collect()));
                     }
                     return;
                 }
@@ -161,17 +155,28 @@ impl Billing {
         records: &[UsageRecord],
         contexts: &HashMap<String, Option<Context>>,
     ) -> Written {
-        let alerts_for = |totals: &[UsageTotal]| self.alerts(contexts, totals);
-        let (outcomes, totals) = self
+        let asked = Mutex::new(Vec::new());
+        let alerts_for = |totals: &[UsageTotal]| {
+            let alerts = self.alerts(contexts, totals);
+            if let Ok(mut asked) = asked.lock() {
+                asked.extend(alerts.iter().map(|(a, _)| {
+                    (
+                        a.customer_id.clone(),
+                        a.metric.clone(),
+                        a.period_start,
+                        a.kind,
+                    )
+                }));
+            }
+            alerts
+        };
+        let (outcomes, _) = self
             .store
             .record_usage(records, self.clock.now(), &alerts_for)
             .await?;
         // Recorded with the usage: remembered so the next batch does not ask again.
-        self.alerted.remember(
-            self.alerts(contexts, &totals)
-                .into_iter()
-                .map(|(a, _)| (a.customer_id, a.metric, a.period_start, a.kind)),
-        );
-        Ok((outcomes, totals))
+        self.alerted
+            .remember(asked.into_inner().unwrap_or_default().into_iter());
+        Ok(outcomes)
     }
 }

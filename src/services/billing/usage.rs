@@ -548,7 +548,7 @@ impl Billing {
             results.push(None);
         }
         let event_ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
-        let (outcomes, _) = self.write_usage(records, contexts).await?;
+        let outcomes = self.write_usage(records, contexts).await?;
         for ((i, outcome), event_id) in placed.iter().zip(outcomes).zip(event_ids) {
             results[*i] = Some(match outcome {
                 UsageOutcome::Accepted => UsageResult {

@@ -217,17 +217,6 @@ impl EmailError {
     }
 }
 
-/// Why a customer's message no longer goes: the customer was offboarded (or its data deleted).
-fn offboarded(customer: &crate::domain::Customer) -> Option<String> {
-    customer
-        .status
-        .is_offboarded()
-        .then(|| match customer.status {
-            crate::domain::CustomerStatus::Deleted => "the customer's data was deleted".into(),
-            _ => "the customer is offboarded".into(),
-        })
-}
-
 /// A message ready to leave, or the reason it will not.
 enum Prepared {
     Send {
@@ -436,6 +425,25 @@ impl Email {
         vars["public_url"] = self.settings.public_url.clone().into();
     }
 
+    /// The customer a customer's message is for, or why it no longer goes (none named, gone,
+    /// offboarded, its data deleted).
+    async fn customer_of(
+        &self,
+        email: &EmailRecord,
+    ) -> Result<Result<crate::domain::Customer, String>, EmailError> {
+        let Some(id) = &email.customer_id else {
+            return Ok(Err("the message names no customer".into()));
+        };
+        Ok(match self.customers.get_customer(id.as_str()).await? {
+            None => Err("the customer no longer exists".into()),
+            Some(c) if c.status == crate::domain::CustomerStatus::Deleted => {
+                Err("the customer's data was deleted".into())
+            }
+            Some(c) if c.status.is_offboarded() => Err("the customer is offboarded".into()),
+            Some(c) => Ok(c),
+        })
+    }
+
     /// What `email` is rendered with, making its secret now if it carries one.
     async fn prepare(&self, email: &EmailRecord) -> Result<Prepared, EmailError> {
         let mut secrets = Vec::new();
@@ -483,15 +491,11 @@ impl Email {
                 }
             }
             EmailKind::OnboardingSummary => {
-                let Some(id) = &email.customer_id else {
-                    return Ok(Prepared::Skip("the message names no customer".into()));
+                let customer = match self.customer_of(email).await? {
+                    Ok(customer) => customer,
+                    Err(reason) => return Ok(Prepared::Skip(reason)),
                 };
-                let Some(customer) = self.customers.get_customer(id.as_str()).await? else {
-                    return Ok(Prepared::Skip("the customer no longer exists".into()));
-                };
-                if let Some(reason) = offboarded(&customer) {
-                    return Ok(Prepared::Skip(reason));
-                }
+                let id = &customer.id;
                 let run = self.runs.latest_run(id).await?;
                 let steps: Vec<String> = run
                     .as_ref()
@@ -515,15 +519,11 @@ impl Email {
                 })
             }
             EmailKind::TrialEndingSoon => {
-                let Some(id) = &email.customer_id else {
-                    return Ok(Prepared::Skip("the message names no customer".into()));
+                let customer = match self.customer_of(email).await? {
+                    Ok(customer) => customer,
+                    Err(reason) => return Ok(Prepared::Skip(reason)),
                 };
-                let Some(customer) = self.customers.get_customer(id.as_str()).await? else {
-                    return Ok(Prepared::Skip("the customer no longer exists".into()));
-                };
-                if let Some(reason) = offboarded(&customer) {
-                    return Ok(Prepared::Skip(reason));
-                }
+                let id = &customer.id;
                 let trial = match self.billing.trial(&Actor::system(), id.as_str()).await {
                     Ok(t) => t,
                     Err(BillingError::TrialNotFound(_) | BillingError::NoTrialOffered) => {
